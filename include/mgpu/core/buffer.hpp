@@ -1,0 +1,97 @@
+// mgpu/core/buffer.hpp — an owning, uninitialised, fixed-size array on one device.
+//
+// `buffer<T, Kind>` is move-only. The host specialisation allocates 64-byte aligned
+// memory and leaves elements uninitialised (T must be trivially copyable, as every
+// element type in mgpu is); the GPU specialisation lives in the CUDA backend.
+// Thread safety: none beyond that of the memory it owns.
+#pragma once
+
+#include <cstddef>
+#include <cstring>
+#include <limits>
+#include <memory>
+#include <new>
+#include <span>
+#include <type_traits>
+#include <utility>
+#include <unistd.h>
+
+#include "mgpu/core/device.hpp"
+#include "mgpu/core/error.hpp"
+
+namespace mgpu {
+
+template <class T, class Kind>
+class buffer;
+
+namespace detail {
+
+/// Bytes of physical memory currently free on the host (0 if unknown).
+inline std::size_t host_free_bytes() noexcept {
+  long const pages = ::sysconf(_SC_AVPHYS_PAGES);
+  long const page = ::sysconf(_SC_PAGESIZE);
+  return pages > 0 && page > 0 ? static_cast<std::size_t>(pages) * static_cast<std::size_t>(page)
+                               : 0;
+}
+
+inline constexpr std::size_t host_alignment = 64;
+
+struct aligned_delete {
+  void operator()(void* p) const noexcept {
+    ::operator delete(p, std::align_val_t{host_alignment});
+  }
+};
+
+}  // namespace detail
+
+/// Host memory: `size()` elements of T, 64-byte aligned, uninitialised.
+template <class T>
+class buffer<T, cpu> {
+  static_assert(std::is_trivially_copyable_v<T>, "buffer elements must be trivially copyable");
+
+ public:
+  using value_type = T;
+  using kind = cpu;
+
+  buffer() = default;
+  buffer(buffer&& other) noexcept
+      : data_(std::move(other.data_)), size_(std::exchange(other.size_, 0)) {}
+  buffer& operator=(buffer&& other) noexcept {
+    data_ = std::move(other.data_);
+    size_ = std::exchange(other.size_, 0);
+    return *this;
+  }
+
+  /// @throws out_of_memory with the requested and free bytes when allocation fails.
+  explicit buffer(std::size_t size) : size_(size) {
+    if (size == 0) return;
+    if (size > std::numeric_limits<std::size_t>::max() / sizeof(T)) {
+      throw out_of_memory(std::numeric_limits<std::size_t>::max(), detail::host_free_bytes(),
+                          "mgpu::buffer<cpu>");
+    }
+    std::size_t const bytes = size * sizeof(T);
+    void* p = ::operator new(bytes, std::align_val_t{detail::host_alignment}, std::nothrow);
+    if (p == nullptr) throw out_of_memory(bytes, detail::host_free_bytes(), "mgpu::buffer<cpu>");
+    data_.reset(p);
+  }
+
+  /// A buffer holding a copy of `values`.
+  explicit buffer(std::span<T const> values) : buffer(values.size()) {
+    if (!values.empty()) std::memcpy(data(), values.data(), values.size_bytes());
+  }
+
+  [[nodiscard]] T* data() noexcept { return static_cast<T*>(data_.get()); }
+  [[nodiscard]] T const* data() const noexcept { return static_cast<T const*>(data_.get()); }
+  [[nodiscard]] std::size_t size() const noexcept { return size_; }
+  [[nodiscard]] bool empty() const noexcept { return size_ == 0; }
+  [[nodiscard]] std::span<T> span() noexcept { return {data(), size_}; }
+  [[nodiscard]] std::span<T const> span() const noexcept { return {data(), size_}; }
+  T& operator[](std::size_t i) noexcept { return data()[i]; }
+  T const& operator[](std::size_t i) const noexcept { return data()[i]; }
+
+ private:
+  std::unique_ptr<void, detail::aligned_delete> data_;
+  std::size_t size_ = 0;
+};
+
+}  // namespace mgpu

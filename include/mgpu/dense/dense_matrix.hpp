@@ -1,0 +1,74 @@
+// mgpu/dense/dense_matrix.hpp — row-major dense matrices and views.
+//
+// Element (i, j) is at data[i * ld + j], ld >= cols (the leading dimension). The
+// owning `dense_matrix` is move-only and allocates with ld == cols; views are
+// trivially copyable and may describe sub-blocks with ld > cols.
+#pragma once
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+
+#include "mgpu/core/buffer.hpp"
+#include "mgpu/core/error.hpp"
+
+namespace mgpu {
+
+template <class T>
+struct dense_view {
+  std::int64_t rows = 0;
+  std::int64_t cols = 0;
+  std::int64_t ld = 0;
+  T* data = nullptr;
+
+  T& operator()(std::int64_t i, std::int64_t j) const noexcept { return data[i * ld + j]; }
+  [[nodiscard]] std::span<T> row(std::int64_t i) const noexcept {
+    return {data + i * ld, static_cast<std::size_t>(cols)};
+  }
+};
+
+template <class Kind, class T = float>
+class dense_matrix;
+
+/// Host dense matrix, row-major, ld == cols. Elements start uninitialised unless a
+/// fill value is given.
+template <class T>
+class dense_matrix<cpu, T> {
+ public:
+  using kind = cpu;
+  using value_type = T;
+
+  dense_matrix() = default;
+  /// @throws invalid_argument (negative shape), out_of_memory.
+  dense_matrix(std::int64_t rows, std::int64_t cols) : rows_(rows), cols_(cols) {
+    MGPU_EXPECTS(rows >= 0 && cols >= 0, "matrix shape must be non-negative, got ", rows, " x ",
+                 cols);
+    if (cols > 0 && rows > static_cast<std::int64_t>(SIZE_MAX / sizeof(T)) / cols) {
+      throw index_overflow(detail::message("dense matrix ", rows, " x ", cols, " is too large"));
+    }
+    data_ = buffer<T, cpu>(static_cast<std::size_t>(rows * cols));
+  }
+  dense_matrix(std::int64_t rows, std::int64_t cols, T fill) : dense_matrix(rows, cols) {
+    std::fill(data_.data(), data_.data() + data_.size(), fill);
+  }
+
+  [[nodiscard]] std::int64_t rows() const noexcept { return rows_; }
+  [[nodiscard]] std::int64_t cols() const noexcept { return cols_; }
+  [[nodiscard]] std::int64_t ld() const noexcept { return cols_; }
+  [[nodiscard]] T* data() noexcept { return data_.data(); }
+  [[nodiscard]] T const* data() const noexcept { return data_.data(); }
+  T& operator()(std::int64_t i, std::int64_t j) noexcept { return data_[static_cast<std::size_t>(i * cols_ + j)]; }
+  T const& operator()(std::int64_t i, std::int64_t j) const noexcept {
+    return data_[static_cast<std::size_t>(i * cols_ + j)];
+  }
+  [[nodiscard]] dense_view<T> view() noexcept { return {rows_, cols_, cols_, data_.data()}; }
+  [[nodiscard]] dense_view<T const> view() const noexcept { return {rows_, cols_, cols_, data_.data()}; }
+
+ private:
+  std::int64_t rows_ = 0;
+  std::int64_t cols_ = 0;
+  buffer<T, cpu> data_;
+};
+
+}  // namespace mgpu
