@@ -15,3 +15,5 @@
 #include "mgpu/sparse/csr_view.hpp"
 #include "mgpu/sparse/partition.hpp"
 #include "mgpu/sparse/transpose.hpp"
+#include "mgpu/algorithms/cosine_topk.hpp"
+#include "mgpu/execution/fork_join.hpp"

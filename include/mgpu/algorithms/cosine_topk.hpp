@@ -1,0 +1,210 @@
+// mgpu/algorithms/cosine_topk.hpp — exact top-k cosine similarity between sparse rows.
+//
+// For every query row q, the (up to) k corpus rows d with the largest nonzero cosine
+// similarity cos(q, d) = q·d / (‖q‖ ‖d‖), best first, ties broken toward the smaller
+// corpus index. Zero rows have similarity 0 with everything (never NaN), and zero
+// scores are not reported, so a row may list fewer than k neighbours.
+//
+// Method: the corpus is split into nnz-balanced row shards, one per device of the
+// policy; each device keeps its shard transposed and normalised, scores each query
+// batch by sparse accumulation and keeps its own top-k; the shards' lists are then
+// merged exactly (the shard lists are ranked by the same total order). The full score
+// matrix is never formed: memory is O(corpus nnz + batch·k·devices + threads·shard rows).
+// Results are identical for any number of devices.
+// Semantics follow scikit-learn's `cosine_similarity` followed by a stable top-k.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <limits>
+#include <optional>
+#include <vector>
+
+#include "mgpu/algorithms/topk_result.hpp"
+#include "mgpu/backend/cpu/cosine_topk.hpp"
+#include "mgpu/core/error.hpp"
+#include "mgpu/detail/topk_heap.hpp"
+#include "mgpu/execution/fork_join.hpp"
+#include "mgpu/execution/policy.hpp"
+#include "mgpu/sparse/csr_matrix.hpp"
+#include "mgpu/sparse/partition.hpp"
+
+namespace mgpu {
+
+struct cosine_topk_options {
+  /// Skip corpus row i in the results of query row i: set it when the queries and the
+  /// corpus are the same matrix, so a document is not its own best match.
+  bool exclude_self = false;
+  /// Queries per batch; 0 chooses from the policy's memory budget (default 16384).
+  std::int64_t query_batch = 0;
+  /// Called on the calling thread after each batch with (queries done, total).
+  std::function<void(std::int64_t, std::int64_t)> progress{};
+};
+
+namespace detail {
+
+/// 1/‖row‖ for every row (0 for a zero row), summed in double.
+template <class T, class I>
+std::vector<T> inverse_row_norms(csr_view<T, I> a) {
+  std::vector<T> inv(static_cast<std::size_t>(a.rows));
+#pragma omp parallel for schedule(static)
+  for (std::int64_t r = 0; r < static_cast<std::int64_t>(a.rows); ++r) {
+    double sum = 0;
+    for (auto v : a.row_values(static_cast<I>(r))) sum += static_cast<double>(v) * static_cast<double>(v);
+    inv[static_cast<std::size_t>(r)] = sum > 0 ? static_cast<T>(1.0 / std::sqrt(sum)) : T{0};
+  }
+  return inv;
+}
+
+/// @throws invalid_argument naming the matrix and position of the first NaN or Inf.
+template <class T, class I>
+void require_finite(csr_view<T, I> a, char const* name) {
+  if constexpr (std::is_floating_point_v<T>) {
+    for (I r = 0; r < a.rows; ++r) {
+      for (I p = a.row_begin(r); p < a.row_end(r); ++p) {
+        if (!std::isfinite(a.values[p])) {
+          throw invalid_argument(message(name, " has a non-finite value (", a.values[p], ") at row ",
+                                         static_cast<std::int64_t>(r), ", column ",
+                                         static_cast<std::int64_t>(a.col_indices[p]),
+                                         "; cosine ranking needs finite values"));
+        }
+      }
+    }
+  }
+}
+
+/// Rows per query batch: the option, or as many as fit the memory budget (capped).
+template <class T, class I>
+std::int64_t cosine_batch_rows(std::int64_t requested, std::size_t budget, std::int64_t k,
+                               std::int64_t queries) {
+  std::int64_t batch = requested > 0 ? requested : 16384;
+  if (budget > 0) {
+    auto const per_query = static_cast<std::size_t>(k) * (sizeof(scored<T, I>) + 1) + sizeof(std::int32_t);
+    auto const fit = static_cast<std::int64_t>(budget / per_query);
+    if (fit < 1) throw out_of_memory(per_query, budget, "cosine_topk: one query's results");
+    batch = std::min(batch, fit);
+  }
+  return std::max<std::int64_t>(1, std::min(batch, std::max<std::int64_t>(queries, 1)));
+}
+
+}  // namespace detail
+
+/// Exact top-k cosine similarity of each query row against the corpus rows (see the
+/// file comment for the ranking rules).
+///
+/// @param policy   devices to run on; the corpus is sharded across them.
+/// @param queries  q x d sparse matrix (host).
+/// @param corpus   n x d sparse matrix (host).
+/// @param k        neighbours per query, k >= 1; rows list min(k, qualifying) pairs.
+/// @returns q rows of (corpus index, score) pairs, best first.
+/// @throws invalid_argument (k < 1, NaN/Inf values), dimension_mismatch (d differs),
+///         out_of_memory (the memory budget cannot hold one query's results).
+/// Complexity: O(Σ_q Σ_{t∈q} |postings(t)| + q·k·log k); never O(q·n) memory.
+template <class T, class I>
+topk_result<T, I> cosine_topk(execution_policy<cpu> const& policy, csr_view<T, I> queries,
+                              csr_view<T, I> corpus, std::int64_t k,
+                              cosine_topk_options const& options = {}) {
+  MGPU_EXPECTS(k >= 1, "cosine_topk: k must be at least 1, got ", k);
+  if (queries.cols != corpus.cols) {
+    throw dimension_mismatch(detail::message(
+        "cosine_topk: queries are ", static_cast<std::int64_t>(queries.rows), " x ",
+        static_cast<std::int64_t>(queries.cols), " but the corpus is ",
+        static_cast<std::int64_t>(corpus.rows), " x ", static_cast<std::int64_t>(corpus.cols),
+        "; the column counts must match"));
+  }
+  detail::require_finite(queries, "cosine_topk: queries");
+  detail::require_finite(corpus, "cosine_topk: corpus");
+  auto const n_queries = static_cast<std::int64_t>(queries.rows);
+  auto const kk = static_cast<std::size_t>(std::min<std::int64_t>(k, std::max<I>(corpus.rows, 1)));
+
+  topk_result<T, I> result;
+  result.row_offsets.assign(static_cast<std::size_t>(n_queries) + 1, 0);
+  if (n_queries == 0 || corpus.rows == 0) return result;
+
+  auto const query_inv = detail::inverse_row_norms(queries);
+  auto const corpus_inv = detail::inverse_row_norms(corpus);
+
+  auto const n_devices = policy.device_count();
+  auto const bounds = partition_rows_by_nnz(corpus, n_devices);
+  std::vector<std::optional<backend::cpu::cosine_shard<T, I>>> shards(n_devices);
+  detail::fork_join(policy, [&](auto&, std::size_t dev) {
+    if (bounds[dev] == bounds[dev + 1]) return;
+    shards[dev] = backend::cpu::make_cosine_shard<T, I>(corpus, corpus_inv, bounds[dev], bounds[dev + 1]);
+  });
+
+  auto const batch = detail::cosine_batch_rows<T, I>(options.query_batch, policy.memory_budget(),
+                                                     static_cast<std::int64_t>(kk), n_queries);
+  std::vector<std::vector<detail::scored<T, I>>> shard_out(n_devices);
+  std::vector<std::vector<std::int32_t>> shard_counts(n_devices);
+  for (std::size_t dev = 0; dev < n_devices; ++dev) {
+    if (!shards[dev]) continue;
+    shard_out[dev].resize(static_cast<std::size_t>(batch) * kk);
+    shard_counts[dev].resize(static_cast<std::size_t>(batch));
+  }
+
+  std::vector<detail::scored<T, I>> merged;
+  for (std::int64_t q0 = 0; q0 < n_queries; q0 += batch) {
+    auto const q1 = std::min(n_queries, q0 + batch);
+    auto const rows = static_cast<std::size_t>(q1 - q0);
+    detail::fork_join(policy, [&](auto&, std::size_t dev) {
+      if (!shards[dev]) return;
+      backend::cpu::cosine_topk_shard<T, I>(queries, query_inv, *shards[dev], static_cast<I>(q0),
+                                            static_cast<I>(q1), kk, options.exclude_self,
+                                            shard_out[dev], shard_counts[dev]);
+    });
+
+    // Merge: every shard list is ranked by the same total order, so the best kk of
+    // their union is the exact answer.
+    merged.resize(rows * kk);
+    std::vector<std::int64_t> merged_counts(rows);
+#pragma omp parallel
+    {
+      detail::topk_heap<T, I> heap(kk);
+#pragma omp for schedule(static)
+      for (std::int64_t i = 0; i < static_cast<std::int64_t>(rows); ++i) {
+        auto const r = static_cast<std::size_t>(i);
+        for (std::size_t dev = 0; dev < n_devices; ++dev) {
+          if (!shards[dev]) continue;
+          auto const* list = shard_out[dev].data() + r * kk;
+          for (std::int32_t j = 0; j < shard_counts[dev][r]; ++j) heap.push(list[j]);
+        }
+        merged_counts[r] = static_cast<std::int64_t>(heap.size());
+        heap.drain_sorted(merged.begin() + static_cast<std::ptrdiff_t>(r * kk));
+      }
+    }
+    for (std::size_t r = 0; r < rows; ++r) {
+      auto const q = static_cast<std::size_t>(q0) + r;
+      result.row_offsets[q + 1] = result.row_offsets[q] + merged_counts[r];
+      for (std::int64_t j = 0; j < merged_counts[r]; ++j) {
+        auto const& c = merged[r * kk + static_cast<std::size_t>(j)];
+        result.indices.push_back(c.index);
+        result.scores.push_back(c.score);
+      }
+    }
+    if (options.progress) options.progress(q1, n_queries);
+  }
+  return result;
+}
+
+/// Overload for owning matrices.
+template <class T, class I>
+topk_result<T, I> cosine_topk(execution_policy<cpu> const& policy,
+                              csr_matrix<cpu, T, I> const& queries,
+                              csr_matrix<cpu, T, I> const& corpus, std::int64_t k,
+                              cosine_topk_options const& options = {}) {
+  return cosine_topk(policy, queries.view(), corpus.view(), k, options);
+}
+
+/// All pairs within one matrix: each row's k most similar *other* rows (the self match
+/// is excluded unless `options.exclude_self` is set to false).
+template <class T, class I>
+topk_result<T, I> cosine_topk(execution_policy<cpu> const& policy, csr_matrix<cpu, T, I> const& rows,
+                              std::int64_t k,
+                              cosine_topk_options const& options = {.exclude_self = true}) {
+  return cosine_topk(policy, rows.view(), rows.view(), k, options);
+}
+
+}  // namespace mgpu

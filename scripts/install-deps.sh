@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs, from Debian packages, whatever mgpu's build, tests, examples and their
+# default data need and is missing. Non-interactive; needs root (or sudo).
+set -euo pipefail
+
+packages=(
+  cmake ninja-build g++ pkg-config
+  catch2 libbenchmark-dev libsimdjson-dev libutf8proc-dev libcli11-dev libopenblas-dev
+  python3 linux-doc
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+echo "installing: ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Builds mgpu's tests and examples and runs the whole test suite with ctest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh
+build=${MGPU_BUILD_DIR:-build}
+cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DMGPU_BUILD_TESTS=ON -DMGPU_BUILD_EXAMPLES=ON
+cmake --build "$build" --parallel "$(nproc)"
+ctest --test-dir "$build" --output-on-failure --parallel "$(nproc)" "$@"

@@ -1,0 +1,250 @@
+// Specification of mgpu::cosine_topk: exact top-k against a dense double-precision
+// reference, ranking rules, device-count independence, and bad inputs.
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <random>
+#include <vector>
+
+#include <mgpu/mgpu.hpp>
+
+namespace {
+
+using policy_t = mgpu::execution_policy<mgpu::cpu>;
+using matrix = mgpu::csr_matrix<mgpu::cpu, float, std::int32_t>;
+
+matrix from_dense(std::vector<std::vector<float>> const& rows, std::int32_t cols) {
+  std::vector<std::int32_t> offsets{0}, indices;
+  std::vector<float> values;
+  for (auto const& row : rows) {
+    for (std::int32_t c = 0; c < cols; ++c) {
+      if (row[static_cast<std::size_t>(c)] != 0.0f) {
+        indices.push_back(c);
+        values.push_back(row[static_cast<std::size_t>(c)]);
+      }
+    }
+    offsets.push_back(static_cast<std::int32_t>(indices.size()));
+  }
+  return matrix(static_cast<std::int64_t>(rows.size()), cols, offsets, indices, values);
+}
+
+std::vector<std::vector<float>> random_dense(std::mt19937& rng, int rows, int cols, double density) {
+  std::uniform_real_distribution<float> value(0.0f, 1.0f);
+  std::bernoulli_distribution keep(density);
+  std::vector<std::vector<float>> a(static_cast<std::size_t>(rows), std::vector<float>(static_cast<std::size_t>(cols), 0.0f));
+  for (auto& row : a)
+    for (auto& v : row)
+      if (keep(rng)) v = value(rng) < 0.1f ? -value(rng) : value(rng);
+  return a;
+}
+
+struct ref_pair {
+  double score;
+  std::int32_t index;
+};
+
+// Independent reference: all scores in double from the dense rows, sorted by
+// (score descending, index ascending), zeros dropped, first k kept.
+std::vector<std::vector<ref_pair>> dense_reference(std::vector<std::vector<float>> const& q,
+                                                   std::vector<std::vector<float>> const& c, int k,
+                                                   bool exclude_self) {
+  auto norm = [](std::vector<float> const& r) {
+    double s = 0;
+    for (float v : r) s += double(v) * double(v);
+    return std::sqrt(s);
+  };
+  std::vector<std::vector<ref_pair>> out;
+  for (std::size_t i = 0; i < q.size(); ++i) {
+    std::vector<ref_pair> all;
+    for (std::size_t j = 0; j < c.size(); ++j) {
+      if (exclude_self && i == j) continue;
+      double dot = 0;
+      for (std::size_t t = 0; t < q[i].size(); ++t) dot += double(q[i][t]) * double(c[j][t]);
+      double const nq = norm(q[i]), nc = norm(c[j]);
+      double const s = (nq == 0 || nc == 0) ? 0.0 : dot / (nq * nc);
+      if (s != 0) all.push_back({s, static_cast<std::int32_t>(j)});
+    }
+    std::stable_sort(all.begin(), all.end(), [](auto const& a, auto const& b) { return a.score > b.score; });
+    if (all.size() > static_cast<std::size_t>(k)) all.resize(static_cast<std::size_t>(k));
+    out.push_back(all);
+  }
+  return out;
+}
+
+// Scores must agree rank by rank; indices must agree except where the reference has a
+// near-tie (float round-off may then order the tied entries either way).
+void require_matches(mgpu::topk_result<float, std::int32_t> const& got,
+                     std::vector<std::vector<ref_pair>> const& want) {
+  REQUIRE(got.rows() == static_cast<std::int64_t>(want.size()));
+  for (std::size_t q = 0; q < want.size(); ++q) {
+    INFO("query " << q);
+    auto const& w = want[q];
+    auto const idx = got.neighbors(static_cast<std::int64_t>(q));
+    auto const sc = got.scores_of(static_cast<std::int64_t>(q));
+    // A reference score within 1e-6 of zero may legitimately come out as exactly zero
+    // (or not) in float; no such case arises with the generated data.
+    REQUIRE(idx.size() == w.size());
+    for (std::size_t r = 0; r < w.size(); ++r) {
+      REQUIRE(sc[r] == Approx(w[r].score).margin(1e-5));
+      bool const tied = (r > 0 && std::abs(w[r - 1].score - w[r].score) < 1e-5) ||
+                        (r + 1 < w.size() && std::abs(w[r + 1].score - w[r].score) < 1e-5);
+      if (!tied) REQUIRE(idx[r] == w[r].index);
+    }
+  }
+}
+
+}  // namespace
+
+TEST_CASE("cosine_topk: hand-computed neighbours of four 2-d rows", "[cosine]") {
+  // Rows (1,1), (0,2), (3,3), (0,0): cos(r0,r2) = 1, cos(r0,r1) = cos(r1,r2) = 1/sqrt(2).
+  auto const a = from_dense({{1, 1}, {0, 2}, {3, 3}, {0, 0}}, 2);
+  auto const top = mgpu::cosine_topk(policy_t("cpu"), a, 3);
+  REQUIRE(top.rows() == 4);
+  CHECK(std::vector<int>(top.neighbors(0).begin(), top.neighbors(0).end()) == std::vector<int>{2, 1});
+  CHECK(top.scores_of(0)[0] == Approx(1.0));
+  CHECK(top.scores_of(0)[1] == Approx(std::sqrt(0.5)));
+  // Row 1 ties between rows 0 and 2: the smaller index comes first.
+  CHECK(std::vector<int>(top.neighbors(1).begin(), top.neighbors(1).end()) == std::vector<int>{0, 2});
+  CHECK(top.neighbors(3).empty());
+}
+
+TEST_CASE("cosine_topk: matches a dense reference on random matrices", "[cosine]") {
+  auto const seed = GENERATE(1u, 2u, 3u, 4u, 5u);
+  INFO("seed " << seed);
+  std::mt19937 rng(seed);
+  std::uniform_int_distribution<int> dim(1, 40);
+  int const nq = dim(rng), nc = dim(rng), d = dim(rng);
+  auto const q = random_dense(rng, nq, d, 0.3);
+  auto const c = random_dense(rng, nc, d, 0.3);
+  int const k = std::uniform_int_distribution<int>(1, 12)(rng);
+  auto const got = mgpu::cosine_topk(policy_t("cpu"), from_dense(q, d), from_dense(c, d), k);
+  require_matches(got, dense_reference(q, c, k, false));
+}
+
+TEST_CASE("cosine_topk: all-pairs excludes the self match by default", "[cosine]") {
+  std::mt19937 rng(11);
+  auto const a = random_dense(rng, 30, 12, 0.4);
+  auto const got = mgpu::cosine_topk(policy_t("cpu"), from_dense(a, 12), 5);
+  require_matches(got, dense_reference(a, a, 5, true));
+  auto const with_self = mgpu::cosine_topk(policy_t("cpu"), from_dense(a, 12), 5,
+                                           mgpu::cosine_topk_options{.exclude_self = false});
+  require_matches(with_self, dense_reference(a, a, 5, false));
+}
+
+TEST_CASE("cosine_topk: cpu:N and any batch size give bitwise the same result as cpu", "[cosine]") {
+  std::mt19937 rng(7);
+  auto const a = from_dense(random_dense(rng, 64, 30, 0.2), 30);
+  auto const base = mgpu::cosine_topk(policy_t("cpu"), a, 7);
+  for (auto devices : {"cpu:2", "cpu:3", "cpu:4"}) {
+    for (std::int64_t batch : {0, 1, 5}) {
+      INFO(devices << " batch " << batch);
+      mgpu::cosine_topk_options opts{.exclude_self = true, .query_batch = batch};
+      auto const got = mgpu::cosine_topk(policy_t(devices), a, 7, opts);
+      CHECK(got.row_offsets == base.row_offsets);
+      CHECK(got.indices == base.indices);
+      CHECK(got.scores == base.scores);
+    }
+  }
+}
+
+TEST_CASE("reliability row 6: fewer corpus rows than devices, empty matrices", "[cosine][reliability]") {
+  auto const a = from_dense({{1, 0}, {1, 1}}, 2);
+  auto const got = mgpu::cosine_topk(policy_t("cpu:4"), a, 10);
+  REQUIRE(got.rows() == 2);
+  CHECK(got.neighbors(0).size() == 1);
+  CHECK(got.neighbors(0)[0] == 1);
+  matrix const empty(0, 2);
+  CHECK(mgpu::cosine_topk(policy_t("cpu:2"), empty, a, 3).rows() == 0);
+  auto const none = mgpu::cosine_topk(policy_t("cpu:2"), a, empty, 3);
+  REQUIRE(none.rows() == 2);
+  CHECK(none.indices.empty());
+}
+
+TEST_CASE("reliability row 9: zero rows score 0, never NaN, and are not reported", "[cosine][reliability]") {
+  auto const a = from_dense({{0, 0, 0}, {1, 2, 0}, {0, 0, 0}, {2, 4, 0}}, 3);
+  auto const got = mgpu::cosine_topk(policy_t("cpu"), a, 3);
+  CHECK(got.neighbors(0).empty());
+  CHECK(got.neighbors(2).empty());
+  REQUIRE(got.neighbors(1).size() == 1);
+  CHECK(got.neighbors(1)[0] == 3);
+  for (float s : got.scores) CHECK(std::isfinite(s));
+}
+
+TEST_CASE("reliability row 10: k <= 0 is rejected, k beyond the candidates lists what exists",
+          "[cosine][reliability]") {
+  auto const a = from_dense({{1, 0}, {1, 1}, {0, 1}}, 2);
+  CHECK_THROWS_AS(mgpu::cosine_topk(policy_t("cpu"), a, 0), mgpu::invalid_argument);
+  CHECK_THROWS_AS(mgpu::cosine_topk(policy_t("cpu"), a, -3), mgpu::invalid_argument);
+  auto const got = mgpu::cosine_topk(policy_t("cpu"), a, 100);
+  CHECK(got.neighbors(0).size() == 1);  // row 2 is orthogonal to row 0
+  CHECK(got.neighbors(1).size() == 2);
+}
+
+TEST_CASE("reliability row 10: tied scores are ordered by the smaller index on every device count",
+          "[cosine][reliability]") {
+  // Rows 1..6 are identical, so every one of them ties for query 0.
+  std::vector<std::vector<float>> rows(7, {1, 2, 3});
+  rows[0] = {3, 2, 1};
+  auto const a = from_dense(rows, 3);
+  for (auto devices : {"cpu", "cpu:2", "cpu:3"}) {
+    auto const got = mgpu::cosine_topk(policy_t(devices), a, 4);
+    CHECK(std::vector<int>(got.neighbors(0).begin(), got.neighbors(0).end()) == std::vector<int>{1, 2, 3, 4});
+  }
+}
+
+TEST_CASE("reliability row 7: NaN or Inf values are rejected naming the position", "[cosine][reliability]") {
+  auto const good = from_dense({{1, 0}, {0, 1}}, 2);
+  auto const bad = from_dense({{1, std::numeric_limits<float>::quiet_NaN()}, {0, 1}}, 2);
+  CHECK_THROWS_WITH(mgpu::cosine_topk(policy_t("cpu"), bad, good, 1),
+                    Catch::Matchers::Contains("row 0, column 1"));
+  auto const inf = from_dense({{1, 0}, {std::numeric_limits<float>::infinity(), 1}}, 2);
+  CHECK_THROWS_AS(mgpu::cosine_topk(policy_t("cpu"), good, inf, 1), mgpu::invalid_argument);
+}
+
+TEST_CASE("reliability row 8: queries and corpus with different column counts", "[cosine][reliability]") {
+  auto const a = from_dense({{1, 0}}, 2);
+  auto const b = from_dense({{1, 0, 1}}, 3);
+  CHECK_THROWS_AS(mgpu::cosine_topk(policy_t("cpu"), a, b, 1), mgpu::dimension_mismatch);
+  CHECK_THROWS_WITH(mgpu::cosine_topk(policy_t("cpu"), a, b, 1), Catch::Matchers::Contains("1 x 2") &&
+                                                                      Catch::Matchers::Contains("1 x 3"));
+}
+
+TEST_CASE("reliability row 11: a memory budget too small for one query is out_of_memory",
+          "[cosine][reliability]") {
+  auto const a = from_dense({{1, 0}, {1, 1}}, 2);
+  CHECK_THROWS_AS(mgpu::cosine_topk(policy_t("cpu").with_memory_budget(8), a, 1), mgpu::out_of_memory);
+  // A budget that holds a few queries at a time still gives the full answer, in batches.
+  auto const small = mgpu::cosine_topk(policy_t("cpu").with_memory_budget(64), a, 1);
+  auto const full = mgpu::cosine_topk(policy_t("cpu"), a, 1);
+  CHECK(small.indices == full.indices);
+}
+
+TEST_CASE("cosine_topk: 64-bit indices give the same neighbours", "[cosine]") {
+  std::mt19937 rng(5);
+  auto const dense = random_dense(rng, 20, 9, 0.4);
+  auto const a = from_dense(dense, 9);
+  std::vector<std::int64_t> off(a.row_offsets().begin(), a.row_offsets().end());
+  std::vector<std::int64_t> idx(a.col_indices().begin(), a.col_indices().end());
+  std::vector<float> val(a.values().begin(), a.values().end());
+  mgpu::csr_matrix<mgpu::cpu, float, std::int64_t> const b(20, 9, off, idx, val);
+  auto const r32 = mgpu::cosine_topk(policy_t("cpu:2"), a, 4);
+  auto const r64 = mgpu::cosine_topk(policy_t("cpu:2"), b, 4);
+  CHECK(std::vector<std::int64_t>(r32.indices.begin(), r32.indices.end()) == r64.indices);
+  CHECK(r32.scores == r64.scores);
+}
+
+TEST_CASE("cosine_topk: the progress callback reports every batch", "[cosine]") {
+  std::mt19937 rng(3);
+  auto const a = from_dense(random_dense(rng, 10, 5, 0.5), 5);
+  std::vector<std::int64_t> seen;
+  mgpu::cosine_topk_options opts{.exclude_self = true, .query_batch = 4};
+  opts.progress = [&](std::int64_t done, std::int64_t total) {
+    CHECK(total == 10);
+    seen.push_back(done);
+  };
+  (void)mgpu::cosine_topk(policy_t("cpu"), a, 2, opts);
+  CHECK(seen == std::vector<std::int64_t>{4, 8, 10});
+}
