@@ -1,0 +1,55 @@
+// Google Benchmark: cosine top-10 over a synthetic corpus whose term frequencies follow
+// Zipf's law (as text does), on cpu and cpu:N policies.
+//
+//   build/benchmarks/bench_cosine --benchmark_repetitions=5 --benchmark_report_aggregates_only
+#include <benchmark/benchmark.h>
+
+#include <cmath>
+#include <cstdint>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <mgpu/mgpu.hpp>
+
+namespace {
+
+// rows documents of `terms_per_row` distinct terms drawn from a Zipf(1) vocabulary.
+mgpu::csr_matrix<mgpu::cpu, float, std::int32_t> zipf_corpus(std::int32_t rows, std::int32_t vocabulary,
+                                                            int terms_per_row) {
+  std::mt19937 rng(42);
+  std::vector<double> weights(static_cast<std::size_t>(vocabulary));
+  for (std::size_t t = 0; t < weights.size(); ++t) weights[t] = 1.0 / static_cast<double>(t + 1);
+  std::discrete_distribution<std::int32_t> term(weights.begin(), weights.end());
+  std::uniform_real_distribution<float> value(0.1f, 1.0f);
+  std::vector<std::int32_t> r, c;
+  std::vector<float> v;
+  for (std::int32_t i = 0; i < rows; ++i) {
+    for (int j = 0; j < terms_per_row; ++j) {
+      r.push_back(i);
+      c.push_back(term(rng));
+      v.push_back(value(rng));
+    }
+  }
+  return mgpu::csr_from_coo<float, std::int32_t>(rows, vocabulary, r, c, v);
+}
+
+void all_pairs_top10(benchmark::State& state, std::string const& devices) {
+  auto const rows = static_cast<std::int32_t>(state.range(0));
+  auto const corpus = zipf_corpus(rows, 50000, 12);
+  mgpu::execution_policy<mgpu::cpu> const policy(devices);
+  for (auto _ : state) {
+    auto top = mgpu::cosine_topk(policy, corpus, 10);
+    benchmark::DoNotOptimize(top.indices.data());
+  }
+  state.counters["queries/s"] =
+      benchmark::Counter(static_cast<double>(rows) * static_cast<double>(state.iterations()),
+                         benchmark::Counter::kIsRate);
+}
+
+}  // namespace
+
+BENCHMARK_CAPTURE(all_pairs_top10, cpu, std::string("cpu"))->Arg(20000)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_CAPTURE(all_pairs_top10, cpu2, std::string("cpu:2"))->Arg(20000)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+BENCHMARK_MAIN();
