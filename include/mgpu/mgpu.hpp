@@ -17,3 +17,4 @@
 #include "mgpu/sparse/transpose.hpp"
 #include "mgpu/algorithms/cosine_topk.hpp"
 #include "mgpu/execution/fork_join.hpp"
+#include "mgpu/io/matrix_market.hpp"
