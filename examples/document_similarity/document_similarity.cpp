@@ -9,7 +9,7 @@
 // assembled into NDJSON by make_linux_doc_corpus.py beside this file:
 //
 //   python3 examples/document_similarity/make_linux_doc_corpus.py --output out/linux-doc.ndjson
-//   document_similarity --input out/linux-doc.ndjson --top-k 10 --devices cpu:2 \
+//   document_similarity --input out/linux-doc.ndjson --top-k 10 --devices cpu:2
 //                       --output neighbors.tsv
 //
 // Output (--output): one line per (query, neighbour), best first:
@@ -134,7 +134,7 @@ int run(settings const& s) {
     std::fprintf(stderr, "tokenise+count:  %8.3f s  %.1f MB/s, %zu terms, %lld nonzeros\n", t_count,
                  static_cast<double>(bytes) / 1e6 / t_count, vectorizer.vocabulary().size(),
                  static_cast<long long>(counts.nnz()));
-    auto const tfidf = vectorizer.weight(policy, counts);
+    auto const tfidf = mgpu::tfidf_weight(policy, counts, vectorizer.idf(), vectorizer.options());
     std::fprintf(stderr, "weight:          %8.3f s\n", clock.lap());
 
     if (!s.save_tfidf.empty()) {

@@ -18,3 +18,5 @@
 #include "mgpu/algorithms/cosine_topk.hpp"
 #include "mgpu/execution/fork_join.hpp"
 #include "mgpu/io/matrix_market.hpp"
+#include "mgpu/algorithms/tfidf.hpp"
+#include "mgpu/io/corpus.hpp"

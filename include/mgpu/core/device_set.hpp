@@ -7,10 +7,12 @@
 // thread-safe, so one set may serve several user threads.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <memory>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "mgpu/core/device.hpp"

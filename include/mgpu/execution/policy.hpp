@@ -13,6 +13,7 @@
 #include <cstddef>
 #include <memory>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 
 #include "mgpu/core/device.hpp"

@@ -57,7 +57,8 @@ bool check_csr_arrays(std::int64_t rows, std::int64_t cols, std::span<I const> r
   check_fits_index<I>(static_cast<std::int64_t>(col_indices.size()), "nnz");
   if (row_offsets.size() != static_cast<std::size_t>(rows) + 1) {
     throw dimension_mismatch(message("row_offsets has ", row_offsets.size(),
-                                     " entries, expected rows + 1 = ", rows + 1));
+                                     " entries, expected rows + 1 = ",
+                                     static_cast<std::size_t>(rows) + 1));
   }
   if (col_indices.size() != values.size()) {
     throw dimension_mismatch(message("col_indices has ", col_indices.size(),
@@ -81,7 +82,8 @@ bool check_csr_arrays(std::int64_t rows, std::int64_t cols, std::span<I const> r
     }
   }
   if (static_cast<std::int64_t>(row_offsets[rows]) != nnz) {
-    throw format_error(message("row_offsets[rows] = ", static_cast<std::int64_t>(row_offsets[rows]),
+    throw format_error(message("row_offsets[", rows, "] = ",
+                               static_cast<std::int64_t>(row_offsets[rows]),
                                " but there are nnz = ", nnz, " entries"));
   }
   bool canonical = true;

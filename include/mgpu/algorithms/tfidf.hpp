@@ -1,0 +1,742 @@
+// mgpu/algorithms/tfidf.hpp — TF-IDF features of a text corpus, with scikit-learn's
+// semantics.
+//
+// `tfidf_vectorizer` reproduces `sklearn.feature_extraction.text.TfidfVectorizer`
+// (scikit-learn 1.2) for every option in `tfidf_options`: with the defaults, the same
+// vocabulary in the same order and the same values (computed in double, stored as T)
+// as `TfidfVectorizer().fit_transform(corpus)` on any UTF-8 corpus. The pipeline:
+//
+//   analyzer   doc.lower() on the whole document (Python's full Unicode lowercase:
+//              İ -> "i̇", final sigma), then the tokens of `(?u)\b\w\w+\b`, then word
+//              n-grams joined by one space (detail/tokenizer.hpp, text_unicode.hpp)
+//   counting   CountVectorizer: vocabulary sorted by term (code point = UTF-8 byte
+//              order); `binary` sets counts to 1; terms with df > max_df or df < min_df
+//              are dropped, then `max_features` keeps the terms of largest total count
+//   weighting  TfidfTransformer: tf (1 + ln tf if sublinear_tf) * idf, with
+//              idf = ln((1 + n) / (1 + df)) + 1 (smooth_idf) or ln(n / df) + 1;
+//              then each row is scaled to unit L2 or L1 norm. All-zero rows stay zero.
+//
+// Divergences from scikit-learn, on purpose:
+//   - Where sklearn raises "empty vocabulary" or "After pruning, no terms remain", the
+//     result is an n_docs x 0 matrix and an empty vocabulary (RELIABILITY.md row 9).
+//   - max_features ranks terms with sklearn's `argsort`, which is not stable: between
+//     terms tied at the cut-off sklearn's choice is unspecified, ours is the term that
+//     sorts first.
+//   - Unicode tables are utf8proc 2.8's (Unicode 15.0); Python 3.11 uses Unicode 14.0,
+//     so code points new in Unicode 15.0 are word characters here only.
+//   - Invalid UTF-8 raises invalid_argument (sklearn's default decode_error='strict'
+//     raises UnicodeDecodeError on such bytes).
+//
+// Parallelism: tokenising and counting use all OpenMP threads of the calling thread
+// (documents are processed in batches; one dictionary per thread, merged at the end).
+// Weighting and normalising run on the policy's devices through detail::fork_join,
+// over row blocks balanced by nnz; results do not depend on the number of devices.
+//
+// Thread safety: const member functions (transform, weight, accessors) may run
+// concurrently; fit, fit_transform and count need exclusive access. A failed fit
+// leaves the vectorizer as it was.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <concepts>
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <numeric>
+#include <optional>
+#include <ranges>
+#include <span>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include <omp.h>
+
+#include "mgpu/core/buffer.hpp"
+#include "mgpu/core/device.hpp"
+#include "mgpu/core/error.hpp"
+#include "mgpu/detail/text_term_table.hpp"
+#include "mgpu/detail/tokenizer.hpp"
+#include "mgpu/execution/fork_join.hpp"
+#include "mgpu/execution/policy.hpp"
+#include "mgpu/sparse/csr_matrix.hpp"
+#include "mgpu/sparse/csr_view.hpp"
+#include "mgpu/sparse/partition.hpp"
+
+namespace mgpu {
+
+/// Row normalisation after weighting (sklearn's `norm`: 'l2', 'l1' or None).
+enum class tfidf_norm { l2, l1, none };
+
+/// A document-frequency bound as sklearn takes it: an integer is an absolute number of
+/// documents (>= 1), a double a proportion of the corpus in [0, 1]. `opts.min_df = 2`
+/// selects the integer, `opts.max_df = 0.5` the proportion.
+using df_bound = std::variant<std::int64_t, double>;
+
+/// The options of sklearn's TfidfVectorizer that apply to the default word analyzer;
+/// the defaults are sklearn's.
+struct tfidf_options {
+  bool lowercase = true;
+  tfidf_norm norm = tfidf_norm::l2;
+  bool use_idf = true;
+  bool smooth_idf = true;
+  /// Replace tf by 1 + ln(tf).
+  bool sublinear_tf = false;
+  /// Counts become 1 before weighting (and before max_features ranks the terms).
+  bool binary = false;
+  /// Terms in fewer documents are dropped.
+  df_bound min_df = std::int64_t{1};
+  /// Terms in more documents are dropped.
+  df_bound max_df = 1.0;
+  /// Keep at most this many terms (>= 1): those with the largest total count.
+  std::optional<std::int64_t> max_features;
+  /// Word n-grams with min <= n <= max (1 <= min <= max), joined by one space.
+  std::pair<int, int> ngram_range{1, 1};
+};
+
+/// A corpus fed in batches, e.g. read from disk: called with an empty vector, appends
+/// the next documents (UTF-8) and returns true, or returns false once the corpus is
+/// exhausted (documents appended in that last call are still used). Batches may have
+/// any size; each one is tokenised in parallel.
+using tfidf_batch_source = std::function<bool(std::vector<std::string>&)>;
+
+/// What the vectorizer accepts as a corpus: an input range (single pass suffices:
+/// generators, istream-based views) whose elements convert to std::string_view, or a
+/// tfidf_batch_source. Forward ranges of lvalues or string_views are read in place;
+/// other ranges are copied batch by batch, so their elements may be temporaries.
+template <class C>
+concept text_corpus =
+    (std::ranges::input_range<C> &&
+     std::convertible_to<std::ranges::range_reference_t<C>, std::string_view>) ||
+    std::convertible_to<C, tfidf_batch_source>;
+
+namespace detail {
+
+inline void validate_tfidf_options(tfidf_options const& o) {
+  auto check_df = [](df_bound const& b, char const* name) {
+    if (auto const* count = std::get_if<std::int64_t>(&b)) {
+      MGPU_EXPECTS(*count >= 1, "tfidf_options::", name,
+                   " as a document count must be >= 1, got ", *count);
+    } else {
+      double const p = std::get<double>(b);
+      MGPU_EXPECTS(p >= 0.0 && p <= 1.0, "tfidf_options::", name,
+                   " as a proportion must be in [0, 1], got ", p);
+    }
+  };
+  check_df(o.min_df, "min_df");
+  check_df(o.max_df, "max_df");
+  MGPU_EXPECTS(!o.max_features || *o.max_features >= 1,
+               "tfidf_options::max_features must be >= 1, got ", o.max_features.value_or(0));
+  MGPU_EXPECTS(o.ngram_range.first >= 1 && o.ngram_range.first <= o.ngram_range.second,
+               "tfidf_options::ngram_range must satisfy 1 <= min <= max, got (",
+               o.ngram_range.first, ", ", o.ngram_range.second, ")");
+}
+
+/// Documents per batch and bytes per batch: enough work to keep every thread busy,
+/// little enough that a streamed corpus never sits in memory whole.
+inline constexpr std::size_t batch_documents = 1 << 16;
+inline constexpr std::size_t batch_bytes = std::size_t{32} << 20;
+
+/// Calls f(std::span<std::string_view const>) for consecutive batches of the corpus.
+template <class C, class F>
+void for_each_batch(C&& corpus, F&& f) {
+  std::vector<std::string_view> views;
+  if constexpr (std::ranges::input_range<C>) {
+    using ref = std::ranges::range_reference_t<C>;
+    constexpr bool in_place =
+        std::ranges::forward_range<C> &&
+        (std::is_lvalue_reference_v<ref> || std::same_as<std::remove_cvref_t<ref>, std::string_view>);
+    std::string arena;
+    std::vector<std::size_t> ends;
+    std::size_t bytes = 0;
+    auto flush = [&] {
+      if constexpr (!in_place) {
+        views.clear();
+        std::size_t begin = 0;
+        for (std::size_t e : ends) {
+          views.emplace_back(arena.data() + begin, e - begin);
+          begin = e;
+        }
+        ends.clear();
+        f(std::span<std::string_view const>(views));
+        arena.clear();
+      } else {
+        f(std::span<std::string_view const>(views));
+        views.clear();
+      }
+      bytes = 0;
+    };
+    for (auto&& element : corpus) {
+      std::string_view const doc(element);
+      if constexpr (in_place) {
+        views.push_back(doc);
+      } else {
+        arena.append(doc);
+        ends.push_back(arena.size());
+      }
+      bytes += doc.size();
+      if (bytes >= batch_bytes || views.size() + ends.size() >= batch_documents) flush();
+    }
+    if (!views.empty() || !ends.empty()) flush();
+  } else {
+    tfidf_batch_source source(std::forward<C>(corpus));
+    std::vector<std::string> batch;
+    bool more = true;
+    while (more) {
+      batch.clear();
+      more = source(batch);
+      views.assign(batch.begin(), batch.end());
+      if (!views.empty()) f(std::span<std::string_view const>(views));
+    }
+  }
+}
+
+struct term_count {
+  std::uint32_t term;
+  std::uint32_t count;
+};
+
+struct term_frequency {
+  std::uint64_t documents = 0;  // documents containing the term
+  std::uint64_t total = 0;      // occurrences in the corpus
+};
+
+/// Where a document's (term, count) entries are: in worker `worker`'s entry list.
+struct document_entries {
+  std::uint32_t worker = 0;
+  std::uint32_t length = 0;
+  std::size_t begin = 0;
+};
+
+/// One thread's counting state; it persists across batches.
+struct count_worker {
+  explicit count_worker(bool lowercase) : tokens(lowercase) {}
+  word_tokenizer tokens;
+  term_table terms;                      // this thread's dictionary (fit only)
+  std::vector<std::uint32_t> in_document;  // per term: count in the current document
+  std::vector<std::uint32_t> touched;    // terms seen in the current document
+  std::vector<term_frequency> frequency;  // per term: df and total count
+  std::vector<term_count> entries;       // rows of the count matrix, by document
+  std::vector<std::string_view> features;  // the current document's terms ...
+  std::vector<std::uint64_t> hashes;       // ... and their hashes
+};
+
+/// A count matrix as counting produces it (exact integer counts).
+template <class I>
+struct count_matrix {
+  I rows = 0;
+  I cols = 0;
+  buffer<I, cpu> row_offsets;
+  buffer<I, cpu> col_indices;
+  buffer<std::uint32_t, cpu> counts;
+
+  [[nodiscard]] csr_view<std::uint32_t, I> view() const noexcept {
+    return {rows, cols, row_offsets.data(), col_indices.data(), counts.data()};
+  }
+};
+
+/// The fitted state: sorted vocabulary, its lookup table (id = column), df per column.
+struct fitted_vocabulary {
+  std::vector<std::string> terms;
+  term_table table;
+  std::vector<std::uint64_t> df;
+};
+
+/// Tokenises and counts documents batch by batch on all OpenMP threads, either
+/// building a vocabulary (fit) or looking terms up in a fixed one (transform).
+class corpus_counter {
+ public:
+  /// `fixed`: the vocabulary to look terms up in (transform), or null to build one.
+  /// `keep_rows`: whether to keep the per-document counts (not needed by a plain fit).
+  corpus_counter(tfidf_options const& options, bool keep_rows, term_table const* fixed)
+      : options_(options), keep_rows_(keep_rows), fixed_(fixed) {}
+
+  void add_batch(std::span<std::string_view const> docs) {
+    auto const threads = static_cast<std::size_t>(std::max(1, omp_get_max_threads()));
+    while (workers_.size() < threads) {
+      workers_.push_back(std::make_unique<count_worker>(options_.lowercase));
+    }
+    std::size_t const base = documents_;
+    if (keep_rows_) rows_.resize(base + docs.size());
+    std::exception_ptr error;
+    std::size_t error_document = 0;
+    auto const n = static_cast<std::int64_t>(docs.size());
+#pragma omp parallel num_threads(static_cast<int>(threads))
+    {
+      auto& worker = *workers_[static_cast<std::size_t>(omp_get_thread_num())];
+      auto const worker_index = static_cast<std::uint32_t>(omp_get_thread_num());
+#pragma omp for schedule(dynamic, 16)
+      for (std::int64_t i = 0; i < n; ++i) {
+        std::size_t const index = base + static_cast<std::size_t>(i);
+        try {
+          count_document(worker, docs[static_cast<std::size_t>(i)], index);
+          if (keep_rows_) {
+            auto const length = worker.touched.size();
+            rows_[index] = {worker_index, static_cast<std::uint32_t>(length),
+                            worker.entries.size() - length};
+          }
+          worker.touched.clear();
+        } catch (...) {
+          worker.touched.clear();
+#pragma omp critical(mgpu_tfidf_count_error)
+          if (!error || index < error_document) {
+            error = std::current_exception();
+            error_document = index;
+          }
+        }
+      }
+    }
+    if (error) std::rethrow_exception(error);
+    documents_ += docs.size();
+  }
+
+  [[nodiscard]] std::size_t documents() const noexcept { return documents_; }
+
+  /// Merges the per-thread dictionaries into the sorted vocabulary, applies min_df,
+  /// max_df and max_features, and (if rows were kept) builds the count matrix.
+  /// @throws invalid_argument if max_df allows fewer documents than min_df.
+  template <class I>
+  std::pair<fitted_vocabulary, count_matrix<I>> finish_fit() {
+    term_table global;
+    std::vector<std::uint64_t> df;
+    std::vector<std::uint64_t> total;
+    std::vector<std::vector<std::uint32_t>> to_global(workers_.size());
+    for (std::size_t w = 0; w < workers_.size(); ++w) {
+      auto const& worker = *workers_[w];
+      to_global[w].resize(worker.terms.size());
+      for (std::uint32_t id = 0; id < worker.terms.size(); ++id) {
+        std::uint32_t const g = global.intern(worker.terms.term(id), worker.terms.hash(id));
+        if (g == df.size()) {
+          df.push_back(0);
+          total.push_back(0);
+        }
+        df[g] += worker.frequency[id].documents;
+        total[g] += worker.frequency[id].total;
+        to_global[w][id] = g;
+      }
+    }
+    std::vector<std::uint32_t> order(global.size());
+    std::iota(order.begin(), order.end(), std::uint32_t{0});
+    std::sort(order.begin(), order.end(), [&](std::uint32_t a, std::uint32_t b) {
+      return global.term(a) < global.term(b);  // char_traits<char>: unsigned bytes
+    });
+    std::vector<std::uint32_t> const kept = select_terms(order, df, total);
+
+    fitted_vocabulary vocabulary;
+    std::vector<std::uint32_t> column(global.size(), term_table::npos);
+    vocabulary.terms.reserve(kept.size());
+    vocabulary.df.reserve(kept.size());
+    for (auto const k : kept) {
+      std::uint32_t const g = order[k];
+      auto const term = global.term(g);
+      column[g] = vocabulary.table.intern(term, global.hash(g));
+      vocabulary.terms.emplace_back(term);
+      vocabulary.df.push_back(df[g]);
+    }
+    count_matrix<I> counts;
+    if (keep_rows_) {
+      auto const workers = static_cast<std::int64_t>(workers_.size());
+#pragma omp parallel for schedule(dynamic, 1)
+      for (std::int64_t w = 0; w < workers; ++w) {
+        auto const& map = to_global[static_cast<std::size_t>(w)];
+        for (auto& e : workers_[static_cast<std::size_t>(w)]->entries) e.term = column[map[e.term]];
+      }
+      counts = assemble<I>(kept.size());
+    } else {
+      counts = empty_counts<I>(kept.size());
+    }
+    return {std::move(vocabulary), std::move(counts)};
+  }
+
+  /// The count matrix of a transform (columns = the fixed vocabulary).
+  template <class I>
+  count_matrix<I> finish_transform() {
+    return assemble<I>(fixed_->size());
+  }
+
+ private:
+  void count_document(count_worker& w, std::string_view doc, std::size_t index) {
+    // Any term's count in one document is at most its token count, < size / 2.
+    MGPU_EXPECTS(doc.size() < (std::size_t{1} << 33), "document ", index, " has ", doc.size(),
+                 " bytes; documents of 8 GiB or more are not supported");
+    w.tokens.tokenize(doc, index);
+    auto add = [&](std::uint32_t id) {
+      if (id >= w.in_document.size()) w.in_document.resize(std::max<std::size_t>(id + 1, 2 * w.in_document.size()), 0);
+      if (w.in_document[id]++ == 0) w.touched.push_back(id);
+    };
+    w.features.clear();
+    w.hashes.clear();
+    w.tokens.for_each_ngram(options_.ngram_range.first, options_.ngram_range.second,
+                            [&](std::string_view term) {
+                              w.features.push_back(term);
+                              w.hashes.push_back(hash_term(term));
+                            });
+    constexpr std::size_t ahead = 8;
+    std::size_t const n = w.features.size();
+    if (fixed_ != nullptr) {
+      for (std::size_t i = 0; i < n; ++i) {
+        if (i + ahead < n) fixed_->prefetch(w.hashes[i + ahead]);
+        std::uint32_t const id = fixed_->find(w.features[i], w.hashes[i]);
+        if (id != term_table::npos) add(id);
+      }
+    } else {
+      for (std::size_t i = 0; i < n; ++i) {
+        if (i + ahead < n) w.terms.prefetch(w.hashes[i + ahead]);
+        add(w.terms.intern(w.features[i], w.hashes[i]));
+      }
+      if (w.frequency.size() < w.terms.size()) w.frequency.resize(w.terms.size());
+    }
+    for (auto const id : w.touched) {
+      std::uint32_t const c = std::exchange(w.in_document[id], 0);
+      if (keep_rows_) w.entries.push_back({id, c});
+      if (fixed_ == nullptr) {
+        ++w.frequency[id].documents;
+        w.frequency[id].total += c;
+      }
+    }
+  }
+
+  /// Positions (in sorted order) of the terms that survive min_df, max_df and
+  /// max_features, ascending; sklearn's _limit_features.
+  [[nodiscard]] std::vector<std::uint32_t> select_terms(std::vector<std::uint32_t> const& order,
+                                                        std::vector<std::uint64_t> const& df,
+                                                        std::vector<std::uint64_t> const& total) const {
+    if (order.empty()) return {};  // sklearn: "empty vocabulary"
+    auto const n = static_cast<double>(documents_);
+    auto doc_count = [n](df_bound const& b) {
+      if (auto const* count = std::get_if<std::int64_t>(&b)) return static_cast<double>(*count);
+      return std::get<double>(b) * n;
+    };
+    double const max_count = doc_count(options_.max_df);
+    double const min_count = doc_count(options_.min_df);
+    MGPU_EXPECTS(max_count >= min_count, "max_df corresponds to fewer documents (", max_count,
+                 ") than min_df (", min_count, ") for a corpus of ", documents_, " documents");
+    std::vector<std::uint32_t> kept;
+    for (std::uint32_t k = 0; k < order.size(); ++k) {
+      auto const d = static_cast<double>(df[order[k]]);
+      if (d <= max_count && d >= min_count) kept.push_back(k);
+    }
+    if (options_.max_features && kept.size() > static_cast<std::size_t>(*options_.max_features)) {
+      // binary counts are 1, so their corpus total is the document frequency.
+      auto const& score = options_.binary ? df : total;
+      std::stable_sort(kept.begin(), kept.end(), [&](std::uint32_t a, std::uint32_t b) {
+        return score[order[a]] > score[order[b]];
+      });
+      kept.resize(static_cast<std::size_t>(*options_.max_features));
+      std::sort(kept.begin(), kept.end());
+    }
+    return kept;
+  }
+
+  template <class I>
+  count_matrix<I> empty_counts(std::size_t cols) const {
+    check_fits_index<I>(static_cast<std::int64_t>(documents_), "documents");
+    check_fits_index<I>(static_cast<std::int64_t>(cols), "vocabulary size");
+    count_matrix<I> m;
+    m.rows = static_cast<I>(documents_);
+    m.cols = static_cast<I>(cols);
+    m.row_offsets = buffer<I, cpu>(documents_ + 1);
+    std::fill_n(m.row_offsets.data(), documents_ + 1, I{0});
+    return m;
+  }
+
+  /// Builds the CSR count matrix from the kept rows; entries whose term is npos (pruned)
+  /// are dropped, each row is sorted by column. Binary counts become 1.
+  template <class I>
+  count_matrix<I> assemble(std::size_t cols) {
+    check_fits_index<I>(static_cast<std::int64_t>(documents_), "documents");
+    check_fits_index<I>(static_cast<std::int64_t>(cols), "vocabulary size");
+    auto const n = static_cast<std::int64_t>(documents_);
+    std::vector<std::size_t> offsets(documents_ + 1, 0);
+#pragma omp parallel for schedule(static)
+    for (std::int64_t d = 0; d < n; ++d) {
+      auto const& row = rows_[static_cast<std::size_t>(d)];
+      auto const& entries = workers_[row.worker]->entries;
+      std::size_t kept = 0;
+      for (std::size_t p = row.begin; p < row.begin + row.length; ++p) {
+        kept += entries[p].term != term_table::npos ? 1 : 0;
+      }
+      offsets[static_cast<std::size_t>(d) + 1] = kept;
+    }
+    std::partial_sum(offsets.begin(), offsets.end(), offsets.begin());
+    std::size_t const nnz = offsets.back();
+    check_fits_index<I>(static_cast<std::int64_t>(nnz), "nnz");
+
+    count_matrix<I> m;
+    m.rows = static_cast<I>(documents_);
+    m.cols = static_cast<I>(cols);
+    m.row_offsets = buffer<I, cpu>(documents_ + 1);
+    m.col_indices = buffer<I, cpu>(nnz);
+    m.counts = buffer<std::uint32_t, cpu>(nnz);
+    bool const binary = options_.binary;
+#pragma omp parallel
+    {
+      std::vector<term_count> row_entries;
+#pragma omp for schedule(dynamic, 256)
+      for (std::int64_t d = 0; d < n; ++d) {
+        auto const di = static_cast<std::size_t>(d);
+        auto const& row = rows_[di];
+        auto const& entries = workers_[row.worker]->entries;
+        row_entries.clear();
+        for (std::size_t p = row.begin; p < row.begin + row.length; ++p) {
+          if (entries[p].term != term_table::npos) row_entries.push_back(entries[p]);
+        }
+        std::sort(row_entries.begin(), row_entries.end(),
+                  [](term_count a, term_count b) { return a.term < b.term; });
+        std::size_t out = offsets[di];
+        m.row_offsets[di] = static_cast<I>(out);
+        for (auto const& e : row_entries) {
+          m.col_indices[out] = static_cast<I>(e.term);
+          m.counts[out] = binary ? 1u : e.count;
+          ++out;
+        }
+      }
+    }
+    m.row_offsets[documents_] = static_cast<I>(nnz);
+    return m;
+  }
+
+  tfidf_options options_;
+  bool keep_rows_;
+  term_table const* fixed_;
+  std::size_t documents_ = 0;
+  std::vector<std::unique_ptr<count_worker>> workers_;
+  std::vector<document_entries> rows_;
+};
+
+/// Weights and normalises rows [first, last) of `counts` into `out` (indexed like
+/// counts.values), with the calling thread's OpenMP threads.
+template <class C, class T, class I>
+void weight_rows(csr_view<C, I> counts, I first, I last, double const* idf,
+                 tfidf_options const& o, T* out) {
+#pragma omp parallel
+  {
+    std::vector<double> row;
+#pragma omp for schedule(dynamic, 256)
+    for (I r = first; r < last; ++r) {
+      I const begin = counts.row_offsets[r];
+      I const end = counts.row_offsets[r + 1];
+      row.resize(static_cast<std::size_t>(end - begin));
+      double sum = 0.0;
+      for (I p = begin; p < end; ++p) {
+        auto v = static_cast<double>(counts.values[p]);
+        if (o.sublinear_tf) v = std::log(v) + 1.0;
+        if (o.use_idf) v *= idf[counts.col_indices[p]];
+        row[static_cast<std::size_t>(p - begin)] = v;
+        sum += o.norm == tfidf_norm::l2 ? v * v : std::fabs(v);
+      }
+      // sklearn's inplace_csr_row_normalize_*: zero rows are left alone, never 0/0.
+      double norm = 1.0;
+      if (o.norm != tfidf_norm::none && sum != 0.0) norm = o.norm == tfidf_norm::l2 ? std::sqrt(sum) : sum;
+      for (I p = begin; p < end; ++p) out[p] = static_cast<T>(row[static_cast<std::size_t>(p - begin)] / norm);
+    }
+  }
+}
+
+/// TfidfTransformer.transform of a count matrix (the structure is copied, the values
+/// weighted); on `policy`'s devices when one is given, else on the calling thread.
+template <class T, class C, class I>
+csr_matrix<cpu, T, I> weight_counts_on(execution_policy<cpu> const* policy, csr_view<C, I> counts,
+                                       std::span<double const> idf, tfidf_options const& o) {
+  if (o.use_idf && idf.size() != static_cast<std::size_t>(counts.cols)) {
+    throw dimension_mismatch(message("tf-idf weighting: the count matrix has ", counts.cols,
+                                     " columns but idf has ", idf.size(), " entries"));
+  }
+  auto const rows = static_cast<std::size_t>(counts.rows);
+  auto const nnz = static_cast<std::size_t>(counts.nnz());
+  buffer<I, cpu> offsets(std::span<I const>(counts.row_offsets, rows + 1));
+  buffer<I, cpu> cols(std::span<I const>(counts.col_indices, nnz));
+  buffer<T, cpu> values(nnz);
+  T* out = values.data();
+  if (policy == nullptr) {
+    weight_rows(counts, I{0}, counts.rows, idf.data(), o, out);
+  } else {
+    auto const bounds = partition_rows_by_nnz(counts, policy->device_count());
+    fork_join(*policy, [&](device_context<cpu>&, std::size_t i) {
+      if (bounds[i] < bounds[i + 1]) weight_rows(counts, bounds[i], bounds[i + 1], idf.data(), o, out);
+    });
+  }
+  return csr_matrix<cpu, T, I>::adopt_canonical(counts.rows, counts.cols, std::move(offsets),
+                                                std::move(cols), std::move(values));
+}
+
+/// Weighting on the calling thread's OpenMP threads.
+template <class T, class C, class I>
+csr_matrix<cpu, T, I> weight_counts(csr_view<C, I> counts, std::span<double const> idf,
+                                    tfidf_options const& o) {
+  return weight_counts_on<T>(nullptr, counts, idf, o);
+}
+
+/// Weighting on a host policy's devices. A device backend adds its own overload.
+template <class T, class C, class I>
+csr_matrix<cpu, T, I> weight_counts(execution_policy<cpu> const& policy, csr_view<C, I> counts,
+                                    std::span<double const> idf, tfidf_options const& o) {
+  return weight_counts_on<T>(&policy, counts, idf, o);
+}
+
+}  // namespace detail
+
+/// TfidfTransformer(norm, use_idf, smooth_idf, sublinear_tf).transform(counts) with a
+/// fitted `idf` (one entry per column; ignored when !options.use_idf): tf, or 1 + ln tf,
+/// times idf, then rows scaled to unit norm (all-zero rows stay zero). Values are
+/// computed in double. Explicit zeros in `counts` give -inf with sublinear_tf, as in
+/// NumPy. The result has the structure of `counts`. O(nnz).
+/// Weighting runs on the policy's devices, row blocks balanced by nnz.
+/// @throws dimension_mismatch if use_idf and idf.size() != counts.cols().
+template <class T, class I>
+csr_matrix<cpu, T, I> tfidf_weight(execution_policy<cpu> const& policy,
+                                   csr_matrix<cpu, T, I> const& counts,
+                                   std::span<double const> idf, tfidf_options const& options) {
+  return detail::weight_counts<T>(policy, counts.view(), idf, options);
+}
+
+/// As above, on the calling thread's OpenMP threads.
+template <class T, class I>
+csr_matrix<cpu, T, I> tfidf_weight(csr_matrix<cpu, T, I> const& counts, std::span<double const> idf,
+                                   tfidf_options const& options) {
+  return detail::weight_counts<T>(counts.view(), idf, options);
+}
+
+/// sklearn's TfidfVectorizer (see the file comment): learns a vocabulary and idf from
+/// a corpus and turns documents into an n_docs x vocabulary_size CSR matrix of T, rows
+/// in document order, columns in vocabulary order, canonical. Indices are I.
+template <class T = float, class I = std::int32_t>
+class tfidf_vectorizer {
+ public:
+  /// @throws invalid_argument for options outside sklearn's domain (min_df / max_df
+  ///         counts < 1 or proportions outside [0, 1], max_features < 1, ngram_range
+  ///         not 1 <= min <= max).
+  explicit tfidf_vectorizer(tfidf_options options = {}) : options_(std::move(options)) {
+    detail::validate_tfidf_options(options_);
+  }
+
+  /// Learns the vocabulary and idf (sklearn `fit`). One pass over the corpus; the
+  /// per-document counts are not kept, so memory is O(vocabulary), not O(corpus).
+  /// @throws invalid_argument for invalid UTF-8 (naming the document and byte offset),
+  ///         or when max_df allows fewer documents than min_df; index_overflow when the
+  ///         number of documents or terms exceeds I.
+  template <text_corpus C>
+  tfidf_vectorizer& fit(C&& docs) {
+    fit_counts(std::forward<C>(docs), false);
+    return *this;
+  }
+
+  /// fit, then transform of the same corpus, in one pass. n_docs x vocabulary().size().
+  /// @throws as fit.
+  template <text_corpus C>
+  csr_matrix<cpu, T, I> fit_transform(C&& docs) {
+    auto const counts = fit_counts(std::forward<C>(docs), true);
+    return detail::weight_counts<T>(counts.view(), idf(), options_);
+  }
+
+  /// fit_transform with the weighting and normalisation on `policy`'s devices.
+  template <class Kind, text_corpus C>
+  csr_matrix<cpu, T, I> fit_transform(execution_policy<Kind> const& policy, C&& docs) {
+    auto const counts = fit_counts(std::forward<C>(docs), true);
+    return detail::weight_counts<T>(policy, counts.view(), idf(), options_);
+  }
+
+  /// The tf-idf rows of new documents with the fitted vocabulary and idf; terms not in
+  /// the vocabulary are ignored (sklearn `transform`).
+  /// @throws invalid_argument if not fitted, or for invalid UTF-8.
+  template <text_corpus C>
+  csr_matrix<cpu, T, I> transform(C&& docs) const {
+    auto const counts = count_fixed(std::forward<C>(docs));
+    return detail::weight_counts<T>(counts.view(), idf(), options_);
+  }
+
+  /// transform with the weighting and normalisation on `policy`'s devices.
+  template <class Kind, text_corpus C>
+  csr_matrix<cpu, T, I> transform(execution_policy<Kind> const& policy, C&& docs) const {
+    auto const counts = count_fixed(std::forward<C>(docs));
+    return detail::weight_counts<T>(policy, counts.view(), idf(), options_);
+  }
+
+  /// Fits (vocabulary and idf, as fit) and returns the term counts instead of tf-idf:
+  /// sklearn's CountVectorizer(...).fit_transform, with `binary` applied. Counts above
+  /// 2^24 are not exact in float. weight(count(docs)) equals fit_transform(docs).
+  /// @throws as fit.
+  template <text_corpus C>
+  csr_matrix<cpu, T, I> count(C&& docs) {
+    auto const counts = fit_counts(std::forward<C>(docs), true);
+    auto const v = counts.view();
+    auto const nnz = static_cast<std::size_t>(v.nnz());
+    buffer<T, cpu> values(nnz);
+    for (std::size_t p = 0; p < nnz; ++p) values[p] = static_cast<T>(v.values[p]);
+    return csr_matrix<cpu, T, I>::adopt_canonical(
+        v.rows, v.cols, buffer<I, cpu>(std::span<I const>(v.row_offsets, static_cast<std::size_t>(v.rows) + 1)),
+        buffer<I, cpu>(std::span<I const>(v.col_indices, nnz)), std::move(values));
+  }
+
+  /// Weights a count matrix with the fitted idf (sklearn TfidfTransformer.transform).
+  /// @throws invalid_argument if not fitted; dimension_mismatch if counts.cols() is
+  ///         not the vocabulary size.
+  [[nodiscard]] csr_matrix<cpu, T, I> weight(csr_matrix<cpu, T, I> const& counts) const {
+    expect_fitted("weight");
+    if (static_cast<std::size_t>(counts.cols()) != vocabulary_.size()) {
+      throw dimension_mismatch(detail::message("tfidf_vectorizer::weight: the count matrix has ",
+                                       counts.cols(), " columns but the vocabulary has ",
+                                       vocabulary_.size(), " terms"));
+    }
+    return detail::weight_counts<T>(counts.view(), idf(), options_);
+  }
+
+  /// The terms in column order (sorted by code point); empty before fit.
+  [[nodiscard]] std::vector<std::string> const& vocabulary() const noexcept { return vocabulary_; }
+  /// The idf of each column (sklearn `idf_`); empty when !use_idf or before fit.
+  [[nodiscard]] std::span<double const> idf() const noexcept { return idf_; }
+  /// Number of documents containing each column's term in the fitted corpus.
+  [[nodiscard]] std::span<std::uint64_t const> document_frequency() const noexcept { return df_; }
+  [[nodiscard]] bool is_fitted() const noexcept { return fitted_; }
+  [[nodiscard]] tfidf_options const& options() const noexcept { return options_; }
+
+ private:
+  void expect_fitted(char const* what) const {
+    MGPU_EXPECTS(fitted_, "tfidf_vectorizer::", what, " called before fit");
+  }
+
+  template <class C>
+  detail::count_matrix<I> fit_counts(C&& docs, bool keep_rows) {
+    detail::corpus_counter counter(options_, keep_rows, nullptr);
+    detail::for_each_batch(std::forward<C>(docs),
+                           [&](std::span<std::string_view const> batch) { counter.add_batch(batch); });
+    auto [fitted, counts] = counter.template finish_fit<I>();
+    std::vector<double> idf;
+    if (options_.use_idf) {
+      double const s = options_.smooth_idf ? 1.0 : 0.0;
+      double const n = static_cast<double>(counter.documents()) + s;
+      idf.reserve(fitted.df.size());
+      for (auto const d : fitted.df) idf.push_back(std::log(n / (static_cast<double>(d) + s)) + 1.0);
+    }
+    vocabulary_ = std::move(fitted.terms);
+    table_ = std::move(fitted.table);
+    df_ = std::move(fitted.df);
+    idf_ = std::move(idf);
+    fitted_ = true;
+    return std::move(counts);
+  }
+
+  template <class C>
+  detail::count_matrix<I> count_fixed(C&& docs) const {
+    expect_fitted("transform");
+    detail::corpus_counter counter(options_, true, &table_);
+    detail::for_each_batch(std::forward<C>(docs),
+                           [&](std::span<std::string_view const> batch) { counter.add_batch(batch); });
+    return counter.template finish_transform<I>();
+  }
+
+  tfidf_options options_;
+  bool fitted_ = false;
+  std::vector<std::string> vocabulary_;
+  detail::term_table table_;
+  std::vector<std::uint64_t> df_;
+  std::vector<double> idf_;
+};
+
+}  // namespace mgpu

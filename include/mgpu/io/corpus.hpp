@@ -1,0 +1,316 @@
+// mgpu/io/corpus.hpp — streaming readers for text corpora: NDJSON and one document per line.
+//
+// Documents come off disk in batches of about `batch_bytes`, so a corpus larger than memory
+// can be vectorised batch by batch. The file is read in large blocks (`read_bytes`) and split
+// into lines in place; a line that straddles two blocks is completed by growing the buffer,
+// never by reading line by line. Memory in use is about two blocks plus twice the longest
+// line seen (at most `max_line_bytes`), plus the current batch.
+//
+// Formats
+// - `corpus_format::ndjson` (https://github.com/ndjson/ndjson-spec): one JSON object per line,
+//   parsed with simdjson, which decodes every JSON escape (\n, \", \uXXXX, surrogate pairs).
+//   The text is the string member `text_field`. The id is the member `id_field`, a string or
+//   an integer (written back in decimal); without that member the id is the document's
+//   1-based line number in decimal. Other members are ignored; of repeated members the first
+//   counts. Lines holding only JSON whitespace are skipped. JSON is read strictly (RFC 8259):
+//   e.g. a raw tab inside a string is an error.
+// - `corpus_format::lines`: every line is one document, empty lines included (an empty
+//   document), and its id is its 1-based line number in decimal.
+// Both accept "\n" and "\r\n" line ends, a last line without a line end, and a UTF-8 byte
+// order mark at the start of the file (ignored). An empty file is a valid corpus with no
+// documents.
+//
+// Errors (RELIABILITY.md row 14): every problem is a `mgpu::parse_error` carrying the file and
+// the 1-based line number — invalid UTF-8 anywhere in a line, invalid JSON, a line that is not
+// an object, a missing or non-string text member, an id that is neither a string nor an
+// integer, a line longer than `max_line_bytes`, a read error. There is no skip-and-count mode:
+// a corpus is either read completely or rejected at its first bad line. A missing file is a
+// `parse_error` with line 0.
+//
+// Thread safety: a reader is a single-threaded cursor; distinct readers are independent.
+#pragma once
+
+#include <simdjson.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <limits>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+#include "mgpu/core/error.hpp"
+
+namespace mgpu {
+
+/// How each line of a corpus file is turned into a document.
+enum class corpus_format { ndjson, lines };
+
+/// Options of `corpus_reader` and `read_corpus`.
+struct corpus_options {
+  corpus_format format = corpus_format::ndjson;
+  /// NDJSON member holding the document text (must be a JSON string).
+  std::string text_field = "text";
+  /// NDJSON member holding the document id (a JSON string or integer; optional).
+  std::string id_field = "id";
+  /// A batch is closed once its ids and texts reach this many bytes (at least one document).
+  std::size_t batch_bytes = std::size_t{32} << 20;
+  /// Longest accepted line in bytes, not counting its "\n" or "\r\n".
+  std::size_t max_line_bytes = std::size_t{64} << 20;
+  /// Bytes asked of the operating system per read; a tuning knob (must be > 0).
+  std::size_t read_bytes = std::size_t{4} << 20;
+};
+
+/// A run of consecutive documents: `ids[i]` and `texts[i]` describe one document.
+struct corpus_batch {
+  std::vector<std::string> ids;
+  /// UTF-8 text of each document, JSON escapes decoded.
+  std::vector<std::string> texts;
+  /// 1-based line number of the first document (0 while the batch is empty).
+  std::size_t first_line = 0;
+
+  [[nodiscard]] std::size_t size() const noexcept { return texts.size(); }
+  [[nodiscard]] bool empty() const noexcept { return texts.empty(); }
+  void clear() noexcept {
+    ids.clear();
+    texts.clear();
+    first_line = 0;
+  }
+};
+
+namespace detail {
+
+struct file_closer {
+  void operator()(std::FILE* file) const noexcept { std::fclose(file); }
+};
+
+[[nodiscard]] inline char const* json_type_name(simdjson::dom::element_type type) noexcept {
+  switch (type) {
+    case simdjson::dom::element_type::ARRAY: return "an array";
+    case simdjson::dom::element_type::OBJECT: return "an object";
+    case simdjson::dom::element_type::INT64:
+    case simdjson::dom::element_type::UINT64: return "an integer";
+    case simdjson::dom::element_type::DOUBLE: return "a non-integer number";
+    case simdjson::dom::element_type::STRING: return "a string";
+    case simdjson::dom::element_type::BOOL: return "a boolean";
+    case simdjson::dom::element_type::NULL_VALUE: return "null";
+  }
+  return "an unknown JSON value";
+}
+
+}  // namespace detail
+
+/// Streams the documents of one corpus file in batches. Move-only.
+///
+/// Usage: `corpus_reader reader(path); corpus_batch batch; while (reader.next(batch)) {...}`.
+/// After an exception the reader's position is unspecified; destroy it.
+class corpus_reader {
+ public:
+  /// Opens `file`; nothing is read until `next`.
+  /// @throws parse_error (line 0) when the file cannot be opened, with the system's reason;
+  ///         invalid_argument when `options.read_bytes` is 0.
+  explicit corpus_reader(std::filesystem::path file, corpus_options options = {})
+      : path_(std::move(file)), name_(path_.string()), options_(std::move(options)) {
+    MGPU_EXPECTS(options_.read_bytes > 0, "corpus_options::read_bytes must be positive");
+    errno = 0;
+    file_.reset(std::fopen(name_.c_str(), "rb"));
+    if (!file_) throw parse_error(name_, 0, "cannot open: " + system_reason(errno));
+  }
+
+  /// Replaces `batch` with the next documents, in file order, until their ids and texts
+  /// hold at least `batch_bytes` bytes or the file ends. O(bytes read).
+  /// @returns false, with `batch` empty, once every document has been returned.
+  /// @throws parse_error with the file and the 1-based line of the first bad line.
+  bool next(corpus_batch& batch) {
+    batch.clear();
+    std::size_t bytes = 0;
+    while (batch.empty() || bytes < options_.batch_bytes) {
+      auto const line = next_line();
+      if (!line) break;
+      if (options_.format == corpus_format::ndjson) {
+        if (line->find_first_not_of(" \t\r") == std::string_view::npos) continue;
+        append_ndjson(batch, *line);
+      } else {
+        append_plain(batch, *line);
+      }
+      if (batch.size() == 1) batch.first_line = lines_read_;
+      bytes += batch.ids.back().size() + batch.texts.back().size();
+    }
+    return !batch.empty();
+  }
+
+  /// Lines consumed so far, blank and skipped ones included.
+  [[nodiscard]] std::size_t lines_read() const noexcept { return lines_read_; }
+
+  [[nodiscard]] std::filesystem::path const& path() const noexcept { return path_; }
+
+ private:
+  static constexpr std::size_t padding = simdjson::SIMDJSON_PADDING;
+
+  [[nodiscard]] static std::string system_reason(int code) {
+    return std::error_code(code, std::generic_category()).message();
+  }
+
+  // The next line without its line end, valid until the following call; nullopt at the end.
+  std::optional<std::string_view> next_line() {
+    for (;;) {
+      auto* const data = buffer_.data();
+      auto* const newline =
+          scanned_ < end_ ? static_cast<char*>(std::memchr(data + scanned_, '\n', end_ - scanned_))
+                          : nullptr;
+      if (newline != nullptr) {
+        auto const start = begin_;
+        begin_ = static_cast<std::size_t>(newline - data) + 1;
+        scanned_ = begin_;
+        return finish_line(std::string_view(data + start, begin_ - 1 - start));
+      }
+      scanned_ = end_;
+      // One byte of slack for a "\r" that may precede the "\n" still to come; written so that
+      // max_line_bytes = SIZE_MAX (no limit) cannot overflow.
+      if (auto const pending = end_ - begin_; pending > 1 && pending - 1 > options_.max_line_bytes) {
+        throw_too_long(lines_read_ + 1);
+      }
+      if (at_eof_) {
+        if (begin_ == end_) return std::nullopt;
+        auto const start = std::exchange(begin_, end_);
+        return finish_line(std::string_view(data + start, end_ - start));
+      }
+      fill();
+    }
+  }
+
+  std::string_view finish_line(std::string_view line) {
+    ++lines_read_;
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (line.size() > options_.max_line_bytes) throw_too_long(lines_read_);
+    if (lines_read_ == 1 && line.starts_with("\xEF\xBB\xBF")) line.remove_prefix(3);
+    return line;
+  }
+
+  [[noreturn]] void throw_too_long(std::size_t line) const {
+    throw parse_error(name_, line,
+                      detail::message("line longer than max_line_bytes (", options_.max_line_bytes,
+                                      " bytes)"));
+  }
+
+  // Moves the unfinished line to the front, grows the buffer if the line fills it, and
+  // appends the next block of the file. Keeps `padding` spare bytes after `end_` so that
+  // simdjson may read past the end of any line without a copy.
+  void fill() {
+    if (begin_ > 0) {
+      std::memmove(buffer_.data(), buffer_.data() + begin_, end_ - begin_);
+      end_ -= begin_;
+      scanned_ -= begin_;
+      begin_ = 0;
+    }
+    auto const capacity = buffer_.empty() ? 0 : buffer_.size() - padding;
+    if (end_ + options_.read_bytes > capacity) {
+      buffer_.resize(std::max(2 * capacity, end_ + options_.read_bytes) + padding);
+    }
+    auto const wanted = options_.read_bytes;
+    auto const got = std::fread(buffer_.data() + end_, 1, wanted, file_.get());
+    end_ += got;
+    if (got < wanted) {
+      if (std::ferror(file_.get())) {
+        throw parse_error(name_, lines_read_ + 1, "read error: " + system_reason(errno));
+      }
+      at_eof_ = true;
+    }
+  }
+
+  void check_utf8(std::string_view line) const {
+    if (!simdjson::validate_utf8(line.data(), line.size())) {
+      throw parse_error(name_, lines_read_, "invalid UTF-8");
+    }
+  }
+
+  void append_plain(corpus_batch& batch, std::string_view line) const {
+    check_utf8(line);
+    batch.ids.push_back(std::to_string(lines_read_));
+    batch.texts.emplace_back(line);
+  }
+
+  void append_ndjson(corpus_batch& batch, std::string_view line) {
+    // simdjson also rejects bad UTF-8, but its error codes are not guaranteed to be stable
+    // across CPU kernels, so UTF-8 is checked first to name the fault reliably.
+    check_utf8(line);
+    simdjson::dom::element root;
+    if (auto const code = parser_.parse(line.data(), line.size(), false).get(root)) {
+      throw parse_error(name_, lines_read_,
+                        std::string("invalid JSON: ") + simdjson::error_message(code));
+    }
+    simdjson::dom::object object;
+    if (root.get(object) != simdjson::SUCCESS) {
+      throw parse_error(name_, lines_read_,
+                        detail::message("expected a JSON object, got ",
+                                        detail::json_type_name(root.type())));
+    }
+    simdjson::dom::element text;
+    if (object.at_key(options_.text_field).get(text) != simdjson::SUCCESS) {
+      throw parse_error(name_, lines_read_,
+                        detail::message("missing text field \"", options_.text_field, '"'));
+    }
+    std::string_view text_value;
+    if (text.get(text_value) != simdjson::SUCCESS) {
+      throw parse_error(name_, lines_read_,
+                        detail::message("text field \"", options_.text_field,
+                                        "\" must be a string, got ",
+                                        detail::json_type_name(text.type())));
+    }
+    batch.ids.push_back(ndjson_id(object));
+    batch.texts.emplace_back(text_value);
+  }
+
+  [[nodiscard]] std::string ndjson_id(simdjson::dom::object const& object) const {
+    simdjson::dom::element id;
+    if (object.at_key(options_.id_field).get(id) != simdjson::SUCCESS) {
+      return std::to_string(lines_read_);
+    }
+    switch (id.type()) {
+      case simdjson::dom::element_type::STRING: return std::string(id.get_string().value_unsafe());
+      case simdjson::dom::element_type::INT64: return std::to_string(id.get_int64().value_unsafe());
+      case simdjson::dom::element_type::UINT64:
+        return std::to_string(id.get_uint64().value_unsafe());
+      default:
+        throw parse_error(name_, lines_read_,
+                          detail::message("id field \"", options_.id_field,
+                                          "\" must be a string or an integer, got ",
+                                          detail::json_type_name(id.type())));
+    }
+  }
+
+  std::filesystem::path path_;
+  std::string name_;
+  corpus_options options_;
+  std::unique_ptr<std::FILE, detail::file_closer> file_;
+  // Unconsumed input is [begin_, end_); [begin_, scanned_) is known to hold no "\n".
+  std::vector<char> buffer_;
+  std::size_t begin_ = 0;
+  std::size_t scanned_ = 0;
+  std::size_t end_ = 0;
+  bool at_eof_ = false;
+  std::size_t lines_read_ = 0;
+  simdjson::dom::parser parser_;
+};
+
+/// Reads a whole corpus into one batch: `ids` and `texts` hold every document in file order
+/// (`first_line` is the line of the first). For corpora that fit in memory; see
+/// `corpus_reader` for formats and errors. `options.batch_bytes` is ignored.
+/// @throws parse_error, invalid_argument as `corpus_reader`.
+[[nodiscard]] inline corpus_batch read_corpus(std::filesystem::path const& file,
+                                              corpus_options options = {}) {
+  options.batch_bytes = std::numeric_limits<std::size_t>::max();
+  corpus_reader reader(file, std::move(options));
+  corpus_batch all;
+  reader.next(all);
+  return all;
+}
+
+}  // namespace mgpu

@@ -1,0 +1,482 @@
+// TF-IDF: scikit-learn's TfidfVectorizer semantics (mgpu/algorithms/tfidf.hpp).
+//
+// Expected values come from scikit-learn 1.2.1 on Python 3.11
+// (tests/data/tfidf/make_fixtures.py writes them) or are computed by hand from the
+// formulas sklearn documents.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <cstdint>
+#include <fstream>
+#include <map>
+#include <ranges>
+#include <sstream>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <simdjson.h>
+
+#include "mgpu/algorithms/tfidf.hpp"
+#include "mgpu/detail/text_unicode.hpp"
+
+namespace {
+
+using mgpu::tfidf_options;
+using mgpu::tfidf_vectorizer;
+
+std::string const data_dir = std::string(MGPU_TEST_DATA_DIR) + "/tfidf/";
+
+struct sparse_rows {
+  std::vector<std::int64_t> shape;
+  std::vector<std::int64_t> indptr;
+  std::vector<std::int64_t> indices;
+  std::vector<double> data;
+};
+
+struct sklearn_case {
+  tfidf_options options;
+  std::vector<std::string> vocabulary;
+  std::vector<double> idf;
+  sparse_rows fit_transform;
+  sparse_rows transform;
+};
+
+struct sklearn_fixture {
+  std::vector<std::string> corpus;
+  std::vector<std::string> transform_documents;
+  std::map<std::string, sklearn_case, std::less<>> cases;
+};
+
+std::vector<std::string> strings(simdjson::dom::array a) {
+  std::vector<std::string> out;
+  for (std::string_view s : a) out.emplace_back(s);
+  return out;
+}
+
+sparse_rows read_csr(simdjson::dom::object o) {
+  sparse_rows m;
+  for (std::int64_t v : o["shape"].get_array()) m.shape.push_back(v);
+  for (std::int64_t v : o["indptr"].get_array()) m.indptr.push_back(v);
+  for (std::int64_t v : o["indices"].get_array()) m.indices.push_back(v);
+  for (double v : o["data"].get_array()) m.data.push_back(v);
+  return m;
+}
+
+tfidf_options read_options(simdjson::dom::object o) {
+  tfidf_options opts;
+  for (auto [key, value] : o) {
+    if (key == "sublinear_tf") opts.sublinear_tf = bool(value);
+    else if (key == "binary") opts.binary = bool(value);
+    else if (key == "use_idf") opts.use_idf = bool(value);
+    else if (key == "smooth_idf") opts.smooth_idf = bool(value);
+    else if (key == "lowercase") opts.lowercase = bool(value);
+    else if (key == "max_features") opts.max_features = std::int64_t(value);
+    else if (key == "norm") {
+      std::string_view const n = value;
+      opts.norm = n == "l1" ? mgpu::tfidf_norm::l1 : n == "l2" ? mgpu::tfidf_norm::l2 : mgpu::tfidf_norm::none;
+    } else if (key == "min_df" || key == "max_df") {
+      mgpu::df_bound const bound = value.is_int64() ? mgpu::df_bound(std::int64_t(value))
+                                                    : mgpu::df_bound(double(value));
+      (key == "min_df" ? opts.min_df : opts.max_df) = bound;
+    } else if (key == "ngram_range") {
+      simdjson::dom::array const r = value;
+      opts.ngram_range = {static_cast<int>(std::int64_t(r.at(0))), static_cast<int>(std::int64_t(r.at(1)))};
+    } else {
+      FAIL("unknown option in expected.json: " << key);
+    }
+  }
+  return opts;
+}
+
+sklearn_fixture const& fixture() {
+  static sklearn_fixture const f = [] {
+    simdjson::dom::parser parser;
+    simdjson::dom::element root = parser.load(data_dir + "expected.json");
+    sklearn_fixture out;
+    out.corpus = strings(root["corpus"]);
+    out.transform_documents = strings(root["transform_documents"]);
+    for (simdjson::dom::object c : root["cases"].get_array()) {
+      sklearn_case k;
+      k.options = read_options(c["options"]);
+      k.vocabulary = strings(c["vocabulary"]);
+      for (double v : c["idf"].get_array()) k.idf.push_back(v);
+      k.fit_transform = read_csr(c["fit_transform"]);
+      k.transform = read_csr(c["transform"]);
+      out.cases.emplace(std::string(std::string_view(c["name"])), std::move(k));
+    }
+    return out;
+  }();
+  return f;
+}
+
+template <class T, class I>
+void require_equal(mgpu::csr_matrix<mgpu::cpu, T, I> const& got, sparse_rows const& want, double tol) {
+  REQUIRE(got.rows() == want.shape[0]);
+  REQUIRE(got.cols() == want.shape[1]);
+  REQUIRE(std::vector<std::int64_t>(got.row_offsets().begin(), got.row_offsets().end()) == want.indptr);
+  REQUIRE(std::vector<std::int64_t>(got.col_indices().begin(), got.col_indices().end()) == want.indices);
+  for (std::size_t p = 0; p < want.data.size(); ++p) {
+    INFO("entry " << p);
+    REQUIRE(static_cast<double>(got.values()[p]) == Approx(want.data[p]).margin(tol).epsilon(0));
+  }
+}
+
+void check_against_sklearn(std::string_view name) {
+  auto const& f = fixture();
+  auto const& c = f.cases.at(std::string(name));
+  tfidf_vectorizer<double> vectorizer(c.options);
+  auto const x = vectorizer.fit_transform(f.corpus);
+  REQUIRE(vectorizer.vocabulary() == c.vocabulary);
+  REQUIRE(vectorizer.idf().size() == c.idf.size());
+  for (std::size_t j = 0; j < c.idf.size(); ++j) REQUIRE(vectorizer.idf()[j] == Approx(c.idf[j]).epsilon(1e-12));
+  require_equal(x, c.fit_transform, 1e-12);
+  require_equal(vectorizer.transform(f.transform_documents), c.transform, 1e-12);
+
+  tfidf_vectorizer<float> single(c.options);
+  require_equal(single.fit_transform(f.corpus), c.fit_transform, 1e-6);
+}
+
+std::vector<std::pair<char32_t, char32_t>> read_ranges(std::string const& file) {
+  std::ifstream in(data_dir + file);
+  REQUIRE(in);
+  std::vector<std::pair<char32_t, char32_t>> out;
+  std::uint32_t a = 0;
+  std::uint32_t b = 0;
+  while (in >> std::hex >> a >> b) out.emplace_back(a, b);
+  return out;
+}
+
+bool in_ranges(std::vector<std::pair<char32_t, char32_t>> const& ranges, char32_t cp) {
+  auto it = std::upper_bound(ranges.begin(), ranges.end(), cp,
+                             [](char32_t c, auto const& r) { return c < r.first; });
+  return it != ranges.begin() && cp <= std::prev(it)->second;
+}
+
+std::vector<double> row_values(mgpu::csr_matrix<mgpu::cpu, double> const& m, int r) {
+  auto const v = m.view().row_values(r);
+  return {v.begin(), v.end()};
+}
+
+}  // namespace
+
+// ---- scikit-learn reference data: vocabulary exact, values to 1e-12 (double), 1e-6 (float)
+
+TEST_CASE("tfidf matches sklearn TfidfVectorizer() with default options", "[tfidf]") {
+  check_against_sklearn("default");
+}
+TEST_CASE("tfidf matches sklearn with sublinear_tf=True", "[tfidf]") { check_against_sklearn("sublinear_tf"); }
+TEST_CASE("tfidf matches sklearn with binary=True, norm=None", "[tfidf]") {
+  check_against_sklearn("binary_no_norm");
+}
+TEST_CASE("tfidf matches sklearn with use_idf=False", "[tfidf]") { check_against_sklearn("no_idf"); }
+TEST_CASE("tfidf matches sklearn with smooth_idf=False", "[tfidf]") { check_against_sklearn("no_smooth_idf"); }
+TEST_CASE("tfidf matches sklearn with min_df=2, max_df=0.5", "[tfidf]") {
+  check_against_sklearn("min_df_2_max_df_half");
+}
+TEST_CASE("tfidf matches sklearn with max_features=11", "[tfidf]") { check_against_sklearn("max_features_11"); }
+TEST_CASE("tfidf matches sklearn with ngram_range=(1, 2)", "[tfidf]") { check_against_sklearn("ngram_1_2"); }
+TEST_CASE("tfidf matches sklearn with norm='l1'", "[tfidf]") { check_against_sklearn("norm_l1"); }
+TEST_CASE("tfidf matches sklearn with lowercase=False", "[tfidf]") { check_against_sklearn("no_lowercase"); }
+TEST_CASE("tfidf matches sklearn with ngram_range=(2, 3), min_df=0.05", "[tfidf]") {
+  check_against_sklearn("ngram_2_3_min_df_proportion");
+}
+TEST_CASE("tfidf matches sklearn with binary=True, max_features=3 (ranked by df)", "[tfidf]") {
+  check_against_sklearn("binary_max_features_3");
+}
+
+// ---- Unicode: Python 3.11's re `\w` and str.lower(), every code point
+
+TEST_CASE("word characters are Python's \\w except code points new in Unicode 15", "[tfidf][unicode]") {
+  auto const word = read_ranges("unicode_word.txt");
+  auto const unassigned = read_ranges("unicode_unassigned.txt");
+  std::size_t differences = 0;
+  for (char32_t cp = 0; cp < 0x110000; ++cp) {
+    if (cp >= 0xD800 && cp <= 0xDFFF) continue;
+    if (mgpu::detail::is_word_code_point(cp) != in_ranges(word, cp)) {
+      INFO("code point U+" << std::hex << static_cast<std::uint32_t>(cp));
+      REQUIRE(in_ranges(unassigned, cp));
+      ++differences;
+    }
+  }
+  CHECK(differences == 4388);  // Unicode 15.0's new letters and digits (utf8proc 2.8)
+}
+
+TEST_CASE("lowercasing is Python's str.lower() for every code point", "[tfidf][unicode]") {
+  std::map<char32_t, std::vector<char32_t>> python;
+  std::ifstream in(data_dir + "unicode_lower.txt");
+  REQUIRE(in);
+  for (std::string line; std::getline(in, line);) {
+    std::istringstream fields(line);
+    std::uint32_t cp = 0;
+    char colon = 0;
+    fields >> std::hex >> cp >> colon;
+    auto& lowered = python[cp];
+    for (std::uint32_t l = 0; fields >> std::hex >> l;) lowered.push_back(l);
+  }
+  REQUIRE(python.size() > 1400);
+  for (char32_t cp = 0; cp < 0x110000; ++cp) {
+    if ((cp >= 0xD800 && cp <= 0xDFFF) || cp == 0x03A3) continue;  // Σ: context, tested below
+    char buf[4];
+    auto const* b = reinterpret_cast<unsigned char const*>(buf);
+    auto const* e = reinterpret_cast<unsigned char const*>(mgpu::detail::encode_utf8(cp, buf));
+    char32_t out[2] = {0, 0};
+    int const n = mgpu::detail::lower_full(cp, b, b, e, out);
+    auto const it = python.find(cp);
+    std::vector<char32_t> const want = it == python.end() ? std::vector<char32_t>{cp} : it->second;
+    INFO("code point U+" << std::hex << static_cast<std::uint32_t>(cp));
+    REQUIRE(std::vector<char32_t>(out, out + n) == want);
+  }
+}
+
+TEST_CASE("capital sigma lowers to final sigma only after a cased letter at a word end", "[tfidf][unicode]") {
+  // Python: "ΟΔΟΣ".lower() == "οδος", "ΣΑΣ".lower() == "σας", "ΑΣ'Β".lower() == "ασ'β"
+  // (apostrophe is case-ignorable, Β cased), "ΑΣ.".lower() == "ας.", "Σ1Σ".lower() == "σ1σ"
+  // (a digit is not cased); the vocabulary sorts '1' before 'α'.
+  tfidf_vectorizer<double> v;
+  v.fit(std::vector<std::string>{"ΟΔΟΣ", "ΣΑΣ", "ΑΣ'Β", "ΑΣ.", "Σ1Σ"});
+  CHECK(v.vocabulary() == std::vector<std::string>{"ας", "ασ", "οδος", "σ1σ", "σας"});
+}
+
+TEST_CASE("dotted capital I lowers to i + combining dot, which splits the token", "[tfidf][unicode]") {
+  // "İstanbul".lower() == "i̇stanbul": U+0307 is a combining mark, not \w, so "DİYARBAKIR"
+  // gives "di" and "yarbakir" (sklearn's vocabulary for this document).
+  tfidf_vectorizer<double> v;
+  v.fit(std::vector<std::string>{"İstanbul DİYARBAKIR"});
+  CHECK(v.vocabulary() == std::vector<std::string>{"di", "stanbul", "yarbakir"});
+}
+
+// ---- hand-computed cases
+
+TEST_CASE("two documents weighted by hand: smooth idf and unit L2 rows", "[tfidf]") {
+  // doc 0 "A cat and a dog": tokens cat, and, dog ("a" is one character);
+  // doc 1 "the dog.": tokens the, dog. Vocabulary sorted: and, cat, dog, the.
+  tfidf_vectorizer<double> v;
+  auto const x = v.fit_transform(std::vector<std::string>{"A cat and a dog", "the dog."});
+  REQUIRE(v.vocabulary() == std::vector<std::string>{"and", "cat", "dog", "the"});
+  double const rare = std::log(3.0 / 2.0) + 1.0;  // df = 1 of n = 2
+  double const common = 1.0;                       // df = 2: ln(3/3) + 1
+  REQUIRE(v.idf().size() == 4);
+  CHECK(v.idf()[0] == Approx(rare));
+  CHECK(v.idf()[2] == Approx(common));
+  double const n0 = std::sqrt(2 * rare * rare + common * common);
+  double const n1 = std::sqrt(rare * rare + common * common);
+  REQUIRE(x.rows() == 2);
+  REQUIRE(x.cols() == 4);
+  CHECK(std::vector<int>(x.col_indices().begin(), x.col_indices().end()) == std::vector<int>{0, 1, 2, 2, 3});
+  auto const r0 = row_values(x, 0);
+  auto const r1 = row_values(x, 1);
+  CHECK(r0[0] == Approx(rare / n0));
+  CHECK(r0[1] == Approx(rare / n0));
+  CHECK(r0[2] == Approx(common / n0));
+  CHECK(r1[0] == Approx(common / n1));
+  CHECK(r1[1] == Approx(rare / n1));
+}
+
+TEST_CASE("count returns term counts and weight(count(docs)) equals fit_transform(docs)", "[tfidf]") {
+  std::vector<std::string> const docs{"dog dog cat", "cat bird", "dog"};
+  tfidf_vectorizer<double> v;
+  auto const counts = v.count(docs);
+  REQUIRE(v.vocabulary() == std::vector<std::string>{"bird", "cat", "dog"});
+  CHECK(std::vector<double>(counts.values().begin(), counts.values().end()) ==
+        std::vector<double>{1, 2, 1, 1, 1});
+  auto const weighted = v.weight(counts);
+  auto const direct = tfidf_vectorizer<double>().fit_transform(docs);
+  REQUIRE(weighted.nnz() == direct.nnz());
+  for (int p = 0; p < direct.nnz(); ++p) CHECK(weighted.values()[p] == Approx(direct.values()[p]));
+}
+
+TEST_CASE("transform ignores terms outside the fitted vocabulary", "[tfidf]") {
+  tfidf_vectorizer<double> v;
+  v.fit(std::vector<std::string>{"cat dog", "dog"});
+  auto const x = v.transform(std::vector<std::string>{"zebra dog", "zebra", "cat cat"});
+  REQUIRE(x.rows() == 3);
+  REQUIRE(x.cols() == 2);
+  CHECK(std::vector<int>(x.row_offsets().begin(), x.row_offsets().end()) == std::vector<int>{0, 1, 1, 2});
+  CHECK(std::vector<int>(x.col_indices().begin(), x.col_indices().end()) == std::vector<int>{1, 0});
+  CHECK(x.values()[0] == Approx(1.0));
+  CHECK(x.values()[1] == Approx(1.0));
+}
+
+TEST_CASE("max_features keeps the most frequent terms, ties to the term sorted first", "[tfidf]") {
+  tfidf_options o;
+  o.max_features = 2;
+  tfidf_vectorizer<double> v(o);
+  v.fit(std::vector<std::string>{"cc bb aa dd dd"});
+  CHECK(v.vocabulary() == std::vector<std::string>{"aa", "dd"});
+}
+
+TEST_CASE("transform before fit throws invalid_argument", "[tfidf]") {
+  tfidf_vectorizer<> v;
+  CHECK_FALSE(v.is_fitted());
+  CHECK_THROWS_AS(v.transform(std::vector<std::string>{"dog"}), mgpu::invalid_argument);
+  CHECK_THROWS_AS(v.weight(mgpu::csr_matrix<mgpu::cpu, float>(1, 0)), mgpu::invalid_argument);
+}
+
+TEST_CASE("invalid UTF-8 throws invalid_argument naming the document", "[tfidf]") {
+  tfidf_vectorizer<> v;
+  std::vector<std::string> const docs{"fine text", "bad \xC3\x28 byte"};
+  CHECK_THROWS_WITH(v.fit(docs), Catch::Contains("document 1") && Catch::Contains("offset 4"));
+  CHECK_FALSE(v.is_fitted());
+  CHECK_THROWS_AS(v.fit(std::vector<std::string>{"\xED\xA0\x80 surrogate"}), mgpu::invalid_argument);
+  CHECK_THROWS_AS(v.fit(std::vector<std::string>{"\xC0\xAF overlong"}), mgpu::invalid_argument);
+}
+
+TEST_CASE("options outside sklearn's domain throw invalid_argument", "[tfidf]") {
+  auto with = [](auto set) {
+    tfidf_options o;
+    set(o);
+    return o;
+  };
+  CHECK_THROWS_AS(tfidf_vectorizer<>(with([](auto& o) { o.min_df = std::int64_t{0}; })), mgpu::invalid_argument);
+  CHECK_THROWS_AS(tfidf_vectorizer<>(with([](auto& o) { o.max_df = 1.5; })), mgpu::invalid_argument);
+  CHECK_THROWS_AS(tfidf_vectorizer<>(with([](auto& o) { o.max_features = 0; })), mgpu::invalid_argument);
+  CHECK_THROWS_AS(tfidf_vectorizer<>(with([](auto& o) { o.ngram_range = {2, 1}; })), mgpu::invalid_argument);
+  // sklearn: "max_df corresponds to < documents than min_df"
+  tfidf_vectorizer<> v(with([](auto& o) {
+    o.min_df = std::int64_t{3};
+    o.max_df = std::int64_t{2};
+  }));
+  CHECK_THROWS_AS(v.fit(std::vector<std::string>{"aa", "bb"}), mgpu::invalid_argument);
+}
+
+TEST_CASE("weight rejects a count matrix whose columns are not the vocabulary", "[tfidf]") {
+  tfidf_vectorizer<> v;
+  v.fit(std::vector<std::string>{"aa bb"});
+  CHECK_THROWS_AS(v.weight(mgpu::csr_matrix<mgpu::cpu, float>(1, 3)), mgpu::dimension_mismatch);
+  std::vector<double> const idf{1.0};
+  CHECK_THROWS_AS(mgpu::tfidf_weight(mgpu::csr_matrix<mgpu::cpu, float>(1, 2), idf, tfidf_options{}),
+                  mgpu::dimension_mismatch);
+}
+
+TEST_CASE("reliability row 9: empty corpus gives a 0 x 0 result", "[tfidf][reliability]") {
+  tfidf_vectorizer<> v;
+  auto const x = v.fit_transform(std::vector<std::string>{});
+  CHECK(x.rows() == 0);
+  CHECK(x.cols() == 0);
+  CHECK(v.is_fitted());
+  CHECK(v.vocabulary().empty());
+}
+
+TEST_CASE("reliability row 9: documents without tokens give an n x 0 result, not an error", "[tfidf][reliability]") {
+  // sklearn raises "empty vocabulary"; mgpu returns a valid empty-vocabulary result.
+  tfidf_vectorizer<> v;
+  auto const x = v.fit_transform(std::vector<std::string>{"", "a b c", "!!! ?"});
+  CHECK(x.rows() == 3);
+  CHECK(x.cols() == 0);
+  CHECK(x.nnz() == 0);
+  auto const y = v.transform(std::vector<std::string>{"dog"});
+  CHECK(y.rows() == 1);
+  CHECK(y.cols() == 0);
+}
+
+TEST_CASE("reliability row 9: pruning every term gives an n x 0 result", "[tfidf][reliability]") {
+  // sklearn raises "After pruning, no terms remain".
+  tfidf_options o;
+  o.min_df = std::int64_t{2};
+  tfidf_vectorizer<> v(o);
+  auto const x = v.fit_transform(std::vector<std::string>{"aa bb", "cc dd"});
+  CHECK(x.rows() == 2);
+  CHECK(x.cols() == 0);
+}
+
+TEST_CASE("reliability row 9: empty documents give zero rows, never NaN", "[tfidf][reliability]") {
+  for (auto norm : {mgpu::tfidf_norm::l2, mgpu::tfidf_norm::l1, mgpu::tfidf_norm::none}) {
+    tfidf_options o;
+    o.norm = norm;
+    o.sublinear_tf = true;
+    tfidf_vectorizer<double> v(o);
+    auto const x = v.fit_transform(std::vector<std::string>{"", "dog cat", "x"});
+    CHECK(x.view().row_nnz(0) == 0);
+    CHECK(x.view().row_nnz(2) == 0);
+    for (double value : x.values()) CHECK(std::isfinite(value));
+  }
+}
+
+TEST_CASE("vocabulary beyond the index type throws index_overflow", "[tfidf][reliability]") {
+  std::string doc;
+  for (int i = 0; i < 200; ++i) doc += "t" + std::to_string(i) + " ";
+  tfidf_vectorizer<float, std::int8_t> v;
+  CHECK_THROWS_AS(v.fit_transform(std::vector<std::string>{doc}), mgpu::index_overflow);
+  CHECK_FALSE(v.is_fitted());
+}
+
+// ---- corpora fed in other shapes, and on several devices
+
+namespace {
+
+std::vector<std::string> synthetic_corpus(std::size_t n) {
+  std::vector<std::string> docs;
+  docs.reserve(n);
+  std::uint64_t state = 12345;
+  auto next = [&] {
+    state = state * 6364136223846793005ull + 1442695040888963407ull;
+    return state >> 33;
+  };
+  for (std::size_t i = 0; i < n; ++i) {
+    std::string d;
+    auto const words = next() % 12;
+    for (std::uint64_t w = 0; w < words; ++w) {
+      d += "w" + std::to_string(next() % 5000);
+      d += (next() % 7 == 0) ? ", Ünïcödé " : " ";
+    }
+    docs.push_back(std::move(d));
+  }
+  return docs;
+}
+
+template <class T, class I>
+void require_identical(mgpu::csr_matrix<mgpu::cpu, T, I> const& a, mgpu::csr_matrix<mgpu::cpu, T, I> const& b) {
+  REQUIRE(a.rows() == b.rows());
+  REQUIRE(a.cols() == b.cols());
+  REQUIRE(std::ranges::equal(a.row_offsets(), b.row_offsets()));
+  REQUIRE(std::ranges::equal(a.col_indices(), b.col_indices()));
+  REQUIRE(std::ranges::equal(a.values(), b.values()));
+}
+
+}  // namespace
+
+TEST_CASE("a single-pass input range of temporaries gives the same result as a vector", "[tfidf]") {
+  std::istringstream words("Alpha beta Gamma alpha BETA delta alpha");
+  tfidf_vectorizer<> streamed;
+  auto const a = streamed.fit_transform(std::views::istream<std::string>(words));
+  std::vector<std::string> const docs{"Alpha", "beta", "Gamma", "alpha", "BETA", "delta", "alpha"};
+  tfidf_vectorizer<> stored;
+  auto const b = stored.fit_transform(docs);
+  CHECK(streamed.vocabulary() == stored.vocabulary());
+  require_identical(a, b);
+}
+
+TEST_CASE("a batch source gives the same result as the whole corpus at once", "[tfidf]") {
+  auto const docs = synthetic_corpus(70000);  // more than one internal batch
+  std::size_t next = 0;
+  mgpu::tfidf_batch_source source = [&](std::vector<std::string>& batch) {
+    for (std::size_t i = 0; i < 997 && next < docs.size(); ++i) batch.push_back(docs[next++]);
+    return next < docs.size();
+  };
+  tfidf_vectorizer<> batched;
+  auto const a = batched.fit_transform(source);
+  tfidf_vectorizer<> whole;
+  auto const b = whole.fit_transform(docs);
+  CHECK(batched.vocabulary() == whole.vocabulary());
+  require_identical(a, b);
+  auto const c = whole.transform(docs | std::views::transform([](std::string const& s) { return s; }));
+  require_identical(b, c);
+}
+
+TEST_CASE("fit_transform on cpu:2 and cpu:3 equals cpu", "[tfidf]") {
+  auto const docs = synthetic_corpus(5000);
+  tfidf_options o;
+  o.sublinear_tf = true;
+  o.ngram_range = {1, 2};
+  tfidf_vectorizer<> one(o);
+  auto const expected = one.fit_transform(mgpu::execution_policy<mgpu::cpu>("cpu"), docs);
+  for (auto const* devices : {"cpu:2", "cpu:3"}) {
+    tfidf_vectorizer<> many(o);
+    auto const got = many.fit_transform(mgpu::execution_policy<mgpu::cpu>(devices), docs);
+    REQUIRE(many.vocabulary() == one.vocabulary());
+    require_identical(got, expected);
+    require_identical(many.transform(mgpu::execution_policy<mgpu::cpu>(devices), docs), expected);
+  }
+  require_identical(tfidf_vectorizer<>(o).fit_transform(docs), expected);
+}
