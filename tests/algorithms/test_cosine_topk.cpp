@@ -124,6 +124,28 @@ TEST_CASE("cosine_topk: matches a dense reference on random matrices", "[cosine]
   require_matches(got, dense_reference(q, c, k, false));
 }
 
+TEST_CASE("cosine_topk: non-negative data (the pruned path) matches a dense reference", "[cosine]") {
+  // Text-like rows: a few columns are in almost every row (as stop words are), most are
+  // rare, so the exact pruning of common terms is exercised.
+  auto const seed = GENERATE(11u, 12u, 13u, 14u);
+  INFO("seed " << seed);
+  std::mt19937 rng(seed);
+  int const rows = 300, cols = 60;
+  std::vector<std::vector<float>> a(rows, std::vector<float>(cols, 0.0f));
+  std::uniform_real_distribution<float> value(0.05f, 1.0f);
+  for (auto& row : a) {
+    for (int c = 0; c < cols; ++c) {
+      double const p = c < 4 ? 0.9 : 2.0 / c;
+      if (std::bernoulli_distribution(p)(rng)) row[static_cast<std::size_t>(c)] = c < 4 ? 0.1f * value(rng) : value(rng);
+    }
+  }
+  auto const m = from_dense(a, cols);
+  for (int k : {1, 5, 10}) {
+    INFO("k " << k);
+    require_matches(mgpu::cosine_topk(policy_t("cpu:2"), m, k), dense_reference(a, a, k, true));
+  }
+}
+
 TEST_CASE("cosine_topk: all-pairs excludes the self match by default", "[cosine]") {
   std::mt19937 rng(11);
   auto const a = random_dense(rng, 30, 12, 0.4);

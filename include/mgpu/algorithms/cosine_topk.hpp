@@ -76,6 +76,12 @@ void require_finite(csr_view<T, I> a, char const* name) {
   }
 }
 
+template <class T, class I>
+bool all_non_negative(csr_view<T, I> a) {
+  auto const first = a.rows == 0 ? I{0} : a.row_offsets[0];
+  return std::all_of(a.values + first, a.values + first + a.nnz(), [](T v) { return v >= T{0}; });
+}
+
 /// Rows per query batch: the option, or as many as fit the memory budget (capped).
 template <class T, class I>
 std::int64_t cosine_batch_rows(std::int64_t requested, std::size_t budget, std::int64_t k,
@@ -127,12 +133,14 @@ topk_result<T, I> cosine_topk(execution_policy<cpu> const& policy, csr_view<T, I
   auto const query_inv = detail::inverse_row_norms(queries);
   auto const corpus_inv = detail::inverse_row_norms(corpus);
 
+  bool const non_negative = detail::all_non_negative(queries) && detail::all_non_negative(corpus);
   auto const n_devices = policy.device_count();
   auto const bounds = partition_rows_by_nnz(corpus, n_devices);
   std::vector<std::optional<backend::cpu::cosine_shard<T, I>>> shards(n_devices);
   detail::fork_join(policy, [&](auto&, std::size_t dev) {
     if (bounds[dev] == bounds[dev + 1]) return;
-    shards[dev] = backend::cpu::make_cosine_shard<T, I>(corpus, corpus_inv, bounds[dev], bounds[dev + 1]);
+    shards[dev] = backend::cpu::make_cosine_shard<T, I>(corpus, corpus_inv, bounds[dev], bounds[dev + 1],
+                                                           non_negative);
   });
 
   auto const batch = detail::cosine_batch_rows<T, I>(options.query_batch, policy.memory_budget(),

@@ -33,6 +33,9 @@ class topk_heap {
   void clear() noexcept { heap_.clear(); }
   [[nodiscard]] std::size_t size() const noexcept { return heap_.size(); }
 
+  /// The score of the worst candidate kept; the heap must not be empty.
+  [[nodiscard]] T worst_score() const noexcept { return heap_.front().score; }
+
   /// True if a candidate with this score could enter (cheap pre-filter).
   [[nodiscard]] bool admits(T score) const noexcept {
     return heap_.size() < k_ || score >= heap_.front().score;
