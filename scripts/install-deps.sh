@@ -7,6 +7,7 @@ packages=(
   cmake ninja-build g++ pkg-config
   catch2 libbenchmark-dev libsimdjson-dev libutf8proc-dev libcli11-dev libopenblas-dev
   python3 linux-doc
+  clang libomp-dev libclang-rt-14-dev
 )
 missing=()
 for p in "${packages[@]}"; do

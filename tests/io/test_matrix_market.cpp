@@ -747,3 +747,11 @@ TEST_CASE("reliability row 13: errors from a file name the file",
   CHECK_THROWS_WITH(mgpu::read_matrix_market<double>(path),
                     Contains(path.string() + ":3: ") && Contains("row index '3'"));
 }
+
+TEST_CASE("reliability row 13: a 0 x n array file with a vast n is read at once", "[io][matrix_market][reliability]") {
+  // Found by fuzzing: the reader used to loop over all n (empty) columns.
+  std::istringstream in("%%MatrixMarket matrix array real general\n0 9223372036854775807\n");
+  auto const a = mgpu::read_matrix_market_dense<double>(in, "inline.mtx");
+  CHECK(a.rows() == 0);
+  CHECK(a.cols() == INT64_MAX);
+}

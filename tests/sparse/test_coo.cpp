@@ -170,3 +170,13 @@ TEST_CASE("reliability row 5: COO with 64-bit indices addresses more than 2^31 c
   CHECK(to_vector(m.col_indices()) == std::vector<std::int64_t>{5, 7, cols - 1});
   CHECK(to_vector(m.values()) == std::vector<double>{2, 3, 1});
 }
+
+TEST_CASE("reliability row 5: a row count too large to allocate offsets for is out_of_memory",
+          "[sparse][coo][reliability]") {
+  // Found by fuzzing: INT64_MAX rows with 64-bit indices used to escape as std::length_error.
+  std::vector<std::int64_t> const none;
+  std::vector<double> const no_values;
+  CHECK_THROWS_AS((mgpu::csr_from_coo<double, std::int64_t>(INT64_MAX, 1, none, none, no_values)),
+                  mgpu::out_of_memory);
+  CHECK_THROWS_AS((mgpu::csr_matrix<mgpu::cpu, double, std::int64_t>(INT64_MAX, 1)), mgpu::out_of_memory);
+}

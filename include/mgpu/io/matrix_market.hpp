@@ -532,7 +532,9 @@ dense_matrix<cpu, T> parse_array(std::string_view text, std::string const& name)
 
   dense_matrix<cpu, T> a(h.rows, h.cols);
   std::size_t k = 0;
-  for (std::int64_t j = 0; j < h.cols; ++j) {
+  // A 0 x n file holds no values however large n is; walking its n empty columns would
+  // take as long as n says (a hang for n near INT64_MAX).
+  for (std::int64_t j = 0; h.rows > 0 && j < h.cols; ++j) {
     if (h.sym == symmetry::general) {
       for (std::int64_t i = 0; i < h.rows; ++i) a(i, j) = values[k++];
     } else if (h.sym == symmetry::symmetric) {

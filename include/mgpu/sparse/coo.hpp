@@ -28,7 +28,7 @@ csr_matrix<cpu, T, I> csr_from_coo(std::int64_t rows, std::int64_t cols,
                                              " column indices, ", values.size(), " values"));
   }
   detail::check_fits_index<I>(static_cast<std::int64_t>(values.size()), "nnz");
-  std::vector<I> offsets(static_cast<std::size_t>(rows) + 1, I{0});
+  std::vector<I> offsets = detail::zeroed_offsets<I>(rows);
   for (std::size_t p = 0; p < row_indices.size(); ++p) {
     auto const r = static_cast<std::int64_t>(row_indices[p]);
     auto const c = static_cast<std::int64_t>(col_indices[p]);

@@ -19,6 +19,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <limits>
+#include <new>
+#include <stdexcept>
 #include <numeric>
 #include <span>
 #include <type_traits>
@@ -41,6 +43,22 @@ void check_fits_index(std::int64_t value, char const* what) {
     throw index_overflow(message(what, " = ", value, " does not fit the index type (max ",
                                  static_cast<std::int64_t>(std::numeric_limits<I>::max()),
                                  "); use 64-bit indices"));
+  }
+}
+
+/// A zeroed offsets array of rows + 1 entries.
+/// @throws out_of_memory (with requested and free bytes) when it cannot be allocated.
+template <class I>
+std::vector<I> zeroed_offsets(std::int64_t rows) {
+  auto const entries = static_cast<std::uint64_t>(rows) + 1;
+  auto const bytes = entries > SIZE_MAX / sizeof(I) ? SIZE_MAX : static_cast<std::size_t>(entries * sizeof(I));
+  try {
+    if (entries > std::vector<I>().max_size()) throw std::length_error("offsets");
+    return std::vector<I>(static_cast<std::size_t>(entries), I{0});
+  } catch (std::length_error const&) {
+    throw out_of_memory(bytes, host_free_bytes(), "row_offsets");
+  } catch (std::bad_alloc const&) {
+    throw out_of_memory(bytes, host_free_bytes(), "row_offsets");
   }
 }
 
@@ -189,7 +207,7 @@ class csr_matrix<cpu, T, I> {
   static std::vector<I> zero_offsets(std::int64_t rows) {
     MGPU_EXPECTS(rows >= 0, "matrix shape must be non-negative, got ", rows, " rows");
     detail::check_fits_index<I>(rows, "rows");
-    return std::vector<I>(static_cast<std::size_t>(rows) + 1, I{0});
+    return detail::zeroed_offsets<I>(rows);
   }
 
   void canonicalize(std::span<I const> row_offsets, std::span<I const> col_indices,
