@@ -9,5 +9,8 @@ build=${MGPU_BUILD_DIR:-build}
 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DMGPU_BUILD_EXAMPLES=ON
 cmake --build "$build" --parallel "$(nproc)" --target document_similarity
 mkdir -p out
-"$build/examples/document_similarity/document_similarity" --output out/neighbors.tsv "$@"
+[ -s out/linux-doc.ndjson ] ||
+  python3 examples/document_similarity/make_linux_doc_corpus.py --output out/linux-doc.ndjson
+"$build/examples/document_similarity/document_similarity" --input out/linux-doc.ndjson \
+  --output out/neighbors.tsv "$@"
 echo "wrote out/neighbors.tsv" >&2
