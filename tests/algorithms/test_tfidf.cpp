@@ -286,6 +286,70 @@ TEST_CASE("count returns term counts and weight(count(docs)) equals fit_transfor
   for (int p = 0; p < direct.nnz(); ++p) CHECK(weighted.values()[p] == Approx(direct.values()[p]));
 }
 
+// ---- the block scanner: text is classified 64 bytes at a time, non-ASCII code points
+// one at a time, so a token may start, end or continue at any block boundary.
+
+namespace {
+
+// The same tokens at every offset 0..129 from the start of a document (so across every
+// position relative to a 64-byte block): "Ab", "cD", "naïve", 150 q's, "é" + "x" (one
+// token), "Z9_", and one-letter words, which are not tokens.
+std::vector<std::string> shifted_documents() {
+  std::vector<std::string> docs;
+  for (std::size_t k = 0; k < 130; ++k) {
+    docs.push_back(std::string(k, ' ') + "Ab cD a naïve " + std::string(150, 'q') + " éx, Z9_ b");
+  }
+  return docs;
+}
+
+// Every row of `counts` has one entry per column, each 1.
+void check_each_term_once_per_row(mgpu::csr_matrix<mgpu::cpu, double, std::int32_t> const& counts,
+                                  std::size_t terms) {
+  REQUIRE(static_cast<std::size_t>(counts.cols()) == terms);
+  for (std::int32_t r = 0; r < counts.rows(); ++r) {
+    INFO("document " << r);
+    auto const begin = counts.row_offsets()[static_cast<std::size_t>(r)];
+    auto const end = counts.row_offsets()[static_cast<std::size_t>(r) + 1];
+    REQUIRE(static_cast<std::size_t>(end - begin) == terms);
+    for (auto p = begin; p < end; ++p) {
+      CHECK(counts.col_indices()[static_cast<std::size_t>(p)] == p - begin);
+      CHECK(counts.values()[static_cast<std::size_t>(p)] == 1.0);
+    }
+  }
+}
+
+}  // namespace
+
+TEST_CASE("tokens are the same at every offset from a 64-byte block boundary", "[tfidf]") {
+  // Byte order: 'é' (0xC3 0xA9) sorts after every ASCII letter.
+  tfidf_vectorizer<double> v;
+  auto const counts = v.count(shifted_documents());
+  CHECK(v.vocabulary() ==
+        std::vector<std::string>{"ab", "cd", "naïve", std::string(150, 'q'), "z9_", "éx"});
+  check_each_term_once_per_row(counts, 6);
+}
+
+TEST_CASE("bigrams join tokens found across 64-byte block boundaries", "[tfidf]") {
+  tfidf_options o;
+  o.ngram_range = {2, 2};
+  tfidf_vectorizer<double> v(o);
+  auto const counts = v.count(shifted_documents());
+  std::string const q(150, 'q');
+  CHECK(v.vocabulary() == std::vector<std::string>{"ab cd", "cd naïve", "naïve " + q, q + " éx", "éx z9_"});
+  check_each_term_once_per_row(counts, 5);
+}
+
+TEST_CASE("lowercase=False keeps case across 64-byte block boundaries", "[tfidf]") {
+  tfidf_options o;
+  o.lowercase = false;
+  tfidf_vectorizer<double> v(o);
+  auto const counts = v.count(shifted_documents());
+  // Byte order: digits and capitals before lowercase letters.
+  CHECK(v.vocabulary() ==
+        std::vector<std::string>{"Ab", "Z9_", "cD", "naïve", std::string(150, 'q'), "éx"});
+  check_each_term_once_per_row(counts, 6);
+}
+
 TEST_CASE("transform ignores terms outside the fitted vocabulary", "[tfidf]") {
   tfidf_vectorizer<double> v;
   v.fit(std::vector<std::string>{"cat dog", "dog"});

@@ -38,10 +38,13 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
+#include <bit>
 #include <cmath>
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <exception>
 #include <functional>
 #include <memory>
@@ -197,6 +200,59 @@ void for_each_batch(C&& corpus, F&& f) {
   }
 }
 
+/// The first 8 bytes of `term` (zero-padded) as a big-endian integer: integer order is
+/// byte order.
+inline std::uint64_t big_endian_head(std::string_view term) noexcept {
+  std::uint64_t head = 0;
+  std::memcpy(&head, term.data(), std::min<std::size_t>(term.size(), 8));
+  if constexpr (std::endian::native == std::endian::little) head = __builtin_bswap64(head);
+  return head;
+}
+
+/// The ids of `table`'s terms in byte order (char_traits<char>: unsigned bytes, which is
+/// code point order for UTF-8). An LSD radix sort on the first 8 bytes as a big-endian
+/// integer (zero-padded: terms hold no NUL, so a proper prefix sorts first), then a
+/// comparison sort of each run of equal heads by the remaining bytes: O(n) for the
+/// short terms that dominate a vocabulary.
+inline std::vector<std::uint32_t> sorted_terms(term_table const& table) {
+  struct key {
+    std::uint64_t head;
+    std::uint32_t id;
+  };
+  std::size_t const n = table.size();
+  std::vector<key> keys(n);
+  std::vector<key> scratch(n);
+  std::vector<std::array<std::size_t, 256>> counts(8);
+  for (auto& c : counts) c.fill(0);
+  for (std::uint32_t id = 0; id < n; ++id) {
+    auto const head = big_endian_head(table.term(id));
+    keys[id] = {head, id};
+    for (unsigned d = 0; d < 8; ++d) ++counts[d][(head >> (8 * d)) & 0xFF];
+  }
+  for (unsigned d = 0; d < 8; ++d) {
+    auto& c = counts[d];
+    // A digit that is the same in every key leaves the order as it is.
+    if (std::find(c.begin(), c.end(), n) != c.end()) continue;
+    std::size_t sum = 0;
+    for (auto& x : c) sum += std::exchange(x, sum);
+    for (auto const& k : keys) scratch[c[(k.head >> (8 * d)) & 0xFF]++] = k;
+    keys.swap(scratch);
+  }
+  std::vector<std::uint32_t> order(n);
+  for (std::size_t first = 0; first < n;) {
+    std::size_t last = first + 1;
+    while (last < n && keys[last].head == keys[first].head) ++last;
+    if (last - first > 1) {
+      // Equal heads: both terms have at least 8 bytes.
+      std::sort(keys.begin() + static_cast<std::ptrdiff_t>(first), keys.begin() + static_cast<std::ptrdiff_t>(last),
+                [&](key const& a, key const& b) { return table.term(a.id).substr(8) < table.term(b.id).substr(8); });
+    }
+    first = last;
+  }
+  for (std::size_t k = 0; k < n; ++k) order[k] = keys[k].id;
+  return order;
+}
+
 struct term_count {
   std::uint32_t term;
   std::uint32_t count;
@@ -275,15 +331,12 @@ class corpus_counter {
       for (std::int64_t i = 0; i < n; ++i) {
         std::size_t const index = base + static_cast<std::size_t>(i);
         try {
-          count_document(worker, docs[static_cast<std::size_t>(i)], index);
+          auto const length = count_document(worker, docs[static_cast<std::size_t>(i)], index);
           if (keep_rows_) {
-            auto const length = worker.touched.size();
             rows_[index] = {worker_index, static_cast<std::uint32_t>(length),
                             worker.entries.size() - length};
           }
-          worker.touched.clear();
         } catch (...) {
-          worker.touched.clear();
 #pragma omp critical(mgpu_tfidf_count_error)
           if (!error || index < error_document) {
             error = std::current_exception();
@@ -303,15 +356,23 @@ class corpus_counter {
   /// @throws invalid_argument if max_df allows fewer documents than min_df.
   template <class I>
   std::pair<fitted_vocabulary, count_matrix<I>> finish_fit() {
+    // The first worker's dictionary becomes the start of the global one (same ids).
+    std::vector<std::size_t> sizes;
+    for (auto const& worker : workers_) sizes.push_back(worker->terms.size());
     term_table global;
-    std::vector<std::uint64_t> df;
-    std::vector<std::uint64_t> total;
+    if (!workers_.empty()) global = std::move(workers_.front()->terms);
+    global.reserve(std::accumulate(sizes.begin(), sizes.end(), std::size_t{0}));
+    std::vector<std::uint64_t> df(global.size());
+    std::vector<std::uint64_t> total(global.size());
     std::vector<std::vector<std::uint32_t>> to_global(workers_.size());
     for (std::size_t w = 0; w < workers_.size(); ++w) {
       auto const& worker = *workers_[w];
-      to_global[w].resize(worker.terms.size());
-      for (std::uint32_t id = 0; id < worker.terms.size(); ++id) {
-        std::uint32_t const g = global.intern(worker.terms.term(id), worker.terms.hash(id));
+      std::size_t const terms = sizes[w];
+      to_global[w].resize(terms);
+      for (std::uint32_t id = 0; id < terms; ++id) {
+        // Lookups miss cache: start loading the slots a few terms ahead.
+        if (w != 0 && id + 8 < terms) global.prefetch(worker.terms.hash(id + 8));
+        std::uint32_t const g = w == 0 ? id : global.intern<true>(worker.terms.term(id), worker.terms.hash(id));
         if (g == df.size()) {
           df.push_back(0);
           total.push_back(0);
@@ -321,33 +382,29 @@ class corpus_counter {
         to_global[w][id] = g;
       }
     }
-    std::vector<std::uint32_t> order(global.size());
-    std::iota(order.begin(), order.end(), std::uint32_t{0});
-    std::sort(order.begin(), order.end(), [&](std::uint32_t a, std::uint32_t b) {
-      return global.term(a) < global.term(b);  // char_traits<char>: unsigned bytes
-    });
+    std::vector<std::uint32_t> const order = sorted_terms(global);
     std::vector<std::uint32_t> const kept = select_terms(order, df, total);
 
     fitted_vocabulary vocabulary;
+    vocabulary.table.reserve(kept.size());
     std::vector<std::uint32_t> column(global.size(), term_table::npos);
     vocabulary.terms.reserve(kept.size());
     vocabulary.df.reserve(kept.size());
-    for (auto const k : kept) {
-      std::uint32_t const g = order[k];
+    for (std::size_t i = 0; i < kept.size(); ++i) {
+      if (i + 8 < kept.size()) vocabulary.table.prefetch(global.hash(order[kept[i + 8]]));
+      std::uint32_t const g = order[kept[i]];
       auto const term = global.term(g);
-      column[g] = vocabulary.table.intern(term, global.hash(g));
+      column[g] = vocabulary.table.intern<true>(term, global.hash(g));
       vocabulary.terms.emplace_back(term);
       vocabulary.df.push_back(df[g]);
     }
     count_matrix<I> counts;
     if (keep_rows_) {
-      auto const workers = static_cast<std::int64_t>(workers_.size());
-#pragma omp parallel for schedule(dynamic, 1)
-      for (std::int64_t w = 0; w < workers; ++w) {
-        auto const& map = to_global[static_cast<std::size_t>(w)];
-        for (auto& e : workers_[static_cast<std::size_t>(w)]->entries) e.term = column[map[e.term]];
+      // Worker ids -> columns (npos for pruned terms); assemble applies them.
+      for (auto& map : to_global) {
+        for (auto& g : map) g = column[g];
       }
-      counts = assemble<I>(kept.size());
+      counts = assemble<I>(kept.size(), &to_global);
     } else {
       counts = empty_counts<I>(kept.size());
     }
@@ -357,49 +414,79 @@ class corpus_counter {
   /// The count matrix of a transform (columns = the fixed vocabulary).
   template <class I>
   count_matrix<I> finish_transform() {
-    return assemble<I>(fixed_->size());
+    return assemble<I>(fixed_->size(), nullptr);
   }
 
  private:
-  void count_document(count_worker& w, std::string_view doc, std::size_t index) {
+  /// Counts one document into `w`; returns its number of distinct terms.
+  std::size_t count_document(count_worker& w, std::string_view doc, std::size_t index) {
     // Any term's count in one document is at most its token count, < size / 2.
     MGPU_EXPECTS(doc.size() < (std::size_t{1} << 33), "document ", index, " has ", doc.size(),
                  " bytes; documents of 8 GiB or more are not supported");
     w.tokens.tokenize(doc, index);
+    auto const [min_n, max_n] = options_.ngram_range;
+    std::size_t const tokens = w.tokens.size();
+    std::size_t n = 0;
+    for (auto k = static_cast<std::size_t>(min_n); k <= static_cast<std::size_t>(max_n) && k <= tokens; ++k) {
+      n += tokens - k + 1;
+    }
+    if (w.features.size() < n) {
+      w.features.resize(n);
+      w.hashes.resize(n);
+    }
+    std::string_view* const features = w.features.data();
+    std::uint64_t* const hashes = w.hashes.data();
+    // Tokens and n-grams lie in the tokenizer's buffer, padded: hashing and lookups
+    // read whole 8-byte words.
+    if (max_n == 1) {
+      for (std::size_t i = 0; i < n; ++i) {
+        features[i] = w.tokens.token(i);
+        hashes[i] = hash_term<true>(features[i]);
+      }
+    } else {
+      std::size_t i = 0;
+      w.tokens.for_each_ngram(min_n, max_n, [&](std::string_view term) {
+        features[i] = term;
+        hashes[i] = hash_term<true>(term);
+        ++i;
+      });
+    }
+    // A document adds at most n new terms.
+    std::size_t const most_terms = (fixed_ != nullptr ? fixed_->size() : w.terms.size()) + n;
+    if (w.in_document.size() < most_terms) w.in_document.resize(std::max(most_terms, 2 * w.in_document.size()), 0);
+    if (w.touched.size() < n) w.touched.resize(n);
+    std::uint32_t* const in_document = w.in_document.data();
+    std::uint32_t* const touched = w.touched.data();
+    std::size_t distinct = 0;
     auto add = [&](std::uint32_t id) {
-      if (id >= w.in_document.size()) w.in_document.resize(std::max<std::size_t>(id + 1, 2 * w.in_document.size()), 0);
-      if (w.in_document[id]++ == 0) w.touched.push_back(id);
+      if (in_document[id]++ == 0) touched[distinct++] = id;
     };
-    w.features.clear();
-    w.hashes.clear();
-    w.tokens.for_each_ngram(options_.ngram_range.first, options_.ngram_range.second,
-                            [&](std::string_view term) {
-                              w.features.push_back(term);
-                              w.hashes.push_back(hash_term(term));
-                            });
     constexpr std::size_t ahead = 8;
-    std::size_t const n = w.features.size();
     if (fixed_ != nullptr) {
       for (std::size_t i = 0; i < n; ++i) {
-        if (i + ahead < n) fixed_->prefetch(w.hashes[i + ahead]);
-        std::uint32_t const id = fixed_->find(w.features[i], w.hashes[i]);
+        if (i + ahead < n) fixed_->prefetch(hashes[i + ahead]);
+        std::uint32_t const id = fixed_->find<true>(features[i], hashes[i]);
         if (id != term_table::npos) add(id);
       }
     } else {
       for (std::size_t i = 0; i < n; ++i) {
-        if (i + ahead < n) w.terms.prefetch(w.hashes[i + ahead]);
-        add(w.terms.intern(w.features[i], w.hashes[i]));
+        if (i + ahead < n) w.terms.prefetch(hashes[i + ahead]);
+        add(w.terms.intern<true>(features[i], hashes[i]));
       }
-      if (w.frequency.size() < w.terms.size()) w.frequency.resize(w.terms.size());
+      if (w.frequency.size() < w.terms.size()) w.frequency.resize(std::max(w.terms.size(), 2 * w.frequency.size()));
     }
-    for (auto const id : w.touched) {
-      std::uint32_t const c = std::exchange(w.in_document[id], 0);
-      if (keep_rows_) w.entries.push_back({id, c});
+    std::size_t const first = w.entries.size();
+    if (keep_rows_) w.entries.resize(first + distinct);
+    for (std::size_t t = 0; t < distinct; ++t) {
+      std::uint32_t const id = touched[t];
+      std::uint32_t const c = std::exchange(in_document[id], 0);
+      if (keep_rows_) w.entries[first + t] = {id, c};
       if (fixed_ == nullptr) {
         ++w.frequency[id].documents;
         w.frequency[id].total += c;
       }
     }
+    return distinct;
   }
 
   /// Positions (in sorted order) of the terms that survive min_df, max_df and
@@ -446,21 +533,32 @@ class corpus_counter {
     return m;
   }
 
-  /// Builds the CSR count matrix from the kept rows; entries whose term is npos (pruned)
-  /// are dropped, each row is sorted by column. Binary counts become 1.
+  /// Builds the CSR count matrix from the kept rows; a term's column is columns[worker]
+  /// [term] (the term itself when `columns` is null); entries whose column is npos
+  /// (pruned) are dropped, each row is sorted by column. Binary counts become 1.
   template <class I>
-  count_matrix<I> assemble(std::size_t cols) {
+  count_matrix<I> assemble(std::size_t cols, std::vector<std::vector<std::uint32_t>> const* columns) {
     check_fits_index<I>(static_cast<std::int64_t>(documents_), "documents");
     check_fits_index<I>(static_cast<std::int64_t>(cols), "vocabulary size");
     auto const n = static_cast<std::int64_t>(documents_);
+    bool pruned = false;
+    if (columns != nullptr) {
+      for (auto const& column : *columns) {
+        pruned = pruned || std::find(column.begin(), column.end(), term_table::npos) != column.end();
+      }
+    }
     std::vector<std::size_t> offsets(documents_ + 1, 0);
 #pragma omp parallel for schedule(static)
     for (std::int64_t d = 0; d < n; ++d) {
       auto const& row = rows_[static_cast<std::size_t>(d)];
-      auto const& entries = workers_[row.worker]->entries;
-      std::size_t kept = 0;
-      for (std::size_t p = row.begin; p < row.begin + row.length; ++p) {
-        kept += entries[p].term != term_table::npos ? 1 : 0;
+      std::size_t kept = row.length;
+      if (columns != nullptr && pruned) {
+        auto const& entries = workers_[row.worker]->entries;
+        auto const& column = (*columns)[row.worker];
+        kept = 0;
+        for (std::size_t p = row.begin; p < row.begin + row.length; ++p) {
+          kept += column[entries[p].term] != term_table::npos ? 1 : 0;
+        }
       }
       offsets[static_cast<std::size_t>(d) + 1] = kept;
     }
@@ -475,20 +573,48 @@ class corpus_counter {
     m.col_indices = buffer<I, cpu>(nnz);
     m.counts = buffer<std::uint32_t, cpu>(nnz);
     bool const binary = options_.binary;
+    // Long rows are sorted by an LSD radix sort on the column (branch-free; a comparison
+    // sort mispredicts about every other branch), in passes of at most 10 bits.
+    auto const column_bits = static_cast<unsigned>(std::bit_width(cols));
+    unsigned const passes = std::max(1u, (column_bits + 9) / 10);
+    unsigned const digit_bits = std::max(1u, (column_bits + passes - 1) / passes);
 #pragma omp parallel
     {
       std::vector<term_count> row_entries;
+      std::vector<term_count> scratch;
+      std::vector<std::uint32_t> bucket(std::size_t{1} << digit_bits);
 #pragma omp for schedule(dynamic, 256)
       for (std::int64_t d = 0; d < n; ++d) {
         auto const di = static_cast<std::size_t>(d);
         auto const& row = rows_[di];
         auto const& entries = workers_[row.worker]->entries;
         row_entries.clear();
-        for (std::size_t p = row.begin; p < row.begin + row.length; ++p) {
-          if (entries[p].term != term_table::npos) row_entries.push_back(entries[p]);
+        if (columns == nullptr) {
+          row_entries.assign(entries.begin() + static_cast<std::ptrdiff_t>(row.begin),
+                             entries.begin() + static_cast<std::ptrdiff_t>(row.begin + row.length));
+        } else {
+          auto const& column = (*columns)[row.worker];
+          for (std::size_t p = row.begin; p < row.begin + row.length; ++p) {
+            std::uint32_t const c = column[entries[p].term];
+            if (c != term_table::npos) row_entries.push_back({c, entries[p].count});
+          }
         }
-        std::sort(row_entries.begin(), row_entries.end(),
-                  [](term_count a, term_count b) { return a.term < b.term; });
+        if (row_entries.size() <= 64) {
+          std::sort(row_entries.begin(), row_entries.end(),
+                    [](term_count a, term_count b) { return a.term < b.term; });
+        } else {
+          scratch.resize(row_entries.size());
+          for (unsigned pass = 0; pass < passes; ++pass) {
+            unsigned const shift = pass * digit_bits;
+            std::uint32_t const mask = (std::uint32_t{1} << digit_bits) - 1;
+            std::fill(bucket.begin(), bucket.end(), 0u);
+            for (auto const& e : row_entries) ++bucket[(e.term >> shift) & mask];
+            std::uint32_t sum = 0;
+            for (auto& b : bucket) sum += std::exchange(b, sum);
+            for (auto const& e : row_entries) scratch[bucket[(e.term >> shift) & mask]++] = e;
+            row_entries.swap(scratch);
+          }
+        }
         std::size_t out = offsets[di];
         m.row_offsets[di] = static_cast<I>(out);
         for (auto const& e : row_entries) {
@@ -510,33 +636,52 @@ class corpus_counter {
   std::vector<document_entries> rows_;
 };
 
+/// One row of TfidfTransformer.transform: weights row r's counts (tf or 1 + ln tf,
+/// times idf, in double) and scales them to unit norm into out (indexed like the
+/// counts). Plain pointers, no allocation and constexpr, so the CUDA backend runs this
+/// same code on the device, one row per thread (nvcc --expt-relaxed-constexpr).
+template <class C, class T, class I>
+struct tfidf_row_weighting {
+  I const* row_offsets;
+  I const* col_indices;
+  C const* counts;
+  double const* idf;
+  bool sublinear_tf;
+  bool use_idf;
+  tfidf_norm norm;
+  T* out;
+
+  constexpr double weight(I p) const {
+    auto v = static_cast<double>(counts[p]);
+    if (sublinear_tf) v = std::log(v) + 1.0;
+    if (use_idf) v *= idf[col_indices[p]];
+    return v;
+  }
+
+  constexpr void operator()(I r) const {
+    I const begin = row_offsets[r];
+    I const end = row_offsets[r + 1];
+    double sum = 0.0;
+    for (I p = begin; p < end; ++p) {
+      double const v = weight(p);
+      sum += norm == tfidf_norm::l2 ? v * v : std::fabs(v);
+    }
+    // sklearn's inplace_csr_row_normalize_*: zero rows are left alone, never 0/0.
+    double scale = 1.0;
+    if (norm != tfidf_norm::none && sum != 0.0) scale = norm == tfidf_norm::l2 ? std::sqrt(sum) : sum;
+    for (I p = begin; p < end; ++p) out[p] = static_cast<T>(weight(p) / scale);
+  }
+};
+
 /// Weights and normalises rows [first, last) of `counts` into `out` (indexed like
 /// counts.values), with the calling thread's OpenMP threads.
 template <class C, class T, class I>
 void weight_rows(csr_view<C, I> counts, I first, I last, double const* idf,
                  tfidf_options const& o, T* out) {
-#pragma omp parallel
-  {
-    std::vector<double> row;
-#pragma omp for schedule(dynamic, 256)
-    for (I r = first; r < last; ++r) {
-      I const begin = counts.row_offsets[r];
-      I const end = counts.row_offsets[r + 1];
-      row.resize(static_cast<std::size_t>(end - begin));
-      double sum = 0.0;
-      for (I p = begin; p < end; ++p) {
-        auto v = static_cast<double>(counts.values[p]);
-        if (o.sublinear_tf) v = std::log(v) + 1.0;
-        if (o.use_idf) v *= idf[counts.col_indices[p]];
-        row[static_cast<std::size_t>(p - begin)] = v;
-        sum += o.norm == tfidf_norm::l2 ? v * v : std::fabs(v);
-      }
-      // sklearn's inplace_csr_row_normalize_*: zero rows are left alone, never 0/0.
-      double norm = 1.0;
-      if (o.norm != tfidf_norm::none && sum != 0.0) norm = o.norm == tfidf_norm::l2 ? std::sqrt(sum) : sum;
-      for (I p = begin; p < end; ++p) out[p] = static_cast<T>(row[static_cast<std::size_t>(p - begin)] / norm);
-    }
-  }
+  tfidf_row_weighting<C, T, I> const row{counts.row_offsets, counts.col_indices, counts.values, idf,
+                                         o.sublinear_tf, o.use_idf, o.norm, out};
+#pragma omp parallel for schedule(dynamic, 256)
+  for (I r = first; r < last; ++r) row(r);
 }
 
 /// TfidfTransformer.transform of a count matrix (the structure is copied, the values
@@ -573,12 +718,36 @@ csr_matrix<cpu, T, I> weight_counts(csr_view<C, I> counts, std::span<double cons
   return weight_counts_on<T>(nullptr, counts, idf, o);
 }
 
-/// Weighting on a host policy's devices. A device backend adds its own overload.
+/// Weighting on a host policy's devices.
 template <class T, class C, class I>
 csr_matrix<cpu, T, I> weight_counts(execution_policy<cpu> const& policy, csr_view<C, I> counts,
                                     std::span<double const> idf, tfidf_options const& o) {
   return weight_counts_on<T>(&policy, counts, idf, o);
 }
+
+// ---- Weighting on other device kinds (the GPU backend) ---------------------------
+/// A device backend specialises this (mgpu/cuda.hpp does for gpu) with
+///   template <class T, class C, class I>
+///   static csr_matrix<cpu, T, I> weight(execution_policy<Kind> const&, csr_view<C, I>,
+///                                       std::span<double const> idf, tfidf_options const&);
+/// computing what weight_rows computes (it may run tfidf_row_weighting on its devices).
+template <class Kind>
+struct weighting_leaf;
+
+/// Weighting on a device backend's policy.
+template <class T, class C, class I, class Kind>
+csr_matrix<cpu, T, I> weight_counts(execution_policy<Kind> const& policy, csr_view<C, I> counts,
+                                    std::span<double const> idf, tfidf_options const& o) {
+  static_assert(backend_available<Kind>::value,
+                "tf-idf weighting: this device kind's backend is not compiled in (for gpu, include "
+                "<mgpu/cuda.hpp> in a CUDA translation unit and link mgpu::cuda)");
+  if (o.use_idf && idf.size() != static_cast<std::size_t>(counts.cols)) {
+    throw dimension_mismatch(message("tf-idf weighting: the count matrix has ", counts.cols,
+                                     " columns but idf has ", idf.size(), " entries"));
+  }
+  return weighting_leaf<Kind>::template weight<T>(policy, counts, idf, o);
+}
+// ---- end of weighting on other device kinds ---------------------------------------
 
 }  // namespace detail
 
@@ -589,8 +758,8 @@ csr_matrix<cpu, T, I> weight_counts(execution_policy<cpu> const& policy, csr_vie
 /// NumPy. The result has the structure of `counts`. O(nnz).
 /// Weighting runs on the policy's devices, row blocks balanced by nnz.
 /// @throws dimension_mismatch if use_idf and idf.size() != counts.cols().
-template <class T, class I>
-csr_matrix<cpu, T, I> tfidf_weight(execution_policy<cpu> const& policy,
+template <class Kind, class T, class I>
+csr_matrix<cpu, T, I> tfidf_weight(execution_policy<Kind> const& policy,
                                    csr_matrix<cpu, T, I> const& counts,
                                    std::span<double const> idf, tfidf_options const& options) {
   return detail::weight_counts<T>(policy, counts.view(), idf, options);

@@ -3,8 +3,9 @@
 //
 // Open addressing with linear probing over 16-byte slots that hold each term's first
 // eight bytes and length, so most probes are decided without touching the term
-// bytes; the terms live in one arena. std::unordered_map<std::string, ...> costs an allocation per term and a
-// pointer chase per probe, which dominates tokenising. The table stores offsets, not
+// bytes; the terms live in one arena, followed by 8 zero bytes so that lookups may
+// compare whole 8-byte words. std::unordered_map<std::string, ...> costs an allocation
+// per term and a pointer chase per probe, which dominates tokenising. The table stores offsets, not
 // pointers, so it may be copied and moved freely.
 //
 // Thread safety: none; counting uses one table per thread and merges them.
@@ -20,32 +21,45 @@
 
 namespace mgpu::detail {
 
-/// A fast 64-bit hash of a short byte string (8-byte words, multiply-xorshift mixing).
+/// The first `n` (< 8) bytes at `p`, zero-extended, read with one 8-byte load: the
+/// caller guarantees that 8 bytes at `p` are readable.
+inline std::uint64_t load_padded(char const* p, std::size_t n) noexcept {
+  std::uint64_t w = 0;
+  std::memcpy(&w, p, 8);
+  return n >= 8 ? w : w & ((std::uint64_t{1} << (8 * n)) - 1);
+}
+
+/// A fast 64-bit hash of a short byte string: each 8-byte word is folded in with one
+/// 64 x 64 -> 128-bit multiply whose halves are xored (the wyhash / mum mixing), so a
+/// term of up to 8 bytes costs one multiply and every output bit depends on every input
+/// bit. Padded: the 8 bytes after the end of `s` are readable, so the last partial word
+/// is one load.
+template <bool Padded = false>
 inline std::uint64_t hash_term(std::string_view s) noexcept {
-  constexpr std::uint64_t k = 0x9E3779B97F4A7C15ull;
-  auto mix = [](std::uint64_t x) {
-    x ^= x >> 32;
-    x *= 0xD6E8FEB86659FD93ull;
-    x ^= x >> 32;
-    return x;
+  __extension__ using u128 = unsigned __int128;
+  auto fold = [](std::uint64_t a, std::uint64_t b) {
+    u128 const product = static_cast<u128>(a) * b;
+    return static_cast<std::uint64_t>(product) ^ static_cast<std::uint64_t>(product >> 64);
   };
-  std::uint64_t h = k ^ (s.size() * 0xBF58476D1CE4E5B9ull);
+  constexpr std::uint64_t k0 = 0x9E3779B97F4A7C15ull;
+  constexpr std::uint64_t k1 = 0xD6E8FEB86659FD93ull;
+  std::uint64_t h = k0 ^ s.size();
   char const* p = s.data();
   std::size_t n = s.size();
-  while (n >= 8) {
+  while (n > 8) {
     std::uint64_t w = 0;
     std::memcpy(&w, p, 8);
-    h = (h ^ w) * k;
-    h ^= h >> 29;
+    h = fold(h ^ w, k1);
     p += 8;
     n -= 8;
   }
-  if (n != 0) {
-    std::uint64_t w = 0;
+  std::uint64_t w = 0;
+  if constexpr (Padded) {
+    w = load_padded(p, n);
+  } else {
     std::memcpy(&w, p, n);
-    h = (h ^ w) * k;
   }
-  return mix(h);
+  return fold(h ^ w, k1);
 }
 
 class term_table {
@@ -65,39 +79,39 @@ class term_table {
   /// few terms ahead, because at corpus scale nearly every first probe misses cache.
   void prefetch(std::uint64_t h) const noexcept { __builtin_prefetch(&slots_[h & mask_]); }
 
-  /// The id of `term` (whose hash_term is `h`), or npos.
+  /// The id of `term` (whose hash_term is `h`), or npos. Padded: the 8 bytes after
+  /// the end of `term` are readable (term() of a table satisfies this).
+  template <bool Padded = false>
   [[nodiscard]] std::uint32_t find(std::string_view term, std::uint64_t h) const noexcept {
-    std::uint64_t const prefix = prefix_of(term);
+    std::uint64_t const prefix = prefix_of<Padded>(term);
     auto const length = static_cast<std::uint32_t>(term.size());
     for (std::size_t i = h & mask_;; i = (i + 1) & mask_) {
       slot const& s = slots_[i];
       if (s.id == npos) return npos;
-      if (matches(s, prefix, length, term)) return s.id;
+      if (matches<Padded>(s, prefix, length, term)) return s.id;
     }
   }
 
-  /// The id of `term`, inserted with the next id if absent.
+  /// The id of `term`, inserted with the next id if absent. Padded as for find.
   /// @throws index_overflow beyond 2^32 - 2 distinct terms or a term of 4 GiB.
+  template <bool Padded = false>
   std::uint32_t intern(std::string_view term, std::uint64_t h) {
-    std::uint64_t const prefix = prefix_of(term);
+    std::uint64_t const prefix = prefix_of<Padded>(term);
     auto const length = static_cast<std::uint32_t>(term.size());
-    std::size_t i = h & mask_;
-    for (;; i = (i + 1) & mask_) {
+    for (std::size_t i = h & mask_;; i = (i + 1) & mask_) {
       slot const& s = slots_[i];
-      if (s.id == npos) break;
-      if (matches(s, prefix, length, term)) return s.id;
+      if (s.id == npos) return insert(i, term, h, prefix);
+      if (matches<Padded>(s, prefix, length, term)) return s.id;
     }
-    if (hashes_.size() >= npos - 1 || term.size() >= npos) {
-      throw index_overflow(message("a term table holds at most ", npos - 1,
-                                   " distinct terms of less than 4 GiB each"));
-    }
-    auto const id = static_cast<std::uint32_t>(hashes_.size());
-    arena_.insert(arena_.end(), term.begin(), term.end());
-    offsets_.push_back(arena_.size());
-    hashes_.push_back(h);
-    slots_[i] = {prefix, id, length};
-    if (2 * hashes_.size() > slots_.size()) rehash(2 * slots_.size());
-    return id;
+  }
+
+  /// Sizes the table for `terms` terms without rehashing.
+  void reserve(std::size_t terms) {
+    std::size_t capacity = slots_.size();
+    while (2 * terms > capacity) capacity *= 2;
+    if (capacity != slots_.size()) rehash(capacity);
+    hashes_.reserve(terms);
+    offsets_.reserve(terms + 1);
   }
 
  private:
@@ -110,16 +124,48 @@ class term_table {
     std::uint32_t length;
   };
 
+  // Out of line: the lookup loop stays small enough to inline into counting.
+  [[gnu::noinline]] std::uint32_t insert(std::size_t i, std::string_view term, std::uint64_t h,
+                                         std::uint64_t prefix) {
+    if (hashes_.size() >= npos - 1 || term.size() >= npos) {
+      throw index_overflow(message("a term table holds at most ", npos - 1,
+                                   " distinct terms of less than 4 GiB each"));
+    }
+    auto const id = static_cast<std::uint32_t>(hashes_.size());
+    // The arena keeps 8 zero bytes after the last term, so that every term is padded.
+    std::size_t const at = offsets_.back();
+    arena_.resize(at + term.size() + 8);
+    std::memcpy(arena_.data() + at, term.data(), term.size());
+    offsets_.push_back(at + term.size());
+    hashes_.push_back(h);
+    slots_[i] = {prefix, id, static_cast<std::uint32_t>(term.size())};
+    if (2 * hashes_.size() > slots_.size()) rehash(2 * slots_.size());
+    return id;
+  }
+
+  template <bool Padded = false>
   static std::uint64_t prefix_of(std::string_view term) noexcept {
+    if constexpr (Padded) return load_padded(term.data(), term.size());
     std::uint64_t p = 0;
     std::memcpy(&p, term.data(), term.size() < 8 ? term.size() : 8);
     return p;
   }
 
+  template <bool Padded>
   bool matches(slot const& s, std::uint64_t prefix, std::uint32_t length,
                std::string_view term) const noexcept {
     if (s.prefix != prefix || s.length != length) return false;
-    return length <= 8 || std::memcmp(arena_.data() + offsets_[s.id] + 8, term.data() + 8, length - 8) == 0;
+    if (length <= 8) return true;
+    char const* const stored = arena_.data() + offsets_[s.id];
+    if constexpr (Padded) {
+      // Both sides are padded: compare 8 bytes at a time, the last word masked.
+      for (std::size_t k = 8; k < length; k += 8) {
+        if (load_padded(stored + k, length - k) != load_padded(term.data() + k, length - k)) return false;
+      }
+      return true;
+    } else {
+      return std::memcmp(stored + 8, term.data() + 8, length - 8) == 0;
+    }
   }
 
   void rehash(std::size_t capacity) {
@@ -129,13 +175,13 @@ class term_table {
       std::size_t i = hashes_[id] & mask_;
       while (slots_[i].id != npos) i = (i + 1) & mask_;
       auto const t = term(id);
-      slots_[i] = {prefix_of(t), id, static_cast<std::uint32_t>(t.size())};
+      slots_[i] = {prefix_of<true>(t), id, static_cast<std::uint32_t>(t.size())};
     }
   }
 
   std::vector<slot> slots_;
   std::size_t mask_ = 0;
-  std::vector<char> arena_;
+  std::vector<char> arena_ = std::vector<char>(8, 0);
   std::vector<std::size_t> offsets_{0};
   std::vector<std::uint64_t> hashes_;
 };
