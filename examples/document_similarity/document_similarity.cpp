@@ -30,6 +30,11 @@
 #include <mgpu/io/corpus.hpp>
 #include <mgpu/io/matrix_market.hpp>
 #include <mgpu/mgpu.hpp>
+#ifdef MGPU_EXAMPLE_WITH_CUDA
+// The GPU backend: --devices cuda, cuda:0,1. Its kernels are instantiated in
+// document_similarity_cuda.cu; this file stays host code.
+#include <mgpu/cuda.hpp>
+#endif
 
 namespace {
 

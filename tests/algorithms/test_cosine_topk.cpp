@@ -146,6 +146,108 @@ TEST_CASE("cosine_topk: non-negative data (the pruned path) matches a dense refe
   }
 }
 
+namespace {
+
+// Text-like rows: column c is in a row with probability min(0.9, 3 / (c + 1)), so a few
+// columns are in almost every row (as stop words are) and most are rare; common
+// columns carry small values (a low idf). This makes the pruned path stop its walk
+// early and complete candidates by row lookup.
+std::vector<std::vector<float>> text_like(std::mt19937& rng, int rows, int cols) {
+  std::vector<std::vector<float>> a(static_cast<std::size_t>(rows), std::vector<float>(static_cast<std::size_t>(cols), 0.0f));
+  std::uniform_real_distribution<float> value(0.05f, 1.0f);
+  for (auto& row : a) {
+    for (int c = 0; c < cols; ++c) {
+      double const p = std::min(0.9, 3.0 / (c + 1));
+      if (std::bernoulli_distribution(p)(rng)) {
+        row[static_cast<std::size_t>(c)] = static_cast<float>(1.0 - p) * value(rng) + 0.01f;
+      }
+    }
+  }
+  return a;
+}
+
+}  // namespace
+
+TEST_CASE("cosine_topk: the pruned path on a larger text-like corpus matches a dense reference",
+          "[cosine]") {
+  std::mt19937 rng(21);
+  int const cols = 200;
+  auto const a = text_like(rng, 800, cols);
+  auto const m = from_dense(a, cols);
+  for (int k : {1, 10}) {
+    INFO("k " << k);
+    require_matches(mgpu::cosine_topk(policy_t("cpu"), m, k), dense_reference(a, a, k, true));
+  }
+}
+
+TEST_CASE("cosine_topk: the pruned path is bitwise the same on cpu, cpu:2 and cpu:3", "[cosine]") {
+  std::mt19937 rng(22);
+  auto const m = from_dense(text_like(rng, 600, 150), 150);
+  auto const base = mgpu::cosine_topk(policy_t("cpu"), m, 10);
+  for (auto devices : {"cpu:2", "cpu:3"}) {
+    INFO(devices);
+    auto const got = mgpu::cosine_topk(policy_t(devices), m, 10);
+    CHECK(got.row_offsets == base.row_offsets);
+    CHECK(got.indices == base.indices);
+    CHECK(got.scores == base.scores);
+  }
+}
+
+TEST_CASE("cosine_topk: non-negative data with stored zeros and a column in every row", "[cosine]") {
+  // Column 0 is in every row, so one query touches every corpus row; every third stored
+  // value is an explicit 0, which must neither be reported nor confuse the bookkeeping
+  // of which rows were touched.
+  std::mt19937 rng(23);
+  int const rows = 120, cols = 20;
+  std::uniform_real_distribution<float> value(0.1f, 1.0f);
+  std::bernoulli_distribution keep(0.3);
+  std::vector<std::vector<float>> a(rows, std::vector<float>(cols, 0.0f));
+  std::vector<std::int32_t> offsets{0}, indices;
+  std::vector<float> values;
+  for (auto& row : a) {
+    for (int c = 0; c < cols; ++c) {
+      if (c != 0 && !keep(rng)) continue;
+      float const v = indices.size() % 3 == 2 ? 0.0f : value(rng);
+      row[static_cast<std::size_t>(c)] = v;
+      indices.push_back(c);
+      values.push_back(v);
+    }
+    offsets.push_back(static_cast<std::int32_t>(indices.size()));
+  }
+  matrix const m(rows, cols, offsets, indices, values);
+  for (auto devices : {"cpu", "cpu:2"}) {
+    INFO(devices);
+    require_matches(mgpu::cosine_topk(policy_t(devices), m, 7), dense_reference(a, a, 7, true));
+  }
+}
+
+TEST_CASE("cosine_topk: stored zeros on a text-like corpus where the walk stops early", "[cosine]") {
+  // Every fourth stored value is an explicit 0: such rows have a zero partial score
+  // after a term that stores them, yet they may still rank once completed.
+  std::mt19937 rng(24);
+  int const cols = 120;
+  auto a = text_like(rng, 500, cols);
+  std::vector<std::int32_t> offsets{0}, indices;
+  std::vector<float> values;
+  for (auto& row : a) {
+    for (int c = 0; c < cols; ++c) {
+      auto& v = row[static_cast<std::size_t>(c)];
+      if (v == 0.0f) continue;
+      if (indices.size() % 4 == 3) v = 0.0f;
+      indices.push_back(c);
+      values.push_back(v);
+    }
+    offsets.push_back(static_cast<std::int32_t>(indices.size()));
+  }
+  matrix const m(static_cast<std::int64_t>(a.size()), cols, offsets, indices, values);
+  auto const want = dense_reference(a, a, 10, true);
+  auto const base = mgpu::cosine_topk(policy_t("cpu"), m, 10);
+  require_matches(base, want);
+  auto const two = mgpu::cosine_topk(policy_t("cpu:2"), m, 10);
+  CHECK(two.indices == base.indices);
+  CHECK(two.scores == base.scores);
+}
+
 TEST_CASE("cosine_topk: all-pairs excludes the self match by default", "[cosine]") {
   std::mt19937 rng(11);
   auto const a = random_dense(rng, 30, 12, 0.4);
@@ -269,4 +371,18 @@ TEST_CASE("cosine_topk: the progress callback reports every batch", "[cosine]") 
   };
   (void)mgpu::cosine_topk(policy_t("cpu"), a, 2, opts);
   CHECK(seen == std::vector<std::int64_t>{4, 8, 10});
+}
+
+TEST_CASE("cosine_topk: long non-negative rows (scored without pruning) match a dense reference",
+          "[cosine]") {
+  // Rows with ~100 stored terms exceed the pruning cut-off (64 query terms).
+  std::mt19937 rng(21);
+  std::uniform_real_distribution<float> value(0.0f, 1.0f);
+  std::vector<std::vector<float>> a(40, std::vector<float>(150, 0.0f));
+  for (auto& row : a)
+    for (auto& v : row)
+      if (value(rng) < 0.7f) v = value(rng);
+  auto const m = from_dense(a, 150);
+  REQUIRE(m.nnz() > 40 * 64);
+  require_matches(mgpu::cosine_topk(policy_t("cpu:2"), m, 5), dense_reference(a, a, 5, true));
 }

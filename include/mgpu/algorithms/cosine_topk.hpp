@@ -10,7 +10,10 @@
 // batch by sparse accumulation and keeps its own top-k; the shards' lists are then
 // merged exactly (the shard lists are ranked by the same total order). The full score
 // matrix is never formed: memory is O(corpus nnz + batch·k·devices + threads·shard rows).
-// Results are identical for any number of devices.
+// Results are identical for any number of devices. The per-device part (holding a
+// shard, scoring a batch against it) is detail::cosine_leaf<Kind>: sparse accumulation
+// on host devices (backend/cpu/cosine_topk.hpp), cuSPARSE SpGEMM and a CUB segmented
+// sort on GPUs (backend/cuda/cosine_topk.cuh).
 // Semantics follow scikit-learn's `cosine_similarity` followed by a stable top-k.
 #pragma once
 
@@ -21,6 +24,7 @@
 #include <functional>
 #include <limits>
 #include <optional>
+#include <span>
 #include <vector>
 
 #include "mgpu/algorithms/topk_result.hpp"
@@ -96,12 +100,56 @@ std::int64_t cosine_batch_rows(std::int64_t requested, std::size_t budget, std::
   return std::max<std::int64_t>(1, std::min(batch, std::max<std::int64_t>(queries, 1)));
 }
 
+/// The per-kind leaf of cosine_topk: how a device holds its corpus shard and scores a
+/// block of queries against it. Everything else (validation, norms, partitioning,
+/// batching, the exact merge) is shared by every kind. A backend specialises it with
+///
+///   template <class T, class I> using shard = ...;    // one device's resident shard
+///   static shard<T, I> make_shard(device_context<Kind>&, csr_view<T, I> corpus,
+///       std::span<T const> inv_norms, I first, I last, bool non_negative,
+///       std::size_t budget);                           // corpus rows [first, last)
+///   static void score(device_context<Kind>&, csr_view<T, I> queries,
+///       std::span<T const> query_inv_norms, shard<T, I> const&, I q_first, I q_last,
+///       std::size_t k, bool exclude_self, std::span<scored<T, I>> out,
+///       std::span<std::int32_t> counts, std::size_t budget);
+///
+/// `score` writes query q's best (up to) k nonzero scores, ranked by ranks_before, to
+/// out[(q - q_first) * k ...] and their number to counts[q - q_first], with global
+/// corpus indices. `budget` is the policy's memory budget per device (0: automatic).
+/// Both run as fork_join tasks, so they may use the device's stream and handles.
+template <class Kind>
+struct cosine_leaf;
+
+/// Host devices: the sparse-accumulation kernel of backend/cpu/cosine_topk.hpp.
+template <>
+struct cosine_leaf<cpu> {
+  template <class T, class I>
+  using shard = backend::cpu::cosine_shard<T, I>;
+
+  template <class T, class I>
+  static shard<T, I> make_shard(device_context<cpu>&, csr_view<T, I> corpus,
+                                std::span<T const> inv_norms, I first, I last, bool non_negative,
+                                std::size_t) {
+    return backend::cpu::make_cosine_shard<T, I>(corpus, inv_norms, first, last, non_negative);
+  }
+
+  template <class T, class I>
+  static void score(device_context<cpu>&, csr_view<T, I> queries,
+                    std::span<T const> query_inv_norms, shard<T, I> const& s, I q_first, I q_last,
+                    std::size_t k, bool exclude_self, std::span<scored<T, I>> out,
+                    std::span<std::int32_t> counts, std::size_t) {
+    backend::cpu::cosine_topk_shard<T, I>(queries, query_inv_norms, s, q_first, q_last, k,
+                                          exclude_self, out, counts);
+  }
+};
+
 }  // namespace detail
 
 /// Exact top-k cosine similarity of each query row against the corpus rows (see the
 /// file comment for the ranking rules).
 ///
-/// @param policy   devices to run on; the corpus is sharded across them.
+/// @param policy   devices to run on (any kind whose backend is compiled in: cpu, or
+///                 gpu with mgpu/cuda.hpp); the corpus is sharded across them.
 /// @param queries  q x d sparse matrix (host).
 /// @param corpus   n x d sparse matrix (host).
 /// @param k        neighbours per query, k >= 1; rows list min(k, qualifying) pairs.
@@ -109,10 +157,14 @@ std::int64_t cosine_batch_rows(std::int64_t requested, std::size_t budget, std::
 /// @throws invalid_argument (k < 1, NaN/Inf values), dimension_mismatch (d differs),
 ///         out_of_memory (the memory budget cannot hold one query's results).
 /// Complexity: O(Σ_q Σ_{t∈q} |postings(t)| + q·k·log k); never O(q·n) memory.
-template <class T, class I>
-topk_result<T, I> cosine_topk(execution_policy<cpu> const& policy, csr_view<T, I> queries,
+template <class Kind, class T, class I>
+topk_result<T, I> cosine_topk(execution_policy<Kind> const& policy, csr_view<T, I> queries,
                               csr_view<T, I> corpus, std::int64_t k,
                               cosine_topk_options const& options = {}) {
+  static_assert(backend_available<Kind>::value,
+                "cosine_topk: this device kind's backend is not compiled in (for gpu, include "
+                "<mgpu/cuda.hpp> in a CUDA translation unit and link mgpu::cuda)");
+  using leaf = detail::cosine_leaf<Kind>;
   MGPU_EXPECTS(k >= 1, "cosine_topk: k must be at least 1, got ", k);
   if (queries.cols != corpus.cols) {
     throw dimension_mismatch(detail::message(
@@ -136,11 +188,12 @@ topk_result<T, I> cosine_topk(execution_policy<cpu> const& policy, csr_view<T, I
   bool const non_negative = detail::all_non_negative(queries) && detail::all_non_negative(corpus);
   auto const n_devices = policy.device_count();
   auto const bounds = partition_rows_by_nnz(corpus, n_devices);
-  std::vector<std::optional<backend::cpu::cosine_shard<T, I>>> shards(n_devices);
-  detail::fork_join(policy, [&](auto&, std::size_t dev) {
+  std::vector<std::optional<typename leaf::template shard<T, I>>> shards(n_devices);
+  detail::fork_join(policy, [&](auto& ctx, std::size_t dev) {
     if (bounds[dev] == bounds[dev + 1]) return;
-    shards[dev] = backend::cpu::make_cosine_shard<T, I>(corpus, corpus_inv, bounds[dev], bounds[dev + 1],
-                                                           non_negative);
+    shards[dev].emplace(leaf::template make_shard<T, I>(ctx, corpus, corpus_inv, bounds[dev],
+                                                        bounds[dev + 1], non_negative,
+                                                        policy.memory_budget()));
   });
 
   auto const batch = detail::cosine_batch_rows<T, I>(options.query_batch, policy.memory_budget(),
@@ -157,11 +210,11 @@ topk_result<T, I> cosine_topk(execution_policy<cpu> const& policy, csr_view<T, I
   for (std::int64_t q0 = 0; q0 < n_queries; q0 += batch) {
     auto const q1 = std::min(n_queries, q0 + batch);
     auto const rows = static_cast<std::size_t>(q1 - q0);
-    detail::fork_join(policy, [&](auto&, std::size_t dev) {
+    detail::fork_join(policy, [&](auto& ctx, std::size_t dev) {
       if (!shards[dev]) return;
-      backend::cpu::cosine_topk_shard<T, I>(queries, query_inv, *shards[dev], static_cast<I>(q0),
-                                            static_cast<I>(q1), kk, options.exclude_self,
-                                            shard_out[dev], shard_counts[dev]);
+      leaf::template score<T, I>(ctx, queries, query_inv, *shards[dev], static_cast<I>(q0),
+                                 static_cast<I>(q1), kk, options.exclude_self, shard_out[dev],
+                                 shard_counts[dev], policy.memory_budget());
     });
 
     // Merge: every shard list is ranked by the same total order, so the best kk of
@@ -198,8 +251,8 @@ topk_result<T, I> cosine_topk(execution_policy<cpu> const& policy, csr_view<T, I
 }
 
 /// Overload for owning matrices.
-template <class T, class I>
-topk_result<T, I> cosine_topk(execution_policy<cpu> const& policy,
+template <class Kind, class T, class I>
+topk_result<T, I> cosine_topk(execution_policy<Kind> const& policy,
                               csr_matrix<cpu, T, I> const& queries,
                               csr_matrix<cpu, T, I> const& corpus, std::int64_t k,
                               cosine_topk_options const& options = {}) {
@@ -208,8 +261,8 @@ topk_result<T, I> cosine_topk(execution_policy<cpu> const& policy,
 
 /// All pairs within one matrix: each row's k most similar *other* rows (the self match
 /// is excluded unless `options.exclude_self` is set to false).
-template <class T, class I>
-topk_result<T, I> cosine_topk(execution_policy<cpu> const& policy, csr_matrix<cpu, T, I> const& rows,
+template <class Kind, class T, class I>
+topk_result<T, I> cosine_topk(execution_policy<Kind> const& policy, csr_matrix<cpu, T, I> const& rows,
                               std::int64_t k,
                               cosine_topk_options const& options = {.exclude_self = true}) {
   return cosine_topk(policy, rows.view(), rows.view(), k, options);

@@ -80,6 +80,69 @@ class device_error : public error {
   using error::error;
 };
 
+/// A failed call into a GPU runtime or vendor library: the library's status name
+/// (e.g. "cudaErrorMemoryAllocation"), the call as written in the source, and the
+/// file:line of the call. The vendor subclasses below are thrown by the MGPU_*_TRY
+/// macros of the CUDA backend; this header stays free of vendor headers.
+class device_call_error : public device_error {
+ public:
+  device_call_error(std::string const& library, std::string status_name, std::string call,
+                    std::string file, int line, std::string const& description = {})
+      : device_error(library + " call " + call + " failed: " + status_name +
+                     (description.empty() ? std::string() : " (" + description + ")") + " at " +
+                     file + ":" + std::to_string(line)),
+        status_name_(std::move(status_name)),
+        call_(std::move(call)),
+        file_(std::move(file)),
+        line_(line) {}
+  [[nodiscard]] std::string const& status_name() const noexcept { return status_name_; }
+  [[nodiscard]] std::string const& call() const noexcept { return call_; }
+  [[nodiscard]] std::string const& file() const noexcept { return file_; }
+  [[nodiscard]] int line() const noexcept { return line_; }
+
+ private:
+  std::string status_name_;
+  std::string call_;
+  std::string file_;
+  int line_;
+};
+
+/// A CUDA runtime call failed (cudaError_t).
+class cuda_error : public device_call_error {
+ public:
+  cuda_error(std::string status_name, std::string call, std::string file, int line,
+             std::string const& description = {})
+      : device_call_error("CUDA", std::move(status_name), std::move(call), std::move(file), line,
+                          description) {}
+};
+
+/// A cuSPARSE call failed (cusparseStatus_t).
+class cusparse_error : public device_call_error {
+ public:
+  cusparse_error(std::string status_name, std::string call, std::string file, int line,
+                 std::string const& description = {})
+      : device_call_error("cuSPARSE", std::move(status_name), std::move(call), std::move(file),
+                          line, description) {}
+};
+
+/// A cuBLAS call failed (cublasStatus_t).
+class cublas_error : public device_call_error {
+ public:
+  cublas_error(std::string status_name, std::string call, std::string file, int line,
+               std::string const& description = {})
+      : device_call_error("cuBLAS", std::move(status_name), std::move(call), std::move(file), line,
+                          description) {}
+};
+
+/// A cuSOLVER call failed (cusolverStatus_t).
+class cusolver_error : public device_call_error {
+ public:
+  cusolver_error(std::string status_name, std::string call, std::string file, int line,
+                 std::string const& description = {})
+      : device_call_error("cuSOLVER", std::move(status_name), std::move(call), std::move(file),
+                          line, description) {}
+};
+
 /// A numerical failure, e.g. a system that is not symmetric positive definite.
 class numerical_error : public error {
  public:

@@ -20,14 +20,32 @@
 
 namespace mgpu::detail {
 
-template <class F>
-void fork_join(execution_policy<cpu> const& policy, F&& f) {
+/// How fork_join runs a task on one device of kind `Kind`: `queue(ctx)` is the host
+/// work queue that runs the device's tasks in order, and `run(ctx, f)` runs one task
+/// there. Host devices run `f` directly; the CUDA backend (mgpu/cuda.hpp) specialises
+/// this to select the device, run `f` (which issues work onto the device's stream)
+/// and wait for that stream, so that the task ends when its device work does.
+template <class Kind>
+struct device_worker;
+
+template <>
+struct device_worker<cpu> {
+  static stream<cpu>& queue(device_context<cpu>& ctx) noexcept { return ctx.work; }
+  template <class F>
+  static void run(device_context<cpu>& ctx, F& f) {
+    f(ctx, ctx.index);
+  }
+};
+
+template <class Kind, class F>
+void fork_join(execution_policy<Kind> const& policy, F&& f) {
+  using worker = device_worker<Kind>;
   auto& set = policy.devices();
   std::vector<event<cpu>> done(set.size());
   for (std::size_t i = 0; i < set.size(); ++i) {
     auto& ctx = set[i];
-    ctx.work.enqueue([&f, &ctx] { f(ctx, ctx.index); });
-    done[i].record(ctx.work);
+    worker::queue(ctx).enqueue([&f, &ctx] { worker::run(ctx, f); });
+    done[i].record(worker::queue(ctx));
   }
   std::exception_ptr first;
   for (auto& e : done) {
@@ -38,10 +56,10 @@ void fork_join(execution_policy<cpu> const& policy, F&& f) {
     }
   }
   if (first) {
-    // The failed task left its error in its stream; clear it so the set stays usable.
+    // The failed task left its error in its queue; clear it so the set stays usable.
     for (std::size_t i = 0; i < set.size(); ++i) {
       try {
-        set[i].work.synchronize();
+        worker::queue(set[i]).synchronize();
       } catch (...) {
       }
     }

@@ -63,6 +63,13 @@ struct backend_available : std::false_type {};
 template <>
 struct backend_available<cpu> : std::true_type {};
 
+namespace detail {
+// Dependent on `Context`, so that `with_policy` reads backend_available<gpu> when it is
+// instantiated (after mgpu/cuda.hpp has specialised it), not when it is defined.
+template <class Kind, class Context>
+inline constexpr bool backend_available_for = backend_available<Kind>::value;
+}  // namespace detail
+
 /// Calls `f(policy)` with a policy for the devices a runtime string names, e.g. a
 /// command-line flag or MGPU_DEVICES. `f` must accept a policy of every available kind
 /// (a generic lambda); it is instantiated once per kind and returns that call's result.
@@ -72,7 +79,7 @@ template <class F>
 decltype(auto) with_policy(std::string_view devices, F&& f) {
   device_spec const spec = parse_device_string(devices);
   if (spec.kind == device_spec::kind_id::cuda) {
-    if constexpr (backend_available<gpu>::value) {
+    if constexpr (detail::backend_available_for<gpu, F>) {
       return std::forward<F>(f)(execution_policy<gpu>(spec));
     } else {
       throw invalid_argument(detail::message(

@@ -46,6 +46,15 @@ struct cosine_shard {
   csr_view<T, I> corpus;                 // the whole corpus, for canonical rescoring
   std::span<T const> inv_norms;          // 1/‖c_d‖ for the whole corpus
   bool non_negative = true;              // every value >= 0: pruning is exact
+  // The shard's documents row by row, normalised, for completing candidates: one
+  // contiguous run per document, so a lookup touches one or two cache lines.
+  struct entry {
+    I column;
+    T value;
+  };
+  std::vector<I> row_offsets;  // count + 1 offsets into rows
+  std::vector<entry> rows;
+  std::vector<T> doc_max;  // per document: its largest normalised value
 };
 
 /// Builds the shard for corpus rows [first, last). `inv_norms[d]` is 1/‖c_d‖ (0 for a
@@ -55,7 +64,7 @@ template <class T, class I>
 cosine_shard<T, I> make_cosine_shard(csr_view<T, I> corpus, std::span<T const> inv_norms, I first,
                                      I last, bool non_negative) {
   cosine_shard<T, I> shard{first, transpose(corpus.row_block(first, last)), {}, corpus, inv_norms,
-                           non_negative};
+                           non_negative, {}, {}, {}};
   auto const post = shard.postings.view();
   auto vals = shard.postings.values();
   shard.term_max.assign(static_cast<std::size_t>(post.rows), T{0});
@@ -68,24 +77,72 @@ cosine_shard<T, I> make_cosine_shard(csr_view<T, I> corpus, std::span<T const> i
     }
     shard.term_max[static_cast<std::size_t>(t)] = m;
   }
+  shard.row_offsets.reserve(static_cast<std::size_t>(last - first) + 1);
+  shard.row_offsets.push_back(0);
+  shard.rows.reserve(static_cast<std::size_t>(corpus.row_begin(last) - corpus.row_begin(first)));
+  shard.doc_max.reserve(static_cast<std::size_t>(last - first));
+  for (I d = first; d < last; ++d) {
+    T const scale = inv_norms[static_cast<std::size_t>(d)];
+    T m = 0;
+    for (I p = corpus.row_begin(d); p < corpus.row_end(d); ++p) {
+      shard.rows.push_back({corpus.col_indices[p], corpus.values[p] * scale});
+      m = std::max(m, shard.rows.back().value);
+    }
+    shard.doc_max.push_back(m);
+    shard.row_offsets.push_back(static_cast<I>(shard.rows.size()));
+  }
   return shard;
 }
 
 namespace detail {
 
+// Postings walked that cost about as much as completing one candidate by row lookup:
+// a fixed part (the cache misses of reaching the row) plus the row's mean length, since
+// completion reads the whole row (tuned on WordNet glosses and the kernel docs).
+template <class T, class I>
+std::int64_t lookup_cost(cosine_shard<T, I> const& shard) {
+  auto const docs = static_cast<std::int64_t>(shard.row_offsets.size()) - 1;
+  return 20 + (docs > 0 ? static_cast<std::int64_t>(shard.rows.size()) / docs : 0);
+}
+
+// Queries with more terms than this are scored without pruning (see the kernel).
+inline constexpr std::size_t max_pruned_terms = 64;
+
+// Slack on the pruning bounds, relative plus absolute: far above the round-off of
+// summing a few thousand float products, far below any meaningful score gap.
+template <class T>
+inline constexpr T bound_slack = T(1e-4);
+
+/// x rounded up by the slack (a safe upper bound of a score computed as x).
+template <class T>
+T upper(T x) noexcept {
+  return x + (x < T{0} ? -x : x) * bound_slack<T> + bound_slack<T> * bound_slack<T>;
+}
+
+/// x rounded down by the slack (a safe lower bound of a score computed as x).
+template <class T>
+T lower(T x) noexcept {
+  return x - (x < T{0} ? -x : x) * bound_slack<T> - bound_slack<T> * bound_slack<T>;
+}
+
 /// Per-thread scratch for scoring one shard.
 template <class T, class I>
 struct cosine_scratch {
   std::vector<T> acc;
-  std::vector<unsigned char> seen;
+  std::vector<unsigned char> seen;  // only with negative values (else acc != 0 says it)
+  // The first n_touched entries are the touched documents; one spare slot takes the
+  // branch-free append's write past the last document.
   std::vector<I> touched;
+  std::size_t n_touched = 0;
   // A lower bound of the k-th best partial score, kept during accumulation: up to k
   // distinct documents (a min-heap) whose recorded partial scores never exceed their
   // current ones, because with non-negative values partial scores only grow.
   std::vector<mgpu::detail::scored<T, I>> tracker;
-  std::vector<unsigned char> tracked;
+  std::vector<unsigned char> tracked;  // 1: in the tracker; 2: also completed already
   T tracker_min = -std::numeric_limits<T>::infinity();
   std::vector<mgpu::detail::scored<T, I>> candidates;  // (completed score, corpus row)
+  std::vector<mgpu::detail::scored<T, I>> partial;     // (bound of the full score, shard row)
+  std::vector<T> partial_score;                        // the partial score of each of those
   std::vector<T> rest_weight;  // per term: the query weight of a term not walked, else 0
   struct term {
     I column;
@@ -94,12 +151,12 @@ struct cosine_scratch {
   };
   std::vector<term> terms;
   std::vector<T> remaining;            // remaining[j] = Σ bound of terms j.. (suffix sums)
+  std::vector<T> remaining_weight;     // remaining_weight[j] = Σ weight of terms j..
   std::vector<std::int64_t> postings;  // postings[j] = Σ posting lengths of terms j..
 
-  cosine_scratch(std::size_t docs, std::size_t terms)
-      : acc(docs, T{0}), seen(docs, 0), tracked(docs, 0), rest_weight(terms, T{0}) {
-    touched.reserve(docs);
-  }
+  cosine_scratch(std::size_t docs, std::size_t terms, bool non_negative)
+      : acc(docs, T{0}), seen(non_negative ? 0 : docs, 0), touched(docs + 1), tracked(docs, 0),
+        rest_weight(terms, T{0}) {}
 
   static bool worse(mgpu::detail::scored<T, I> const& a, mgpu::detail::scored<T, I> const& b) {
     return a.score > b.score;  // heap order: the lowest score on top
@@ -117,6 +174,15 @@ struct cosine_scratch {
     if (tracker.size() == k) tracker_min = tracker.front().score;
   }
 
+  /// How many touched documents can still reach θ with at most `rest` more.
+  std::int64_t count_candidates(T rest, T theta) const {
+    std::int64_t n = 0;
+    for (std::size_t c = 0; c < n_touched; ++c) {
+      n += static_cast<std::int64_t>(upper(acc[static_cast<std::size_t>(touched[c])]) + rest >= theta);
+    }
+    return n;
+  }
+
   /// Brings the tracked scores up to date; returns the smallest (a lower bound of θ).
   T refresh_tracker() {
     for (auto& e : tracker) e.score = acc[static_cast<std::size_t>(e.index)];
@@ -125,6 +191,14 @@ struct cosine_scratch {
     return tracker_min;
   }
 };
+
+inline void prefetch(void const* p) noexcept {
+#if defined(__GNUC__) || defined(__clang__)
+  __builtin_prefetch(p);
+#else
+  static_cast<void>(p);
+#endif
+}
 
 /// Canonical score of query row q against corpus row d (see the file comment).
 template <class T, class I>
@@ -147,23 +221,6 @@ T canonical_score(csr_view<T, I> queries, I q, T q_scale, csr_view<T, I> corpus,
   return sum;
 }
 
-// Slack on the pruning bounds, relative plus absolute: far above the round-off of
-// summing a few thousand float products, far below any meaningful score gap.
-template <class T>
-inline constexpr T bound_slack = T(1e-4);
-
-/// x rounded up by the slack (a safe upper bound of a score computed as x).
-template <class T>
-T upper(T x) noexcept {
-  return x + (x < T{0} ? -x : x) * bound_slack<T> + bound_slack<T> * bound_slack<T>;
-}
-
-/// x rounded down by the slack (a safe lower bound of a score computed as x).
-template <class T>
-T lower(T x) noexcept {
-  return x - (x < T{0} ? -x : x) * bound_slack<T> - bound_slack<T> * bound_slack<T>;
-}
-
 }  // namespace detail
 
 /// Scores queries [q_first, q_last) against one shard and writes each query's best
@@ -177,11 +234,12 @@ void cosine_topk_shard(csr_view<T, I> queries, std::span<T const> query_inv_norm
                        bool exclude_self, std::span<mgpu::detail::scored<T, I>> out,
                        std::span<std::int32_t> counts) {
   auto const post = shard.postings.view();
+  std::int64_t const completion_cost = detail::lookup_cost(shard);
   auto const shard_docs = static_cast<std::size_t>(post.cols);
   auto const n_queries = static_cast<std::int64_t>(q_last - q_first);
 #pragma omp parallel
   {
-    detail::cosine_scratch<T, I> s(shard_docs, static_cast<std::size_t>(post.rows));
+    detail::cosine_scratch<T, I> s(shard_docs, static_cast<std::size_t>(post.rows), shard.non_negative);
     mgpu::detail::topk_heap<T, I> heap(k);
     mgpu::detail::topk_heap<T, I> approx(k);
 #pragma omp for schedule(dynamic, 16)
@@ -203,69 +261,150 @@ void cosine_topk_shard(csr_view<T, I> queries, std::span<T const> query_inv_norm
         });
       }
       s.remaining.assign(s.terms.size() + 1, T{0});
+      s.remaining_weight.assign(s.terms.size() + 1, T{0});
       s.postings.assign(s.terms.size() + 1, 0);
       for (std::size_t j = s.terms.size(); j-- > 0;) {
         s.remaining[j] = s.remaining[j + 1] + s.terms[j].bound;
+        s.remaining_weight[j] = s.remaining_weight[j + 1] + s.terms[j].weight;
         s.postings[j] = s.postings[j + 1] + static_cast<std::int64_t>(post.row_nnz(s.terms[j].column));
       }
+
+      // Long queries (long documents) spread their score over many terms, so the bound
+      // of the terms left stays above θ until late and the pruning costs more than it
+      // saves (kernel docs: 2.7x slower pruned); they take the plain walk.
+      bool const prune = shard.non_negative && s.terms.size() <= detail::max_pruned_terms;
 
       // Accumulate term by term until no untouched document can reach the top k.
       T theta = -std::numeric_limits<T>::infinity();
       std::size_t j = 0;
       for (; j < s.terms.size(); ++j) {
-        if (shard.non_negative && j > 0 && s.tracker.size() == k) {
+        if (prune && j > 0 && s.tracker.size() == k) {
           theta = detail::lower(s.refresh_tracker());
           // Stop when no untouched document can reach θ and the walk left is longer than
-          // completing the touched documents would be (about 4 postings each).
-          if (detail::upper(s.remaining[j]) < theta &&
-              static_cast<std::int64_t>(s.touched.size()) * 4 < s.postings[j]) {
-            break;
+          // completing the candidates would be: a lookup costs about as much as
+          // `completion_cost` postings. Counting the candidates costs a pass over the touched
+          // documents, so it is done only when that is cheaper than the walk left.
+          if (detail::upper(s.remaining[j]) < theta) {
+            if (static_cast<std::int64_t>(s.n_touched) < s.postings[j] &&
+                s.count_candidates(detail::upper(s.remaining[j]), theta) * completion_cost <
+                    s.postings[j]) {
+              break;
+            }
           }
         }
         auto const& term = s.terms[j];
-        for (I p = post.row_begin(term.column); p < post.row_end(term.column); ++p) {
-          auto const d = static_cast<std::size_t>(post.col_indices[p]);
-          if (!s.seen[d]) {
-            s.seen[d] = 1;
-            s.touched.push_back(static_cast<I>(d));
+        I const* const cols = post.col_indices;
+        T const* const vals = post.values;
+        T* const acc = s.acc.data();
+        I* const touched = s.touched.data();
+        std::size_t n = s.n_touched;
+        if (shard.non_negative) {
+          // Partial scores only grow, so acc == 0 means "not touched yet" and the
+          // touched list is appended without a branch.
+          T tracker_min = prune ? s.tracker_min : std::numeric_limits<T>::infinity();
+          for (I p = post.row_begin(term.column); p < post.row_end(term.column); ++p) {
+            I const d = cols[p];
+            auto const i = static_cast<std::size_t>(d);
+            T const old = acc[i];
+            T const partial = old + term.weight * vals[p];
+            acc[i] = partial;
+            touched[n] = d;
+            n += static_cast<std::size_t>((old == T{0}) & (partial != T{0}));
+            if (partial > tracker_min && !s.tracked[i] && d != self) {
+              s.track(partial, d, k);
+              tracker_min = s.tracker_min;
+            }
           }
-          T const partial = s.acc[d] += term.weight * post.values[p];
-          if (partial > s.tracker_min && !s.tracked[d] && static_cast<I>(d) != self) s.track(partial, static_cast<I>(d), k);
+        } else {
+          for (I p = post.row_begin(term.column); p < post.row_end(term.column); ++p) {
+            I const d = cols[p];
+            auto const i = static_cast<std::size_t>(d);
+            if (!s.seen[i]) {
+              s.seen[i] = 1;
+              touched[n++] = d;
+            }
+            acc[i] += term.weight * vals[p];
+          }
         }
+        s.n_touched = n;
       }
 
       // Complete the touched documents that can still reach θ: add the terms not walked
       // by looking them up in each candidate's own row (query weights of those terms in
-      // a dense per-thread map), then keep the k best completed scores.
+      // a dense per-thread map), then keep the k best completed scores. The k tracked
+      // documents (the best partial scores) are completed first: their k-th completed
+      // score lifts θ close to its final value, so most touched documents are then
+      // dismissed on their bound without a lookup.
       T const rest = detail::upper(s.remaining[j]);
-      for (std::size_t r = j; r < s.terms.size(); ++r) {
-        s.rest_weight[static_cast<std::size_t>(s.terms[r].column)] = s.terms[r].weight;
-      }
-      bool const completed = j == s.terms.size();
-      for (I d : s.touched) {
-        auto const i = static_cast<std::size_t>(d);
-        T score = s.acc[i];
-        s.acc[i] = T{0};
-        s.seen[i] = 0;
-        s.tracked[i] = 0;
-        if (d == self || detail::upper(score) + rest < theta) continue;
+      auto const keep = [&](T score, I d) {
         I const global = static_cast<I>(shard.first + d);
-        if (!completed) {
-          T const scale = shard.inv_norms[static_cast<std::size_t>(global)];
-          T extra = 0;
-          for (I p = shard.corpus.row_begin(global); p < shard.corpus.row_end(global); ++p) {
-            extra += s.rest_weight[static_cast<std::size_t>(shard.corpus.col_indices[p])] *
-                     (shard.corpus.values[p] * scale);
-          }
-          score += extra;
-        }
         if (score != T{0} && approx.admits(detail::upper(score))) {
           s.candidates.push_back({score, global});
           approx.push({score, global});
         }
-      }
-      for (std::size_t r = j; r < s.terms.size(); ++r) {
-        s.rest_weight[static_cast<std::size_t>(s.terms[r].column)] = T{0};
+      };
+      std::span<I const> const touched(s.touched.data(), s.n_touched);
+      if (j == s.terms.size()) {
+        for (I d : touched) {
+          auto const i = static_cast<std::size_t>(d);
+          T const score = s.acc[i];
+          s.acc[i] = T{0};
+          if (!shard.non_negative) s.seen[i] = 0;
+          if (d == self || detail::upper(score) + rest < theta) continue;
+          keep(score, d);
+        }
+      } else {
+        for (std::size_t r = j; r < s.terms.size(); ++r) {
+          s.rest_weight[static_cast<std::size_t>(s.terms[r].column)] = s.terms[r].weight;
+        }
+        auto const complete = [&](I d, T partial) {
+          auto const i = static_cast<std::size_t>(d);
+          T extra = 0;
+          for (I p = shard.row_offsets[i]; p < shard.row_offsets[i + 1]; ++p) {
+            auto const& e = shard.rows[static_cast<std::size_t>(p)];
+            extra += s.rest_weight[static_cast<std::size_t>(e.column)] * e.value;
+          }
+          keep(partial + extra, d);
+        };
+        auto const cutoff = [&] {
+          return approx.size() == k ? std::max(theta, detail::lower(approx.worst_score())) : theta;
+        };
+        for (auto const& e : s.tracker) {
+          auto const i = static_cast<std::size_t>(e.index);
+          s.tracked[i] = 2;  // completed already
+          complete(e.index, s.acc[i]);
+        }
+        T bar = cutoff();
+        T const rest_weight_sum = detail::upper(s.remaining_weight[j]);
+        for (I d : touched) {
+          auto const i = static_cast<std::size_t>(d);
+          T const score = s.acc[i];
+          s.acc[i] = T{0};
+          if (s.tracked[i] == 2 || d == self || detail::upper(score) + rest < bar) continue;
+          // A document's values are at most its largest, so the terms not walked add
+          // at most that times their total query weight: often far below `rest`.
+          T const own = std::min(rest, detail::upper(shard.doc_max[i] * rest_weight_sum));
+          if (detail::upper(score) + own < bar) continue;
+          s.partial.push_back({detail::upper(score) + own, d});
+          s.partial_score.push_back(score);
+        }
+        // The lookups are random accesses: prefetch a few candidates ahead.
+        auto const& cand = s.partial;
+        for (std::size_t c = 0; c < cand.size(); ++c) {
+          if (c + 16 < cand.size()) detail::prefetch(&shard.row_offsets[static_cast<std::size_t>(cand[c + 16].index)]);
+          if (c + 8 < cand.size()) {
+            auto const ahead = shard.row_offsets[static_cast<std::size_t>(cand[c + 8].index)];
+            detail::prefetch(&shard.rows[static_cast<std::size_t>(ahead)]);
+          }
+          if (cand[c].score < bar) continue;
+          complete(cand[c].index, s.partial_score[c]);
+          bar = cutoff();
+        }
+        s.partial.clear();
+        s.partial_score.clear();
+        for (std::size_t r = j; r < s.terms.size(); ++r) {
+          s.rest_weight[static_cast<std::size_t>(s.terms[r].column)] = T{0};
+        }
       }
 
       // Report canonical scores: rescore exactly the candidates within round-off of
@@ -280,7 +419,10 @@ void cosine_topk_shard(csr_view<T, I> queries, std::span<T const> query_inv_norm
       }
       s.candidates.clear();
       approx.clear();
-      s.touched.clear();
+      s.n_touched = 0;
+      // The tracker's members are exactly the flagged documents (a member may have a
+      // zero partial score and so be missing from the touched list).
+      for (auto const& e : s.tracker) s.tracked[static_cast<std::size_t>(e.index)] = 0;
       s.tracker.clear();
       s.tracker_min = -std::numeric_limits<T>::infinity();
       counts[static_cast<std::size_t>(qi)] = static_cast<std::int32_t>(heap.size());

@@ -1,0 +1,183 @@
+// mgpu/backend/cuda/cosine_topk.hpp — GPU leaf of cosine top-k: one corpus shard per
+// device, queries scored in batches sized by the device's memory budget.
+//
+// Method (a simple, exact design built from library calls):
+//   shard   corpus rows [first, last), each scaled by 1/‖row‖, transposed on the host
+//           to terms x shard documents and kept resident in device memory (CSR, 32-bit
+//           indices as cuSPARSE SpGEMM requires).
+//   batch   the query rows, scaled by 1/‖row‖ (q x terms CSR), uploaded per batch;
+//           S = Q · shard by cuSPARSE SpGEMM (CUSPARSE_SPGEMM_DEFAULT): only the
+//           (query, document) pairs sharing a term are formed, never the dense q x n.
+//   rank    each row of S sorted by CUB segmented sorts, first by document ascending,
+//           then (stable) by score descending: the row is then in the order of
+//           detail::ranks_before. select_sorted_row (functors.hpp, tested on the host)
+//           keeps the first k nonzero, non-self entries, one thread per row.
+//   return  the k best of each row (local indices + scores) are copied back through
+//           pinned memory; the shared orchestration (algorithms/cosine_topk.hpp)
+//           merges the shards exactly.
+// A batch's arrays are bounded by rows x shard documents (the densest possible S); if
+// cuSPARSE or CUB still cannot allocate, the batch is halved and retried.
+//
+// Scores are sums of the same products as on the host but in cuSPARSE's order, so they
+// agree with the host's to round-off, and documents whose scores differ by round-off
+// may be ranked differently.
+//
+// Host-compilable: the shard, the orchestration of batches and the leaf. The batch
+// scoring itself (score_batch) is defined in cosine_topk.cuh, compiled by nvcc.
+#pragma once
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <span>
+#include <type_traits>
+#include <vector>
+
+#include "mgpu/algorithms/cosine_topk.hpp"
+#include "mgpu/backend/cuda/buffer.hpp"
+#include "mgpu/backend/cuda/copy.hpp"
+#include "mgpu/backend/cuda/device_set.hpp"
+#include "mgpu/backend/cuda/functors.hpp"
+#include "mgpu/core/error.hpp"
+#include "mgpu/detail/topk_heap.hpp"
+#include "mgpu/sparse/csr_view.hpp"
+#include "mgpu/sparse/transpose.hpp"
+
+namespace mgpu::backend::cuda {
+
+template <class T>
+constexpr cudaDataType cuda_value_type() {
+  static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>,
+                "the CUDA backend supports float and double values");
+  return std::is_same_v<T, float> ? CUDA_R_32F : CUDA_R_64F;
+}
+
+/// One corpus shard resident on a GPU (see the file comment).
+template <class T, class I>
+struct cosine_shard {
+  I first = 0;
+  std::int32_t documents = 0;
+  std::int32_t terms = 0;
+  std::int32_t nnz = 0;
+  buffer<std::int32_t, gpu> offsets;  // terms + 1
+  buffer<std::int32_t, gpu> columns;  // shard-local document of each entry
+  buffer<T, gpu> values;              // c_dt / ‖c_d‖
+};
+
+namespace detail {
+
+inline std::int32_t to_int32(std::int64_t value, char const* what) {
+  if (value < 0 || value > std::numeric_limits<std::int32_t>::max()) {
+    throw index_overflow(mgpu::detail::message(
+        "cosine_topk on GPUs: ", what, " (", value,
+        ") does not fit cuSPARSE SpGEMM's 32-bit indices; use more devices or smaller batches"));
+  }
+  return static_cast<std::int32_t>(value);
+}
+
+/// Rows [first, last) of `a`, each scaled by scale[row], as a CSR with 32-bit indices
+/// and offsets starting at 0.
+template <class T, class I>
+struct host_csr32 {
+  std::vector<std::int32_t> offsets;
+  std::vector<std::int32_t> columns;
+  std::vector<T> values;
+};
+
+template <class T, class I>
+host_csr32<T, I> scaled_rows(csr_view<T, I> a, std::span<T const> scale, I first, I last) {
+  host_csr32<T, I> out;
+  auto const p0 = a.row_begin(first);
+  auto const nnz = static_cast<std::size_t>(a.row_begin(last) - p0);
+  to_int32(static_cast<std::int64_t>(nnz), "the entries of a query batch");
+  out.offsets.resize(static_cast<std::size_t>(last - first) + 1);
+  for (I r = first; r <= last; ++r) {
+    out.offsets[static_cast<std::size_t>(r - first)] = static_cast<std::int32_t>(a.row_offsets[r] - p0);
+  }
+  out.columns.assign(a.col_indices + p0, a.col_indices + p0 + nnz);
+  out.values.assign(a.values + p0, a.values + p0 + nnz);
+  scale_row<T, std::int32_t> const scaler{out.offsets.data(), scale.data() + first, out.values.data()};
+  for (std::int32_t r = 0; r < static_cast<std::int32_t>(last - first); ++r) scaler(r);
+  return out;
+}
+
+/// Scores query rows [q_first, q_last) (one batch that fits) against the shard and
+/// writes the host outputs, as cosine_leaf::score describes. Defined in
+/// cosine_topk.cuh (nvcc).
+template <class T, class I>
+void score_batch(device_context<gpu>& ctx, csr_view<T, I> queries, std::span<T const> query_inv,
+                 cosine_shard<T, I> const& shard, I q_first, I q_last, std::int64_t k,
+                 bool exclude_self, std::span<mgpu::detail::scored<T, I>> out,
+                 std::span<std::int32_t> counts);
+
+}  // namespace detail
+}  // namespace mgpu::backend::cuda
+
+namespace mgpu::detail {
+
+/// GPUs: the leaf described in backend/cuda/cosine_topk.cuh.
+template <>
+struct cosine_leaf<gpu> {
+  template <class T, class I>
+  using shard = backend::cuda::cosine_shard<T, I>;
+
+  template <class T, class I>
+  static shard<T, I> make_shard(device_context<gpu>& ctx, csr_view<T, I> corpus,
+                                std::span<T const> inv_norms, I first, I last, bool,
+                                std::size_t) {
+    namespace bc = backend::cuda;
+    auto rows = bc::detail::scaled_rows(corpus, inv_norms, first, last);
+    auto const docs = bc::detail::to_int32(static_cast<std::int64_t>(last - first), "a shard's documents");
+    auto const terms = bc::detail::to_int32(static_cast<std::int64_t>(corpus.cols), "the number of columns");
+    csr_view<T, std::int32_t> const block{docs, terms, rows.offsets.data(), rows.columns.data(),
+                                          rows.values.data()};
+    auto const t = transpose(block);  // terms x documents
+    auto& s = ctx.work;
+    shard<T, I> out;
+    out.first = first;
+    out.documents = docs;
+    out.terms = terms;
+    out.nnz = static_cast<std::int32_t>(t.nnz());
+    out.offsets = buffer<std::int32_t, gpu>(t.row_offsets().size(), s);
+    out.columns = buffer<std::int32_t, gpu>(t.col_indices().size(), s);
+    out.values = buffer<T, gpu>(t.values().size(), s);
+    copy(out.offsets, t.row_offsets(), s);
+    copy(out.columns, t.col_indices(), s);
+    copy(out.values, t.values(), s);
+    s.synchronize();
+    return out;
+  }
+
+  template <class T, class I>
+  static void score(device_context<gpu>& ctx, csr_view<T, I> queries,
+                    std::span<T const> query_inv_norms, shard<T, I> const& sh, I q_first, I q_last,
+                    std::size_t k, bool exclude_self, std::span<scored<T, I>> out,
+                    std::span<std::int32_t> counts, std::size_t budget) {
+    // Bytes per query row in the worst case (every document scored): the score row, its
+    // sorted copy, and a share for the libraries' workspaces.
+    std::size_t const available = ctx.memory_budget(budget);
+    std::size_t const per_row = static_cast<std::size_t>(sh.documents) * 4 * (sizeof(T) + 4) +
+                                k * (sizeof(T) + 4) + 64;
+    auto batch = static_cast<std::int64_t>(std::max<std::size_t>(available / per_row, 1));
+    batch = std::min<std::int64_t>(batch, std::numeric_limits<std::int32_t>::max() / 2);
+    I q = q_first;
+    while (q < q_last) {
+      I const end = static_cast<I>(std::min<std::int64_t>(static_cast<std::int64_t>(q_last),
+                                                          static_cast<std::int64_t>(q) + batch));
+      auto const offset = static_cast<std::size_t>(q - q_first);
+      try {
+        backend::cuda::detail::score_batch(ctx, queries, query_inv_norms, sh, q, end,
+                                           static_cast<std::int64_t>(k), exclude_self,
+                                           out.subspan(offset * k), counts.subspan(offset));
+      } catch (out_of_memory const&) {
+        if (end - q == 1) throw;
+        batch = std::max<std::int64_t>(1, (static_cast<std::int64_t>(end) - static_cast<std::int64_t>(q)) / 2);
+        continue;
+      }
+      q = end;
+    }
+  }
+};
+
+}  // namespace mgpu::detail

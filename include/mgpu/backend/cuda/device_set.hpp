@@ -1,0 +1,226 @@
+// mgpu/backend/cuda/device_set.hpp — a set of CUDA devices, their streams, library
+// handles and peer access; the fork_join hook for GPUs.
+//
+// Each device of a `device_set<gpu>` has
+//   work    its non-blocking CUDA stream: every kernel, copy and allocation of mgpu
+//           for that device is ordered on it;
+//   host    a host worker thread (a stream<cpu>) that issues the device's work, so
+//           several GPUs are fed concurrently and a task may block on its own GPU;
+//   cusparse / cublas / cusolver
+//           handles created once, bound to `work`.
+// Building the set probes peer access for every ordered pair of its devices and
+// enables it where the hardware allows; `staged_pairs()` lists the pairs without it,
+// whose copies are staged through pinned host memory (backend/cuda/copy.hpp).
+//
+// Host-compilable: this header needs the CUDA Toolkit's headers, not nvcc.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "mgpu/backend/cuda/runtime.hpp"
+#include "mgpu/backend/cuda/stream.hpp"
+#include "mgpu/core/device.hpp"
+#include "mgpu/core/device_set.hpp"
+#include "mgpu/core/error.hpp"
+#include "mgpu/execution/fork_join.hpp"
+
+namespace mgpu {
+
+namespace backend::cuda {
+
+/// cuSPARSE, cuBLAS and cuSOLVER handles of one device, bound to one stream.
+class library_handles {
+ public:
+  explicit library_handles(stream<gpu> const& s) {
+    device_guard guard(s.ordinal());
+    try {
+      MGPU_CUSPARSE_TRY(cusparseCreate(&cusparse_));
+      MGPU_CUSPARSE_TRY(cusparseSetStream(cusparse_, s.handle()));
+      MGPU_CUBLAS_TRY(cublasCreate(&cublas_));
+      MGPU_CUBLAS_TRY(cublasSetStream(cublas_, s.handle()));
+      MGPU_CUSOLVER_TRY(cusolverDnCreate(&cusolver_));
+      MGPU_CUSOLVER_TRY(cusolverDnSetStream(cusolver_, s.handle()));
+    } catch (...) {
+      release();
+      throw;
+    }
+  }
+  library_handles(library_handles const&) = delete;
+  library_handles& operator=(library_handles const&) = delete;
+  ~library_handles() { release(); }
+
+  [[nodiscard]] cusparseHandle_t cusparse() const noexcept { return cusparse_; }
+  [[nodiscard]] cublasHandle_t cublas() const noexcept { return cublas_; }
+  [[nodiscard]] cusolverDnHandle_t cusolver() const noexcept { return cusolver_; }
+
+ private:
+  void release() noexcept {
+    if (cusolver_ != nullptr) MGPU_CUSOLVER_TRY_NOTHROW(cusolverDnDestroy(cusolver_));
+    if (cublas_ != nullptr) MGPU_CUBLAS_TRY_NOTHROW(cublasDestroy(cublas_));
+    if (cusparse_ != nullptr) MGPU_CUSPARSE_TRY_NOTHROW(cusparseDestroy(cusparse_));
+    cusolver_ = nullptr;
+    cublas_ = nullptr;
+    cusparse_ = nullptr;
+  }
+
+  cusparseHandle_t cusparse_ = nullptr;
+  cublasHandle_t cublas_ = nullptr;
+  cusolverDnHandle_t cusolver_ = nullptr;
+};
+
+}  // namespace backend::cuda
+
+/// One CUDA device of a set and the resources the set keeps for it (file comment).
+template <>
+struct device_context<gpu> {
+  device_context(int ordinal, std::size_t position)
+      : dev{ordinal}, index(position), work(ordinal), host(1), libraries(work) {}
+  device_context(device_context const&) = delete;
+  device_context& operator=(device_context const&) = delete;
+
+  device<gpu> dev;
+  /// Position of the device in its set (0-based).
+  std::size_t index = 0;
+  stream<gpu> work;
+  stream<cpu> host;
+  backend::cuda::library_handles libraries;
+
+  /// Bytes an algorithm may use on this device: `requested` when nonzero (the policy's
+  /// budget), else the free memory minus a margin (backend::cuda::memory_budget).
+  [[nodiscard]] std::size_t memory_budget(std::size_t requested) const {
+    return backend::cuda::memory_budget(dev.ordinal, requested);
+  }
+};
+
+/// An ordered set of CUDA devices (file comment).
+template <>
+class device_set<gpu> {
+ public:
+  /// The devices a parsed device string names: "cuda" is every visible device, "cuda:I,J"
+  /// those ordinals in that order (the runtime's ordinals, so CUDA_VISIBLE_DEVICES
+  /// applies). @throws invalid_argument quoting the string and listing the devices
+  /// found, for a host spec, a missing or repeated ordinal, or when no GPU is visible;
+  /// cuda_error / cusparse_error / ... if a stream or handle cannot be created.
+  explicit device_set(device_spec const& spec) {
+    MGPU_EXPECTS(spec.kind == device_spec::kind_id::cuda, "device string \"", spec.text,
+                 "\" does not name CUDA devices");
+    int const visible = backend::cuda::visible_device_count();
+    if (visible == 0) {
+      throw invalid_argument(detail::message("device string \"", spec.text,
+                                             "\" names CUDA devices, but no CUDA device is visible "
+                                             "(devices found: none)"));
+    }
+    std::vector<int> ordinals = spec.ordinals;
+    if (ordinals.empty()) {
+      for (int i = 0; i < visible; ++i) ordinals.push_back(i);
+    }
+    for (std::size_t a = 0; a < ordinals.size(); ++a) {
+      if (ordinals[a] < 0 || ordinals[a] >= visible) {
+        throw invalid_argument(detail::message("device string \"", spec.text, "\": CUDA device ",
+                                               ordinals[a], " does not exist (devices found: ",
+                                               backend::cuda::describe_visible_devices(), ")"));
+      }
+      for (std::size_t b = 0; b < a; ++b) {
+        if (ordinals[a] == ordinals[b]) {
+          throw invalid_argument(detail::message("device string \"", spec.text, "\": CUDA device ",
+                                                 ordinals[a], " is listed twice (devices found: ",
+                                                 backend::cuda::describe_visible_devices(), ")"));
+        }
+      }
+    }
+    contexts_.reserve(ordinals.size());
+    for (std::size_t i = 0; i < ordinals.size(); ++i) {
+      contexts_.push_back(std::make_unique<device_context<gpu>>(ordinals[i], i));
+    }
+    enable_peer_access();
+  }
+
+  [[nodiscard]] std::size_t size() const noexcept { return contexts_.size(); }
+  [[nodiscard]] device_context<gpu>& operator[](std::size_t i) const { return *contexts_[i]; }
+  [[nodiscard]] device<gpu> device_at(std::size_t i) const { return contexts_[i]->dev; }
+
+  /// The string that builds an equal set, e.g. "cuda:0,1".
+  [[nodiscard]] std::string to_string() const {
+    std::string s = "cuda:";
+    for (std::size_t i = 0; i < size(); ++i) {
+      if (i > 0) s += ',';
+      s += std::to_string(contexts_[i]->dev.ordinal);
+    }
+    return s;
+  }
+
+  /// True when device `dst` (set position) can read and write device `src`'s memory
+  /// directly, so copies between them are single peer copies.
+  [[nodiscard]] bool peer_access(std::size_t dst, std::size_t src) const noexcept {
+    return dst == src || peer_[dst * size() + src] != 0;
+  }
+
+  /// The ordered pairs (dst ordinal, src ordinal) of CUDA devices without peer access:
+  /// copies between them go through pinned host memory.
+  [[nodiscard]] std::vector<std::pair<int, int>> staged_pairs() const {
+    std::vector<std::pair<int, int>> pairs;
+    for (std::size_t d = 0; d < size(); ++d) {
+      for (std::size_t s = 0; s < size(); ++s) {
+        if (!peer_access(d, s)) pairs.emplace_back(device_at(d).ordinal, device_at(s).ordinal);
+      }
+    }
+    return pairs;
+  }
+
+ private:
+  void enable_peer_access() {
+    std::size_t const n = size();
+    peer_.assign(n * n, 0);
+    for (std::size_t d = 0; d < n; ++d) {
+      int const dst = device_at(d).ordinal;
+      backend::cuda::device_guard guard(dst);
+      for (std::size_t s = 0; s < n; ++s) {
+        if (s == d) continue;
+        int const src = device_at(s).ordinal;
+        int can = 0;
+        MGPU_CUDA_TRY(cudaDeviceCanAccessPeer(&can, dst, src));
+        if (can == 0) continue;
+        cudaError_t const e = cudaDeviceEnablePeerAccess(src, 0);
+        if (e == cudaErrorPeerAccessAlreadyEnabled) {
+          static_cast<void>(cudaGetLastError());  // enabled by another set: fine
+        } else if (e != cudaSuccess) {
+          backend::cuda::detail::throw_cuda(e, "cudaDeviceEnablePeerAccess(src, 0)", __FILE__, __LINE__);
+        }
+        peer_[d * n + s] = 1;
+      }
+    }
+  }
+
+  // unique_ptr: contexts stay put, so tasks may keep references to them.
+  std::vector<std::unique_ptr<device_context<gpu>>> contexts_;
+  std::vector<unsigned char> peer_;  // peer_[dst * size() + src]
+};
+
+namespace detail {
+
+/// fork_join on GPUs: the task runs on the device's host worker with the device
+/// current, issues its work onto ctx.work, and ends when that stream has drained, so the
+/// join waits for the device work and reports its asynchronous errors.
+template <>
+struct device_worker<gpu> {
+  static stream<cpu>& queue(device_context<gpu>& ctx) noexcept { return ctx.host; }
+  template <class F>
+  static void run(device_context<gpu>& ctx, F& f) {
+    backend::cuda::device_guard guard(ctx.dev.ordinal);
+    try {
+      f(ctx, ctx.index);
+    } catch (...) {
+      // Host memory the failed task owned may still be read by queued copies.
+      static_cast<void>(cudaStreamSynchronize(ctx.work.handle()));
+      throw;
+    }
+    ctx.work.synchronize();
+  }
+};
+
+}  // namespace detail
+}  // namespace mgpu

@@ -1,0 +1,243 @@
+// GPU backend tests: every GPU result is compared with the host backend's result on the
+// same input (the host backend is tested against dense references and scikit-learn in
+// tests/algorithms). Runs only where a CUDA device is visible; see test_cuda_main.cpp.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <cstdint>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <mgpu/cuda.hpp>
+
+namespace {
+
+using Catch::Matchers::Contains;
+
+std::string error_of(auto&& f) {
+  try {
+    f();
+  } catch (mgpu::error const& e) {
+    return e.what();
+  }
+  return {};
+}
+
+template <class T, class I>
+mgpu::csr_matrix<mgpu::cpu, T, I> random_csr(std::int64_t rows, std::int64_t cols, double density,
+                                             bool non_negative, unsigned seed) {
+  std::mt19937 gen(seed);
+  std::uniform_real_distribution<double> coin(0.0, 1.0);
+  // Values from a small set, so that equal scores (ties) occur.
+  std::uniform_int_distribution<int> level(non_negative ? 1 : -3, 3);
+  std::vector<I> offsets{0};
+  std::vector<I> columns;
+  std::vector<T> values;
+  for (std::int64_t r = 0; r < rows; ++r) {
+    for (std::int64_t c = 0; c < cols; ++c) {
+      if (coin(gen) >= density) continue;
+      int v = level(gen);
+      if (v == 0) v = 1;
+      columns.push_back(static_cast<I>(c));
+      values.push_back(static_cast<T>(v));
+    }
+    offsets.push_back(static_cast<I>(columns.size()));
+  }
+  return mgpu::csr_matrix<mgpu::cpu, T, I>(rows, cols, offsets, columns, values);
+}
+
+// Same neighbours and scores up to round-off: positions may swap only between scores
+// that are equal up to round-off (cuSPARSE sums in another order than the host).
+template <class T, class I>
+void check_same_topk(mgpu::topk_result<T, I> const& gpu, mgpu::topk_result<T, I> const& host) {
+  REQUIRE(gpu.row_offsets == host.row_offsets);
+  REQUIRE(gpu.indices.size() == host.indices.size());
+  double const tol = std::is_same_v<T, float> ? 1e-5 : 1e-12;
+  for (std::size_t p = 0; p < host.indices.size(); ++p) {
+    CHECK(std::abs(static_cast<double>(gpu.scores[p]) - static_cast<double>(host.scores[p])) <= tol);
+    if (gpu.indices[p] != host.indices[p]) {
+      // Then the host's neighbour at p must score the same (to round-off) in the GPU row.
+      bool found = false;
+      for (std::size_t q = 0; q < host.indices.size(); ++q) {
+        if (gpu.indices[q] == host.indices[p]) {
+          found = std::abs(static_cast<double>(gpu.scores[q]) - static_cast<double>(host.scores[p])) <= tol;
+        }
+      }
+      CHECK(found);
+    }
+  }
+}
+
+template <class T, class I>
+void compare_cosine(std::string const& devices, mgpu::csr_matrix<mgpu::cpu, T, I> const& queries,
+                    mgpu::csr_matrix<mgpu::cpu, T, I> const& corpus, std::int64_t k,
+                    mgpu::cosine_topk_options const& options, std::size_t budget = 0) {
+  mgpu::execution_policy<mgpu::cpu> const host("cpu");
+  auto const gpu = mgpu::execution_policy<mgpu::gpu>(devices).with_memory_budget(budget);
+  auto const expected = mgpu::cosine_topk(host, queries, corpus, k, options);
+  auto const got = mgpu::cosine_topk(gpu, queries, corpus, k, options);
+  check_same_topk(got, expected);
+}
+
+int device_count() { return mgpu::backend::cuda::visible_device_count(); }
+
+}  // namespace
+
+TEST_CASE("cuda device strings open the devices they name", "[cuda][device]") {
+  mgpu::device_set<mgpu::gpu> all(mgpu::parse_device_string("cuda"));
+  CHECK(static_cast<int>(all.size()) == device_count());
+  mgpu::device_set<mgpu::gpu> first(mgpu::parse_device_string("cuda:0"));
+  REQUIRE(first.size() == 1);
+  CHECK(first.device_at(0).ordinal == 0);
+  CHECK(first.to_string() == "cuda:0");
+  CHECK(first.staged_pairs().empty());
+}
+
+TEST_CASE("a cuda device that does not exist is invalid_argument listing the devices found",
+          "[cuda][device]") {
+  std::string const text = "cuda:" + std::to_string(device_count());
+  auto const what = error_of([&] { mgpu::device_set<mgpu::gpu> set(mgpu::parse_device_string(text)); });
+  CHECK_THAT(what, Contains("\"" + text + "\""));
+  CHECK_THAT(what, Contains("devices found: 0"));
+  CHECK_THROWS_AS(mgpu::execution_policy<mgpu::gpu>("cuda:0,0"), mgpu::invalid_argument);
+}
+
+TEST_CASE("peer access is probed for every ordered pair of the set", "[cuda][device]") {
+  mgpu::device_set<mgpu::gpu> set(mgpu::parse_device_string("cuda"));
+  auto const staged = set.staged_pairs();
+  for (std::size_t d = 0; d < set.size(); ++d) {
+    for (std::size_t s = 0; s < set.size(); ++s) {
+      if (s == d) continue;
+      int can = 0;
+      REQUIRE(cudaDeviceCanAccessPeer(&can, set.device_at(d).ordinal, set.device_at(s).ordinal) == cudaSuccess);
+      CHECK(set.peer_access(d, s) == (can != 0));
+      bool const listed = std::find(staged.begin(), staged.end(),
+                                    std::pair{set.device_at(d).ordinal, set.device_at(s).ordinal}) != staged.end();
+      CHECK(listed == (can == 0));
+    }
+  }
+}
+
+TEST_CASE("host to device to host copies round-trip", "[cuda][copy]") {
+  mgpu::device_set<mgpu::gpu> set(mgpu::parse_device_string("cuda:0"));
+  auto& s = set[0].work;
+  std::vector<double> const values{1.5, -2.0, 3.25, 0.0, 1e300};
+  mgpu::buffer<double, mgpu::gpu> on_device(values.size(), s);
+  mgpu::copy(on_device, std::span<double const>(values), s);
+  mgpu::buffer<double, mgpu::gpu> second(values.size(), s);
+  mgpu::copy(second, on_device, s);
+  std::vector<double> back(values.size());
+  mgpu::copy(std::span<double>(back), second, s);
+  s.synchronize();
+  CHECK(back == values);
+  CHECK_THROWS_AS(mgpu::copy(second, std::span<double const>(values.data(), 2), s), mgpu::dimension_mismatch);
+}
+
+TEST_CASE("copies between every pair of devices round-trip, staged or peer", "[cuda][copy]") {
+  mgpu::device_set<mgpu::gpu> set(mgpu::parse_device_string("cuda"));
+  std::vector<std::int64_t> values(1000);
+  for (std::size_t i = 0; i < values.size(); ++i) values[i] = static_cast<std::int64_t>(i * i) - 7;
+  for (std::size_t d = 0; d < set.size(); ++d) {
+    for (std::size_t s = 0; s < set.size(); ++s) {
+      mgpu::buffer<std::int64_t, mgpu::gpu> src(values.size(), set[s].work);
+      mgpu::buffer<std::int64_t, mgpu::gpu> dst(values.size(), set[d].work);
+      mgpu::copy(src, std::span<std::int64_t const>(values), set[s].work);
+      mgpu::copy_between(set, d, dst, s, src);
+      std::vector<std::int64_t> back(values.size());
+      mgpu::copy(std::span<std::int64_t>(back), dst, set[d].work);
+      set[d].work.synchronize();
+      CHECK(back == values);
+    }
+  }
+}
+
+TEST_CASE("a failed CUDA call is a cuda_error with the status name, the call and file:line",
+          "[cuda][error]") {
+  try {
+    MGPU_CUDA_TRY(cudaSetDevice(-1));
+    FAIL("no exception");
+  } catch (mgpu::cuda_error const& e) {
+    CHECK(e.status_name() == "cudaErrorInvalidDevice");
+    CHECK_THAT(e.call(), Contains("cudaSetDevice(-1)"));
+    CHECK_THAT(std::string(e.what()), Contains("test_cuda.cu:"));
+    CHECK(dynamic_cast<mgpu::device_error const*>(&e) != nullptr);
+  }
+}
+
+TEST_CASE("an allocation larger than the device is out_of_memory", "[cuda][buffer]") {
+  mgpu::device_set<mgpu::gpu> set(mgpu::parse_device_string("cuda:0"));
+  auto const total = mgpu::backend::cuda::device_memory(0).total;
+  auto const allocate = [&] { mgpu::buffer<char, mgpu::gpu> huge(total * 2, set[0].work); };
+  CHECK_THROWS_AS(allocate(), mgpu::out_of_memory);
+}
+
+TEST_CASE("with_policy runs cuda strings on the GPU kind", "[cuda][policy]") {
+  auto const kind = mgpu::with_policy("cuda:0", [](auto const& policy) {
+    return std::string(std::remove_cvref_t<decltype(policy)>::kind::name);
+  });
+  CHECK(kind == "cuda");
+}
+
+TEST_CASE("tf-idf weighting on GPUs equals the host's", "[cuda][tfidf]") {
+  auto const counts = random_csr<float, std::int32_t>(300, 80, 0.1, true, 7);
+  std::vector<double> idf(80);
+  for (std::size_t t = 0; t < idf.size(); ++t) idf[t] = 1.0 + 0.01 * static_cast<double>(t);
+  mgpu::execution_policy<mgpu::cpu> const host("cpu");
+  mgpu::execution_policy<mgpu::gpu> const gpu("cuda");
+  for (auto norm : {mgpu::tfidf_norm::l2, mgpu::tfidf_norm::l1, mgpu::tfidf_norm::none}) {
+    for (bool sublinear : {false, true}) {
+      mgpu::tfidf_options o;
+      o.norm = norm;
+      o.sublinear_tf = sublinear;
+      auto const expected = mgpu::tfidf_weight(host, counts, idf, o);
+      auto const got = mgpu::tfidf_weight(gpu, counts, idf, o);
+      REQUIRE(std::ranges::equal(got.row_offsets(), expected.row_offsets()));
+      REQUIRE(std::ranges::equal(got.col_indices(), expected.col_indices()));
+      for (std::size_t p = 0; p < expected.values().size(); ++p) {
+        CHECK(got.values()[p] == Approx(expected.values()[p]).epsilon(1e-6));
+      }
+    }
+  }
+}
+
+TEST_CASE("tf-idf weighting on GPUs in small chunks equals the host's", "[cuda][tfidf]") {
+  auto const counts = random_csr<double, std::int64_t>(200, 50, 0.2, true, 8);
+  std::vector<double> idf(50, 2.0);
+  mgpu::execution_policy<mgpu::cpu> const host("cpu");
+  // 4 KiB per device: a few rows per chunk.
+  auto const gpu = mgpu::execution_policy<mgpu::gpu>("cuda").with_memory_budget(4096);
+  auto const expected = mgpu::tfidf_weight(host, counts, idf, {});
+  auto const got = mgpu::tfidf_weight(gpu, counts, idf, {});
+  for (std::size_t p = 0; p < expected.values().size(); ++p) {
+    CHECK(got.values()[p] == Approx(expected.values()[p]).epsilon(1e-12));
+  }
+}
+
+TEST_CASE("cosine top-k on GPUs equals the host's (float, int32)", "[cuda][cosine]") {
+  auto const corpus = random_csr<float, std::int32_t>(400, 60, 0.08, true, 1);
+  auto const queries = random_csr<float, std::int32_t>(70, 60, 0.1, true, 2);
+  compare_cosine("cuda", queries, corpus, 5, {});
+  compare_cosine("cuda", corpus, corpus, 7, {.exclude_self = true});
+}
+
+TEST_CASE("cosine top-k on GPUs equals the host's with negative values (double, int64)",
+          "[cuda][cosine]") {
+  auto const corpus = random_csr<double, std::int64_t>(300, 40, 0.1, false, 3);
+  auto const queries = random_csr<double, std::int64_t>(50, 40, 0.15, false, 4);
+  compare_cosine("cuda", queries, corpus, 6, {});
+}
+
+TEST_CASE("cosine top-k on GPUs: empty inputs, one row, more devices than rows, tiny batches",
+          "[cuda][cosine]") {
+  auto const corpus = random_csr<float, std::int32_t>(200, 30, 0.1, true, 5);
+  auto const none = random_csr<float, std::int32_t>(0, 30, 0.1, true, 6);
+  auto const one = random_csr<float, std::int32_t>(1, 30, 0.5, true, 7);
+  compare_cosine("cuda", none, corpus, 3, {});
+  compare_cosine("cuda", corpus, none, 3, {});
+  compare_cosine("cuda", one, corpus, 3, {});
+  compare_cosine("cuda", corpus, one, 3, {});  // more devices than corpus rows when > 1 GPU
+  compare_cosine("cuda", corpus, corpus, 4, {.exclude_self = true, .query_batch = 3});
+  // A budget of 64 KiB forces one query per GPU batch.
+  compare_cosine("cuda", corpus, corpus, 4, {.exclude_self = true}, std::size_t{64} << 10);
+}
