@@ -2,6 +2,8 @@
 // risking a hang, and a way to read an exception's message after checking its type.
 #pragma once
 
+#include "../test_support.hpp"
+
 #include <catch2/catch.hpp>
 
 #include <chrono>
@@ -31,18 +33,5 @@ class rendezvous {
   int arrived_ = 0;
   int expected_;
 };
-
-/// The message of the exception of type E that `f` throws; fails the test if it
-/// throws nothing (another exception type propagates and fails the test too).
-template <class E, class F>
-std::string message_of(F&& f) {
-  try {
-    f();
-  } catch (E const& e) {
-    return e.what();
-  }
-  FAIL("expected an exception, none was thrown");
-  return {};
-}
 
 }  // namespace mgpu_test

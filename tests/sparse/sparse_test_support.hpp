@@ -2,6 +2,8 @@
 // it by the test itself (not by the code under test), and exception messages.
 #pragma once
 
+#include "../test_support.hpp"
+
 #include <catch2/catch.hpp>
 
 #include <cstddef>
@@ -111,19 +113,6 @@ csr_arrays<T, I> csr_of(dense const& d) {
 template <class T>
 std::vector<std::remove_const_t<T>> to_vector(std::span<T> s) {
   return {s.begin(), s.end()};
-}
-
-/// The message of the exception of type E that `f` throws; fails the test if it
-/// throws nothing (another exception type propagates and fails the test too).
-template <class E, class F>
-std::string message_of(F&& f) {
-  try {
-    f();
-  } catch (E const& e) {
-    return e.what();
-  }
-  FAIL("expected an exception, none was thrown");
-  return {};
 }
 
 }  // namespace mgpu_test
