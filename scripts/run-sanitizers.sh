@@ -17,6 +17,9 @@
 #    races in mgpu's and the tests' code, including inside parallel regions, are still
 #    reported. There are no suppressions.
 #
+# Both builds leave the CUDA backend out (MGPU_ENABLE_CUDA=OFF in the presets): the
+# sanitizers instrument host code, and the GPU tests could only report "skipped" here.
+#
 # The sanitizer options live in the test presets of CMakePresets.json, so that
 # `ctest --preset asan` or `ctest --preset tsan` by hand runs the same way.
 set -euo pipefail
