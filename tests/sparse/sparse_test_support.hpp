@@ -14,6 +14,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "mgpu/sparse/csr_matrix.hpp"
 #include "mgpu/sparse/csr_view.hpp"
 
 namespace mgpu_test {
@@ -115,4 +116,11 @@ std::vector<std::remove_const_t<T>> to_vector(std::span<T> s) {
   return {s.begin(), s.end()};
 }
 
+template <class T, class I>
+using host_csr = mgpu::csr_matrix<mgpu::cpu, T, I>;
+
 }  // namespace mgpu_test
+
+/// The value/index type pairs every CSR test runs with.
+#define MGPU_TEST_CSR_TYPES \
+  mgpu_test::f32_i32, mgpu_test::f64_i32, mgpu_test::f32_i64, mgpu_test::f64_i64

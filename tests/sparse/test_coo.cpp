@@ -17,9 +17,6 @@ using Catch::Matchers::Contains;
 using mgpu_test::message_of;
 using mgpu_test::to_vector;
 
-#define MGPU_TEST_CSR_TYPES \
-  mgpu_test::f32_i32, mgpu_test::f64_i32, mgpu_test::f32_i64, mgpu_test::f64_i64
-
 TEMPLATE_TEST_CASE("COO triplets in any order give the canonical CSR matrix", "[sparse][coo]",
                    MGPU_TEST_CSR_TYPES) {
   using T = typename TestType::T;

@@ -22,15 +22,10 @@
 
 using Catch::Matchers::Contains;
 using mgpu_test::message_of;
+using mgpu_test::host_csr;
 using mgpu_test::to_vector;
 
-#define MGPU_TEST_CSR_TYPES \
-  mgpu_test::f32_i32, mgpu_test::f64_i32, mgpu_test::f32_i64, mgpu_test::f64_i64
-
 namespace {
-
-template <class T, class I>
-using host_csr = mgpu::csr_matrix<mgpu::cpu, T, I>;
 
 /// The message of the exception of type E that building a rows x cols matrix from
 /// these arrays throws.

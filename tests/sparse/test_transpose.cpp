@@ -11,15 +11,10 @@
 #include "mgpu/sparse/transpose.hpp"
 #include "sparse_test_support.hpp"
 
+using mgpu_test::host_csr;
 using mgpu_test::to_vector;
 
-#define MGPU_TEST_CSR_TYPES \
-  mgpu_test::f32_i32, mgpu_test::f64_i32, mgpu_test::f32_i64, mgpu_test::f64_i64
-
 namespace {
-
-template <class T, class I>
-using host_csr = mgpu::csr_matrix<mgpu::cpu, T, I>;
 
 mgpu_test::dense transposed(mgpu_test::dense const& a) {
   mgpu_test::dense t(a.cols, a.rows);

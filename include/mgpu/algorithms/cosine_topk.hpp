@@ -173,8 +173,11 @@ topk_result<T, I> cosine_topk(execution_policy<Kind> const& policy, csr_view<T, 
         static_cast<std::int64_t>(corpus.rows), " x ", static_cast<std::int64_t>(corpus.cols),
         "; the column counts must match"));
   }
+  // All pairs within one matrix (the common case) scan it once, not twice.
+  bool const same_matrix = queries.rows == corpus.rows && queries.row_offsets == corpus.row_offsets &&
+                           queries.col_indices == corpus.col_indices && queries.values == corpus.values;
   detail::require_finite(queries, "cosine_topk: queries");
-  detail::require_finite(corpus, "cosine_topk: corpus");
+  if (!same_matrix) detail::require_finite(corpus, "cosine_topk: corpus");
   auto const n_queries = static_cast<std::int64_t>(queries.rows);
   auto const kk = static_cast<std::size_t>(std::min<std::int64_t>(k, std::max<I>(corpus.rows, 1)));
 
@@ -182,10 +185,12 @@ topk_result<T, I> cosine_topk(execution_policy<Kind> const& policy, csr_view<T, 
   result.row_offsets.assign(static_cast<std::size_t>(n_queries) + 1, 0);
   if (n_queries == 0 || corpus.rows == 0) return result;
 
-  auto const query_inv = detail::inverse_row_norms(queries);
   auto const corpus_inv = detail::inverse_row_norms(corpus);
+  auto const own_query_inv = same_matrix ? std::vector<T>{} : detail::inverse_row_norms(queries);
+  std::span<T const> const query_inv = same_matrix ? corpus_inv : own_query_inv;
 
-  bool const non_negative = detail::all_non_negative(queries) && detail::all_non_negative(corpus);
+  bool const non_negative =
+      detail::all_non_negative(corpus) && (same_matrix || detail::all_non_negative(queries));
   auto const n_devices = policy.device_count();
   auto const bounds = partition_rows_by_nnz(corpus, n_devices);
   std::vector<std::optional<typename leaf::template shard<T, I>>> shards(n_devices);
