@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
   cmake ninja-build g++ pkg-config
   catch2 libbenchmark-dev libsimdjson-dev libutf8proc-dev libcli11-dev libopenblas-dev
-  python3 linux-doc
+  zlib1g-dev python3 linux-doc dataset-fashion-mnist
   clang libomp-dev libclang-rt-14-dev
 )
 missing=()
