@@ -35,6 +35,18 @@ std::vector<int> thread_shares(host_set const& set) {
 
 }  // namespace
 
+TEST_CASE("by default host devices share OpenMP's thread count (OMP_NUM_THREADS)",
+          "[core][device_set]") {
+  int const before = omp_get_max_threads();
+  omp_set_num_threads(3);
+  auto const shares = thread_shares(host_set(2));
+  omp_set_num_threads(1);
+  auto const single = thread_shares(host_set(2));
+  omp_set_num_threads(before);
+  CHECK(shares == std::vector<int>{2, 1});
+  CHECK(single == std::vector<int>{1, 1});  // never fewer than one each
+}
+
 TEST_CASE("host devices share the hardware threads and the first ones get the remainder",
           "[core][device_set]") {
   CHECK(thread_shares(host_set(3, 8)) == std::vector<int>{3, 3, 2});

@@ -1,9 +1,11 @@
 // mgpu/core/device_set.hpp — an ordered set of devices of one kind, with their streams.
 //
 // `device_set<cpu>` built from "cpu:N" owns N logical host devices. Each has its own
-// stream (a worker thread) and a share of the hardware threads: with H hardware
-// threads, device i gets H/N threads, the first H%N devices one more, and never fewer
-// than one. The set is shared by the policies that name it; its streams are
+// stream (a worker thread) and a share of the threads: with H threads (OpenMP's
+// omp_get_max_threads(), so OMP_NUM_THREADS as usual, by default every hardware
+// thread), device i gets H/N threads, the first H%N devices one more, and never fewer
+// than one. `OMP_NUM_THREADS=N` with "cpu:N" thus gives one thread per device, which is
+// how the multi-device scaling of the benchmarks is measured. The set is shared by the policies that name it; its streams are
 // thread-safe, so one set may serve several user threads.
 #pragma once
 
@@ -11,9 +13,10 @@
 #include <cstddef>
 #include <memory>
 #include <string>
-#include <thread>
 #include <utility>
 #include <vector>
+
+#include <omp.h>
 
 #include "mgpu/core/device.hpp"
 #include "mgpu/core/stream.hpp"
@@ -36,13 +39,14 @@ struct device_context {
 template <>
 class device_set<cpu> {
  public:
-  /// `count` logical host devices sharing `hardware_threads` threads (0: all of the
-  /// machine's). @throws invalid_argument if count is outside [1, max_host_devices].
+  /// `count` logical host devices sharing `hardware_threads` threads (0: OpenMP's
+  /// omp_get_max_threads() at construction). @throws invalid_argument if count is outside [1, max_host_devices].
   explicit device_set(int count = 1, unsigned hardware_threads = 0) {
     MGPU_EXPECTS(count >= 1 && count <= max_host_devices, "the number of host devices must be in [1, ",
                  max_host_devices, "], got ", count);
-    unsigned const h = hardware_threads != 0 ? hardware_threads
-                                             : std::max(1u, std::thread::hardware_concurrency());
+    unsigned const h = hardware_threads != 0
+                           ? hardware_threads
+                           : static_cast<unsigned>(std::max(1, omp_get_max_threads()));
     auto const n = static_cast<unsigned>(count);
     contexts_.reserve(n);
     for (unsigned i = 0; i < n; ++i) {
