@@ -1,0 +1,259 @@
+// mgpu/sparse/distributed_csr.hpp — a CSR matrix split into nnz-balanced row blocks,
+// one per device of a policy, kept resident for repeated products (iterative methods).
+//
+//   mgpu::distributed_csr<mgpu::cpu, float> a(policy, matrix);   // partition once
+//   for (...) a.spmv(1.0f, x, 0.0f, y);                          // y = A x, many times
+//
+// Each product replicates x (or B) to every device, runs every device's rows on that
+// device's own stream through detail::fork_join, and gathers the row blocks of y (or C)
+// into the caller's array: broadcast / compute / gather steps that collectives could
+// replace. What a device keeps for its block is the per-kind leaf's business
+// (detail::sparse_leaf<Kind>):
+//   cpu  a view of the caller's rows, or the tiled layout of backend/cpu/sparse_spmv.hpp
+//        when the block's columns are too scattered for x to stay in cache (chosen per
+//        block by `spmv_layout::automatic`, built once here). Host devices share one
+//        address space, so replicating x is not a copy: every device reads the caller's
+//        x directly (a copy per device would only add traffic to a bandwidth-bound
+//        operation).
+//   gpu  the block's CSR arrays, cuSPARSE descriptors and workspaces in device memory,
+//        and device copies of x / B that are uploaded to the first device and peer-copied
+//        to the others on every product (backend/cuda/sparse_csr.hpp).
+//
+// Lifetime: on host devices a `csr` block is a view, so the matrix given to the
+// constructor must outlive the distributed_csr (the tiled layout and GPU blocks are
+// copies). Thread safety: products on one object must not run concurrently (the device
+// workspaces are reused); distinct objects may share a policy.
+// Results: every row sums its entries in increasing column order in both host layouts,
+// so products do not depend on the number of devices for a given layout; layouts (and
+// cuSPARSE) round differently and agree to round-off.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <utility>
+#include <vector>
+
+#include "mgpu/backend/cpu/sparse_spmm.hpp"
+#include "mgpu/backend/cpu/sparse_spmv.hpp"
+#include "mgpu/core/error.hpp"
+#include "mgpu/dense/dense_matrix.hpp"
+#include "mgpu/execution/fork_join.hpp"
+#include "mgpu/execution/policy.hpp"
+#include "mgpu/sparse/csr_view.hpp"
+#include "mgpu/sparse/partition.hpp"
+
+namespace mgpu {
+
+/// How a host device stores its block for SpMV (SpMM always uses the CSR rows).
+enum class spmv_layout {
+  /// tiled when the block's x window (last - first column touched, times sizeof(T))
+  /// exceeds 2 MiB, else csr.
+  automatic,
+  csr,
+  tiled,
+};
+
+struct distributed_csr_options {
+  spmv_layout layout = spmv_layout::automatic;
+};
+
+namespace detail {
+
+/// The per-kind part of distributed_csr: what a device keeps for its row block and how
+/// it runs products on it. A backend specialises it with
+///
+///   template <class T, class I> struct shard;
+///   static shard<T, I> make_shard(device_context<Kind>&, csr_view<T, I> block,
+///                                 distributed_csr_options const&);
+///   static void replicate_x(execution_policy<Kind> const&, std::vector<std::optional<shard<T, I>>>&,
+///                           std::span<T const> x);          // broadcast x (caller thread)
+///   static void spmv(device_context<Kind>&, shard<T, I>&, T alpha, std::span<T const> x,
+///                    T beta, std::span<T> y_block);          // y_block: the block's rows of y
+///   static void replicate_b(..., dense_view<T const> b);     // broadcast B (caller thread)
+///   static void spmm(device_context<Kind>&, shard<T, I>&, T alpha, dense_view<T const> b,
+///                    T beta, dense_view<T> c_block);
+///
+/// spmv / spmm run as fork_join tasks on the device's stream; replicate_* run on the
+/// caller's thread before the fork, ordered on the devices' streams.
+template <class Kind>
+struct sparse_leaf;
+
+/// Bytes of x a block of rows touches: (last column - first column + 1)·sizeof(T).
+template <class T, class I>
+std::int64_t x_window_bytes(csr_view<T, I> a) {
+  std::int64_t lo = a.cols;
+  std::int64_t hi = -1;
+  for (I r = 0; r < a.rows; ++r) {
+    if (a.row_offsets[r] == a.row_offsets[r + 1]) continue;
+    lo = std::min<std::int64_t>(lo, a.col_indices[a.row_offsets[r]]);
+    hi = std::max<std::int64_t>(hi, a.col_indices[a.row_offsets[r + 1] - 1]);
+  }
+  return hi < lo ? 0 : (hi - lo + 1) * static_cast<std::int64_t>(sizeof(T));
+}
+
+/// Whether a host block takes the tiled layout under `layout`. The window is measured
+/// per tile row block (2^17 rows), since that is what must stay in cache.
+template <class T, class I>
+bool use_tiled(csr_view<T, I> block, spmv_layout layout) {
+  if (layout != spmv_layout::automatic) return layout == spmv_layout::tiled;
+  constexpr std::int64_t cache_bytes = std::int64_t{2} << 20;
+  auto const step = backend::cpu::tiled_csr<T, I>::block_rows;
+  for (std::int64_t r0 = 0; r0 < static_cast<std::int64_t>(block.rows); r0 += step) {
+    auto const r1 = std::min<std::int64_t>(block.rows, r0 + step);
+    if (x_window_bytes(block.row_block(static_cast<I>(r0), static_cast<I>(r1))) > cache_bytes) return true;
+  }
+  return false;
+}
+
+/// Host devices: the kernels of backend/cpu/sparse_spmv.hpp and sparse_spmm.hpp.
+template <>
+struct sparse_leaf<cpu> {
+  template <class T, class I>
+  struct shard {
+    csr_view<T, I> rows;
+    std::optional<backend::cpu::tiled_csr<T, I>> tiled;
+  };
+
+  template <class T, class I>
+  static shard<T, I> make_shard(device_context<cpu>&, csr_view<T, I> block,
+                                distributed_csr_options const& options) {
+    shard<T, I> s{block, std::nullopt};
+    if (use_tiled(block, options.layout)) s.tiled.emplace(backend::cpu::make_tiled(block));
+    return s;
+  }
+
+  template <class T, class I>
+  static void replicate_x(execution_policy<cpu> const&, std::vector<std::optional<shard<T, I>>>&,
+                          std::span<T const>) {}
+
+  template <class T, class I>
+  static void spmv(device_context<cpu>&, shard<T, I>& s, T alpha, std::span<T const> x, T beta,
+                   std::span<T> y_block) {
+    if (s.tiled) {
+      backend::cpu::tiled_spmv(*s.tiled, alpha, x.data(), beta, y_block.data());
+    } else {
+      backend::cpu::csr_spmv(s.rows, alpha, x.data(), beta, y_block.data());
+    }
+  }
+
+  template <class T, class I>
+  static void replicate_b(execution_policy<cpu> const&, std::vector<std::optional<shard<T, I>>>&,
+                          dense_view<T const>) {}
+
+  template <class T, class I>
+  static void spmm(device_context<cpu>&, shard<T, I>& s, T alpha, dense_view<T const> b, T beta,
+                   dense_view<T> c_block) {
+    backend::cpu::csr_spmm(s.rows, alpha, b, beta, c_block);
+  }
+};
+
+/// @throws invalid_argument if the two ranges of memory overlap (in-place products are
+/// not supported: every device reads all of x while others write y).
+template <class T, class U>
+void require_disjoint(T const* a, std::size_t a_size, U const* b, std::size_t b_size,
+                      char const* what) {
+  if (a_size == 0 || b_size == 0) return;
+  auto const a0 = reinterpret_cast<std::uintptr_t>(a);
+  auto const b0 = reinterpret_cast<std::uintptr_t>(b);
+  auto const a1 = a0 + a_size * sizeof(T);
+  auto const b1 = b0 + b_size * sizeof(U);
+  MGPU_EXPECTS(a1 <= b0 || b1 <= a0, what, ": the input and output overlap; use separate arrays");
+}
+
+}  // namespace detail
+
+/// A sparse matrix partitioned over a policy's devices (see the file comment).
+template <class Kind, class T, class I>
+class distributed_csr {
+  using leaf = detail::sparse_leaf<Kind>;
+  using shard_type = typename leaf::template shard<T, I>;
+
+ public:
+  /// Splits `a` into one nnz-balanced row block per device (partition_rows_by_nnz) and
+  /// builds each device's block on that device, concurrently. A device whose block has
+  /// no rows (more devices than rows) keeps nothing and gets no work. Time: O(devices·log rows) for host `csr` blocks, O(nnz) for
+  /// tiled or GPU blocks. @throws out_of_memory, index_overflow (GPU limits), device
+  /// errors.
+  distributed_csr(execution_policy<Kind> policy, csr_view<T, I> a,
+                  distributed_csr_options const& options = {})
+      : policy_(std::move(policy)), rows_(a.rows), cols_(a.cols), nnz_(a.nnz()) {
+    bounds_ = partition_rows_by_nnz(a, policy_.device_count());
+    shards_.resize(policy_.device_count());
+    detail::fork_join(policy_, [&](auto& ctx, std::size_t dev) {
+      if (bounds_[dev] == bounds_[dev + 1]) return;
+      shards_[dev].emplace(leaf::template make_shard<T, I>(
+          ctx, a.row_block(bounds_[dev], bounds_[dev + 1]), options));
+    });
+  }
+
+  [[nodiscard]] I rows() const noexcept { return rows_; }
+  [[nodiscard]] I cols() const noexcept { return cols_; }
+  [[nodiscard]] I nnz() const noexcept { return nnz_; }
+  [[nodiscard]] execution_policy<Kind> const& policy() const noexcept { return policy_; }
+  /// Device d holds rows [row_bounds()[d], row_bounds()[d + 1]).
+  [[nodiscard]] std::span<I const> row_bounds() const noexcept { return bounds_; }
+  /// The device's block data (for tests and diagnostics); empty for a device without rows.
+  [[nodiscard]] std::optional<shard_type> const& shard(std::size_t device) const { return shards_.at(device); }
+
+  /// y = alpha·A·x + beta·y (x: cols entries, y: rows entries, host memory). beta == 0
+  /// means y is not read. O(nnz + rows) work spread over the devices.
+  /// @throws dimension_mismatch (sizes), invalid_argument (x and y overlap).
+  void spmv(T alpha, std::span<T const> x, T beta, std::span<T> y) {
+    if (x.size() != static_cast<std::size_t>(cols_) || y.size() != static_cast<std::size_t>(rows_)) {
+      throw dimension_mismatch(detail::message(
+          "spmv: A is ", static_cast<std::int64_t>(rows_), " x ", static_cast<std::int64_t>(cols_),
+          " but x has ", x.size(), " entries and y has ", y.size(), " (expected ",
+          static_cast<std::int64_t>(cols_), " and ", static_cast<std::int64_t>(rows_), ")"));
+    }
+    detail::require_disjoint(x.data(), x.size(), y.data(), y.size(), "spmv");
+    if (rows_ == 0) return;
+    leaf::template replicate_x<T, I>(policy_, shards_, x);
+    detail::fork_join(policy_, [&](auto& ctx, std::size_t dev) {
+      if (!shards_[dev]) return;
+      auto const first = static_cast<std::size_t>(bounds_[dev]);
+      auto const count = static_cast<std::size_t>(bounds_[dev + 1] - bounds_[dev]);
+      leaf::template spmv<T, I>(ctx, *shards_[dev], alpha, x, beta, y.subspan(first, count));
+    });
+  }
+
+  /// C = alpha·A·B + beta·C with B cols x n and C rows x n (row-major host views with
+  /// leading dimensions). beta == 0 means C is not read. O(nnz·n + rows·n) work.
+  /// @throws dimension_mismatch (shapes), invalid_argument (B and C overlap).
+  void spmm(T alpha, dense_view<T const> b, T beta, dense_view<T> c) {
+    if (b.rows != static_cast<std::int64_t>(cols_) || c.rows != static_cast<std::int64_t>(rows_) ||
+        c.cols != b.cols) {
+      throw dimension_mismatch(detail::message(
+          "spmm: A is ", static_cast<std::int64_t>(rows_), " x ", static_cast<std::int64_t>(cols_),
+          ", B is ", b.rows, " x ", b.cols, " and C is ", c.rows, " x ", c.cols,
+          "; need B rows = A cols and C = A rows x B cols"));
+    }
+    MGPU_EXPECTS(b.ld >= b.cols && c.ld >= c.cols, "spmm: leading dimensions must be at least the "
+                 "column counts (B: ld ", b.ld, ", cols ", b.cols, "; C: ld ", c.ld, ", cols ", c.cols, ")");
+    auto const span_of = [](auto const& m) {
+      return m.rows == 0 || m.cols == 0 ? std::size_t{0}
+                                        : static_cast<std::size_t>((m.rows - 1) * m.ld + m.cols);
+    };
+    detail::require_disjoint(b.data, span_of(b), c.data, span_of(c), "spmm");
+    if (rows_ == 0 || b.cols == 0) return;
+    leaf::template replicate_b<T, I>(policy_, shards_, b);
+    detail::fork_join(policy_, [&](auto& ctx, std::size_t dev) {
+      if (!shards_[dev]) return;
+      auto const first = static_cast<std::int64_t>(bounds_[dev]);
+      dense_view<T> block{static_cast<std::int64_t>(bounds_[dev + 1] - bounds_[dev]), c.cols, c.ld,
+                          c.data + first * c.ld};
+      leaf::template spmm<T, I>(ctx, *shards_[dev], alpha, b, beta, block);
+    });
+  }
+
+ private:
+  execution_policy<Kind> policy_;
+  I rows_ = 0;
+  I cols_ = 0;
+  I nnz_ = 0;
+  std::vector<I> bounds_;
+  std::vector<std::optional<shard_type>> shards_;
+};
+
+}  // namespace mgpu

@@ -1,0 +1,120 @@
+// GPU sparse core: spmv, spmm, spgemm and distributed_csr on "cuda" policies compared
+// with dense products computed here (the host backend is tested the same way in
+// test_sparse_products.cpp). Runs only where a CUDA device is visible; reports Skipped
+// otherwise (tests/cuda/test_cuda_main.cpp).
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <cstdint>
+#include <random>
+#include <span>
+#include <vector>
+
+#include <mgpu/cuda.hpp>
+#include <mgpu/backend/cuda/sparse_csr.hpp>
+#include <mgpu/sparse/spgemm.hpp>
+#include <mgpu/sparse/spmm.hpp>
+#include <mgpu/sparse/spmv.hpp>
+
+namespace {
+
+template <class T, class I>
+struct random_matrix {
+  std::int64_t rows;
+  std::int64_t cols;
+  std::vector<double> dense;  // row-major
+  mgpu::csr_matrix<mgpu::cpu, T, I> csr;
+};
+
+/// Small integer values, so that every result below is exact in float.
+template <class T, class I>
+random_matrix<T, I> make(std::mt19937& rng, std::int64_t rows, std::int64_t cols, double density) {
+  std::bernoulli_distribution present(density);
+  std::uniform_int_distribution<int> value(1, 4);
+  std::vector<double> d(static_cast<std::size_t>(rows * cols), 0.0);
+  std::vector<I> offsets{0};
+  std::vector<I> columns;
+  std::vector<T> values;
+  for (std::int64_t i = 0; i < rows; ++i) {
+    for (std::int64_t j = 0; j < cols; ++j) {
+      if (!present(rng)) continue;
+      int const v = value(rng);
+      d[static_cast<std::size_t>(i * cols + j)] = v;
+      columns.push_back(static_cast<I>(j));
+      values.push_back(static_cast<T>(v));
+    }
+    offsets.push_back(static_cast<I>(columns.size()));
+  }
+  return {rows, cols, d, mgpu::csr_matrix<mgpu::cpu, T, I>(rows, cols, offsets, columns, values)};
+}
+
+}  // namespace
+
+TEMPLATE_TEST_CASE_SIG("GPU spmv and a resident distributed_csr equal the dense product", "[gpu][sparse]",
+                       ((class T, class I), T, I), (float, std::int32_t), (double, std::int64_t)) {
+  std::mt19937 rng(3);
+  mgpu::execution_policy<mgpu::gpu> policy{"cuda"};
+  for (auto [rows, cols] : std::vector<std::pair<std::int64_t, std::int64_t>>{{0, 4}, {1, 9}, {37, 23}, {200, 150}}) {
+    auto const a = make<T, I>(rng, rows, cols, 0.1);
+    std::vector<T> x(static_cast<std::size_t>(cols));
+    for (std::size_t j = 0; j < x.size(); ++j) x[j] = static_cast<T>(j % 5);
+    std::vector<T> y(static_cast<std::size_t>(rows), T{1});
+    std::vector<double> expected(y.size());
+    for (std::int64_t i = 0; i < rows; ++i) {
+      double s = 0;
+      for (std::int64_t j = 0; j < cols; ++j) s += a.dense[static_cast<std::size_t>(i * cols + j)] * static_cast<double>(x[static_cast<std::size_t>(j)]);
+      expected[static_cast<std::size_t>(i)] = 2 * s + 3;
+    }
+    mgpu::spmv(policy, T{2}, a.csr, std::span<T const>(x), T{3}, std::span<T>(y));
+    for (std::size_t i = 0; i < y.size(); ++i) CHECK(static_cast<double>(y[i]) == expected[i]);
+    mgpu::distributed_csr<mgpu::gpu, T, I> da(policy, a.csr.view());
+    for (int rep = 0; rep < 2; ++rep) {
+      std::vector<T> z(static_cast<std::size_t>(rows), T{-5});
+      da.spmv(T{2}, std::span<T const>(x), T{0}, std::span<T>(z));
+      for (std::size_t i = 0; i < z.size(); ++i) CHECK(static_cast<double>(z[i]) == expected[i] - 3);
+    }
+  }
+}
+
+TEST_CASE("GPU spmm equals the dense product", "[gpu][sparse]") {
+  std::mt19937 rng(5);
+  mgpu::execution_policy<mgpu::gpu> policy{"cuda"};
+  auto const a = make<float, std::int32_t>(rng, 45, 30, 0.2);
+  std::int64_t const n = 7;
+  mgpu::dense_matrix<mgpu::cpu, float> b(30, n);
+  for (std::int64_t i = 0; i < 30 * n; ++i) b.data()[i] = static_cast<float>(i % 3);
+  mgpu::dense_matrix<mgpu::cpu, float> c(45, n, 1.0f);
+  mgpu::spmm(policy, 1.0f, a.csr, std::as_const(b).view(), -1.0f, c.view());
+  for (std::int64_t i = 0; i < 45; ++i) {
+    for (std::int64_t j = 0; j < n; ++j) {
+      double s = 0;
+      for (std::int64_t k = 0; k < 30; ++k) s += a.dense[static_cast<std::size_t>(i * 30 + k)] * static_cast<double>(b(k, j));
+      CHECK(static_cast<double>(c(i, j)) == s - 1);
+    }
+  }
+}
+
+TEST_CASE("GPU spgemm equals the host spgemm and the dense product", "[gpu][sparse]") {
+  std::mt19937 rng(7);
+  mgpu::execution_policy<mgpu::gpu> policy{"cuda"};
+  auto const a = make<float, std::int32_t>(rng, 60, 40, 0.1);
+  auto const b = make<float, std::int32_t>(rng, 40, 50, 0.1);
+  auto const c = mgpu::spgemm(policy, a.csr, b.csr);
+  REQUIRE(c.rows() == 60);
+  REQUIRE(c.cols() == 50);
+  std::vector<double> got(60 * 50, 0.0);
+  for (std::int32_t r = 0; r < c.rows(); ++r) {
+    for (auto p = c.row_offsets()[static_cast<std::size_t>(r)]; p < c.row_offsets()[static_cast<std::size_t>(r) + 1]; ++p) {
+      got[static_cast<std::size_t>(r * 50 + c.col_indices()[static_cast<std::size_t>(p)])] += c.values()[static_cast<std::size_t>(p)];
+    }
+  }
+  for (std::int64_t i = 0; i < 60; ++i) {
+    for (std::int64_t j = 0; j < 50; ++j) {
+      double s = 0;
+      for (std::int64_t k = 0; k < 40; ++k) s += a.dense[static_cast<std::size_t>(i * 40 + k)] * b.dense[static_cast<std::size_t>(k * 50 + j)];
+      CHECK(got[static_cast<std::size_t>(i * 50 + j)] == s);
+    }
+  }
+  mgpu::execution_policy<mgpu::cpu> host{"cpu"};
+  CHECK(mgpu::spgemm(host, a.csr, b.csr).nnz() == c.nnz());
+}
