@@ -11,7 +11,7 @@ seconds=${1:-60}
 [[ "$seconds" =~ ^[1-9][0-9]*$ ]] || { echo "usage: $0 [seconds per target]" >&2; exit 2; }
 command -v clang++ >/dev/null || { echo "run-fuzz.sh: clang++ is missing" >&2; exit 1; }
 
-targets=(fuzz_matrix_market fuzz_corpus fuzz_device_string fuzz_csr)
+targets=(fuzz_matrix_market fuzz_corpus fuzz_device_string fuzz_csr fuzz_idx)
 cmake --preset fuzz
 cmake --build --preset fuzz --parallel "$(nproc)"
 

@@ -1,0 +1,411 @@
+// mgpu/algorithms/knn.hpp — exact brute-force k nearest neighbours of dense vectors, and
+// classification by majority vote over them.
+//
+// For every query row q, the k base rows b that rank best under the metric, best first:
+//   l2             squared Euclidean distance ‖q − b‖², smallest first;
+//   inner_product  q·b, largest first;
+//   cosine         q·b / (‖q‖ ‖b‖), largest first; a zero row has similarity 0 with
+//                  everything (never NaN).
+// Ties break toward the smaller base index. The returned `distances` hold the metric's
+// value (squared distance, inner product or cosine similarity, as FAISS's IndexFlatL2 /
+// IndexFlatIP report them) and `indices` the 0-based base rows. Both are queries x k:
+// when the base has fewer than k rows, the columns after the last real neighbour hold
+// index -1 and distance +inf (l2) or -inf (inner product, cosine), FAISS's convention.
+//
+// Method (as FAISS's exhaustive_L2sqr_blas): ‖q − b‖² = ‖q‖² + ‖b‖² − 2 q·b with the dot
+// products from GEMM (BLAS sgemm / dgemm on host devices, cuBLAS on GPUs) and the norms
+// computed once, in double, before rounding to T. The GEMM is fused with top-k
+// selection: each device computes one tile of dot products at a time and keeps only
+// each query's running k best, so the full queries x base matrix never exists. The base
+// is split into equal row shards, one per device of the policy; queries go through in
+// batches; each device returns its shard's k best per query and the shards' lists are
+// merged exactly (one total order ranks them all). The per-device part is
+// detail::knn_leaf<Kind>: backend/cpu/knn.hpp on host devices, backend/cuda/knn.cuh on
+// GPUs.
+//
+// "Exact" means exact search on the distances computed in T: every base row is
+// compared, none is approximated. The computed distance of a pair differs from the true
+// one by float round-off, about ε (‖q‖² + ‖b‖²) for l2 (ε = 2^-24 for float), so rows
+// whose true distances differ by less than that may be ranked differently than by a
+// float64 computation; a negative computed l2 distance (cancellation) is reported as 0.
+// Results for `cpu`, `cpu:2`, `cpu:3` choose the same rows up to that round-off (the
+// same rows exactly whenever the dot products are exact in T, e.g. small integer data).
+//
+// Inputs: NaN or Inf anywhere is rejected (RELIABILITY.md row 7). Values whose squares
+// overflow T give unspecified rankings.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <optional>
+#include <span>
+#include <type_traits>
+#include <vector>
+
+#include "mgpu/backend/cpu/knn.hpp"
+#include "mgpu/core/error.hpp"
+#include "mgpu/dense/dense_matrix.hpp"
+#include "mgpu/detail/topk_heap.hpp"
+#include "mgpu/execution/fork_join.hpp"
+#include "mgpu/execution/policy.hpp"
+
+namespace mgpu {
+
+/// The dissimilarity or similarity k-NN ranks by (see the file comment).
+enum class knn_metric { l2, inner_product, cosine };
+
+/// The neighbour lists of knn(): row q lists query q's neighbours, best first.
+template <class T>
+struct knn_result {
+  dense_matrix<cpu, T> distances;           ///< queries x k metric values
+  dense_matrix<cpu, std::int64_t> indices;  ///< queries x k base rows, -1 past the last
+};
+
+struct knn_options {
+  /// Queries per batch (bounds the host memory for shard results: batch x k x devices
+  /// entries); 0: 16384, or fewer if the policy's memory budget requires.
+  std::int64_t query_batch = 0;
+  /// Host tile shape (queries x base rows per GEMM call); 0: chosen from the L2 cache
+  /// size (backend::cpu::choose_knn_blocking). Ignored by GPUs.
+  std::int64_t query_block = 0;
+  std::int64_t base_block = 0;
+};
+
+namespace detail {
+
+// Scores: larger is better, so that detail::ranks_before orders every metric. They are
+// plain constexpr functors so that the GPU kernels run the very same code.
+
+/// −‖q − b‖² from q·b, ‖q‖² and ‖b‖² (negated so that larger is better; a negative
+/// computed distance, from cancellation, is 0).
+template <class T>
+struct knn_l2_score {
+  constexpr T operator()(T dot, T query_norm2, T base_norm2) const noexcept {
+    T const d = query_norm2 + base_norm2 - T{2} * dot;
+    return d < T{0} ? T{0} : -d;
+  }
+};
+
+/// q·b.
+template <class T>
+struct knn_ip_score {
+  constexpr T operator()(T dot, T, T) const noexcept { return dot; }
+};
+
+/// q·b / (‖q‖ ‖b‖) from q·b, 1/‖q‖ and 1/‖b‖ (0 for a zero row).
+template <class T>
+struct knn_cosine_score {
+  constexpr T operator()(T dot, T query_inv_norm, T base_inv_norm) const noexcept {
+    return dot * query_inv_norm * base_inv_norm;
+  }
+};
+
+/// The value reported for a score: the distance for l2, the score itself otherwise.
+template <class T>
+constexpr T knn_reported(knn_metric metric, T score) noexcept {
+  return metric == knn_metric::l2 ? T{0} - score : score;
+}
+
+/// Per-row term of the metric: ‖x‖² (l2), 1/‖x‖ or 0 for a zero row (cosine), unused
+/// (inner product). Summed in double.
+template <class T>
+std::vector<T> knn_row_terms(dense_view<T const> a, knn_metric metric) {
+  std::vector<T> out(static_cast<std::size_t>(a.rows), T{0});
+  if (metric == knn_metric::inner_product) return out;
+#pragma omp parallel for schedule(static)
+  for (std::int64_t r = 0; r < a.rows; ++r) {
+    double sum = 0;
+    for (T v : a.row(r)) sum += static_cast<double>(v) * static_cast<double>(v);
+    T term = static_cast<T>(sum);
+    if (metric == knn_metric::cosine) term = sum > 0 ? static_cast<T>(1.0 / std::sqrt(sum)) : T{0};
+    out[static_cast<std::size_t>(r)] = term;
+  }
+  return out;
+}
+
+/// @throws invalid_argument naming the matrix, row and column of the first NaN or Inf.
+template <class T>
+void knn_require_finite(dense_view<T const> a, char const* name) {
+  std::int64_t bad = a.rows;
+#pragma omp parallel for schedule(static) reduction(min : bad)
+  for (std::int64_t r = 0; r < a.rows; ++r) {
+    bool finite = true;
+    for (T v : a.row(r)) finite &= std::isfinite(v);
+    if (!finite) bad = std::min(bad, r);
+  }
+  if (bad == a.rows) return;
+  auto const row = a.row(bad);
+  auto const col = std::find_if(row.begin(), row.end(), [](T v) { return !std::isfinite(v); }) - row.begin();
+  throw invalid_argument(message(name, " has a non-finite value (", row[static_cast<std::size_t>(col)],
+                                 ") at row ", bad, ", column ", col, "; k-NN needs finite values"));
+}
+
+template <class T>
+void knn_require_shape(dense_view<T const> a, char const* name) {
+  MGPU_EXPECTS(a.rows >= 0 && a.cols >= 0 && a.ld >= a.cols && (a.data != nullptr || a.rows == 0 || a.cols == 0),
+               name, " is not a valid matrix view (", a.rows, " x ", a.cols, ", ld ", a.ld, ")");
+}
+
+/// Queries per batch: the option, or as many as the budget holds (capped at 16384).
+inline std::int64_t knn_batch_rows(std::int64_t requested, std::size_t budget, std::size_t per_query,
+                                   std::int64_t queries) {
+  std::int64_t batch = requested > 0 ? requested : 16384;
+  if (budget > 0 && requested <= 0) {
+    auto const fit = static_cast<std::int64_t>(budget / per_query);
+    if (fit < 1) throw out_of_memory(per_query, budget, "knn: one query's results");
+    batch = std::min(batch, fit);
+  }
+  return std::max<std::int64_t>(1, std::min(batch, std::max<std::int64_t>(queries, 1)));
+}
+
+/// The per-kind leaf of knn: how a device holds its shard of the base and searches it
+/// for a batch of queries. Everything else (validation, norms, sharding, batching, the
+/// exact merge) is shared by every kind. A backend specialises it with
+///
+///   template <class T> using shard = ...;                 // one device's resident shard
+///   static shard<T> make_shard(device_context<Kind>&, dense_view<T const> base,
+///       std::span<T const> base_terms, std::int64_t first, std::int64_t last,
+///       std::size_t budget);                               // base rows [first, last)
+///   static void search(device_context<Kind>&, shard<T> const&, dense_view<T const> queries,
+///       std::span<T const> query_terms, Score const&, std::size_t k,
+///       knn_options const&, std::span<scored<T, std::int64_t>> out,
+///       std::span<std::int32_t> counts, std::size_t budget);
+///
+/// `search` writes query q's (row q of the batch `queries`) best min(k, shard rows)
+/// scores, ranked by ranks_before, to out[q * k ...] with global base indices and their
+/// number to counts[q]. Score is knn_l2_score<T>, knn_ip_score<T> or knn_cosine_score<T>.
+template <class Kind>
+struct knn_leaf;
+
+/// Host devices: the fused GEMM + selection kernel of backend/cpu/knn.hpp.
+template <>
+struct knn_leaf<cpu> {
+  template <class T>
+  using shard = backend::cpu::knn_shard<T>;
+
+  template <class T>
+  static shard<T> make_shard(device_context<cpu>&, dense_view<T const> base,
+                             std::span<T const> base_terms, std::int64_t first, std::int64_t last,
+                             std::size_t) {
+    return {first, {last - first, base.cols, base.ld, base.data + first * base.ld},
+            base_terms.subspan(static_cast<std::size_t>(first), static_cast<std::size_t>(last - first))};
+  }
+
+  template <class T, class Score>
+  static void search(device_context<cpu>&, shard<T> const& s, dense_view<T const> queries,
+                     std::span<T const> query_terms, Score const& score, std::size_t k,
+                     knn_options const& options, std::span<scored<T, std::int64_t>> out,
+                     std::span<std::int32_t> counts, std::size_t) {
+    backend::cpu::knn_search<T, std::int64_t>(s, queries, query_terms, score, k,
+                                              {options.query_block, options.base_block}, out, counts);
+  }
+};
+
+template <class Kind, class T, class Score>
+void knn_run(execution_policy<Kind> const& policy, dense_view<T const> base,
+             dense_view<T const> queries, std::size_t k, knn_metric metric, Score const& score,
+             knn_options const& options, knn_result<T>& result) {
+  using leaf = knn_leaf<Kind>;
+  using entry = scored<T, std::int64_t>;
+  auto const base_terms = knn_row_terms(base, metric);
+  auto const query_terms = knn_row_terms(queries, metric);
+
+  // Equal row shards: every row costs the same.
+  std::size_t const n_devices = policy.device_count();
+  std::vector<std::int64_t> bounds(n_devices + 1);
+  for (std::size_t d = 0; d <= n_devices; ++d) {
+    bounds[d] = static_cast<std::int64_t>(static_cast<std::size_t>(base.rows) * d / n_devices);
+  }
+  std::vector<std::optional<typename leaf::template shard<T>>> shards(n_devices);
+  fork_join(policy, [&](auto& ctx, std::size_t dev) {
+    if (bounds[dev] == bounds[dev + 1]) return;
+    shards[dev].emplace(leaf::template make_shard<T>(ctx, base, std::span<T const>(base_terms), bounds[dev],
+                                                     bounds[dev + 1], policy.memory_budget()));
+  });
+
+  std::size_t const active = static_cast<std::size_t>(
+      std::count_if(shards.begin(), shards.end(), [](auto const& s) { return s.has_value(); }));
+  auto const batch = knn_batch_rows(options.query_batch, policy.memory_budget(),
+                                    k * (sizeof(entry) * active + sizeof(entry)) + 4 * active,
+                                    queries.rows);
+  std::vector<std::vector<entry>> shard_out(n_devices);
+  std::vector<std::vector<std::int32_t>> shard_counts(n_devices);
+  for (std::size_t dev = 0; dev < n_devices; ++dev) {
+    if (!shards[dev]) continue;
+    shard_out[dev].resize(static_cast<std::size_t>(batch) * k);
+    shard_counts[dev].resize(static_cast<std::size_t>(batch));
+  }
+
+  auto* const distances = result.distances.data();
+  auto* const indices = result.indices.data();
+  for (std::int64_t q0 = 0; q0 < queries.rows; q0 += batch) {
+    std::int64_t const rows = std::min(batch, queries.rows - q0);
+    dense_view<T const> const block{rows, queries.cols, queries.ld, queries.data + q0 * queries.ld};
+    std::span<T const> const block_terms(query_terms.data() + q0, static_cast<std::size_t>(rows));
+    fork_join(policy, [&](auto& ctx, std::size_t dev) {
+      if (!shards[dev]) return;
+      leaf::template search<T>(ctx, *shards[dev], block, block_terms, score, k, options,
+                               std::span<entry>(shard_out[dev]), std::span<std::int32_t>(shard_counts[dev]),
+                               policy.memory_budget());
+    });
+
+    // Merge: every shard list is ranked by the same total order, so the best k of their
+    // union is the exact answer.
+#pragma omp parallel
+    {
+      topk_heap<T, std::int64_t> heap(k);
+      std::vector<entry> best(k);
+#pragma omp for schedule(static)
+      for (std::int64_t i = 0; i < rows; ++i) {
+        auto const r = static_cast<std::size_t>(i);
+        for (std::size_t dev = 0; dev < n_devices; ++dev) {
+          if (!shards[dev]) continue;
+          auto const* list = shard_out[dev].data() + r * k;
+          for (std::int32_t j = 0; j < shard_counts[dev][r]; ++j) heap.push(list[j]);
+        }
+        std::size_t const found = heap.size();
+        heap.drain_sorted(best.begin());
+        auto const row = static_cast<std::size_t>(q0 + i) * k;
+        for (std::size_t j = 0; j < found; ++j) {
+          distances[row + j] = knn_reported(metric, best[j].score);
+          indices[row + j] = best[j].index;
+        }
+      }
+    }
+  }
+}
+
+}  // namespace detail
+
+/// Exact k nearest neighbours of each query row among the base rows (see the file
+/// comment for the metrics, ties, padding and what "exact" means).
+///
+/// @param policy   devices to run on (cpu, cpu:N, or gpu with mgpu/cuda.hpp and
+///                 mgpu/backend/cuda/knn.hpp); the base rows are split evenly across them.
+/// @param base     n x d row-major matrix (host memory).
+/// @param queries  q x d row-major matrix (host memory).
+/// @param k        neighbours per query, k >= 1.
+/// @returns q x k distances and base indices, best first.
+/// @throws invalid_argument (k < 1, NaN/Inf values, a malformed view),
+///         dimension_mismatch (d differs), index_overflow (q x k too large),
+///         out_of_memory (the memory budget cannot hold one query's results).
+/// Complexity: O(q n d) flops, as GEMM; memory O(q k + devices x tiles), never O(q n).
+template <class Kind, class T>
+knn_result<T> knn(execution_policy<Kind> const& policy, dense_view<T const> base,
+                  dense_view<T const> queries, std::int64_t k, knn_metric metric = knn_metric::l2,
+                  knn_options const& options = {}) {
+  static_assert(backend_available<Kind>::value,
+                "knn: this device kind's backend is not compiled in (for gpu, include "
+                "<mgpu/cuda.hpp> and <mgpu/backend/cuda/knn.hpp> and link mgpu::cuda)");
+  static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>, "knn: float or double values");
+  MGPU_EXPECTS(k >= 1, "knn: k must be at least 1, got ", k);
+  detail::knn_require_shape(base, "knn: the base");
+  detail::knn_require_shape(queries, "knn: the queries");
+  if (base.cols != queries.cols) {
+    throw dimension_mismatch(detail::message("knn: the base is ", base.rows, " x ", base.cols,
+                                             " but the queries are ", queries.rows, " x ", queries.cols,
+                                             "; the column counts must match"));
+  }
+  if (k > std::numeric_limits<std::int64_t>::max() / std::max<std::int64_t>(queries.rows, 1) ||
+      k > std::numeric_limits<std::int32_t>::max()) {
+    throw index_overflow(detail::message("knn: ", queries.rows, " queries x k = ", k,
+                                         " results do not fit the index type"));
+  }
+  detail::knn_require_finite(base, "knn: the base");
+  detail::knn_require_finite(queries, "knn: the queries");
+
+  T const pad = metric == knn_metric::l2 ? std::numeric_limits<T>::infinity()
+                                         : -std::numeric_limits<T>::infinity();
+  knn_result<T> result{dense_matrix<cpu, T>(queries.rows, k, pad),
+                       dense_matrix<cpu, std::int64_t>(queries.rows, k, std::int64_t{-1})};
+  if (queries.rows == 0 || base.rows == 0) return result;
+
+  auto const kk = static_cast<std::size_t>(std::min(k, base.rows));
+  if (kk < static_cast<std::size_t>(k)) {
+    // Search with the k that exists, then spread the rows out to k columns.
+    auto narrow = knn(policy, base, queries, static_cast<std::int64_t>(kk), metric, options);
+    for (std::int64_t q = 0; q < queries.rows; ++q) {
+      std::copy_n(narrow.distances.data() + q * narrow.distances.ld(), kk, result.distances.data() + q * k);
+      std::copy_n(narrow.indices.data() + q * narrow.indices.ld(), kk, result.indices.data() + q * k);
+    }
+    return result;
+  }
+  switch (metric) {
+    case knn_metric::l2:
+      detail::knn_run(policy, base, queries, kk, metric, detail::knn_l2_score<T>{}, options, result);
+      break;
+    case knn_metric::inner_product:
+      detail::knn_run(policy, base, queries, kk, metric, detail::knn_ip_score<T>{}, options, result);
+      break;
+    case knn_metric::cosine:
+      detail::knn_run(policy, base, queries, kk, metric, detail::knn_cosine_score<T>{}, options, result);
+      break;
+  }
+  return result;
+}
+
+/// Overload for views of mutable data (the data are only read).
+template <class Kind, class T>
+  requires(!std::is_const_v<T>)
+knn_result<T> knn(execution_policy<Kind> const& policy, dense_view<T> base, dense_view<T> queries,
+                  std::int64_t k, knn_metric metric = knn_metric::l2, knn_options const& options = {}) {
+  return knn(policy, dense_view<T const>{base.rows, base.cols, base.ld, base.data},
+             dense_view<T const>{queries.rows, queries.cols, queries.ld, queries.data}, k, metric, options);
+}
+
+/// Overload for owning host matrices.
+template <class Kind, class T>
+knn_result<T> knn(execution_policy<Kind> const& policy, dense_matrix<cpu, T> const& base,
+                  dense_matrix<cpu, T> const& queries, std::int64_t k,
+                  knn_metric metric = knn_metric::l2, knn_options const& options = {}) {
+  return knn(policy, base.view(), queries.view(), k, metric, options);
+}
+
+/// Majority vote of the neighbours' labels, per row of `indices` (as knn returns them):
+/// the label that occurs most often among the row's neighbours (entries -1 are padding
+/// and do not vote), ties toward the smaller label — scikit-learn's
+/// KNeighborsClassifier(weights='uniform') rule, whose mode also takes the smallest
+/// of the most frequent labels. O(rows x k log k).
+/// @throws invalid_argument for a neighbour index outside [0, labels.size()) other
+///         than -1, or a row without any neighbour.
+template <class L>
+std::vector<L> knn_vote(dense_view<std::int64_t const> indices, std::span<L const> labels) {
+  static_assert(std::is_integral_v<L>, "knn_vote: labels must be integers");
+  std::vector<L> out(static_cast<std::size_t>(indices.rows));
+  std::vector<L> votes;
+  for (std::int64_t q = 0; q < indices.rows; ++q) {
+    votes.clear();
+    for (std::int64_t i : indices.row(q)) {
+      if (i == -1) continue;
+      MGPU_EXPECTS(i >= 0 && static_cast<std::size_t>(i) < labels.size(), "knn_vote: row ", q,
+                   " names neighbour ", i, " but there are ", labels.size(), " labels");
+      votes.push_back(labels[static_cast<std::size_t>(i)]);
+    }
+    MGPU_EXPECTS(!votes.empty(), "knn_vote: row ", q, " has no neighbours to vote");
+    std::sort(votes.begin(), votes.end());
+    L best = votes.front();
+    std::size_t best_count = 0;
+    for (std::size_t a = 0; a < votes.size();) {
+      std::size_t b = a;
+      while (b < votes.size() && votes[b] == votes[a]) ++b;
+      if (b - a > best_count) {  // strictly more: ties keep the smaller label
+        best = votes[a];
+        best_count = b - a;
+      }
+      a = b;
+    }
+    out[static_cast<std::size_t>(q)] = best;
+  }
+  return out;
+}
+
+/// Overload taking the indices matrix that knn returns.
+template <class L>
+std::vector<L> knn_vote(dense_matrix<cpu, std::int64_t> const& indices, std::span<L const> labels) {
+  return knn_vote(indices.view(), labels);
+}
+
+}  // namespace mgpu

@@ -1,0 +1,180 @@
+// mgpu/backend/cuda/knn.cuh — the GPU tile search of brute-force k-NN (method in
+// knn.hpp): cuBLAS GEMM for the dot products, the host's score functors applied on the
+// device, a CUB segmented sort per query row, the first k of each row copied back.
+//
+// Host-compiled programs that call knn on an execution_policy<gpu> instantiate the
+// kernels once in a .cu file:
+//
+//   #include <mgpu/backend/cuda/knn.cuh>
+//   MGPU_CUDA_INSTANTIATE_KNN(float);
+//
+// Compile with nvcc (CUDA translation units only).
+#pragma once
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <type_traits>
+
+#include <cub/device/device_segmented_sort.cuh>
+#include <thrust/execution_policy.h>
+#include <thrust/for_each.h>
+#include <thrust/iterator/counting_iterator.h>
+#include <thrust/sequence.h>
+
+#include "mgpu/backend/cuda/knn.hpp"
+
+namespace mgpu::backend::cuda::detail {
+
+/// Turns the dot products of a rows x cols tile into scores in place, and writes each
+/// entry's shard-local column. One thread per entry.
+template <class T, class Score>
+struct knn_score_tile {
+  T* values;                // rows x cols: dot products in, scores out
+  std::int32_t* columns;    // rows x cols
+  T const* query_terms;     // rows
+  T const* base_terms;      // cols (already offset to the chunk)
+  std::int64_t cols;
+  Score score;
+
+  __device__ void operator()(std::int64_t i) const {
+    std::int64_t const r = i / cols;
+    std::int64_t const c = i - r * cols;
+    values[i] = score(values[i], query_terms[r], base_terms[c]);
+    columns[i] = static_cast<std::int32_t>(c);
+  }
+};
+
+/// Copies the first `kept` entries of each sorted row to the k-wide outputs.
+template <class T>
+struct knn_take_first {
+  T const* sorted_scores;  // rows x cols
+  std::int32_t const* sorted_columns;
+  std::int64_t cols;
+  std::int64_t kept;
+  std::int64_t k;
+  T* out_scores;  // rows x k
+  std::int32_t* out_columns;
+
+  __device__ void operator()(std::int64_t i) const {
+    std::int64_t const r = i / kept;
+    std::int64_t const j = i - r * kept;
+    out_scores[r * k + j] = sorted_scores[r * cols + j];
+    out_columns[r * k + j] = sorted_columns[r * cols + j];
+  }
+};
+
+template <class T>
+void gemm_tn(cublasHandle_t handle, int m, int n, int kdim, T const* a, int lda, T const* b, int ldb, T* c,
+             int ldc) {
+  T const one = 1;
+  T const zero = 0;
+  if constexpr (std::is_same_v<T, float>) {
+    MGPU_CUBLAS_TRY(cublasSgemm(handle, CUBLAS_OP_T, CUBLAS_OP_N, m, n, kdim, &one, a, lda, b, ldb, &zero, c, ldc));
+  } else {
+    static_assert(std::is_same_v<T, double>, "knn on GPUs: float or double");
+    MGPU_CUBLAS_TRY(cublasDgemm(handle, CUBLAS_OP_T, CUBLAS_OP_N, m, n, kdim, &one, a, lda, b, ldb, &zero, c, ldc));
+  }
+}
+
+template <class T, class Score>
+void knn_search_tile(device_context<gpu>& ctx, knn_shard<T> const& shard, dense_view<T const> queries,
+                     std::span<T const> query_terms, Score const& score, std::int64_t k,
+                     std::int64_t b_begin, std::int64_t b_end,
+                     std::span<mgpu::detail::scored<T, std::int64_t>> out, std::span<std::int32_t> counts) {
+  auto& s = ctx.work;
+  auto const policy = thrust::cuda::par_nosync.on(s.handle());
+  std::int64_t const rows = queries.rows;
+  std::int64_t const cols = b_end - b_begin;
+  std::int64_t const dim = shard.dim;
+  std::int64_t const kept = std::min(k, cols);
+  auto const entries = static_cast<std::size_t>(rows * cols);
+
+  // The queries, packed to ld = d, and their terms.
+  pinned_buffer<T> h_queries(static_cast<std::size_t>(rows * dim));
+  for (std::int64_t r = 0; r < rows; ++r) {
+    auto const row = queries.row(r);
+    std::copy(row.begin(), row.end(), h_queries.data() + r * dim);
+  }
+  buffer<T, gpu> d_queries(h_queries.size(), s);
+  buffer<T, gpu> d_terms(static_cast<std::size_t>(rows), s);
+  copy(d_queries, std::span<T const>(h_queries.span()), s);
+  copy(d_terms, query_terms.first(static_cast<std::size_t>(rows)), s);
+
+  // Dot products: the row-major rows x cols tile is the column-major cols x rows matrix
+  // B_chunk · Q^T, with B_chunk and Q row-major (column-major d x n, ld = d).
+  buffer<T, gpu> values(entries, s);
+  if (dim == 0) {
+    MGPU_CUDA_TRY(cudaMemsetAsync(values.data(), 0, entries * sizeof(T), s.handle()));
+  } else {
+    gemm_tn<T>(ctx.libraries.cublas(), static_cast<int>(cols), static_cast<int>(rows), static_cast<int>(dim),
+               shard.data.data() + b_begin * dim, static_cast<int>(dim), d_queries.data(),
+               static_cast<int>(dim), values.data(), static_cast<int>(cols));
+  }
+  buffer<std::int32_t, gpu> columns(entries, s);
+  thrust::for_each(policy, thrust::counting_iterator<std::int64_t>(0),
+                   thrust::counting_iterator<std::int64_t>(static_cast<std::int64_t>(entries)),
+                   knn_score_tile<T, Score>{values.data(), columns.data(), d_terms.data(),
+                                            shard.terms.data() + b_begin, cols, score});
+  MGPU_CUDA_TRY(cudaGetLastError());
+
+  // Each row best first: scores descending; the sort is stable and columns start in
+  // ascending order, so equal scores keep the smaller index first.
+  buffer<std::int64_t, gpu> offsets(static_cast<std::size_t>(rows) + 1, s);
+  thrust::sequence(policy, offsets.data(), offsets.data() + rows + 1, std::int64_t{0}, cols);
+  buffer<T, gpu> sorted_values(entries, s);
+  buffer<std::int32_t, gpu> sorted_columns(entries, s);
+  std::size_t temp_bytes = 0;
+  MGPU_CUDA_TRY(cub::DeviceSegmentedSort::StableSortPairsDescending(
+      nullptr, temp_bytes, values.data(), sorted_values.data(), columns.data(), sorted_columns.data(),
+      static_cast<std::int64_t>(entries), rows, offsets.data(), offsets.data() + 1, s.handle()));
+  buffer<unsigned char, gpu> temp(temp_bytes, s);
+  MGPU_CUDA_TRY(cub::DeviceSegmentedSort::StableSortPairsDescending(
+      temp.data(), temp_bytes, values.data(), sorted_values.data(), columns.data(), sorted_columns.data(),
+      static_cast<std::int64_t>(entries), rows, offsets.data(), offsets.data() + 1, s.handle()));
+
+  auto const out_size = static_cast<std::size_t>(rows * k);
+  buffer<T, gpu> top_scores(out_size, s);
+  buffer<std::int32_t, gpu> top_columns(out_size, s);
+  thrust::for_each(policy, thrust::counting_iterator<std::int64_t>(0),
+                   thrust::counting_iterator<std::int64_t>(rows * kept),
+                   knn_take_first<T>{sorted_values.data(), sorted_columns.data(), cols, kept, k,
+                                     top_scores.data(), top_columns.data()});
+  MGPU_CUDA_TRY(cudaGetLastError());
+
+  pinned_buffer<T> h_scores(out_size);
+  pinned_buffer<std::int32_t> h_columns(out_size);
+  copy(h_scores.span(), top_scores, s);
+  copy(h_columns.span(), top_columns, s);
+  s.synchronize();
+  std::int64_t const first = shard.first + b_begin;
+  for (std::int64_t r = 0; r < rows; ++r) {
+    counts[static_cast<std::size_t>(r)] = static_cast<std::int32_t>(kept);
+    for (std::int64_t j = 0; j < kept; ++j) {
+      auto const at = static_cast<std::size_t>(r * k + j);
+      out[at] = {h_scores[at], first + h_columns[at]};
+    }
+  }
+}
+
+}  // namespace mgpu::backend::cuda::detail
+
+/// Instantiates the GPU k-NN tile search for values T and every metric, for programs
+/// whose knn calls are compiled by a host compiler (see the file comment).
+#define MGPU_CUDA_INSTANTIATE_KNN(T)                                                                    \
+  template void ::mgpu::backend::cuda::detail::knn_search_tile<T, ::mgpu::detail::knn_l2_score<T>>(     \
+      ::mgpu::device_context<::mgpu::gpu>&, ::mgpu::backend::cuda::knn_shard<T> const&,                 \
+      ::mgpu::dense_view<T const>, std::span<T const>, ::mgpu::detail::knn_l2_score<T> const&,          \
+      std::int64_t, std::int64_t, std::int64_t, std::span<::mgpu::detail::scored<T, std::int64_t>>,    \
+      std::span<std::int32_t>);                                                                         \
+  template void ::mgpu::backend::cuda::detail::knn_search_tile<T, ::mgpu::detail::knn_ip_score<T>>(     \
+      ::mgpu::device_context<::mgpu::gpu>&, ::mgpu::backend::cuda::knn_shard<T> const&,                 \
+      ::mgpu::dense_view<T const>, std::span<T const>, ::mgpu::detail::knn_ip_score<T> const&,          \
+      std::int64_t, std::int64_t, std::int64_t, std::span<::mgpu::detail::scored<T, std::int64_t>>,    \
+      std::span<std::int32_t>);                                                                         \
+  template void ::mgpu::backend::cuda::detail::knn_search_tile<T, ::mgpu::detail::knn_cosine_score<T>>( \
+      ::mgpu::device_context<::mgpu::gpu>&, ::mgpu::backend::cuda::knn_shard<T> const&,                 \
+      ::mgpu::dense_view<T const>, std::span<T const>, ::mgpu::detail::knn_cosine_score<T> const&,      \
+      std::int64_t, std::int64_t, std::int64_t, std::span<::mgpu::detail::scored<T, std::int64_t>>,    \
+      std::span<std::int32_t>)

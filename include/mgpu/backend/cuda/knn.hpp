@@ -1,0 +1,183 @@
+// mgpu/backend/cuda/knn.hpp — GPU leaf of brute-force k-NN: one shard of the base
+// resident per device, queries searched in tiles sized by the device's memory budget.
+//
+// Method (a simple, exact design built from library calls):
+//   shard   base rows [first, last) and their per-row metric terms (‖b‖², 1/‖b‖),
+//           uploaded once and kept resident (row-major, ld = d).
+//   tile    for a block of queries and a chunk of the shard's rows (as large as the
+//           budget allows; the whole shard when it fits): the dot products by cuBLAS
+//           sgemm / dgemm into a rows x chunk tile, turned into scores in place by the
+//           same functors the host uses (detail::knn_l2_score, ...), then each row
+//           sorted best first by a CUB segmented stable sort (score descending, the
+//           shard-local column as value: columns start ascending, so equal scores stay
+//           in index order, which is detail::ranks_before), and its first k kept.
+//   merge   when the shard is cut into several chunks, the chunks' lists are merged
+//           exactly on the host (topk_heap); the shared orchestration (algorithms/
+//           knn.hpp) then merges the devices' lists.
+// Only one tile's scores exist at a time on the device, never the whole q x n matrix.
+// If an allocation fails inside a tile, the tile is halved and retried.
+//
+// Scores are the host's up to round-off (cuBLAS sums the dot products in another
+// order, and nvcc contracts a·b + c into FMAs), so rows whose distances differ by
+// round-off may be ranked differently than on the host.
+//
+// Host-compilable: the shard, the tiling and the leaf. The tile search itself
+// (knn_search_tile) is defined in knn.cuh, compiled by nvcc; host-compiled programs
+// instantiate it once with MGPU_CUDA_INSTANTIATE_KNN(T) from knn.cuh in a .cu file.
+#pragma once
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <span>
+#include <vector>
+
+#include "mgpu/algorithms/knn.hpp"
+#include "mgpu/backend/cuda/buffer.hpp"
+#include "mgpu/backend/cuda/copy.hpp"
+#include "mgpu/backend/cuda/device_set.hpp"
+#include "mgpu/core/error.hpp"
+#include "mgpu/cuda.hpp"
+#include "mgpu/detail/topk_heap.hpp"
+
+namespace mgpu::backend::cuda {
+
+/// One shard of the base resident on a GPU (see the file comment).
+template <class T>
+struct knn_shard {
+  std::int64_t first = 0;  ///< global index of the shard's row 0
+  std::int64_t rows = 0;
+  std::int64_t dim = 0;
+  buffer<T, gpu> data;   ///< rows x dim, row-major
+  buffer<T, gpu> terms;  ///< rows: the metric's per-row term
+};
+
+namespace detail {
+
+/// Searches shard rows [b_begin, b_end) for the queries (host, row q of `queries`, with
+/// their metric terms) and writes each query's best min(k, b_end - b_begin) scores, best
+/// first, to out[q * k ...] with global base indices and their number to counts[q].
+/// The tile must fit the device (the caller sizes it). Defined in knn.cuh (nvcc).
+/// @throws out_of_memory when an allocation fails, cuda_error / cublas_error.
+template <class T, class Score>
+void knn_search_tile(device_context<gpu>& ctx, knn_shard<T> const& shard, dense_view<T const> queries,
+                     std::span<T const> query_terms, Score const& score, std::int64_t k,
+                     std::int64_t b_begin, std::int64_t b_end,
+                     std::span<mgpu::detail::scored<T, std::int64_t>> out, std::span<std::int32_t> counts);
+
+/// Device bytes per score of a tile: the dot/score, its sorted copy, the column index
+/// and its sorted copy, and as much again for the sort's temporary storage.
+template <class T>
+constexpr std::size_t knn_bytes_per_score() {
+  return 2 * (2 * sizeof(T) + 2 * sizeof(std::int32_t));
+}
+
+}  // namespace detail
+}  // namespace mgpu::backend::cuda
+
+namespace mgpu::detail {
+
+/// GPUs: the leaf described in the file comment.
+template <>
+struct knn_leaf<gpu> {
+  template <class T>
+  using shard = backend::cuda::knn_shard<T>;
+
+  template <class T>
+  static shard<T> make_shard(device_context<gpu>& ctx, dense_view<T const> base,
+                             std::span<T const> base_terms, std::int64_t first, std::int64_t last,
+                             std::size_t) {
+    auto& s = ctx.work;
+    std::int64_t const rows = last - first;
+    shard<T> out;
+    out.first = first;
+    out.rows = rows;
+    out.dim = base.cols;
+    // Packed to ld = d on the host: one contiguous upload.
+    std::vector<T> packed(static_cast<std::size_t>(rows * base.cols));
+    for (std::int64_t r = 0; r < rows; ++r) {
+      auto const row = base.row(first + r);
+      std::copy(row.begin(), row.end(), packed.begin() + r * base.cols);
+    }
+    out.data = buffer<T, gpu>(packed.size(), s);
+    out.terms = buffer<T, gpu>(static_cast<std::size_t>(rows), s);
+    copy(out.data, std::span<T const>(packed), s);
+    copy(out.terms, base_terms.subspan(static_cast<std::size_t>(first), static_cast<std::size_t>(rows)), s);
+    s.synchronize();  // `packed` is pageable host memory about to be freed
+    return out;
+  }
+
+  template <class T, class Score>
+  static void search(device_context<gpu>& ctx, shard<T> const& sh, dense_view<T const> queries,
+                     std::span<T const> query_terms, Score const& score, std::size_t k,
+                     knn_options const&, std::span<scored<T, std::int64_t>> out,
+                     std::span<std::int32_t> counts, std::size_t budget) {
+    namespace bc = backend::cuda;
+    std::size_t const available = ctx.memory_budget(budget);
+    std::size_t const per_score = bc::detail::knn_bytes_per_score<T>();
+    std::size_t const per_query = static_cast<std::size_t>(sh.dim) * sizeof(T) + k * (sizeof(T) + 8) + 64;
+    // The whole shard per tile when at least a few queries fit, else a chunk of it.
+    auto const max_cols = static_cast<std::int64_t>(std::numeric_limits<std::int32_t>::max() / 2);
+    std::int64_t cols = std::min(sh.rows, max_cols);
+    constexpr std::int64_t min_rows = 64;
+    if (static_cast<std::size_t>(cols) * per_score * min_rows + per_query * min_rows > available) {
+      cols = std::max<std::int64_t>(static_cast<std::int64_t>(k),
+                                    static_cast<std::int64_t>(available / (per_score * min_rows)));
+      cols = std::min(cols, sh.rows);
+    }
+    std::size_t const per_row = static_cast<std::size_t>(cols) * per_score + per_query;
+    if (per_row > available) throw out_of_memory(per_row, available, "knn on a GPU: one query's tile");
+    std::int64_t rows = std::min<std::int64_t>(queries.rows, static_cast<std::int64_t>(available / per_row));
+    rows = std::min<std::int64_t>(rows, max_cols / std::max<std::int64_t>(cols, 1));
+    rows = std::max<std::int64_t>(rows, 1);
+
+    bool const chunked = cols < sh.rows;
+    std::vector<scored<T, std::int64_t>> chunk_out;
+    std::vector<std::int32_t> chunk_counts;
+    topk_heap<T, std::int64_t> heap(k);
+    std::int64_t q = 0;
+    while (q < queries.rows) {
+      std::int64_t const n = std::min(rows, queries.rows - q);
+      dense_view<T const> const block{n, queries.cols, queries.ld, queries.data + q * queries.ld};
+      auto const terms = query_terms.subspan(static_cast<std::size_t>(q), static_cast<std::size_t>(n));
+      auto const block_out = out.subspan(static_cast<std::size_t>(q) * k, static_cast<std::size_t>(n) * k);
+      auto const block_counts = counts.subspan(static_cast<std::size_t>(q), static_cast<std::size_t>(n));
+      try {
+        if (!chunked) {
+          bc::detail::knn_search_tile(ctx, sh, block, terms, score, static_cast<std::int64_t>(k), 0, sh.rows,
+                                      block_out, block_counts);
+        } else {
+          // Chunks in index order; each one's lists are merged into the running best.
+          std::vector<std::vector<scored<T, std::int64_t>>> best(static_cast<std::size_t>(n));
+          chunk_out.resize(static_cast<std::size_t>(n) * k);
+          chunk_counts.resize(static_cast<std::size_t>(n));
+          for (std::int64_t b0 = 0; b0 < sh.rows; b0 += cols) {
+            bc::detail::knn_search_tile(ctx, sh, block, terms, score, static_cast<std::int64_t>(k), b0,
+                                        std::min(sh.rows, b0 + cols), std::span(chunk_out), std::span(chunk_counts));
+            for (std::int64_t i = 0; i < n; ++i) {
+              auto& list = best[static_cast<std::size_t>(i)];
+              for (auto const& c : list) heap.push(c);
+              auto const* fresh = chunk_out.data() + static_cast<std::size_t>(i) * k;
+              for (std::int32_t j = 0; j < chunk_counts[static_cast<std::size_t>(i)]; ++j) heap.push(fresh[j]);
+              list.resize(heap.size());
+              heap.drain_sorted(list.begin());
+            }
+          }
+          for (std::int64_t i = 0; i < n; ++i) {
+            auto const& list = best[static_cast<std::size_t>(i)];
+            std::copy(list.begin(), list.end(), block_out.begin() + i * static_cast<std::int64_t>(k));
+            block_counts[static_cast<std::size_t>(i)] = static_cast<std::int32_t>(list.size());
+          }
+        }
+      } catch (out_of_memory const&) {
+        if (n == 1) throw;
+        rows = std::max<std::int64_t>(1, n / 2);
+        continue;
+      }
+      q += n;
+    }
+  }
+};
+
+}  // namespace mgpu::detail

@@ -1,0 +1,68 @@
+// GPU k-NN tests: every GPU result is compared with the host backend's on the same
+// input (the host backend is tested against float64 brute force and numpy in
+// test_knn.cpp). The data are small integers, so every dot product is exact on both
+// sides and the neighbours must be identical. Runs only where a CUDA device is visible;
+// see tests/cuda/test_cuda_main.cpp.
+#include <catch2/catch.hpp>
+
+#include <cstdint>
+#include <limits>
+#include <random>
+#include <string>
+
+#include <mgpu/backend/cuda/knn.cuh>
+#include <mgpu/cuda.hpp>
+
+namespace {
+
+mgpu::dense_matrix<mgpu::cpu, float> random_matrix(std::int64_t rows, std::int64_t cols, unsigned seed) {
+  std::mt19937 gen(seed);
+  std::uniform_int_distribution<int> value(-3, 3);
+  mgpu::dense_matrix<mgpu::cpu, float> m(rows, cols);
+  for (std::int64_t i = 0; i < rows * cols; ++i) m.data()[i] = static_cast<float>(value(gen));
+  return m;
+}
+
+void require_same(mgpu::knn_result<float> const& gpu, mgpu::knn_result<float> const& host) {
+  REQUIRE(gpu.indices.rows() == host.indices.rows());
+  REQUIRE(gpu.indices.cols() == host.indices.cols());
+  for (std::int64_t q = 0; q < host.indices.rows(); ++q) {
+    for (std::int64_t j = 0; j < host.indices.cols(); ++j) {
+      INFO("query " << q << ", rank " << j);
+      REQUIRE(gpu.indices(q, j) == host.indices(q, j));
+      REQUIRE(gpu.distances(q, j) == Approx(host.distances(q, j)).margin(1e-5));
+    }
+  }
+}
+
+void compare(std::int64_t n, std::int64_t q, std::int64_t d, std::int64_t k, mgpu::knn_metric metric,
+             std::size_t budget = 0) {
+  auto const base = random_matrix(n, d, 1);
+  auto const queries = random_matrix(q, d, 2);
+  mgpu::execution_policy<mgpu::cpu> const host("cpu");
+  auto const gpu = mgpu::execution_policy<mgpu::gpu>("cuda").with_memory_budget(budget);
+  require_same(mgpu::knn(gpu, base, queries, k, metric), mgpu::knn(host, base, queries, k, metric));
+}
+
+}  // namespace
+
+TEST_CASE("GPU knn l2 equals the host's", "[knn][gpu]") { compare(1000, 70, 33, 10, mgpu::knn_metric::l2); }
+
+TEST_CASE("GPU knn inner product equals the host's", "[knn][gpu]") {
+  compare(700, 50, 20, 7, mgpu::knn_metric::inner_product);
+}
+
+TEST_CASE("GPU knn cosine equals the host's", "[knn][gpu]") { compare(500, 40, 16, 5, mgpu::knn_metric::cosine); }
+
+TEST_CASE("GPU knn with a small memory budget cuts the shard into chunks and merges them", "[knn][gpu]") {
+  compare(3000, 100, 24, 12, mgpu::knn_metric::l2, std::size_t{1} << 20);
+}
+
+TEST_CASE("GPU knn pads with -1 when k exceeds the base", "[knn][gpu]") {
+  auto const base = random_matrix(3, 4, 3);
+  auto const queries = random_matrix(2, 4, 4);
+  auto const r = mgpu::knn(mgpu::execution_policy<mgpu::gpu>("cuda"), base, queries, 5);
+  CHECK(r.indices(1, 3) == -1);
+  CHECK(r.distances(1, 4) == std::numeric_limits<float>::infinity());
+  require_same(r, mgpu::knn(mgpu::execution_policy<mgpu::cpu>("cpu"), base, queries, 5));
+}
