@@ -1,0 +1,296 @@
+// mgpu/backend/cuda/als.hpp — GPU leaf of ALS (algorithms/als.hpp): each device keeps
+// its nnz-balanced blocks of R and Rᵀ resident and solves its rows against a replica of
+// the fixed side.
+//
+// Per half-step:
+//   replicate  device 0 uploads the fixed factors and the system base B = w0·FᵀF + λI
+//              (computed once on the host, in double); every other device receives
+//              them by copy_between: a peer copy (cudaMemcpyPeerAsync) where the pair has
+//              peer access, staged through pinned host memory otherwise.
+//   Cholesky   rows in batches sized by the memory budget: one kernel forms each row's
+//              system A = B + Σ (w − w0) y yᵀ and b = Σ w t y in double (empty rows get
+//              A = I, b = 0, hence zero factors), cusolverDnDpotrfBatched factors them,
+//              the info array is copied back and checked (the smallest failing row is
+//              reported as numerical_error), cusolverDnDpotrsBatched solves, and a kernel
+//              rounds the solutions to float.
+//   CG         one thread block per row runs the same fixed number of CG steps as the
+//              host, warm-started from the current factors (uploaded first), in float,
+//              with the block's sums reduced by warp shuffles; a status array flags rows
+//              with non-positive curvature.
+//   The solved rows are copied back into the host factor matrix, which stays the
+//   authoritative copy; non-finite results are numerical_error naming the row.
+// Results agree with the host backend to round-off (other summation orders).
+//
+// Host-compilable; the kernel launches (als_launch_*) are defined in als.cuh, compiled
+// by nvcc. NOT RUN ON A GPU: compiled only (see docs/gpu.md).
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <span>
+#include <vector>
+
+#include "mgpu/algorithms/als.hpp"
+#include "mgpu/backend/cuda/buffer.hpp"
+#include "mgpu/backend/cuda/copy.hpp"
+#include "mgpu/backend/cuda/device_set.hpp"
+#include "mgpu/core/error.hpp"
+#include "mgpu/dense/dense_matrix.hpp"
+#include "mgpu/sparse/csr_view.hpp"
+
+namespace mgpu::backend::cuda {
+
+/// Rows [first, last) of R (or Rᵀ) resident on one GPU: CSR with 32-bit indices and
+/// offsets starting at 0, float values.
+template <class I>
+struct als_block {
+  I first = 0;
+  I last = 0;
+  buffer<std::int32_t, gpu> offsets;
+  buffer<std::int32_t, gpu> columns;
+  buffer<float, gpu> values;
+};
+
+/// One device's copy of the fixed side: factors (rows x f, row-major) and the system base.
+struct als_replica {
+  std::int64_t rows = 0;
+  std::int64_t factors = 0;
+  buffer<float, gpu> fixed;
+  buffer<double, gpu> base;
+  buffer<float, gpu> base_single;
+};
+
+/// Largest f the CG kernel takes: it keeps four f-vectors in 48 KiB of shared memory.
+inline constexpr std::int64_t als_cg_max_factors = 3000;
+
+namespace detail {
+
+/// Device launches, defined in als.cuh (nvcc). All are ordered on `s`.
+/// Forms rows [0, rows) of a block's systems (see the file comment) into a (rows x f x f)
+/// and b (rows x f).
+template <class Real>
+void als_launch_build_systems(stream<gpu> const& s, std::int32_t rows, std::int32_t const* offsets,
+                              std::int32_t const* columns, Real const* values, Real const* fixed,
+                              std::int32_t factors, double const* base,
+                              mgpu::detail::als_entry_weights weights, double* a, double* b);
+/// out[i] = (Real) x[i] for i < n.
+template <class Real>
+void als_launch_round(stream<gpu> const& s, std::int64_t n, double const* x, Real* out);
+/// CG on rows [0, rows), x (rows x f) in place; status[row] = 1 on non-positive curvature.
+template <class Real>
+void als_launch_cg(stream<gpu> const& s, std::int32_t rows, std::int32_t const* offsets,
+                   std::int32_t const* columns, Real const* values, Real const* fixed,
+                   std::int32_t factors, Real const* base, mgpu::detail::als_entry_weights weights,
+                   int steps, Real* x, std::int32_t* status);
+
+inline std::int32_t als_int32(std::int64_t value, char const* what) {
+  if (value < 0 || value > std::numeric_limits<std::int32_t>::max()) {
+    throw index_overflow(mgpu::detail::message("ALS on GPUs: ", what, " (", value,
+                                               ") does not fit 32-bit indices; use more devices"));
+  }
+  return static_cast<std::int32_t>(value);
+}
+
+/// Grows `b` to `size` elements on `s`'s device when its size differs.
+template <class T>
+void ensure_size(buffer<T, gpu>& b, std::size_t size, stream<gpu> const& s) {
+  if (b.size() != size) b = buffer<T, gpu>(size, s);
+}
+
+/// Throws for the smallest row of a block whose potrf info or CG status reports a failure.
+inline void check_status(char const* side, std::int64_t first, std::span<int const> potrf_info,
+                         std::span<std::int32_t const> cg_status) {
+  for (std::size_t i = 0; i < potrf_info.size(); ++i) {
+    if (potrf_info[i] != 0) mgpu::detail::throw_not_spd(side, first + static_cast<std::int64_t>(i), potrf_info[i]);
+  }
+  for (std::size_t i = 0; i < cg_status.size(); ++i) {
+    if (cg_status[i] != 0) {
+      throw numerical_error(mgpu::detail::message(
+          "ALS: conjugate gradient met non-positive curvature in the system of ", side, " ",
+          first + static_cast<std::int64_t>(i), ": it is not positive definite; use regularization > 0"));
+    }
+  }
+}
+
+/// Throws for the smallest of rows [first, first + rows) of `out` holding a NaN or Inf.
+inline void check_finite(char const* side, std::int64_t first, std::int64_t rows, dense_view<float> out) {
+  for (std::int64_t i = 0; i < rows; ++i) {
+    auto const x = out.row(first + i);
+    if (!std::all_of(x.begin(), x.end(), [](float v) { return std::isfinite(v); })) {
+      mgpu::detail::throw_not_finite(side, first + i);
+    }
+  }
+}
+
+}  // namespace detail
+}  // namespace mgpu::backend::cuda
+
+namespace mgpu::detail {
+
+/// GPUs: the leaf described in the file comment.
+template <>
+struct als_leaf<gpu> {
+  template <class T, class I>
+  using block = backend::cuda::als_block<I>;
+  using replica = backend::cuda::als_replica;
+
+  template <class T, class I>
+  static block<T, I> make_block(device_context<gpu>& ctx, csr_view<T, I> m, I first, I last) {
+    namespace bc = backend::cuda;
+    auto const rows = bc::detail::als_int32(static_cast<std::int64_t>(last - first), "a block's rows");
+    auto const p0 = m.row_begin(first);
+    auto const nnz = static_cast<std::size_t>(bc::detail::als_int32(
+        static_cast<std::int64_t>(m.row_begin(last) - p0), "a block's entries"));
+    bc::detail::als_int32(static_cast<std::int64_t>(m.cols), "the number of columns");
+    std::vector<std::int32_t> offsets(static_cast<std::size_t>(rows) + 1);
+    for (std::int32_t r = 0; r <= rows; ++r) {
+      offsets[static_cast<std::size_t>(r)] = static_cast<std::int32_t>(m.row_offsets[first + r] - p0);
+    }
+    std::vector<std::int32_t> columns(m.col_indices + p0, m.col_indices + p0 + nnz);
+    std::vector<float> values(nnz);
+    for (std::size_t p = 0; p < nnz; ++p) values[p] = static_cast<float>(m.values[static_cast<std::size_t>(p0) + p]);
+    auto& s = ctx.work;
+    block<T, I> b;
+    b.first = first;
+    b.last = last;
+    b.offsets = buffer<std::int32_t, gpu>(offsets.size(), s);
+    b.columns = buffer<std::int32_t, gpu>(nnz, s);
+    b.values = buffer<float, gpu>(nnz, s);
+    copy(b.offsets, std::span<std::int32_t const>(offsets), s);
+    copy(b.columns, std::span<std::int32_t const>(columns), s);
+    copy(b.values, std::span<float const>(values), s);
+    s.synchronize();  // the host staging vectors die here
+    return b;
+  }
+
+  static void load_root(device_context<gpu>& ctx, replica& root, dense_view<float const> fixed,
+                        std::span<double const> base) {
+    auto& s = ctx.work;
+    auto const n = static_cast<std::size_t>(fixed.rows * fixed.cols);
+    root.rows = fixed.rows;
+    root.factors = fixed.cols;
+    backend::cuda::detail::ensure_size(root.fixed, n, s);
+    backend::cuda::detail::ensure_size(root.base, base.size(), s);
+    backend::cuda::detail::ensure_size(root.base_single, base.size(), s);
+    std::vector<float> single(base.begin(), base.end());
+    copy(root.fixed, std::span<float const>(fixed.data, n), s);
+    copy(root.base, base, s);
+    copy(root.base_single, std::span<float const>(single), s);
+    s.synchronize();  // `single` dies here
+  }
+
+  static void replicate(device_set<gpu>& set, std::vector<replica>& replicas) {
+    auto const& root = replicas[0];
+    for (std::size_t d = 1; d < replicas.size(); ++d) {
+      auto& r = replicas[d];
+      auto const& s = set[d].work;
+      r.rows = root.rows;
+      r.factors = root.factors;
+      backend::cuda::detail::ensure_size(r.fixed, root.fixed.size(), s);
+      backend::cuda::detail::ensure_size(r.base, root.base.size(), s);
+      backend::cuda::detail::ensure_size(r.base_single, root.base_single.size(), s);
+      copy_between(set, d, r.fixed, 0, root.fixed);
+      copy_between(set, d, r.base, 0, root.base);
+      copy_between(set, d, r.base_single, 0, root.base_single);
+    }
+  }
+
+  template <class I>
+  static void solve(device_context<gpu>& ctx, backend::cuda::als_block<I> const& b, replica const& rep,
+                    dense_view<float> solving, als_step const& step) {
+    namespace bc = backend::cuda;
+    auto& s = ctx.work;
+    auto const rows = static_cast<std::int32_t>(b.last - b.first);
+    auto const f = bc::detail::als_int32(step.factors, "factors");
+    auto const fs = static_cast<std::size_t>(f);
+    als_entry_weights const wt{step.alpha, step.unobserved_weight, step.weighted_targets};
+    std::span<float> host_rows(solving.row(b.first).data(), static_cast<std::size_t>(rows) * fs);
+    buffer<float, gpu> x(host_rows.size(), s);
+    std::vector<int> info;
+    std::vector<std::int32_t> status;
+    if (step.solver == als_solver::cholesky) {
+      info = cholesky_batches(ctx, b, rep, step, wt, x);
+    } else {
+      MGPU_EXPECTS(step.factors <= bc::als_cg_max_factors, "ALS on GPUs: the CG solver takes at most ",
+                   bc::als_cg_max_factors, " factors, got ", step.factors);
+      copy(x, std::span<float const>(host_rows), s);
+      buffer<std::int32_t, gpu> d_status(static_cast<std::size_t>(rows), s);
+      MGPU_CUDA_TRY(cudaMemsetAsync(d_status.data(), 0, d_status.size() * sizeof(std::int32_t), s.handle()));
+      bc::detail::als_launch_cg<float>(s, rows, b.offsets.data(), b.columns.data(), b.values.data(),
+                                       rep.fixed.data(), f, rep.base_single.data(), wt, step.cg_steps,
+                                       x.data(), d_status.data());
+      status.resize(static_cast<std::size_t>(rows));
+      copy(std::span<std::int32_t>(status), d_status, s);
+    }
+    s.synchronize();
+    // Statuses first: the rows of a failed solve are never copied into the factors.
+    bc::detail::check_status(step.side, static_cast<std::int64_t>(b.first), info, status);
+    copy(host_rows, x, s);
+    s.synchronize();
+    bc::detail::check_finite(step.side, static_cast<std::int64_t>(b.first), rows, solving);
+  }
+
+ private:
+  /// Cholesky in batches of rows whose systems fit the memory budget; returns the potrf
+  /// info of every row (all zero when every system was factored).
+  template <class I>
+  static std::vector<int> cholesky_batches(device_context<gpu>& ctx, backend::cuda::als_block<I> const& b,
+                                           backend::cuda::als_replica const& rep, als_step const& step,
+                                           als_entry_weights const& wt, buffer<float, gpu>& x) {
+    namespace bc = backend::cuda;
+    auto& s = ctx.work;
+    auto const rows = static_cast<std::int64_t>(b.last - b.first);
+    auto const f = static_cast<std::int32_t>(step.factors);
+    auto const fs = static_cast<std::size_t>(f);
+    std::size_t const per_row = (fs * fs + fs) * sizeof(double) + 2 * sizeof(double*) + sizeof(int);
+    std::size_t const budget = ctx.memory_budget(0) / 2;  // leave room for cuSOLVER's workspace
+    if (budget < per_row) throw out_of_memory(per_row, budget, "ALS on GPUs: one row's system");
+    auto const batch = std::max<std::int64_t>(1, std::min<std::int64_t>(rows, static_cast<std::int64_t>(budget / per_row)));
+    std::vector<int> info(static_cast<std::size_t>(rows), 0);
+    buffer<double, gpu> a(static_cast<std::size_t>(batch) * fs * fs, s);
+    buffer<double, gpu> rhs(static_cast<std::size_t>(batch) * fs, s);
+    buffer<double*, gpu> a_ptrs(static_cast<std::size_t>(batch), s);
+    buffer<double*, gpu> b_ptrs(static_cast<std::size_t>(batch), s);
+    buffer<int, gpu> d_info(static_cast<std::size_t>(batch), s);
+    buffer<int, gpu> d_solve_info(1, s);
+    MGPU_CUDA_TRY(cudaMemsetAsync(d_solve_info.data(), 0, sizeof(int), s.handle()));
+    std::vector<double*> ha(static_cast<std::size_t>(batch)), hb(static_cast<std::size_t>(batch));
+    for (std::int64_t i = 0; i < batch; ++i) {
+      ha[static_cast<std::size_t>(i)] = a.data() + static_cast<std::size_t>(i) * fs * fs;
+      hb[static_cast<std::size_t>(i)] = rhs.data() + static_cast<std::size_t>(i) * fs;
+    }
+    copy(a_ptrs, std::span<double* const>(ha), s);
+    copy(b_ptrs, std::span<double* const>(hb), s);
+    auto const handle = ctx.libraries.cusolver();
+    for (std::int64_t r0 = 0; r0 < rows; r0 += batch) {
+      auto const n = static_cast<std::int32_t>(std::min(batch, rows - r0));
+      bc::detail::als_launch_build_systems<float>(s, n, b.offsets.data() + r0, b.columns.data(), b.values.data(),
+                                                  rep.fixed.data(), f, rep.base.data(), wt, a.data(), rhs.data());
+      MGPU_CUSOLVER_TRY(cusolverDnDpotrfBatched(handle, CUBLAS_FILL_MODE_LOWER, f, a_ptrs.data(), f,
+                                                d_info.data(), n));
+      // The info array is always checked: a failed factorisation must not be solved.
+      std::span<int> batch_info(info.data() + r0, static_cast<std::size_t>(n));
+      MGPU_CUDA_TRY(cudaMemcpyAsync(batch_info.data(), d_info.data(), batch_info.size_bytes(),
+                                    cudaMemcpyDeviceToHost, s.handle()));
+      s.synchronize();
+      if (std::any_of(batch_info.begin(), batch_info.end(), [](int v) { return v != 0; })) return info;
+      MGPU_CUSOLVER_TRY(cusolverDnDpotrsBatched(handle, CUBLAS_FILL_MODE_LOWER, f, 1, a_ptrs.data(), f,
+                                                b_ptrs.data(), f, d_solve_info.data(), n));
+      bc::detail::als_launch_round<float>(s, static_cast<std::int64_t>(n) * f, rhs.data(),
+                                          x.data() + static_cast<std::size_t>(r0) * fs);
+    }
+    int solve_info = 0;
+    MGPU_CUDA_TRY(cudaMemcpyAsync(&solve_info, d_solve_info.data(), sizeof(int), cudaMemcpyDeviceToHost, s.handle()));
+    s.synchronize();
+    if (solve_info != 0) {
+      throw cusolver_error("CUSOLVER_STATUS_INVALID_VALUE", "cusolverDnDpotrsBatched", __FILE__, __LINE__,
+                           mgpu::detail::message("parameter ", -solve_info, " is wrong"));
+    }
+    return info;
+  }
+};
+
+}  // namespace mgpu::detail

@@ -1,0 +1,464 @@
+// Specification of mgpu::als: each half-step against a dense double-precision reference
+// that sums the objective over ALL pairs (not the Gram-matrix shortcut the library
+// uses), the normal equations on real data, the loss, device-count independence, top-k
+// queries, and bad inputs.
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <mgpu/algorithms/als.hpp>
+#include <mgpu/io/matrix_market.hpp>
+
+#include "../test_support.hpp"
+
+namespace {
+
+using policy_t = mgpu::execution_policy<mgpu::cpu>;
+using matrix = mgpu::csr_matrix<mgpu::cpu, float, std::int32_t>;
+using dense = std::vector<std::vector<double>>;
+using factors_t = mgpu::dense_matrix<mgpu::cpu, float>;
+
+matrix from_dense(dense const& rows, std::int32_t cols) {
+  std::vector<std::int32_t> offsets{0}, indices;
+  std::vector<float> values;
+  for (auto const& row : rows) {
+    for (std::int32_t c = 0; c < cols; ++c) {
+      if (row[static_cast<std::size_t>(c)] != 0.0) {
+        indices.push_back(c);
+        values.push_back(static_cast<float>(row[static_cast<std::size_t>(c)]));
+      }
+    }
+    offsets.push_back(static_cast<std::int32_t>(indices.size()));
+  }
+  return matrix(static_cast<std::int64_t>(rows.size()), cols, offsets, indices, values);
+}
+
+dense to_dense(matrix const& m) {
+  dense out(static_cast<std::size_t>(m.rows()), std::vector<double>(static_cast<std::size_t>(m.cols()), 0.0));
+  auto const v = m.view();
+  for (std::int32_t r = 0; r < m.rows(); ++r) {
+    for (std::int32_t p = v.row_begin(r); p < v.row_end(r); ++p) {
+      out[static_cast<std::size_t>(r)][static_cast<std::size_t>(v.col_indices[p])] = v.values[p];
+    }
+  }
+  return out;
+}
+
+dense transpose_dense(dense const& a) {
+  dense t(a.empty() ? 0 : a[0].size(), std::vector<double>(a.size()));
+  for (std::size_t i = 0; i < a.size(); ++i)
+    for (std::size_t j = 0; j < a[i].size(); ++j) t[j][i] = a[i][j];
+  return t;
+}
+
+dense to_dense(factors_t const& f) {
+  dense out(static_cast<std::size_t>(f.rows()), std::vector<double>(static_cast<std::size_t>(f.cols())));
+  for (std::int64_t i = 0; i < f.rows(); ++i)
+    for (std::int64_t j = 0; j < f.cols(); ++j) out[static_cast<std::size_t>(i)][static_cast<std::size_t>(j)] = f(i, j);
+  return out;
+}
+
+factors_t to_factors(dense const& d) {
+  factors_t f(static_cast<std::int64_t>(d.size()), static_cast<std::int64_t>(d[0].size()));
+  for (std::size_t i = 0; i < d.size(); ++i)
+    for (std::size_t j = 0; j < d[i].size(); ++j) f(static_cast<std::int64_t>(i), static_cast<std::int64_t>(j)) = static_cast<float>(d[i][j]);
+  return f;
+}
+
+dense random_factors(std::mt19937& rng, std::size_t rows, std::size_t f) {
+  std::uniform_real_distribution<double> u(-0.5, 0.5);
+  dense d(rows, std::vector<double>(f));
+  for (auto& row : d)
+    for (auto& v : row) v = static_cast<float>(u(rng));
+  return d;
+}
+
+dense random_interactions(std::mt19937& rng, std::size_t rows, std::size_t cols, double density) {
+  std::bernoulli_distribution keep(density);
+  std::uniform_int_distribution<int> count(1, 5);
+  dense d(rows, std::vector<double>(cols, 0.0));
+  for (auto& row : d)
+    for (auto& v : row)
+      if (keep(rng)) v = count(rng);
+  return d;
+}
+
+/// Weight and target of a pair, straight from the model definition.
+struct pair_terms {
+  double w, t;
+};
+pair_terms terms(double r, mgpu::als_options const& o) {
+  if (r == 0.0) return {o.unobserved_weight, 0.0};
+  return {1.0 + o.alpha * r, o.model == mgpu::als_model::weighted ? r : 1.0};
+}
+
+/// Gaussian elimination with partial pivoting, in double.
+std::vector<double> gauss_solve(dense a, std::vector<double> b) {
+  auto const n = b.size();
+  for (std::size_t k = 0; k < n; ++k) {
+    std::size_t piv = k;
+    for (std::size_t i = k + 1; i < n; ++i)
+      if (std::abs(a[i][k]) > std::abs(a[piv][k])) piv = i;
+    std::swap(a[k], a[piv]);
+    std::swap(b[k], b[piv]);
+    for (std::size_t i = k + 1; i < n; ++i) {
+      double const m = a[i][k] / a[k][k];
+      for (std::size_t j = k; j < n; ++j) a[i][j] -= m * a[k][j];
+      b[i] -= m * b[k];
+    }
+  }
+  std::vector<double> x(n);
+  for (std::size_t k = n; k-- > 0;) {
+    double s = b[k];
+    for (std::size_t j = k + 1; j < n; ++j) s -= a[k][j] * x[j];
+    x[k] = s / a[k][k];
+  }
+  return x;
+}
+
+/// Row u's system summed over every column i of `r` (observed or not).
+void normal_equations(std::vector<double> const& r_row, dense const& fixed, mgpu::als_options const& o,
+                      dense& a, std::vector<double>& b) {
+  auto const f = fixed[0].size();
+  a.assign(f, std::vector<double>(f, 0.0));
+  b.assign(f, 0.0);
+  for (std::size_t i = 0; i < r_row.size(); ++i) {
+    auto const [w, t] = terms(r_row[i], o);
+    for (std::size_t j = 0; j < f; ++j) {
+      b[j] += w * t * fixed[i][j];
+      for (std::size_t k = 0; k < f; ++k) a[j][k] += w * fixed[i][j] * fixed[i][k];
+    }
+  }
+  for (std::size_t j = 0; j < f; ++j) a[j][j] += o.regularization;
+}
+
+/// The reference half-step: every row solved from its full normal equations.
+dense reference_half_step(dense const& r, dense const& fixed, mgpu::als_options const& o) {
+  dense out;
+  dense a;
+  std::vector<double> b;
+  for (auto const& row : r) {
+    normal_equations(row, fixed, o, a, b);
+    out.push_back(gauss_solve(a, b));
+  }
+  return out;
+}
+
+/// max over rows of ‖A x − b‖ / ‖b‖ for the rows with b ≠ 0.
+double worst_relative_residual(dense const& r, dense const& fixed, dense const& solved,
+                               mgpu::als_options const& o) {
+  double worst = 0;
+  dense a;
+  std::vector<double> b;
+  for (std::size_t u = 0; u < r.size(); ++u) {
+    normal_equations(r[u], fixed, o, a, b);
+    double res = 0, nb = 0;
+    for (std::size_t j = 0; j < b.size(); ++j) {
+      double ax = 0;
+      for (std::size_t k = 0; k < b.size(); ++k) ax += a[j][k] * solved[u][k];
+      res += (ax - b[j]) * (ax - b[j]);
+      nb += b[j] * b[j];
+    }
+    if (nb > 0) worst = std::max(worst, std::sqrt(res / nb));
+  }
+  return worst;
+}
+
+double reference_loss(dense const& r, dense const& x, dense const& y, mgpu::als_options const& o) {
+  double loss = 0;
+  for (std::size_t u = 0; u < r.size(); ++u) {
+    for (std::size_t i = 0; i < r[u].size(); ++i) {
+      double p = 0;
+      for (std::size_t j = 0; j < x[u].size(); ++j) p += x[u][j] * y[i][j];
+      auto const [w, t] = terms(r[u][i], o);
+      loss += w * (t - p) * (t - p);
+    }
+  }
+  for (auto const* side : {&x, &y})
+    for (auto const& row : *side)
+      for (double v : row) loss += o.regularization * v * v;
+  return loss;
+}
+
+double max_abs_diff(dense const& a, dense const& b) {
+  double d = 0;
+  for (std::size_t i = 0; i < a.size(); ++i)
+    for (std::size_t j = 0; j < a[i].size(); ++j) d = std::max(d, std::abs(a[i][j] - b[i][j]));
+  return d;
+}
+
+double max_abs(dense const& a) {
+  double d = 0;
+  for (auto const& row : a)
+    for (double v : row) d = std::max(d, std::abs(v));
+  return d;
+}
+
+matrix read_fixture() {
+  return mgpu::read_matrix_market<float, std::int32_t>(std::string(MGPU_TEST_DATA_DIR) + "/als/dpkg-status.mtx");
+}
+
+}  // namespace
+
+TEST_CASE("a one-factor implicit model solves the scalar normal equations worked by hand", "[als]") {
+  // R = [[2, 0], [0, 1]], y = (1, 2) at the start, α = 1, w0 = 1, λ = 0.5, so
+  // w = 1 + r where observed, 1 elsewhere, and targets 1 where observed:
+  // user 0: w = (3, 1): a = 3·1² + 1·2² + 0.5 = 7.5, b = 3·1 = 3     -> x0 = 0.4
+  // user 1: w = (1, 2): a = 1·1² + 2·2² + 0.5 = 9.5, b = 2·2 = 4     -> x1 = 8/19
+  // item 0: w = (3, 1): a = 3·x0² + x1² + 0.5, b = 3·x0
+  // item 1: w = (1, 2): a = x0² + 2·x1² + 0.5, b = 2·x1
+  mgpu::als model({.factors = 1, .iterations = 1, .regularization = 0.5, .alpha = 1.0});
+  model.fit(policy_t("cpu"), from_dense({{2, 0}, {0, 1}}, 2), to_factors({{0.0}, {0.0}}),
+            to_factors({{1.0}, {2.0}}));
+  double const x0 = 0.4, x1 = 8.0 / 19.0;
+  CHECK(model.user_factors()(0, 0) == Approx(x0).epsilon(1e-6));
+  CHECK(model.user_factors()(1, 0) == Approx(x1).epsilon(1e-6));
+  CHECK(model.item_factors()(0, 0) == Approx(3 * x0 / (3 * x0 * x0 + x1 * x1 + 0.5)).epsilon(1e-6));
+  CHECK(model.item_factors()(1, 0) == Approx(2 * x1 / (x0 * x0 + 2 * x1 * x1 + 0.5)).epsilon(1e-6));
+}
+
+TEST_CASE("Cholesky: one iteration equals the dense Gaussian-elimination reference, both models", "[als]") {
+  std::mt19937 rng(7);
+  auto const r = random_interactions(rng, 13, 9, 0.3);
+  auto const y0 = random_factors(rng, 9, 4);
+  for (auto model_kind : {mgpu::als_model::implicit, mgpu::als_model::weighted}) {
+    for (double w0 : {1.0, 0.2, 3.0}) {
+      mgpu::als_options const o{.factors = 4, .iterations = 1, .regularization = 0.1, .alpha = 2.0,
+                                .unobserved_weight = w0, .model = model_kind};
+      mgpu::als model(o);
+      model.fit(policy_t("cpu"), from_dense(r, 9), to_factors(random_factors(rng, 13, 4)), to_factors(y0));
+      auto const x_ref = reference_half_step(r, y0, o);
+      auto const x = to_dense(model.user_factors());
+      CHECK(max_abs_diff(x, x_ref) <= 1e-5 * max_abs(x_ref));
+      // Items are solved against the factors the library stored (float).
+      auto const y_ref = reference_half_step(transpose_dense(r), x, o);
+      CHECK(max_abs_diff(to_dense(model.item_factors()), y_ref) <= 1e-5 * max_abs(y_ref));
+    }
+  }
+}
+
+TEST_CASE("Cholesky: item factors satisfy their normal equations on real data, both models", "[als]") {
+  auto const r = read_fixture();
+  auto const rd = to_dense(r);
+  for (auto model_kind : {mgpu::als_model::implicit, mgpu::als_model::weighted}) {
+    mgpu::als_options const o{.factors = 8, .iterations = 3, .model = model_kind};
+    mgpu::als model(o);
+    model.fit(policy_t("cpu"), r);
+    auto const x = to_dense(model.user_factors());
+    auto const y = to_dense(model.item_factors());
+    CHECK(worst_relative_residual(transpose_dense(rd), x, y, o) <= 1e-4);
+  }
+}
+
+TEST_CASE("Cholesky: the loss never increases", "[als]") {
+  auto const r = read_fixture();
+  for (auto model_kind : {mgpu::als_model::implicit, mgpu::als_model::weighted}) {
+    mgpu::als model({.factors = 6, .iterations = 6, .alpha = 0.5, .model = model_kind});
+    model.fit(policy_t("cpu"), r);
+    auto const& loss = model.loss_history();
+    REQUIRE(loss.size() == 6);
+    for (std::size_t i = 1; i < loss.size(); ++i) {
+      INFO("iteration " << i + 1 << ": " << loss[i - 1] << " -> " << loss[i]);
+      // Each half-step minimises L exactly in double; storing factors in float may only
+      // move it by round-off.
+      CHECK(loss[i] <= loss[i - 1] * (1 + 1e-6));
+    }
+  }
+}
+
+TEST_CASE("the reported loss is the objective summed over all pairs", "[als]") {
+  std::mt19937 rng(3);
+  auto const r = random_interactions(rng, 11, 7, 0.35);
+  for (auto solver : {mgpu::als_solver::cholesky, mgpu::als_solver::conjugate_gradient}) {
+    mgpu::als_options const o{.factors = 3, .iterations = 2, .regularization = 0.3, .alpha = 1.5,
+                              .unobserved_weight = 0.7, .model = mgpu::als_model::weighted, .solver = solver};
+    mgpu::als model(o);
+    model.fit(policy_t("cpu"), from_dense(r, 7));
+    double const expected = reference_loss(r, to_dense(model.user_factors()), to_dense(model.item_factors()), o);
+    CHECK(model.loss_history().back() == Approx(expected).epsilon(1e-9));
+  }
+}
+
+TEST_CASE("conjugate gradient with f steps reaches the Cholesky solution", "[als]") {
+  std::mt19937 rng(11);
+  auto const r = random_interactions(rng, 10, 8, 0.4);
+  auto const x0 = random_factors(rng, 10, 5);
+  auto const y0 = random_factors(rng, 8, 5);
+  mgpu::als_options o{.factors = 5, .iterations = 1, .regularization = 0.5};
+  mgpu::als exact(o);
+  exact.fit(policy_t("cpu"), from_dense(r, 8), to_factors(x0), to_factors(y0));
+  o.solver = mgpu::als_solver::conjugate_gradient;
+  o.cg_steps = 5;
+  mgpu::als cg(o);
+  cg.fit(policy_t("cpu"), from_dense(r, 8), to_factors(x0), to_factors(y0));
+  auto const xe = to_dense(exact.user_factors());
+  CHECK(max_abs_diff(to_dense(cg.user_factors()), xe) <= 1e-3 * max_abs(xe));
+}
+
+TEST_CASE("conjugate gradient lowers the loss on real data", "[als]") {
+  mgpu::als model({.factors = 8, .iterations = 5, .solver = mgpu::als_solver::conjugate_gradient});
+  model.fit(policy_t("cpu"), read_fixture());
+  auto const& loss = model.loss_history();
+  CHECK(loss.back() < loss.front());
+}
+
+TEST_CASE("cpu:3 gives bitwise the factors and loss of cpu", "[als][concurrency]") {
+  auto const r = read_fixture();
+  for (auto solver : {mgpu::als_solver::cholesky, mgpu::als_solver::conjugate_gradient}) {
+    mgpu::als_options const o{.factors = 5, .iterations = 2, .solver = solver};
+    mgpu::als one(o), three(o);
+    one.fit(policy_t("cpu"), r);
+    three.fit(policy_t("cpu:3"), r);
+    CHECK(to_dense(one.user_factors()) == to_dense(three.user_factors()));
+    CHECK(to_dense(one.item_factors()) == to_dense(three.item_factors()));
+    CHECK(one.loss_history() == three.loss_history());
+  }
+}
+
+TEST_CASE("reliability row 6: more devices than rows, and empty matrices", "[als][concurrency]") {
+  mgpu::als model({.factors = 2, .iterations = 2});
+  model.fit(policy_t("cpu:4"), from_dense({{1, 0, 2}}, 3));
+  CHECK(model.user_factors().rows() == 1);
+  CHECK(model.item_factors().rows() == 3);
+  model.fit(policy_t("cpu:2"), matrix(0, 0));
+  CHECK(model.user_factors().rows() == 0);
+  CHECK(model.item_factors().rows() == 0);
+}
+
+TEST_CASE("reliability row 12: users and items without entries get zero factors", "[als]") {
+  // User 1 and item 2 are empty; regularization 0 is fine for the others (full rank).
+  for (auto solver : {mgpu::als_solver::cholesky, mgpu::als_solver::conjugate_gradient}) {
+    mgpu::als model({.factors = 2, .iterations = 3, .regularization = 0.0, .solver = solver});
+    model.fit(policy_t("cpu"), from_dense({{1, 3, 0, 1}, {0, 0, 0, 0}, {2, 0, 0, 1}}, 4));
+    CHECK(model.user_factors()(1, 0) == 0.0f);
+    CHECK(model.user_factors()(1, 1) == 0.0f);
+    CHECK(model.item_factors()(2, 0) == 0.0f);
+    CHECK(model.item_factors()(2, 1) == 0.0f);
+    auto const x = to_dense(model.user_factors());
+    for (double v : x[0]) CHECK(std::isfinite(v));
+  }
+}
+
+TEST_CASE("reliability row 12: a system that is not SPD raises numerical_error naming the row", "[als]") {
+  // α = −1 gives r = 1 entries weight 0; with w0 = 0 and λ = 0, user 1 (whose only entry
+  // is such) has the zero matrix as its system. User 0 has weight 2 on two items.
+  mgpu::als model({.factors = 2, .iterations = 1, .regularization = 0.0, .alpha = -1.0,
+                   .unobserved_weight = 0.0, .model = mgpu::als_model::weighted});
+  auto const r = from_dense({{-1, -1, 0}, {0, 0, 1}, {-1, 0, -1}}, 3);
+  auto const what = mgpu_test::message_of<mgpu::numerical_error>(
+      [&] { model.fit(policy_t("cpu"), r, to_factors({{1, 0}, {1, 0}, {1, 0}}), to_factors({{1, 0}, {0, 1}, {1, 1}})); });
+  CHECK_THAT(what, Catch::Contains("user 1"));
+  CHECK_THAT(what, Catch::Contains("not symmetric positive definite"));
+}
+
+TEST_CASE("reliability row 7: NaN and Inf interactions are rejected", "[als]") {
+  mgpu::als model({.factors = 2});
+  for (float bad : {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity()}) {
+    matrix const r(2, 3, std::vector<std::int32_t>{0, 1, 2}, std::vector<std::int32_t>{0, 2},
+                   std::vector<float>{1.0f, bad});
+    auto const what = mgpu_test::message_of<mgpu::invalid_argument>([&] { model.fit(policy_t("cpu"), r); });
+    CHECK_THAT(what, Catch::Contains("row 1, column 2"));
+  }
+}
+
+TEST_CASE("parameters that break positive definiteness are rejected", "[als]") {
+  using mgpu::invalid_argument;
+  CHECK_THROWS_AS(mgpu::als({.regularization = -0.1}), invalid_argument);
+  CHECK_THROWS_AS(mgpu::als({.unobserved_weight = -1.0}), invalid_argument);
+  CHECK_THROWS_AS(mgpu::als({.factors = 0}), invalid_argument);
+  CHECK_THROWS_AS(mgpu::als({.solver = mgpu::als_solver::conjugate_gradient, .cg_steps = 0}), invalid_argument);
+  // α < 0 is allowed while every observed weight 1 + α·r stays >= 0.
+  mgpu::als model({.factors = 2, .iterations = 1, .alpha = -0.25});
+  CHECK_NOTHROW(model.fit(policy_t("cpu"), from_dense({{4, 1}, {2, 0}}, 2)));
+  auto const what = mgpu_test::message_of<invalid_argument>(
+      [&] { model.fit(policy_t("cpu"), from_dense({{4, 1}, {5, 0}}, 2)); });
+  CHECK_THAT(what, Catch::Contains("row 1, column 0"));
+}
+
+TEST_CASE("initial factors of the wrong shape are a dimension_mismatch", "[als]") {
+  mgpu::als model({.factors = 2, .iterations = 1});
+  CHECK_THROWS_AS(model.fit(policy_t("cpu"), from_dense({{1, 0}}, 2), factors_t(1, 2), factors_t(3, 2)),
+                  mgpu::dimension_mismatch);
+}
+
+TEST_CASE("reliability row 12: 1024 factors work with both solvers", "[als]") {
+  auto const r = from_dense({{1, 2}, {0, 3}, {4, 0}}, 2);
+  auto const rd = to_dense(r);
+  for (auto solver : {mgpu::als_solver::cholesky, mgpu::als_solver::conjugate_gradient}) {
+    mgpu::als_options const o{.factors = 1024, .iterations = 1, .regularization = 0.5, .solver = solver};
+    mgpu::als model(o);
+    model.fit(policy_t("cpu"), r);
+    REQUIRE(model.item_factors().cols() == 1024);
+    if (solver == mgpu::als_solver::cholesky) {
+      CHECK(worst_relative_residual(transpose_dense(rd), to_dense(model.user_factors()),
+                                    to_dense(model.item_factors()), o) <= 1e-4);
+    }
+    auto const y = to_dense(model.item_factors());
+    for (double v : y[0]) REQUIRE(std::isfinite(v));
+  }
+}
+
+TEST_CASE("recommend ranks unseen items by x_u·y_i, ties toward the smaller index", "[als]") {
+  std::mt19937 rng(5);
+  auto const rd = random_interactions(rng, 6, 12, 0.3);
+  mgpu::als model({.factors = 3, .iterations = 2});
+  model.fit(policy_t("cpu"), from_dense(rd, 12));
+  auto const x = to_dense(model.user_factors());
+  auto const y = to_dense(model.item_factors());
+  for (bool exclude : {true, false}) {
+    std::vector<std::pair<double, std::int64_t>> expected;
+    for (std::size_t i = 0; i < 12; ++i) {
+      if (exclude && rd[2][i] != 0) continue;
+      double s = 0;
+      for (std::size_t j = 0; j < 3; ++j) s += x[2][j] * y[i][j];
+      expected.emplace_back(-static_cast<double>(static_cast<float>(s)), static_cast<std::int64_t>(i));
+    }
+    std::sort(expected.begin(), expected.end());
+    auto const got = model.recommend(2, 4, exclude);
+    REQUIRE(got.size() == 4);
+    for (std::size_t k = 0; k < 4; ++k) {
+      CHECK(got[k].index == expected[k].second);
+      CHECK(got[k].score == Approx(-expected[k].first).epsilon(1e-6));
+    }
+  }
+  CHECK(model.recommend(0, 100, false).size() == 12);
+  CHECK_THROWS_AS(model.recommend(6, 1), mgpu::invalid_argument);
+  CHECK_THROWS_AS(model.recommend(0, 0), mgpu::invalid_argument);
+}
+
+TEST_CASE("similar_items ranks other items by cosine of their factors", "[als]") {
+  std::mt19937 rng(9);
+  auto const rd = random_interactions(rng, 8, 10, 0.35);
+  mgpu::als model({.factors = 3, .iterations = 2});
+  model.fit(policy_t("cpu"), from_dense(rd, 10));
+  auto const y = to_dense(model.item_factors());
+  auto const norm = [](std::vector<double> const& v) {
+    double s = 0;
+    for (double e : v) s += e * e;
+    return std::sqrt(s);
+  };
+  std::vector<std::pair<double, std::int64_t>> expected;
+  for (std::size_t i = 0; i < 10; ++i) {
+    if (i == 4) continue;
+    double s = 0;
+    for (std::size_t j = 0; j < 3; ++j) s += y[4][j] * y[i][j];
+    double const d = norm(y[4]) * norm(y[i]);
+    expected.emplace_back(d > 0 ? -s / d : 0.0, static_cast<std::int64_t>(i));
+  }
+  std::sort(expected.begin(), expected.end());
+  auto const got = model.similar_items(4, 9);
+  REQUIRE(got.size() == 9);
+  for (std::size_t k = 0; k < 9; ++k) {
+    // Scores within round-off of each other may swap; compare the scores in rank order.
+    CHECK(got[k].score == Approx(-expected[k].first).margin(1e-6));
+  }
+  CHECK(got[0].index == expected[0].second);
+  CHECK_THROWS_AS(model.similar_items(10, 1), mgpu::invalid_argument);
+  CHECK_THROWS_AS(mgpu::als().similar_items(0, 1), mgpu::invalid_argument);
+}

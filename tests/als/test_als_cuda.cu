@@ -1,0 +1,90 @@
+// ALS on GPUs: every result is compared with the host backend's on the same input (the
+// host backend is specified against dense references in test_als.cpp). Runs only where a
+// CUDA device is visible; reports Skipped otherwise (tests/cuda/test_cuda_main.cpp).
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <string>
+
+#include <mgpu/cuda.hpp>
+#include <mgpu/algorithms/als.hpp>
+#include <mgpu/backend/cuda/als.cuh>
+#include <mgpu/backend/cuda/als.hpp>
+#include <mgpu/io/matrix_market.hpp>
+
+namespace {
+
+using interactions_t = mgpu::csr_matrix<mgpu::cpu, float, std::int32_t>;
+using factors_t = mgpu::dense_matrix<mgpu::cpu, float>;
+
+interactions_t fixture() {
+  return mgpu::read_matrix_market<float, std::int32_t>(std::string(MGPU_TEST_DATA_DIR) + "/als/dpkg-status.mtx");
+}
+
+double max_abs(factors_t const& a) {
+  double m = 0;
+  for (std::int64_t i = 0; i < a.rows() * a.cols(); ++i) m = std::max(m, std::abs(static_cast<double>(a.data()[i])));
+  return m;
+}
+
+double max_abs_diff(factors_t const& a, factors_t const& b) {
+  REQUIRE(a.rows() == b.rows());
+  REQUIRE(a.cols() == b.cols());
+  double m = 0;
+  for (std::int64_t i = 0; i < a.rows() * a.cols(); ++i) {
+    m = std::max(m, std::abs(static_cast<double>(a.data()[i]) - static_cast<double>(b.data()[i])));
+  }
+  return m;
+}
+
+void check_same_model(mgpu::als_options const& o, char const* devices, double tolerance,
+                      interactions_t const& r = fixture()) {
+  mgpu::als host(o), device(o);
+  host.fit(mgpu::execution_policy<mgpu::cpu>("cpu"), r);
+  device.fit(mgpu::execution_policy<mgpu::gpu>(devices), r);
+  CHECK(max_abs_diff(host.user_factors(), device.user_factors()) <= tolerance * max_abs(host.user_factors()));
+  CHECK(max_abs_diff(host.item_factors(), device.item_factors()) <= tolerance * max_abs(host.item_factors()));
+  CHECK(device.loss_history().back() == Approx(host.loss_history().back()).epsilon(tolerance));
+}
+
+}  // namespace
+
+TEST_CASE("GPU Cholesky ALS equals the host's to round-off, both models", "[als][gpu]") {
+  for (auto model : {mgpu::als_model::implicit, mgpu::als_model::weighted}) {
+    check_same_model({.factors = 8, .iterations = 2, .model = model}, "cuda:0", 1e-4);
+  }
+}
+
+TEST_CASE("GPU conjugate-gradient ALS equals the host's to round-off", "[als][gpu]") {
+  check_same_model({.factors = 16, .iterations = 2, .solver = mgpu::als_solver::conjugate_gradient}, "cuda:0", 1e-3);
+}
+
+TEST_CASE("every visible GPU together gives the factors of one", "[als][gpu]") {
+  check_same_model({.factors = 8, .iterations = 2}, "cuda", 1e-4);
+  check_same_model({.factors = 8, .iterations = 2, .solver = mgpu::als_solver::conjugate_gradient}, "cuda", 1e-3);
+}
+
+TEST_CASE("GPU: a system that is not SPD raises numerical_error naming the row", "[als][gpu]") {
+  // As on the host (test_als.cpp): user 1's system is the zero matrix.
+  mgpu::als model({.factors = 2, .iterations = 1, .regularization = 0.0, .alpha = -1.0,
+                   .unobserved_weight = 0.0, .model = mgpu::als_model::weighted});
+  interactions_t const r(3, 3, std::vector<std::int32_t>{0, 2, 3, 5}, std::vector<std::int32_t>{0, 1, 2, 0, 2},
+                         std::vector<float>{-1, -1, 1, -1, -1});
+  std::string what;
+  try {
+    model.fit(mgpu::execution_policy<mgpu::gpu>("cuda:0"), r);
+  } catch (mgpu::numerical_error const& e) {
+    what = e.what();
+  }
+  CHECK_THAT(what, Catch::Contains("user 1"));
+}
+
+TEST_CASE("GPU: 1024 factors work", "[als][gpu]") {
+  interactions_t const r(3, 2, std::vector<std::int32_t>{0, 2, 3, 4}, std::vector<std::int32_t>{0, 1, 1, 0},
+                         std::vector<float>{1, 2, 3, 4});
+  check_same_model({.factors = 1024, .iterations = 1, .regularization = 0.5}, "cuda:0", 1e-3, r);
+  check_same_model({.factors = 1024, .iterations = 1, .regularization = 0.5,
+                    .solver = mgpu::als_solver::conjugate_gradient}, "cuda:0", 1e-3, r);
+}
