@@ -30,18 +30,25 @@ struct backend_available<gpu> : std::true_type {};
 
 }  // namespace mgpu
 
+#include "mgpu/algorithms/als.hpp"
 #include "mgpu/algorithms/cosine_topk.hpp"
+#include "mgpu/algorithms/knn.hpp"
 #include "mgpu/algorithms/tfidf.hpp"
+#include "mgpu/backend/cuda/als.hpp"
 #include "mgpu/backend/cuda/buffer.hpp"
 #include "mgpu/backend/cuda/copy.hpp"
 #include "mgpu/backend/cuda/cosine_topk.hpp"
 #include "mgpu/backend/cuda/device_set.hpp"
 #include "mgpu/backend/cuda/functors.hpp"
+#include "mgpu/backend/cuda/knn.hpp"
 #include "mgpu/backend/cuda/runtime.hpp"
+#include "mgpu/backend/cuda/sparse_csr.hpp"
 #include "mgpu/backend/cuda/stream.hpp"
 #include "mgpu/backend/cuda/tfidf.hpp"
 
 #if defined(__CUDACC__)
+#include "mgpu/backend/cuda/als.cuh"
 #include "mgpu/backend/cuda/cosine_topk.cuh"
+#include "mgpu/backend/cuda/knn.cuh"
 #include "mgpu/backend/cuda/tfidf.cuh"
 #endif
