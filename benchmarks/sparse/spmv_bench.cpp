@@ -4,15 +4,21 @@
 //
 //   spmv_bench [--matrix FILE.mtx | --rows R --nnz-per-row K [--band W]]
 //              [--op spmv|spmm|spgemm] [--devices cpu] [--repeat N]
-//              [--layout auto|csr|tiled] [--spmm-cols N] [--save-csr FILE]
+//              [--layout auto|csr|tiled|sell] [--sigma S] [--spmm-cols N] [--save-csr FILE]
+//              [--triad-mib M]
 //
 // SpMV and SpMM run through a distributed_csr built once (its build time is reported
-// apart as build_ms), then timed --repeat times; the median is reported.
+// apart as build_ms), then timed --repeat times; the median is reported. The layout the
+// host devices use is printed (automatic may pick a different one per device).
 // Counting (the same for every system):
 //   spmv   bytes = 8·nnz + 4·(rows + 1) + 4·cols + 4·rows   (values + columns, offsets,
 //          x read once, y written once);  flops = 2·nnz
 //   spmm   bytes = 8·nnz + 4·(rows + 1) + 4·cols·n + 4·rows·n;  flops = 2·nnz·n
 //   spgemm bytes = the input and output CSR arrays;  flops = 2·Σ_{(i,k)∈A} nnz(B row k)
+// --triad-mib M (spmv only) alternates every timed product with one pass of a STREAM triad
+// (stream_triad.cpp's loop: three float64 arrays of M MiB, 24 bytes per element, the
+// process's OpenMP threads), so that the product and the memory system's reference are
+// timed under the same load on a shared machine; prints triad_GBps and pct_of_triad.
 // --save-csr writes the matrix as raw arrays (int64 rows, cols, nnz; int32 offsets,
 // int32 columns, float32 values) for the SciPy peer.
 #include <algorithm>
@@ -21,6 +27,7 @@
 #include <fstream>
 #include <iostream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <CLI/CLI.hpp>
@@ -76,6 +83,54 @@ void save_csr(matrix const& a, std::string const& path) {
   if (!out) throw std::runtime_error("cannot write " + path);
 }
 
+/// One STREAM triad pass over arrays of n doubles, first-touched by the same schedule.
+class triad_probe {
+ public:
+  explicit triad_probe(std::size_t mib) : n_(static_cast<std::ptrdiff_t>(mib * 1024 * 1024 / sizeof(double))) {
+    a_.resize(static_cast<std::size_t>(n_));
+    b_.resize(static_cast<std::size_t>(n_));
+    c_.resize(static_cast<std::size_t>(n_));
+#pragma omp parallel for schedule(static)
+    for (std::ptrdiff_t i = 0; i < n_; ++i) {
+      a_[static_cast<std::size_t>(i)] = 0.0;
+      b_[static_cast<std::size_t>(i)] = 1.0;
+      c_[static_cast<std::size_t>(i)] = 2.0;
+    }
+  }
+  void operator()() {
+    double* const a = a_.data();
+    double const* const b = b_.data();
+    double const* const c = c_.data();
+#pragma omp parallel for schedule(static)
+    for (std::ptrdiff_t i = 0; i < n_; ++i) a[i] = b[i] + 3.0 * c[i];
+  }
+  [[nodiscard]] double bytes() const { return 24.0 * static_cast<double>(n_); }
+
+ private:
+  std::ptrdiff_t n_;
+  std::vector<double> a_, b_, c_;
+};
+
+/// Medians of f and of the triad, timed alternately (f, triad, f, triad, ...).
+template <class F>
+std::pair<double, double> median_ms_with_triad(int repeat, F&& f, triad_probe& triad) {
+  std::vector<double> ms;
+  std::vector<double> triad_ms;
+  f();
+  triad();
+  for (int i = 0; i < repeat; ++i) {
+    double const t0 = omp_get_wtime();
+    f();
+    double const t1 = omp_get_wtime();
+    triad();
+    triad_ms.push_back((omp_get_wtime() - t1) * 1e3);
+    ms.push_back((t1 - t0) * 1e3);
+  }
+  std::sort(ms.begin(), ms.end());
+  std::sort(triad_ms.begin(), triad_ms.end());
+  return {ms[ms.size() / 2], triad_ms[triad_ms.size() / 2]};
+}
+
 template <class F>
 double median_ms(int repeat, F&& f) {
   std::vector<double> ms;
@@ -102,6 +157,8 @@ int main(int argc, char** argv) {
   std::string layout = "auto";
   std::string save;
   int repeat = 10;
+  std::int64_t sigma = 256;
+  std::size_t triad_mib = 0;
   std::int64_t spmm_cols = 8;
   auto* m = app.add_option("--matrix", file, "Matrix Market file");
   auto* r = app.add_option("--rows", rows, "rows (= columns) of a generated matrix")->excludes(m);
@@ -110,8 +167,10 @@ int main(int argc, char** argv) {
   app.add_option("--op", op, "spmv, spmm or spgemm")->check(CLI::IsMember({"spmv", "spmm", "spgemm"}));
   app.add_option("--devices", devices, "device string, e.g. cpu:2");
   app.add_option("--repeat", repeat, "timed repetitions (median reported)")->check(CLI::PositiveNumber);
-  app.add_option("--layout", layout, "host SpMV layout")->check(CLI::IsMember({"auto", "csr", "tiled"}));
+  app.add_option("--layout", layout, "host SpMV layout")->check(CLI::IsMember({"auto", "csr", "tiled", "sell"}));
+  app.add_option("--sigma", sigma, "SELL-C-sigma sorting window (rows)")->check(CLI::PositiveNumber);
   app.add_option("--spmm-cols", spmm_cols, "columns of the dense B for spmm")->check(CLI::PositiveNumber);
+  app.add_option("--triad-mib", triad_mib, "alternate spmv with a STREAM triad on 3 arrays of this many MiB");
   app.add_option("--save-csr", save, "write the matrix as raw CSR arrays for the SciPy peer");
   CLI11_PARSE(app, argc, argv);
   if (file.empty() && rows <= 0) {
@@ -145,21 +204,40 @@ int main(int argc, char** argv) {
       checksum = static_cast<double>(c_nnz);
       extra = " c_nnz=" + std::to_string(c_nnz);
     } else {
-      auto const chosen = layout == "csr" ? mgpu::spmv_layout::csr
-                          : layout == "tiled" ? mgpu::spmv_layout::tiled
-                                              : mgpu::spmv_layout::automatic;
+      mgpu::distributed_csr_options options;
+      options.layout = layout == "csr"     ? mgpu::spmv_layout::csr
+                       : layout == "tiled" ? mgpu::spmv_layout::tiled
+                       : layout == "sell"  ? mgpu::spmv_layout::sell
+                                           : mgpu::spmv_layout::automatic;
+      options.sell_sigma = sigma;
       double const t0 = omp_get_wtime();
-      mgpu::distributed_csr<mgpu::cpu, float, std::int32_t> da(policy, a.view(), {chosen});
+      mgpu::distributed_csr<mgpu::cpu, float, std::int32_t> da(policy, a.view(), options);
       build_ms = (omp_get_wtime() - t0) * 1e3;
-      bool tiled = false;
-      for (std::size_t d = 0; d < policy.device_count(); ++d) tiled = tiled || (da.shard(d) && da.shard(d)->tiled);
-      extra = std::string(" layout=") + (tiled ? "tiled" : "csr");
+      std::string used;
+      for (std::size_t d = 0; d < policy.device_count(); ++d) {
+        if (!da.shard(d)) continue;
+        auto const l = da.shard(d)->layout();
+        std::string const name = l == mgpu::spmv_layout::tiled ? "tiled" : l == mgpu::spmv_layout::sell ? "sell" : "csr";
+        if (used.find(name) == std::string::npos) used += (used.empty() ? "" : "+") + name;
+      }
+      extra = " layout=" + (used.empty() ? std::string("csr") : used) + " threads=" + std::to_string(omp_get_max_threads());
       if (op == "spmv") {
         std::vector<float> x(static_cast<std::size_t>(a.cols()));
         for (std::size_t i = 0; i < x.size(); ++i) x[i] = sparse_gen_x(static_cast<std::int64_t>(i));
         std::vector<float> y(static_cast<std::size_t>(a.rows()));
-        ms = median_ms(repeat, [&] { da.spmv(1.0f, std::span<float const>(x), 0.0f, std::span<float>(y)); });
+        auto const product = [&] { da.spmv(1.0f, std::span<float const>(x), 0.0f, std::span<float>(y)); };
         bytes = 8 * nnz + 4 * (n_rows + 1) + 4 * n_cols + 4 * n_rows;
+        if (triad_mib > 0) {
+          triad_probe triad(triad_mib);
+          auto const [spmv_ms, triad_ms] = median_ms_with_triad(repeat, product, triad);
+          ms = spmv_ms;
+          auto const triad_gbps = triad.bytes() / triad_ms / 1e6;
+          char buf[96];
+          std::snprintf(buf, sizeof buf, " triad_GBps=%.2f pct_of_triad=%.1f", triad_gbps, 100.0 * (bytes / ms / 1e6) / triad_gbps);
+          extra += buf;
+        } else {
+          ms = median_ms(repeat, product);
+        }
         flops = 2 * nnz;
         for (std::size_t i = 0; i < y.size(); i += 997) checksum += y[i];
       } else {

@@ -3,7 +3,9 @@
 #include "sparse_test_support.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
+#include <cstring>
 #include <cstdint>
 #include <limits>
 #include <random>
@@ -66,6 +68,29 @@ std::vector<std::pair<std::int64_t, std::int64_t>> shapes(std::mt19937& rng) {
 }
 
 std::string devices(int n) { return "cpu:" + std::to_string(n); }
+
+/// A matrix whose rows have very different lengths (empty, a few entries, nearly full),
+/// so that SELL chunks need padding and σ-sorting reorders rows.
+dense random_ragged(std::mt19937& rng, std::int64_t rows, std::int64_t cols) {
+  dense d(rows, cols);
+  std::uniform_int_distribution<int> kind(0, 3);
+  std::uniform_int_distribution<int> value(-4, 4);
+  for (std::int64_t i = 0; i < rows; ++i) {
+    double const density = std::array<double, 4>{0.0, 0.05, 0.3, 0.95}[static_cast<std::size_t>(kind(rng))];
+    std::bernoulli_distribution present(density);
+    for (std::int64_t j = 0; j < cols; ++j) {
+      if (present(rng)) d(i, j) = value(rng) == 0 ? 1 : value(rng);
+    }
+  }
+  return d;
+}
+
+mgpu::distributed_csr_options sell_options(std::int64_t sigma) {
+  mgpu::distributed_csr_options o;
+  o.layout = mgpu::spmv_layout::sell;
+  o.sell_sigma = sigma;
+  return o;
+}
 
 }  // namespace
 
@@ -133,14 +158,15 @@ TEST_CASE("spmv rejects x and y that overlap", "[sparse][spmv]") {
                   mgpu::invalid_argument);
 }
 
-TEMPLATE_TEST_CASE("distributed_csr gives the dense product in both host layouts, repeatedly",
+TEMPLATE_TEST_CASE("distributed_csr gives the dense product in every host layout, repeatedly",
                    "[sparse][spmv][distributed]", MGPU_TEST_CSR_TYPES) {
   using T = typename TestType::T;
   using I = typename TestType::I;
   std::mt19937 rng(11);
   for (int n = 1; n <= 4; ++n) {
     mgpu::execution_policy<mgpu::cpu> policy{devices(n)};
-    for (auto layout : {mgpu::spmv_layout::csr, mgpu::spmv_layout::tiled, mgpu::spmv_layout::automatic}) {
+    for (auto layout : {mgpu::spmv_layout::csr, mgpu::spmv_layout::tiled, mgpu::spmv_layout::sell,
+                        mgpu::spmv_layout::automatic}) {
       for (auto [rows, cols] : shapes(rng)) {
         auto const d = mgpu_test::random_dense(rng, rows, cols, 0.3);
         auto const a = csr_from<T, I>(d);
@@ -195,7 +221,173 @@ TEST_CASE("the tiled layout handles rows and columns beyond one tile", "[sparse]
   CHECK(y == expected);
 }
 
-TEST_CASE("automatic layout: banded rows stay CSR, scattered wide rows are tiled",
+TEMPLATE_TEST_CASE("the sell layout equals the dense product for ragged rows, any sigma, on cpu:1..4",
+                   "[sparse][spmv][distributed][sell]", MGPU_TEST_CSR_TYPES) {
+  using T = typename TestType::T;
+  using I = typename TestType::I;
+  std::mt19937 rng(23);
+  // Row counts around chunk (16) and window boundaries; columns beyond 16 so that rows
+  // are longer than one chunk slot run and not multiples of 16.
+  std::vector<std::pair<std::int64_t, std::int64_t>> sizes{{0, 0}, {0, 9}, {4, 0}, {1, 1}, {1, 37},
+                                                           {15, 20}, {16, 33}, {17, 50}, {3, 70}};
+  std::uniform_int_distribution<std::int64_t> rows_of(18, 300);
+  std::uniform_int_distribution<std::int64_t> cols_of(1, 90);
+  for (int i = 0; i < 4; ++i) sizes.emplace_back(rows_of(rng), cols_of(rng));
+  for (int n = 1; n <= 4; ++n) {
+    mgpu::execution_policy<mgpu::cpu> policy{devices(n)};
+    for (std::int64_t sigma : {1, 5, 16, 256}) {
+      for (auto [rows, cols] : sizes) {
+        auto const d = random_ragged(rng, rows, cols);
+        auto const a = csr_from<T, I>(d);
+        mgpu::distributed_csr<mgpu::cpu, T, I> da(policy, a.view(), sell_options(sigma));
+        for (T beta : {T{0}, T{-2}}) {
+          auto const x = random_vector<T>(rng, cols);
+          auto y = random_vector<T>(rng, rows);
+          auto const expected = reference_spmv(3.0, d, as_double(x), static_cast<double>(beta), as_double(y));
+          da.spmv(T{3}, std::span<T const>(x), beta, std::span<T>(y));
+          CHECK(as_double(y) == expected);
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("the sell layout sorts rows by length within sigma windows only",
+          "[sparse][spmv][distributed][sell]") {
+  // 32 rows: row r has r % 5 entries. With sigma = 1 the rows keep their order; with
+  // sigma = 16 each window of 16 rows is sorted by decreasing length (stable), and
+  // chunk widths are the longest row of each chunk.
+  std::vector<std::int32_t> offsets{0};
+  std::vector<std::int32_t> columns;
+  for (std::int32_t r = 0; r < 32; ++r) {
+    for (std::int32_t j = 0; j < r % 5; ++j) columns.push_back(j);
+    offsets.push_back(static_cast<std::int32_t>(columns.size()));
+  }
+  std::vector<float> values(columns.size(), 1.0f);
+  host_csr<float, std::int32_t> const a(32, 4, offsets, columns, values);
+  mgpu::execution_policy<mgpu::cpu> policy{"cpu"};
+  mgpu::distributed_csr<mgpu::cpu, float, std::int32_t> unsorted(policy, a.view(), sell_options(1));
+  CHECK(unsorted.shard(0)->sell->row_of.empty());
+  CHECK(unsorted.shard(0)->sell->slots() == 2 * 16 * 4);
+  mgpu::distributed_csr<mgpu::cpu, float, std::int32_t> sorted(policy, a.view(), sell_options(16));
+  auto const& s = *sorted.shard(0)->sell;
+  // Window 0: rows 0..15, lengths 0 1 2 3 4 0 1 2 3 4 0 1 2 3 4 0 -> 4,9,14 first.
+  std::vector<std::int32_t> const window0{4, 9, 14, 3, 8, 13, 2, 7, 12, 1, 6, 11, 0, 5, 10, 15};
+  CHECK(std::vector<std::int32_t>(s.row_of.begin(), s.row_of.begin() + 16) == window0);
+  CHECK(s.slots() == 2 * 16 * 4);
+  std::vector<float> const x{1.0f, 10.0f, 100.0f, 1000.0f};
+  std::vector<float> y(32);
+  sorted.spmv(1.0f, std::span<float const>(x), 0.0f, std::span<float>(y));
+  for (std::int32_t r = 0; r < 32; ++r) {
+    float const expected = std::array<float, 5>{0.0f, 1.0f, 11.0f, 111.0f, 1111.0f}[static_cast<std::size_t>(r % 5)];
+    CHECK(y[static_cast<std::size_t>(r)] == expected);
+  }
+}
+
+TEST_CASE("reliability row 7: the sell layout propagates NaN and Inf exactly like the CSR "
+          "product, and its padding never reads x", "[sparse][spmv][distributed][sell][reliability]") {
+  float const inf = std::numeric_limits<float>::infinity();
+  float const nan = std::numeric_limits<float>::quiet_NaN();
+  // x = [Inf, 1, 2, 3]. Padding slots point at column 0 (x = Inf): a product with a
+  // padded 0 would turn every short row into NaN.
+  //   row 0: 1·x0 = Inf          row 1: 1·x2 = 2         row 2: 0·x0 = NaN (stored zero)
+  //   row 3: NaN·x1 = NaN        row 4: empty = 0        row 5: 1·x2 + 1·x3 = 5
+  //   row 6: -1·x0 + 1·x1 = -Inf
+  host_csr<float, std::int32_t> const a(7, 4, {0, 1, 2, 3, 4, 4, 6, 8}, {0, 2, 0, 1, 2, 3, 0, 1},
+                                        {1.0f, 1.0f, 0.0f, nan, 1.0f, 1.0f, -1.0f, 1.0f});
+  std::vector<float> const x{inf, 1.0f, 2.0f, 3.0f};
+  for (int n = 1; n <= 4; ++n) {
+    mgpu::execution_policy<mgpu::cpu> policy{devices(n)};
+    for (auto options : {sell_options(1), sell_options(16),
+                         mgpu::distributed_csr_options{mgpu::spmv_layout::csr}}) {
+      mgpu::distributed_csr<mgpu::cpu, float, std::int32_t> da(policy, a.view(), options);
+      std::vector<float> y(7, nan);
+      da.spmv(1.0f, std::span<float const>(x), 0.0f, std::span<float>(y));
+      CHECK(y[0] == inf);
+      CHECK(y[1] == 2.0f);
+      CHECK(std::isnan(y[2]));
+      CHECK(std::isnan(y[3]));
+      CHECK(y[4] == 0.0f);
+      CHECK(y[5] == 5.0f);
+      CHECK(y[6] == -inf);
+    }
+  }
+}
+
+TEMPLATE_TEST_CASE("the sell layout gives bitwise equal results on cpu:1..4", "[sparse][spmv][distributed][sell]",
+                   mgpu_test::f32_i32, mgpu_test::f64_i32) {
+  using T = typename TestType::T;
+  using I = typename TestType::I;
+  // Values that round (not small integers), ragged rows, sorting windows that devices cut.
+  std::mt19937 rng(29);
+  auto d = random_ragged(rng, 203, 61);
+  std::uniform_real_distribution<double> value(-1.0, 1.0);
+  for (auto& e : d.a) {
+    if (e != 0.0) e = static_cast<double>(static_cast<T>(value(rng)));
+  }
+  auto const a = csr_from<T, I>(d);
+  std::vector<T> x(61);
+  std::vector<T> y0(203);
+  for (auto& e : x) e = static_cast<T>(value(rng));
+  for (auto& e : y0) e = static_cast<T>(value(rng));
+  std::vector<T> first;
+  for (int n = 1; n <= 4; ++n) {
+    mgpu::execution_policy<mgpu::cpu> policy{devices(n)};
+    mgpu::distributed_csr<mgpu::cpu, T, I> da(policy, a.view(), sell_options(32));
+    auto y = y0;
+    auto const alpha = static_cast<T>(0.7);
+    auto const beta = static_cast<T>(0.3);
+    da.spmv(alpha, std::span<T const>(x), beta, std::span<T>(y));
+    if (n == 1) {
+      first = y;
+      auto const expected = reference_spmv(static_cast<double>(alpha), d, as_double(x),
+                                           static_cast<double>(beta), as_double(y0));
+      for (std::size_t i = 0; i < y.size(); ++i) CHECK(static_cast<double>(y[i]) == Approx(expected[i]).margin(1e-5));
+    } else {
+      CHECK(std::memcmp(y.data(), first.data(), y.size() * sizeof(T)) == 0);
+    }
+  }
+}
+
+TEST_CASE("the sell layout rejects a sorting window below 1", "[sparse][spmv][distributed][sell]") {
+  host_csr<float, std::int32_t> const a(2, 2, {0, 1, 2}, {0, 1}, {1.0f, 1.0f});
+  mgpu::execution_policy<mgpu::cpu> policy{"cpu"};
+  using dcsr = mgpu::distributed_csr<mgpu::cpu, float, std::int32_t>;
+  CHECK_THROWS_AS(dcsr(policy, a.view(), sell_options(0)), mgpu::invalid_argument);
+}
+
+TEST_CASE("automatic layout: ragged rows stay CSR, regular banded rows take sell",
+          "[sparse][spmv][distributed][sell]") {
+  // One row of 64 entries and 15 rows of 1: one chunk, which sell would store as 16·64
+  // slots for 79 entries (no sorting can help within one chunk).
+  std::vector<std::int32_t> offsets{0};
+  std::vector<std::int32_t> columns;
+  for (std::int32_t r = 0; r < 16; ++r) {
+    auto const len = r == 0 ? 64 : 1;
+    for (std::int32_t j = 0; j < len; ++j) columns.push_back(j);
+    offsets.push_back(static_cast<std::int32_t>(columns.size()));
+  }
+  std::vector<float> values(columns.size(), 1.0f);
+  host_csr<float, std::int32_t> const ragged(16, 64, offsets, columns, values);
+  // 32 rows of two neighbouring columns: two full chunks, no padding.
+  std::vector<std::int32_t> band_offsets{0};
+  std::vector<std::int32_t> band_columns;
+  for (std::int32_t r = 0; r < 32; ++r) {
+    band_columns.push_back(std::min(r, 30));
+    band_columns.push_back(std::min(r, 30) + 1);
+    band_offsets.push_back(static_cast<std::int32_t>(band_columns.size()));
+  }
+  host_csr<float, std::int32_t> const banded(32, 32, band_offsets, band_columns,
+                                             std::vector<float>(band_columns.size(), 1.0f));
+  host_csr<float, std::int32_t> const empty(3, 3);
+  mgpu::execution_policy<mgpu::cpu> policy{"cpu"};
+  using dcsr = mgpu::distributed_csr<mgpu::cpu, float, std::int32_t>;
+  CHECK(dcsr(policy, ragged.view()).shard(0)->layout() == mgpu::spmv_layout::csr);
+  CHECK(dcsr(policy, banded.view()).shard(0)->layout() == mgpu::spmv_layout::sell);
+  CHECK(dcsr(policy, empty.view()).shard(0)->layout() == mgpu::spmv_layout::csr);
+}
+
+TEST_CASE("automatic layout: banded rows are not tiled, scattered wide rows are tiled",
           "[sparse][spmv][distributed]") {
   std::int64_t const n = std::int64_t{1} << 20;  // x is 4 MiB of floats
   std::vector<std::int32_t> offsets{0};
@@ -210,8 +402,10 @@ TEST_CASE("automatic layout: banded rows stay CSR, scattered wide rows are tiled
   host_csr<float, std::int32_t> const band(n, n, offsets, band_cols, values);
   host_csr<float, std::int32_t> const wide(n, n, offsets, wide_cols, values);
   mgpu::execution_policy<mgpu::cpu> policy{"cpu"};
-  CHECK_FALSE(mgpu::distributed_csr<mgpu::cpu, float, std::int32_t>(policy, band.view()).shard(0)->tiled);
-  CHECK(mgpu::distributed_csr<mgpu::cpu, float, std::int32_t>(policy, wide.view()).shard(0)->tiled);
+  CHECK(mgpu::distributed_csr<mgpu::cpu, float, std::int32_t>(policy, band.view()).shard(0)->layout() ==
+        mgpu::spmv_layout::sell);
+  CHECK(mgpu::distributed_csr<mgpu::cpu, float, std::int32_t>(policy, wide.view()).shard(0)->layout() ==
+        mgpu::spmv_layout::tiled);
 }
 
 TEMPLATE_TEST_CASE("spmm equals the dense product for random shapes on cpu:1..4", "[sparse][spmm]",

@@ -9,23 +9,24 @@
 // into the caller's array: broadcast / compute / gather steps that collectives could
 // replace. What a device keeps for its block is the per-kind leaf's business
 // (detail::sparse_leaf<Kind>):
-//   cpu  a view of the caller's rows, or the tiled layout of backend/cpu/sparse_spmv.hpp
-//        when the block's columns are too scattered for x to stay in cache (chosen per
-//        block by `spmv_layout::automatic`, built once here). Host devices share one
-//        address space, so replicating x is not a copy: every device reads the caller's
-//        x directly (a copy per device would only add traffic to a bandwidth-bound
-//        operation).
+//   cpu  a view of the caller's rows, or a copy of the block in the tiled layout of
+//        backend/cpu/sparse_spmv.hpp when its columns are too scattered for x to stay in
+//        cache, or in the SELL-C-σ layout when they are not and its rows pad well into
+//        chunks of 16 (chosen per block by `spmv_layout::automatic`, built once here).
+//        Host devices share one address space, so replicating x is not a copy: every
+//        device reads the caller's x directly (a copy per device would only add traffic
+//        to a bandwidth-bound operation).
 //   gpu  the block's CSR arrays, cuSPARSE descriptors and workspaces in device memory,
 //        and device copies of x / B that are uploaded to the first device and peer-copied
 //        to the others on every product (backend/cuda/sparse_csr.hpp).
 //
 // Lifetime: on host devices a `csr` block is a view, so the matrix given to the
-// constructor must outlive the distributed_csr (the tiled layout and GPU blocks are
-// copies). Thread safety: products on one object must not run concurrently (the device
-// workspaces are reused); distinct objects may share a policy.
-// Results: every row sums its entries in increasing column order in both host layouts,
-// so products do not depend on the number of devices for a given layout; layouts (and
-// cuSPARSE) round differently and agree to round-off.
+// constructor must outlive the distributed_csr (the tiled and sell layouts and GPU
+// blocks are copies). Thread safety: products on one object must not run concurrently
+// (the device workspaces are reused); distinct objects may share a policy.
+// Results: every row sums its entries in an order fixed by the row alone in each host
+// layout, so products do not depend on the number of devices for a given layout (bitwise);
+// layouts (and cuSPARSE) round differently and agree to round-off.
 #pragma once
 
 #include <cstddef>
@@ -48,15 +49,28 @@ namespace mgpu {
 
 /// How a host device stores its block for SpMV (SpMM always uses the CSR rows).
 enum class spmv_layout {
-  /// tiled when the block's x window (last - first column touched, times sizeof(T))
-  /// exceeds 2 MiB, else csr.
+  /// tiled when the x window (last - first column touched, times sizeof(T)) of a 2^17-row
+  /// piece of the block exceeds 2 MiB; else sell when its padding stays within 25% of
+  /// nnz (sell_max_padding); else csr (also for blocks without entries).
   automatic,
+  /// The caller's CSR rows in place (no copy): one gather-FMA and one reduction per row.
   csr,
+  /// Row blocks × column panels, for scattered columns (backend/cpu/sparse_spmv.hpp).
   tiled,
+  /// SELL-C-σ with C = 16, one SIMD lane per row (Kreutzer et al. 2014), for columns
+  /// whose x window stays in cache: the fastest host layout there. A copy of the block:
+  /// (sizeof(T) + sizeof(I)) per stored slot (entries + padding) + sizeof(I) per row.
+  sell,
 };
 
 struct distributed_csr_options {
   spmv_layout layout = spmv_layout::automatic;
+  /// SELL-C-σ sorting window: rows are sorted by length within windows of this many rows
+  /// (1: no sorting; else rounded up to a multiple of 16). Larger windows pad less but
+  /// move rows further from their neighbours' x entries.
+  std::int64_t sell_sigma = 256;
+  /// automatic picks sell only if its padding is at most this fraction of nnz.
+  double sell_max_padding = 0.25;
 };
 
 namespace detail {
@@ -93,34 +107,55 @@ std::int64_t x_window_bytes(csr_view<T, I> a) {
   return hi < lo ? 0 : (hi - lo + 1) * static_cast<std::int64_t>(sizeof(T));
 }
 
-/// Whether a host block takes the tiled layout under `layout`. The window is measured
-/// per tile row block (2^17 rows), since that is what must stay in cache.
+/// The layout a host block takes under `options` (automatic resolved as its comment
+/// says). The x window is measured per tile row block (2^17 rows), since that is what
+/// must stay in cache. @throws invalid_argument (sell_sigma < 1).
 template <class T, class I>
-bool use_tiled(csr_view<T, I> block, spmv_layout layout) {
-  if (layout != spmv_layout::automatic) return layout == spmv_layout::tiled;
+spmv_layout host_layout(csr_view<T, I> block, distributed_csr_options const& options) {
+  if (options.layout != spmv_layout::automatic) return options.layout;
+  if (block.nnz() == 0) return spmv_layout::csr;
   constexpr std::int64_t cache_bytes = std::int64_t{2} << 20;
   auto const step = backend::cpu::tiled_csr<T, I>::block_rows;
   for (std::int64_t r0 = 0; r0 < static_cast<std::int64_t>(block.rows); r0 += step) {
     auto const r1 = std::min<std::int64_t>(block.rows, r0 + step);
-    if (x_window_bytes(block.row_block(static_cast<I>(r0), static_cast<I>(r1))) > cache_bytes) return true;
+    if (x_window_bytes(block.row_block(static_cast<I>(r0), static_cast<I>(r1))) > cache_bytes) {
+      return spmv_layout::tiled;
+    }
   }
-  return false;
+  auto const nnz = static_cast<double>(block.nnz());
+  auto const padding = static_cast<double>(backend::cpu::sell_slots(block, options.sell_sigma)) - nnz;
+  return padding <= options.sell_max_padding * nnz ? spmv_layout::sell : spmv_layout::csr;
 }
 
 /// Host devices: the kernels of backend/cpu/sparse_spmv.hpp and sparse_spmm.hpp.
 template <>
 struct sparse_leaf<cpu> {
+  /// The rows as given, plus at most one of the copied layouts.
   template <class T, class I>
   struct shard {
     csr_view<T, I> rows;
     std::optional<backend::cpu::tiled_csr<T, I>> tiled;
+    std::optional<backend::cpu::sell_csr<T, I>> sell;
+
+    [[nodiscard]] spmv_layout layout() const noexcept {
+      return tiled ? spmv_layout::tiled : sell ? spmv_layout::sell : spmv_layout::csr;
+    }
   };
 
   template <class T, class I>
   static shard<T, I> make_shard(device_context<cpu>&, csr_view<T, I> block,
                                 distributed_csr_options const& options) {
-    shard<T, I> s{block, std::nullopt};
-    if (use_tiled(block, options.layout)) s.tiled.emplace(backend::cpu::make_tiled(block));
+    shard<T, I> s{block, std::nullopt, std::nullopt};
+    switch (host_layout(block, options)) {
+      case spmv_layout::tiled:
+        s.tiled.emplace(backend::cpu::make_tiled(block));
+        break;
+      case spmv_layout::sell:
+        s.sell.emplace(backend::cpu::make_sell(block, options.sell_sigma));
+        break;
+      default:
+        break;
+    }
     return s;
   }
 
@@ -133,6 +168,8 @@ struct sparse_leaf<cpu> {
                    std::span<T> y_block) {
     if (s.tiled) {
       backend::cpu::tiled_spmv(*s.tiled, alpha, x.data(), beta, y_block.data());
+    } else if (s.sell) {
+      backend::cpu::sell_spmv(*s.sell, alpha, x.data(), beta, y_block.data());
     } else {
       backend::cpu::csr_spmv(s.rows, alpha, x.data(), beta, y_block.data());
     }
@@ -173,9 +210,11 @@ class distributed_csr {
  public:
   /// Splits `a` into one nnz-balanced row block per device (partition_rows_by_nnz) and
   /// builds each device's block on that device, concurrently. A device whose block has
-  /// no rows (more devices than rows) keeps nothing and gets no work. Time: O(devices·log rows) for host `csr` blocks, O(nnz) for
-  /// tiled or GPU blocks. @throws out_of_memory, index_overflow (GPU limits), device
-  /// errors.
+  /// no rows (more devices than rows) keeps nothing and gets no work. Time:
+  /// O(devices·log rows) for host `csr` blocks, O(nnz + rows·log sell_sigma) for tiled,
+  /// sell or GPU blocks. @throws out_of_memory, index_overflow (GPU limits),
+  /// invalid_argument (sell_sigma < 1 where the sell layout is asked for or weighed),
+  /// device errors.
   distributed_csr(execution_policy<Kind> policy, csr_view<T, I> a,
                   distributed_csr_options const& options = {})
       : policy_(std::move(policy)), rows_(a.rows), cols_(a.cols), nnz_(a.nnz()) {
