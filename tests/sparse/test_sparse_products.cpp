@@ -566,3 +566,36 @@ TEST_CASE("normalize_rows follows sklearn.preprocessing.normalize; zero rows sta
   mgpu::normalize_rows(policy, mx, mgpu::row_norm::max);
   CHECK(mgpu_test::to_vector(mx.values()) == std::vector<double>{0.75, -1.0, 0.0, 0.0, 1.0});
 }
+
+TEST_CASE("the sell layout stores 16-bit column offsets only when every chunk spans less than 2^16",
+          "[sparse][spmv][distributed][sell]") {
+  // 20 rows (one full chunk, one partial) of x with x[j] = j + 1: row r holds 1 at column
+  // 7r and 2 at column span - 20 + r, so y_r = (7r + 1) + 2 (span - 19 + r), exact in float.
+  auto const build = [](std::int32_t span) {
+    std::vector<std::int32_t> offsets{0}, columns;
+    std::vector<float> values;
+    for (std::int32_t r = 0; r < 20; ++r) {
+      columns.insert(columns.end(), {7 * r, span - 20 + r});
+      values.insert(values.end(), {1.0f, 2.0f});
+      offsets.push_back(static_cast<std::int32_t>(columns.size()));
+    }
+    return host_csr<float, std::int32_t>(20, span, offsets, columns, values);
+  };
+  for (std::int32_t span : {1000, 65536, 65557, 200000}) {
+    auto const a = build(span);
+    // Real entries of the first chunk span span - 20 + 15 - 0 columns.
+    bool const narrow = span - 20 + 15 < 65536;
+    CHECK(mgpu::backend::cpu::make_sell(a.view(), 1).compressed() == narrow);
+    std::vector<float> x(static_cast<std::size_t>(span));
+    for (std::size_t j = 0; j < x.size(); ++j) x[j] = static_cast<float>(j + 1);
+    for (int n : {1, 3}) {
+      mgpu::execution_policy<mgpu::cpu> policy{devices(n)};
+      mgpu::distributed_csr<mgpu::cpu, float, std::int32_t> da(policy, a.view(), sell_options(1));
+      std::vector<float> y(20, -1.0f);
+      da.spmv(1.0f, std::span<float const>(x), 0.0f, std::span<float>(y));
+      for (std::int32_t r = 0; r < 20; ++r) {
+        CHECK(y[static_cast<std::size_t>(r)] == static_cast<float>((7 * r + 1) + 2 * (span - 19 + r)));
+      }
+    }
+  }
+}

@@ -41,12 +41,13 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <numeric>
 #include <span>
 #include <type_traits>
 #include <vector>
 
-#if defined(__AVX512F__)
+#if defined(__AVX512F__) && defined(__AVX512VL__) && defined(__AVX512BW__)
 #include <immintrin.h>
 #endif
 #include <omp.h>
@@ -87,7 +88,7 @@ inline T row_dot(I const* cols, T const* values, I begin, I end, T const* x) {
   return sum;
 }
 
-#if defined(__AVX512F__)
+#if defined(__AVX512F__) && defined(__AVX512VL__) && defined(__AVX512BW__)
 // GCC 12's unmasked gather / shuffle intrinsics start from an undefined register, which
 // -Wmaybe-uninitialized reports; the zero-masked forms used here compile to the same
 // instructions.
@@ -329,8 +330,21 @@ struct sell_csr {
   std::vector<std::int64_t> chunk_begin;   // chunks + 1: first slot entry of chunk c
   std::vector<I> row_of;                   // position -> local row; empty: identity
   buffer<I, mgpu::cpu> lengths;            // chunks·16: entries of the row at a position
-  buffer<I, mgpu::cpu> col_indices;        // chunk_begin.back() slots
+  buffer<I, mgpu::cpu> col_indices;        // chunk_begin.back() slots (empty if compressed)
   buffer<T, mgpu::cpu> values;
+  // Compressed columns (float values, 32-bit indices, every chunk's columns within a
+  // 2^16 span, as in banded matrices): slot column = chunk_base[c] + col_offsets[slot].
+  // 6 bytes per slot instead of 8, for an operation bound by the bytes it streams.
+  std::vector<I> chunk_base;                   // chunks; empty: not compressed
+  buffer<std::uint16_t, mgpu::cpu> col_offsets;  // chunk_begin.back() slots
+
+  [[nodiscard]] bool compressed() const noexcept { return !chunk_base.empty(); }
+  /// Column of slot `at` of chunk `ch`.
+  [[nodiscard]] I column(std::int64_t ch, std::int64_t at) const noexcept {
+    return compressed() ? static_cast<I>(chunk_base[static_cast<std::size_t>(ch)] +
+                                         static_cast<I>(col_offsets[static_cast<std::size_t>(at)]))
+                        : col_indices[static_cast<std::size_t>(at)];
+  }
 
   [[nodiscard]] std::int64_t chunks() const noexcept {
     return static_cast<std::int64_t>(chunk_begin.size()) - 1;
@@ -454,6 +468,42 @@ sell_csr<T, I> make_sell(csr_view<T, I> a, std::int64_t sigma) {
     }
   }
   if (!sorted_is_identity) out.row_of = std::move(order);
+  if constexpr (std::is_same_v<T, float> && std::is_same_v<I, std::int32_t>) {
+    // Compress the columns when every chunk's real entries span less than 2^16.
+    std::vector<I> base(static_cast<std::size_t>(chunks), I{0});
+    bool fits = true;
+#pragma omp parallel for schedule(static) reduction(&& : fits)
+    for (std::int64_t ch = 0; ch < chunks; ++ch) {
+      auto const begin = out.chunk_begin[static_cast<std::size_t>(ch)];
+      std::int64_t lo = std::numeric_limits<std::int64_t>::max(), hi = -1;
+      for (std::int64_t l = 0; l < c; ++l) {
+        auto const len = static_cast<std::int64_t>(out.lengths[static_cast<std::size_t>(ch * c + l)]);
+        if (len == 0) continue;
+        // Columns ascend within a row: its first and last entries bound it.
+        lo = std::min<std::int64_t>(lo, out.col_indices[static_cast<std::size_t>(begin + l)]);
+        hi = std::max<std::int64_t>(hi, out.col_indices[static_cast<std::size_t>(begin + (len - 1) * c + l)]);
+      }
+      base[static_cast<std::size_t>(ch)] = hi < 0 ? I{0} : static_cast<I>(lo);
+      fits = fits && (hi < 0 || hi - lo < 65536);
+    }
+    if (fits && chunks > 0) {
+      out.col_offsets = buffer<std::uint16_t, mgpu::cpu>(slots);
+#pragma omp parallel for schedule(static)
+      for (std::int64_t ch = 0; ch < chunks; ++ch) {
+        auto const begin = out.chunk_begin[static_cast<std::size_t>(ch)];
+        auto const end = out.chunk_begin[static_cast<std::size_t>(ch) + 1];
+        auto const b = base[static_cast<std::size_t>(ch)];
+        for (std::int64_t at = begin; at < end; ++at) {
+          auto const col = out.col_indices[static_cast<std::size_t>(at)];
+          // Padding slots (column 0, never read) may lie below the base: store 0.
+          out.col_offsets[static_cast<std::size_t>(at)] =
+              static_cast<std::uint16_t>(col >= b && col - b < 65536 ? col - b : 0);
+        }
+      }
+      out.chunk_base = std::move(base);
+      out.col_indices = buffer<I, mgpu::cpu>();
+    }
+  }
   return out;
 }
 
@@ -472,7 +522,7 @@ void sell_chunks(sell_csr<T, I> const& s, std::int64_t c0, std::int64_t c1, T al
     for (std::int64_t j = 0; j < width; ++j) {
       for (std::int64_t l = 0; l < c; ++l) {
         auto const at = begin + j * c + l;
-        if (j < static_cast<std::int64_t>(len[l])) sum[l] += s.values[static_cast<std::size_t>(at)] * x[s.col_indices[static_cast<std::size_t>(at)]];
+        if (j < static_cast<std::int64_t>(len[l])) sum[l] += s.values[static_cast<std::size_t>(at)] * x[s.column(ch, at)];
       }
     }
     for (std::int64_t l = 0; l < c && ch * c + l < s.rows; ++l) {
@@ -483,7 +533,7 @@ void sell_chunks(sell_csr<T, I> const& s, std::int64_t c0, std::int64_t c1, T al
   }
 }
 
-#if defined(__AVX512F__)
+#if defined(__AVX512F__) && defined(__AVX512VL__) && defined(__AVX512BW__)
 /// Lanes of chunk ch that hold rows (the last chunk may be partial).
 template <class T, class I>
 inline __mmask16 sell_valid_lanes(sell_csr<T, I> const& s, std::int64_t ch) {
@@ -501,16 +551,37 @@ inline void sell_chunks(sell_csr<float, std::int32_t> const& s, std::int64_t c0,
     auto const begin = s.chunk_begin[static_cast<std::size_t>(ch)];
     auto const width = static_cast<std::int32_t>((s.chunk_begin[static_cast<std::size_t>(ch) + 1] - begin) / 16);
     __m512i const len = _mm512_loadu_si512(s.lengths.data() + ch * 16);
-    std::int32_t const* cp = cols + begin;
     float const* vp = vals + begin;
     __m512 acc = _mm512_setzero_ps();
-    if (_mm512_cmpeq_epi32_mask(len, _mm512_set1_epi32(width)) == 0xFFFF) {
+    if (s.compressed()) {
+      // Same entries, same order, same fused multiply-adds: columns rebuilt from the
+      // chunk's base and 16-bit offsets.
+      std::uint16_t const* op = s.col_offsets.data() + begin;
+      __m512i const base = _mm512_set1_epi32(s.chunk_base[static_cast<std::size_t>(ch)]);
+      if (_mm512_cmpeq_epi32_mask(len, _mm512_set1_epi32(width)) == 0xFFFF) {
+        for (std::int32_t j = 0; j < width; ++j, op += 16, vp += 16) {
+          __m512i const idx = _mm512_add_epi32(
+              _mm512_maskz_cvtepu16_epi32(0xFFFF, _mm256_loadu_si256(reinterpret_cast<__m256i const*>(op))), base);
+          __m512 const xv = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), 0xFFFF, idx, x, 4);
+          acc = _mm512_fmadd_ps(_mm512_loadu_ps(vp), xv, acc);
+        }
+      } else {
+        for (std::int32_t j = 0; j < width; ++j, op += 16, vp += 16) {
+          __mmask16 const m = _mm512_cmpgt_epi32_mask(len, _mm512_set1_epi32(j));
+          __m512i const idx = _mm512_add_epi32(_mm512_maskz_cvtepu16_epi32(m, _mm256_maskz_loadu_epi16(m, op)), base);
+          __m512 const xv = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, idx, x, 4);
+          acc = _mm512_mask3_fmadd_ps(_mm512_maskz_loadu_ps(m, vp), xv, acc, m);
+        }
+      }
+    } else if (_mm512_cmpeq_epi32_mask(len, _mm512_set1_epi32(width)) == 0xFFFF) {
       // Every row of the chunk is full (the common case for regular matrices).
+      std::int32_t const* cp = cols + begin;
       for (std::int32_t j = 0; j < width; ++j, cp += 16, vp += 16) {
         __m512 const xv = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), 0xFFFF, _mm512_loadu_si512(cp), x, 4);
         acc = _mm512_fmadd_ps(_mm512_loadu_ps(vp), xv, acc);
       }
     } else {
+      std::int32_t const* cp = cols + begin;
       for (std::int32_t j = 0; j < width; ++j, cp += 16, vp += 16) {
         __mmask16 const m = _mm512_cmpgt_epi32_mask(len, _mm512_set1_epi32(j));
         __m512 const xv = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, _mm512_maskz_loadu_epi32(m, cp), x, 4);
