@@ -47,7 +47,8 @@ def main():
     bench = str(Path(args.build) / "benchmarks/sparse/spmv_bench")
     triad_cmd = [str(Path(args.build) / "benchmarks/sparse/stream_triad"), "--repeat", "10"]
     root = Path(__file__).resolve().parents[2]
-    cmd = "benchmarks/sparse/make_plots.py " + " ".join(sys.argv[1:])
+    load = Path("/proc/loadavg").read_text().split()[0] if Path("/proc/loadavg").exists() else "?"
+    cmd = f"benchmarks/sparse/make_plots.py {' '.join(sys.argv[1:])} (1-min load at start: {load} on {os.cpu_count()} cores)"
     cores = os.cpu_count() or 1
 
     triads = [float(run(triad_cmd)["GBps"])]

@@ -656,15 +656,19 @@ inline void sell_chunks(sell_csr<double, std::int32_t> const& s, std::int64_t c0
 
 /// y = alpha·A·x + beta·y with A in the SELL-C-σ layout (y has s.rows entries, indexed
 /// by the block's local rows), on the calling thread's OpenMP team. O(slots + rows)
-/// time, no allocation. Threads take groups of 64 chunks (1024 rows, ~64 KiB of A at
-/// 16 entries per row) dynamically: on a shared machine a thread that loses its core
-/// hands its remaining groups to the others instead of holding up the whole product, as
-/// a static split would; a row's result does not depend on which thread computes it.
+/// time, no allocation. Threads take groups of chunks dynamically: on a shared machine a
+/// thread that loses its core hands its remaining groups to the others instead of holding
+/// up the whole product, as a static split would. Groups are large (up to 1024 chunks,
+/// ~2 MiB of A at 16 entries per row; at least 8 per thread) because every jump to a new
+/// group restarts the hardware prefetchers' streams: groups of 64 chunks ran 25% slower
+/// than a static split on the banded benchmark, groups of 1024 as fast. A row's result
+/// does not depend on which thread computes it.
 template <class T, class I>
 void sell_spmv(sell_csr<T, I> const& s, T alpha, T const* x, T beta, T* y) {
-  constexpr std::int64_t group = 64;
   auto const chunks = s.chunks();
   if (s.rows == 0 || chunks <= 0) return;
+  auto const threads = static_cast<std::int64_t>(omp_get_max_threads());
+  auto const group = std::clamp<std::int64_t>(chunks / (8 * threads), 16, 1024);
   auto const groups = (chunks + group - 1) / group;
 #pragma omp parallel for schedule(dynamic, 1)
   for (std::int64_t g = 0; g < groups; ++g) {
