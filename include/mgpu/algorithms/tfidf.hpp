@@ -209,47 +209,73 @@ inline std::uint64_t big_endian_head(std::string_view term) noexcept {
   return head;
 }
 
-/// The ids of `table`'s terms in byte order (char_traits<char>: unsigned bytes, which is
-/// code point order for UTF-8). An LSD radix sort on the first 8 bytes as a big-endian
-/// integer (zero-padded: terms hold no NUL, so a proper prefix sorts first), then a
-/// comparison sort of each run of equal heads by the remaining bytes: O(n) for the
-/// short terms that dominate a vocabulary.
-inline std::vector<std::uint32_t> sorted_terms(term_table const& table) {
+/// The ids of `terms` in byte order (char_traits<char>: unsigned bytes, which is code
+/// point order for UTF-8). Keys are the first 8 bytes as a big-endian integer
+/// (zero-padded: terms hold no NUL, so a proper prefix sorts first): one pass splits
+/// them by the first byte, then every thread takes whole first-byte buckets and sorts
+/// each by an LSD radix sort on the other 7 bytes, then each run of equal heads by a
+/// comparison sort of the remaining bytes. O(n) for the short terms that dominate a
+/// vocabulary.
+inline std::vector<std::uint32_t> sorted_terms(std::span<std::string_view const> terms) {
   struct key {
     std::uint64_t head;
     std::uint32_t id;
   };
-  std::size_t const n = table.size();
+  std::size_t const n = terms.size();
+  auto const count = static_cast<std::int64_t>(n);
   std::vector<key> keys(n);
   std::vector<key> scratch(n);
-  std::vector<std::array<std::size_t, 256>> counts(8);
-  for (auto& c : counts) c.fill(0);
-  for (std::uint32_t id = 0; id < n; ++id) {
-    auto const head = big_endian_head(table.term(id));
-    keys[id] = {head, id};
-    for (unsigned d = 0; d < 8; ++d) ++counts[d][(head >> (8 * d)) & 0xFF];
+#pragma omp parallel for schedule(static)
+  for (std::int64_t i = 0; i < count; ++i) {
+    auto const id = static_cast<std::uint32_t>(i);
+    keys[id] = {big_endian_head(terms[id]), id};
   }
-  for (unsigned d = 0; d < 8; ++d) {
-    auto& c = counts[d];
-    // A digit that is the same in every key leaves the order as it is.
-    if (std::find(c.begin(), c.end(), n) != c.end()) continue;
-    std::size_t sum = 0;
-    for (auto& x : c) sum += std::exchange(x, sum);
-    for (auto const& k : keys) scratch[c[(k.head >> (8 * d)) & 0xFF]++] = k;
-    keys.swap(scratch);
+  std::array<std::size_t, 257> bucket{};
+  for (auto const& k : keys) ++bucket[(k.head >> 56) + 1];
+  std::partial_sum(bucket.begin(), bucket.end(), bucket.begin());
+  {
+    auto next = bucket;
+    for (auto const& k : keys) scratch[next[k.head >> 56]++] = k;
   }
+  keys.swap(scratch);  // keys: split by the first byte
   std::vector<std::uint32_t> order(n);
-  for (std::size_t first = 0; first < n;) {
-    std::size_t last = first + 1;
-    while (last < n && keys[last].head == keys[first].head) ++last;
-    if (last - first > 1) {
-      // Equal heads: both terms have at least 8 bytes.
-      std::sort(keys.begin() + static_cast<std::ptrdiff_t>(first), keys.begin() + static_cast<std::ptrdiff_t>(last),
-                [&](key const& a, key const& b) { return table.term(a.id).substr(8) < table.term(b.id).substr(8); });
+#pragma omp parallel
+  {
+    std::array<std::array<std::size_t, 256>, 7> counts{};
+#pragma omp for schedule(dynamic, 1)
+    for (int b = 0; b < 256; ++b) {
+      std::size_t const begin = bucket[static_cast<std::size_t>(b)];
+      std::size_t const end = bucket[static_cast<std::size_t>(b) + 1];
+      std::size_t const size = end - begin;
+      if (size == 0) continue;
+      key* from = keys.data() + begin;
+      key* to = scratch.data() + begin;
+      for (auto& c : counts) c.fill(0);
+      for (std::size_t i = 0; i < size; ++i) {
+        for (unsigned d = 0; d < 7; ++d) ++counts[d][(from[i].head >> (8 * d)) & 0xFF];
+      }
+      for (unsigned d = 0; d < 7; ++d) {
+        auto& c = counts[d];
+        // A digit that is the same in every key leaves the order as it is.
+        if (std::find(c.begin(), c.end(), size) != c.end()) continue;
+        std::size_t sum = 0;
+        for (auto& x : c) sum += std::exchange(x, sum);
+        for (std::size_t i = 0; i < size; ++i) to[c[(from[i].head >> (8 * d)) & 0xFF]++] = from[i];
+        std::swap(from, to);
+      }
+      for (std::size_t first = 0; first < size;) {
+        std::size_t last = first + 1;
+        while (last < size && from[last].head == from[first].head) ++last;
+        if (last - first > 1) {
+          // Equal heads: both terms have at least 8 bytes.
+          std::sort(from + first, from + last,
+                    [&](key const& x, key const& y) { return terms[x.id].substr(8) < terms[y.id].substr(8); });
+        }
+        first = last;
+      }
+      for (std::size_t i = 0; i < size; ++i) order[begin + i] = from[i].id;
     }
-    first = last;
   }
-  for (std::size_t k = 0; k < n; ++k) order[k] = keys[k].id;
   return order;
 }
 
@@ -297,21 +323,32 @@ struct count_matrix {
   }
 };
 
-/// The fitted state: sorted vocabulary, its lookup table (id = column), df per column.
+/// The fitted state: sorted vocabulary, df per column, and the lookup table of every
+/// term seen in the fit (the merged per-thread dictionaries, kept as they are rather
+/// than rebuilt in column order) with each table id's column (npos: pruned).
 struct fitted_vocabulary {
   std::vector<std::string> terms;
-  term_table table;
   std::vector<std::uint64_t> df;
+  partitioned_term_table table;
+  std::vector<std::uint32_t> column;
+};
+
+/// A fitted vocabulary's lookup: table id -> column (npos for pruned terms).
+struct vocabulary_lookup {
+  partitioned_term_table const* table = nullptr;
+  std::uint32_t const* column = nullptr;
+  std::size_t columns = 0;  // the vocabulary size
 };
 
 /// Tokenises and counts documents batch by batch on all OpenMP threads, either
 /// building a vocabulary (fit) or looking terms up in a fixed one (transform).
 class corpus_counter {
  public:
-  /// `fixed`: the vocabulary to look terms up in (transform), or null to build one.
+  /// `fixed`: the vocabulary to look terms up in (transform), or none to build one.
   /// `keep_rows`: whether to keep the per-document counts (not needed by a plain fit).
-  corpus_counter(tfidf_options const& options, bool keep_rows, term_table const* fixed)
-      : options_(options), keep_rows_(keep_rows), fixed_(fixed) {}
+  corpus_counter(tfidf_options const& options, bool keep_rows, vocabulary_lookup fixed = {})
+      : options_(options), keep_rows_(keep_rows), lookup_(fixed),
+        fixed_(fixed.table) {}
 
   void add_batch(std::span<std::string_view const> docs) {
     auto const threads = static_cast<std::size_t>(std::max(1, omp_get_max_threads()));
@@ -356,47 +393,111 @@ class corpus_counter {
   /// @throws invalid_argument if max_df allows fewer documents than min_df.
   template <class I>
   std::pair<fitted_vocabulary, count_matrix<I>> finish_fit() {
-    // The first worker's dictionary becomes the start of the global one (same ids).
-    std::vector<std::size_t> sizes;
-    for (auto const& worker : workers_) sizes.push_back(worker->terms.size());
-    term_table global;
-    if (!workers_.empty()) global = std::move(workers_.front()->terms);
-    global.reserve(std::accumulate(sizes.begin(), sizes.end(), std::size_t{0}));
-    std::vector<std::uint64_t> df(global.size());
-    std::vector<std::uint64_t> total(global.size());
-    std::vector<std::vector<std::uint32_t>> to_global(workers_.size());
-    for (std::size_t w = 0; w < workers_.size(); ++w) {
-      auto const& worker = *workers_[w];
-      std::size_t const terms = sizes[w];
-      to_global[w].resize(terms);
-      for (std::uint32_t id = 0; id < terms; ++id) {
-        // Lookups miss cache: start loading the slots a few terms ahead.
-        if (w != 0 && id + 8 < terms) global.prefetch(worker.terms.hash(id + 8));
-        std::uint32_t const g = w == 0 ? id : global.intern<true>(worker.terms.term(id), worker.terms.hash(id));
-        if (g == df.size()) {
-          df.push_back(0);
-          total.push_back(0);
+    // Merge the per-thread dictionaries into one split by hash, each part built by one
+    // thread: a worker's terms are first bucketed by part, then part p interns every
+    // worker's bucket p. Local ids map to global ids (part offset + id in the part).
+    std::size_t const n_workers = workers_.size();
+    std::size_t const n_parts = std::max<std::size_t>(1, n_workers);
+    partitioned_term_table global(n_parts);
+    std::vector<std::vector<std::vector<std::uint32_t>>> buckets(
+        n_workers, std::vector<std::vector<std::uint32_t>>(n_parts));
+    std::vector<std::vector<std::uint32_t>> to_global(n_workers);
+    std::vector<std::vector<term_frequency>> part_frequency(n_parts);
+    auto const merge_part = [&](std::size_t p) {
+      auto& table = global.part(p);
+      auto& frequency = part_frequency[p];
+      std::size_t most = 0;
+      for (std::size_t w = 0; w < n_workers; ++w) most += buckets[w][p].size();
+      table.reserve(most);
+      frequency.reserve(most);
+      for (std::size_t w = 0; w < n_workers; ++w) {
+        auto const& worker = *workers_[w];
+        auto const& ids = buckets[w][p];
+        for (std::size_t i = 0; i < ids.size(); ++i) {
+          // Lookups miss cache: start loading the slots a few terms ahead.
+          if (i + 8 < ids.size()) table.prefetch(worker.terms.hash(ids[i + 8]));
+          std::uint32_t const id = ids[i];
+          std::uint32_t const g = table.intern<true>(worker.terms.term(id), worker.terms.hash(id));
+          if (g == frequency.size()) frequency.push_back({});
+          frequency[g].documents += worker.frequency[id].documents;
+          frequency[g].total += worker.frequency[id].total;
+          to_global[w][id] = g;  // within the part until the parts are numbered
         }
-        df[g] += worker.frequency[id].documents;
-        total[g] += worker.frequency[id].total;
-        to_global[w][id] = g;
+      }
+    };
+    auto const workers = static_cast<std::int64_t>(n_workers);
+    auto const parts = static_cast<std::int64_t>(n_parts);
+    std::exception_ptr error;  // index_overflow (2^32 terms), rethrown outside the team
+#pragma omp parallel
+    {
+#pragma omp for schedule(dynamic, 1)
+      for (std::int64_t wi = 0; wi < workers; ++wi) {
+        auto const w = static_cast<std::size_t>(wi);
+        auto const& terms = workers_[w]->terms;
+        for (auto& b : buckets[w]) b.reserve(terms.size() / n_parts + 16);
+        for (std::uint32_t id = 0; id < terms.size(); ++id) buckets[w][global.part_of(terms.hash(id))].push_back(id);
+        to_global[w].resize(terms.size());
+      }
+#pragma omp for schedule(dynamic, 1)
+      for (std::int64_t pi = 0; pi < parts; ++pi) {
+        try {
+          merge_part(static_cast<std::size_t>(pi));
+        } catch (...) {
+#pragma omp critical(mgpu_tfidf_merge_error)
+          if (!error) error = std::current_exception();
+        }
+      }
+#pragma omp single
+      {
+        try {
+          if (!error) global.number();
+        } catch (...) {
+          error = std::current_exception();
+        }
+      }
+      // Every thread sees the same `error` after the single's barrier.
+      if (!error) {
+#pragma omp for schedule(dynamic, 1)
+        for (std::int64_t wi = 0; wi < workers; ++wi) {
+          auto const w = static_cast<std::size_t>(wi);
+          for (std::size_t p = 0; p < n_parts; ++p) {
+            for (std::uint32_t id : buckets[w][p]) to_global[w][id] += global.first(p);
+          }
+        }
       }
     }
-    std::vector<std::uint32_t> const order = sorted_terms(global);
+    if (error) std::rethrow_exception(error);
+    // Every term's bytes, by global id, and its corpus frequencies.
+    std::size_t const n_terms = global.size();
+    std::vector<std::string_view> views(n_terms);
+    std::vector<std::uint64_t> df(n_terms);
+    std::vector<std::uint64_t> total(n_terms);
+#pragma omp parallel for schedule(dynamic, 1)
+    for (std::int64_t pi = 0; pi < parts; ++pi) {
+      auto const p = static_cast<std::size_t>(pi);
+      auto const& table = global.part(p);
+      for (std::uint32_t id = 0; id < table.size(); ++id) {
+        std::size_t const g = global.first(p) + id;
+        views[g] = table.term(id);
+        df[g] = part_frequency[p][id].documents;
+        total[g] = part_frequency[p][id].total;
+      }
+    }
+    std::vector<std::uint32_t> const order = sorted_terms(views);
     std::vector<std::uint32_t> const kept = select_terms(order, df, total);
 
     fitted_vocabulary vocabulary;
-    vocabulary.table.reserve(kept.size());
-    std::vector<std::uint32_t> column(global.size(), term_table::npos);
-    vocabulary.terms.reserve(kept.size());
-    vocabulary.df.reserve(kept.size());
-    for (std::size_t i = 0; i < kept.size(); ++i) {
-      if (i + 8 < kept.size()) vocabulary.table.prefetch(global.hash(order[kept[i + 8]]));
-      std::uint32_t const g = order[kept[i]];
-      auto const term = global.term(g);
-      column[g] = vocabulary.table.intern<true>(term, global.hash(g));
-      vocabulary.terms.emplace_back(term);
-      vocabulary.df.push_back(df[g]);
+    std::vector<std::uint32_t> column(n_terms, term_table::npos);
+    vocabulary.terms.resize(kept.size());
+    vocabulary.df.resize(kept.size());
+    auto const n_kept = static_cast<std::int64_t>(kept.size());
+#pragma omp parallel for schedule(static)
+    for (std::int64_t i = 0; i < n_kept; ++i) {
+      auto const c = static_cast<std::size_t>(i);
+      std::uint32_t const g = order[kept[c]];
+      column[g] = static_cast<std::uint32_t>(c);
+      vocabulary.terms[c] = views[g];
+      vocabulary.df[c] = df[g];
     }
     count_matrix<I> counts;
     if (keep_rows_) {
@@ -408,13 +509,15 @@ class corpus_counter {
     } else {
       counts = empty_counts<I>(kept.size());
     }
+    vocabulary.table = std::move(global);
+    vocabulary.column = std::move(column);
     return {std::move(vocabulary), std::move(counts)};
   }
 
   /// The count matrix of a transform (columns = the fixed vocabulary).
   template <class I>
   count_matrix<I> finish_transform() {
-    return assemble<I>(fixed_->size(), nullptr);
+    return assemble<I>(lookup_.columns, nullptr);
   }
 
  private:
@@ -452,7 +555,7 @@ class corpus_counter {
       });
     }
     // A document adds at most n new terms.
-    std::size_t const most_terms = (fixed_ != nullptr ? fixed_->size() : w.terms.size()) + n;
+    std::size_t const most_terms = (fixed_ != nullptr ? lookup_.columns : w.terms.size()) + n;
     if (w.in_document.size() < most_terms) w.in_document.resize(std::max(most_terms, 2 * w.in_document.size()), 0);
     if (w.touched.size() < n) w.touched.resize(n);
     std::uint32_t* const in_document = w.in_document.data();
@@ -466,7 +569,9 @@ class corpus_counter {
       for (std::size_t i = 0; i < n; ++i) {
         if (i + ahead < n) fixed_->prefetch(hashes[i + ahead]);
         std::uint32_t const id = fixed_->find<true>(features[i], hashes[i]);
-        if (id != term_table::npos) add(id);
+        if (id == term_table::npos) continue;
+        std::uint32_t const c = lookup_.column[id];
+        if (c != term_table::npos) add(c);
       }
     } else {
       for (std::size_t i = 0; i < n; ++i) {
@@ -630,7 +735,8 @@ class corpus_counter {
 
   tfidf_options options_;
   bool keep_rows_;
-  term_table const* fixed_;
+  vocabulary_lookup lookup_;
+  partitioned_term_table const* fixed_;
   std::size_t documents_ = 0;
   std::vector<std::unique_ptr<count_worker>> workers_;
   std::vector<document_entries> rows_;
@@ -872,7 +978,7 @@ class tfidf_vectorizer {
 
   template <class C>
   detail::count_matrix<I> fit_counts(C&& docs, bool keep_rows) {
-    detail::corpus_counter counter(options_, keep_rows, nullptr);
+    detail::corpus_counter counter(options_, keep_rows);
     detail::for_each_batch(std::forward<C>(docs),
                            [&](std::span<std::string_view const> batch) { counter.add_batch(batch); });
     auto [fitted, counts] = counter.template finish_fit<I>();
@@ -885,6 +991,7 @@ class tfidf_vectorizer {
     }
     vocabulary_ = std::move(fitted.terms);
     table_ = std::move(fitted.table);
+    column_ = std::move(fitted.column);
     df_ = std::move(fitted.df);
     idf_ = std::move(idf);
     fitted_ = true;
@@ -894,7 +1001,7 @@ class tfidf_vectorizer {
   template <class C>
   detail::count_matrix<I> count_fixed(C&& docs) const {
     expect_fitted("transform");
-    detail::corpus_counter counter(options_, true, &table_);
+    detail::corpus_counter counter(options_, true, {&table_, column_.data(), vocabulary_.size()});
     detail::for_each_batch(std::forward<C>(docs),
                            [&](std::span<std::string_view const> batch) { counter.add_batch(batch); });
     return counter.template finish_transform<I>();
@@ -903,7 +1010,8 @@ class tfidf_vectorizer {
   tfidf_options options_;
   bool fitted_ = false;
   std::vector<std::string> vocabulary_;
-  detail::term_table table_;
+  detail::partitioned_term_table table_;
+  std::vector<std::uint32_t> column_;  // table_ id -> column, npos for pruned terms
   std::vector<std::uint64_t> df_;
   std::vector<double> idf_;
 };

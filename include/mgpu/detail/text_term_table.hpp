@@ -187,3 +187,57 @@ class term_table {
 };
 
 }  // namespace mgpu::detail
+
+namespace mgpu::detail {
+
+/// A term dictionary split by hash into independent term_tables, so that several
+/// threads can build it at once (each part by one thread) and a lookup still probes
+/// one table. Global ids number the parts' terms consecutively: part p's id i is
+/// first(p) + i.
+class partitioned_term_table {
+ public:
+  static constexpr std::uint32_t npos = term_table::npos;
+
+  partitioned_term_table() = default;
+  explicit partitioned_term_table(std::size_t parts) : parts_(parts == 0 ? 1 : parts), first_(parts_.size() + 1, 0) {}
+
+  /// The part that holds a term of hash `h` (the top 32 bits, scaled: independent of the
+  /// low bits that place the term within its part).
+  [[nodiscard]] std::size_t part_of(std::uint64_t h) const noexcept {
+    return static_cast<std::size_t>(((h >> 32) * parts_.size()) >> 32);
+  }
+  [[nodiscard]] std::size_t parts() const noexcept { return parts_.size(); }
+  [[nodiscard]] term_table& part(std::size_t p) noexcept { return parts_[p]; }
+  [[nodiscard]] term_table const& part(std::size_t p) const noexcept { return parts_[p]; }
+  /// The global id of part p's first term (valid after number()).
+  [[nodiscard]] std::uint32_t first(std::size_t p) const noexcept { return first_[p]; }
+  [[nodiscard]] std::size_t size() const noexcept { return first_.empty() ? 0 : first_.back(); }
+
+  /// Fixes the global ids once every part is built.
+  /// @throws index_overflow beyond 2^32 - 2 terms in all.
+  void number() {
+    std::size_t sum = 0;
+    for (std::size_t p = 0; p < parts_.size(); ++p) {
+      first_[p] = static_cast<std::uint32_t>(sum);
+      sum += parts_[p].size();
+      if (sum >= npos) throw index_overflow(message("a term table holds at most ", npos - 1, " distinct terms"));
+    }
+    first_.back() = static_cast<std::uint32_t>(sum);
+  }
+
+  void prefetch(std::uint64_t h) const noexcept { parts_[part_of(h)].prefetch(h); }
+
+  /// The global id of `term` (hash `h`), or npos. Padded as for term_table::find.
+  template <bool Padded = false>
+  [[nodiscard]] std::uint32_t find(std::string_view term, std::uint64_t h) const noexcept {
+    std::size_t const p = part_of(h);
+    std::uint32_t const id = parts_[p].find<Padded>(term, h);
+    return id == npos ? npos : first_[p] + id;
+  }
+
+ private:
+  std::vector<term_table> parts_;
+  std::vector<std::uint32_t> first_;
+};
+
+}  // namespace mgpu::detail
