@@ -22,6 +22,7 @@
 #include <fstream>
 #include <string>
 #include <system_error>
+#include <utility>
 #include <vector>
 
 #include <CLI/CLI.hpp>
@@ -134,12 +135,12 @@ int run(settings const& s) {
 
   return mgpu::with_policy(s.devices, [&](auto const& policy) {
     mgpu::tfidf_vectorizer<float, std::int32_t> vectorizer(s.tfidf);
-    auto const counts = vectorizer.count(texts);
+    auto counts = vectorizer.count(texts);
     double const t_count = clock.lap();
     std::fprintf(stderr, "tokenise+count:  %8.3f s  %.1f MB/s, %zu terms, %lld nonzeros\n", t_count,
                  static_cast<double>(bytes) / 1e6 / t_count, vectorizer.vocabulary().size(),
                  static_cast<long long>(counts.nnz()));
-    auto const tfidf = mgpu::tfidf_weight(policy, counts, vectorizer.idf(), vectorizer.options());
+    auto const tfidf = mgpu::tfidf_weight(policy, std::move(counts), vectorizer.idf(), vectorizer.options());
     std::fprintf(stderr, "weight:          %8.3f s\n", clock.lap());
 
     if (!s.save_tfidf.empty()) {

@@ -370,6 +370,45 @@ TEST_CASE("max_features keeps the most frequent terms, ties to the term sorted f
   CHECK(v.vocabulary() == std::vector<std::string>{"aa", "dd"});
 }
 
+TEST_CASE("transform ignores terms that min_df pruned from the vocabulary", "[tfidf]") {
+  // "cat" and "bird" are in one document each: min_df = 2 keeps only "dog", yet they
+  // stay in the lookup table (as pruned terms), which must not give them a column.
+  tfidf_options o;
+  o.min_df = std::int64_t{2};
+  tfidf_vectorizer<double> v(o);
+  v.fit(std::vector<std::string>{"cat dog", "dog", "bird dog"});
+  REQUIRE(v.vocabulary() == std::vector<std::string>{"dog"});
+  auto const x = v.transform(std::vector<std::string>{"cat bird", "dog cat dog", "zebra"});
+  REQUIRE(x.rows() == 3);
+  REQUIRE(x.cols() == 1);
+  CHECK(std::vector<int>(x.row_offsets().begin(), x.row_offsets().end()) == std::vector<int>{0, 0, 1, 1});
+  CHECK(std::vector<int>(x.col_indices().begin(), x.col_indices().end()) == std::vector<int>{0});
+  CHECK(x.values()[0] == Approx(1.0));
+}
+
+TEST_CASE("tfidf_weight of a count matrix given up weights it in place, as the copying form", "[tfidf]") {
+  std::vector<std::string> const docs{"dog dog cat", "cat bird bird bird", "dog", "", "emu cat dog bird"};
+  for (bool sublinear : {false, true}) {
+    INFO("sublinear_tf " << sublinear);
+    tfidf_options o;
+    o.sublinear_tf = sublinear;
+    tfidf_vectorizer<float> v(o);
+    auto const counts = v.count(docs);
+    auto const policy = mgpu::execution_policy<mgpu::cpu>("cpu:2");
+    auto const expected = mgpu::tfidf_weight(policy, counts, v.idf(), v.options());
+    auto given_up = v.count(docs);
+    float const* const storage = given_up.values().data();
+    auto const got = mgpu::tfidf_weight(policy, std::move(given_up), v.idf(), v.options());
+    CHECK(got.values().data() == storage);
+    CHECK(std::vector<int>(got.row_offsets().begin(), got.row_offsets().end()) ==
+          std::vector<int>(expected.row_offsets().begin(), expected.row_offsets().end()));
+    CHECK(std::vector<int>(got.col_indices().begin(), got.col_indices().end()) ==
+          std::vector<int>(expected.col_indices().begin(), expected.col_indices().end()));
+    CHECK(std::vector<float>(got.values().begin(), got.values().end()) ==
+          std::vector<float>(expected.values().begin(), expected.values().end()));
+  }
+}
+
 TEST_CASE("transform before fit throws invalid_argument", "[tfidf]") {
   tfidf_vectorizer<> v;
   CHECK_FALSE(v.is_fitted());

@@ -704,7 +704,20 @@ class corpus_counter {
             if (c != term_table::npos) row_entries.push_back({c, entries[p].count});
           }
         }
-        if (row_entries.size() <= 64) {
+        std::size_t const length = row_entries.size();
+        if (length <= 32) {
+          // A row's columns are distinct, so each entry's place is the number of
+          // smaller columns: branch-free (and vectorised) where an insertion sort
+          // mispredicts about every other comparison.
+          scratch.resize(length);
+          term_count const* const e = row_entries.data();
+          for (std::size_t i = 0; i < length; ++i) {
+            std::size_t rank = 0;
+            for (std::size_t j = 0; j < length; ++j) rank += static_cast<std::size_t>(e[j].term < e[i].term);
+            scratch[rank] = e[i];
+          }
+          row_entries.swap(scratch);
+        } else if (length <= 64) {
           std::sort(row_entries.begin(), row_entries.end(),
                     [](term_count a, term_count b) { return a.term < b.term; });
         } else {
@@ -790,21 +803,16 @@ void weight_rows(csr_view<C, I> counts, I first, I last, double const* idf,
   for (I r = first; r < last; ++r) row(r);
 }
 
-/// TfidfTransformer.transform of a count matrix (the structure is copied, the values
-/// weighted); on `policy`'s devices when one is given, else on the calling thread.
+/// Weights `counts` into `out` (indexed like counts.values; it may be counts.values
+/// itself when C is T: each value is read before it is overwritten), on `policy`'s
+/// devices when one is given, else on the calling thread.
 template <class T, class C, class I>
-csr_matrix<cpu, T, I> weight_counts_on(execution_policy<cpu> const* policy, csr_view<C, I> counts,
-                                       std::span<double const> idf, tfidf_options const& o) {
+void weight_counts_into(execution_policy<cpu> const* policy, csr_view<C, I> counts,
+                        std::span<double const> idf, tfidf_options const& o, T* out) {
   if (o.use_idf && idf.size() != static_cast<std::size_t>(counts.cols)) {
     throw dimension_mismatch(message("tf-idf weighting: the count matrix has ", counts.cols,
                                      " columns but idf has ", idf.size(), " entries"));
   }
-  auto const rows = static_cast<std::size_t>(counts.rows);
-  auto const nnz = static_cast<std::size_t>(counts.nnz());
-  buffer<I, cpu> offsets(std::span<I const>(counts.row_offsets, rows + 1));
-  buffer<I, cpu> cols(std::span<I const>(counts.col_indices, nnz));
-  buffer<T, cpu> values(nnz);
-  T* out = values.data();
   if (policy == nullptr) {
     weight_rows(counts, I{0}, counts.rows, idf.data(), o, out);
   } else {
@@ -813,8 +821,32 @@ csr_matrix<cpu, T, I> weight_counts_on(execution_policy<cpu> const* policy, csr_
       if (bounds[i] < bounds[i + 1]) weight_rows(counts, bounds[i], bounds[i + 1], idf.data(), o, out);
     });
   }
+}
+
+/// TfidfTransformer.transform of a count matrix (the structure is copied, the values
+/// weighted); on `policy`'s devices when one is given, else on the calling thread.
+template <class T, class C, class I>
+csr_matrix<cpu, T, I> weight_counts_on(execution_policy<cpu> const* policy, csr_view<C, I> counts,
+                                       std::span<double const> idf, tfidf_options const& o) {
+  auto const rows = static_cast<std::size_t>(counts.rows);
+  auto const nnz = static_cast<std::size_t>(counts.nnz());
+  buffer<T, cpu> values(nnz);
+  weight_counts_into(policy, counts, idf, o, values.data());
+  buffer<I, cpu> offsets(std::span<I const>(counts.row_offsets, rows + 1));
+  buffer<I, cpu> cols(std::span<I const>(counts.col_indices, nnz));
   return csr_matrix<cpu, T, I>::adopt_canonical(counts.rows, counts.cols, std::move(offsets),
                                                 std::move(cols), std::move(values));
+}
+
+/// The same for a count matrix that is no longer needed: its structure is moved into
+/// the result instead of copied.
+template <class T, class I>
+csr_matrix<cpu, T, I> weight_counts_on(execution_policy<cpu> const* policy, count_matrix<I>&& counts,
+                                       std::span<double const> idf, tfidf_options const& o) {
+  buffer<T, cpu> values(static_cast<std::size_t>(counts.view().nnz()));
+  weight_counts_into(policy, counts.view(), idf, o, values.data());
+  return csr_matrix<cpu, T, I>::adopt_canonical(counts.rows, counts.cols, std::move(counts.row_offsets),
+                                                std::move(counts.col_indices), std::move(values));
 }
 
 /// Weighting on the calling thread's OpenMP threads.
@@ -871,6 +903,19 @@ csr_matrix<cpu, T, I> tfidf_weight(execution_policy<Kind> const& policy,
   return detail::weight_counts<T>(policy, counts.view(), idf, options);
 }
 
+/// tfidf_weight of a count matrix that is no longer needed: on a host policy the values
+/// are weighted in place and the matrix is returned, with no allocation.
+template <class Kind, class T, class I>
+csr_matrix<cpu, T, I> tfidf_weight(execution_policy<Kind> const& policy, csr_matrix<cpu, T, I>&& counts,
+                                   std::span<double const> idf, tfidf_options const& options) {
+  if constexpr (std::is_same_v<Kind, cpu>) {
+    detail::weight_counts_into(&policy, counts.view(), idf, options, counts.values().data());
+    return std::move(counts);
+  } else {
+    return detail::weight_counts<T>(policy, counts.view(), idf, options);
+  }
+}
+
 /// As above, on the calling thread's OpenMP threads.
 template <class T, class I>
 csr_matrix<cpu, T, I> tfidf_weight(csr_matrix<cpu, T, I> const& counts, std::span<double const> idf,
@@ -906,15 +951,21 @@ class tfidf_vectorizer {
   /// @throws as fit.
   template <text_corpus C>
   csr_matrix<cpu, T, I> fit_transform(C&& docs) {
-    auto const counts = fit_counts(std::forward<C>(docs), true);
-    return detail::weight_counts<T>(counts.view(), idf(), options_);
+    // idf() is read only once fit_counts has set it.
+    auto counts = fit_counts(std::forward<C>(docs), true);
+    return detail::weight_counts_on<T>(nullptr, std::move(counts), idf(), options_);
   }
 
   /// fit_transform with the weighting and normalisation on `policy`'s devices.
   template <class Kind, text_corpus C>
   csr_matrix<cpu, T, I> fit_transform(execution_policy<Kind> const& policy, C&& docs) {
-    auto const counts = fit_counts(std::forward<C>(docs), true);
-    return detail::weight_counts<T>(policy, counts.view(), idf(), options_);
+    if constexpr (std::is_same_v<Kind, cpu>) {
+      auto counts = fit_counts(std::forward<C>(docs), true);
+      return detail::weight_counts_on<T>(&policy, std::move(counts), idf(), options_);
+    } else {
+      auto const counts = fit_counts(std::forward<C>(docs), true);
+      return detail::weight_counts<T>(policy, counts.view(), idf(), options_);
+    }
   }
 
   /// The tf-idf rows of new documents with the fitted vocabulary and idf; terms not in
@@ -922,15 +973,20 @@ class tfidf_vectorizer {
   /// @throws invalid_argument if not fitted, or for invalid UTF-8.
   template <text_corpus C>
   csr_matrix<cpu, T, I> transform(C&& docs) const {
-    auto const counts = count_fixed(std::forward<C>(docs));
-    return detail::weight_counts<T>(counts.view(), idf(), options_);
+    auto counts = count_fixed(std::forward<C>(docs));
+    return detail::weight_counts_on<T>(nullptr, std::move(counts), idf(), options_);
   }
 
   /// transform with the weighting and normalisation on `policy`'s devices.
   template <class Kind, text_corpus C>
   csr_matrix<cpu, T, I> transform(execution_policy<Kind> const& policy, C&& docs) const {
-    auto const counts = count_fixed(std::forward<C>(docs));
-    return detail::weight_counts<T>(policy, counts.view(), idf(), options_);
+    if constexpr (std::is_same_v<Kind, cpu>) {
+      auto counts = count_fixed(std::forward<C>(docs));
+      return detail::weight_counts_on<T>(&policy, std::move(counts), idf(), options_);
+    } else {
+      auto const counts = count_fixed(std::forward<C>(docs));
+      return detail::weight_counts<T>(policy, counts.view(), idf(), options_);
+    }
   }
 
   /// Fits (vocabulary and idf, as fit) and returns the term counts instead of tf-idf:
@@ -939,14 +995,15 @@ class tfidf_vectorizer {
   /// @throws as fit.
   template <text_corpus C>
   csr_matrix<cpu, T, I> count(C&& docs) {
-    auto const counts = fit_counts(std::forward<C>(docs), true);
-    auto const v = counts.view();
-    auto const nnz = static_cast<std::size_t>(v.nnz());
-    buffer<T, cpu> values(nnz);
-    for (std::size_t p = 0; p < nnz; ++p) values[p] = static_cast<T>(v.values[p]);
-    return csr_matrix<cpu, T, I>::adopt_canonical(
-        v.rows, v.cols, buffer<I, cpu>(std::span<I const>(v.row_offsets, static_cast<std::size_t>(v.rows) + 1)),
-        buffer<I, cpu>(std::span<I const>(v.col_indices, nnz)), std::move(values));
+    auto counts = fit_counts(std::forward<C>(docs), true);
+    auto const nnz = static_cast<std::int64_t>(counts.view().nnz());
+    buffer<T, cpu> values(static_cast<std::size_t>(nnz));
+    T* const out = values.data();
+    std::uint32_t const* const in = counts.counts.data();
+#pragma omp parallel for schedule(static)
+    for (std::int64_t p = 0; p < nnz; ++p) out[p] = static_cast<T>(in[p]);
+    return csr_matrix<cpu, T, I>::adopt_canonical(counts.rows, counts.cols, std::move(counts.row_offsets),
+                                                  std::move(counts.col_indices), std::move(values));
   }
 
   /// Weights a count matrix with the fitted idf (sklearn TfidfTransformer.transform).
