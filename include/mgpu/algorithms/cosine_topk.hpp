@@ -18,13 +18,16 @@
 #pragma once
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <limits>
+#include <memory>
 #include <optional>
 #include <span>
+#include <type_traits>
 #include <vector>
 
 #include "mgpu/algorithms/topk_result.hpp"
@@ -137,9 +140,10 @@ struct cosine_leaf<cpu> {
   static void score(device_context<cpu>&, csr_view<T, I> queries,
                     std::span<T const> query_inv_norms, shard<T, I> const& s, I q_first, I q_last,
                     std::size_t k, bool exclude_self, std::span<scored<T, I>> out,
-                    std::span<std::int32_t> counts, std::size_t) {
+                    std::span<std::int32_t> counts, std::size_t,
+                    std::span<std::atomic<T>> shared_theta = {}) {
     backend::cpu::cosine_topk_shard<T, I>(queries, query_inv_norms, s, q_first, q_last, k,
-                                          exclude_self, out, counts);
+                                          exclude_self, out, counts, shared_theta);
   }
 };
 
@@ -211,15 +215,28 @@ topk_result<T, I> cosine_topk(execution_policy<Kind> const& policy, csr_view<T, 
     shard_counts[dev].resize(static_cast<std::size_t>(batch));
   }
 
+  // Host shards scoring the same batch share each query's best known lower bound of
+  // the k-th score (see cosine_topk_shard): exact, and it spares a shard the work that
+  // another shard's better candidates make useless.
+  std::size_t const sharing = std::is_same_v<Kind, cpu> && n_devices > 1 ? static_cast<std::size_t>(batch) : 0;
+  auto const shared_theta = std::make_unique<std::atomic<T>[]>(sharing);
   std::vector<detail::scored<T, I>> merged;
   for (std::int64_t q0 = 0; q0 < n_queries; q0 += batch) {
     auto const q1 = std::min(n_queries, q0 + batch);
     auto const rows = static_cast<std::size_t>(q1 - q0);
+    std::span<std::atomic<T>> const shared(shared_theta.get(), sharing == 0 ? 0 : rows);
+    for (auto& t : shared) t.store(-std::numeric_limits<T>::infinity(), std::memory_order_relaxed);
     detail::fork_join(policy, [&](auto& ctx, std::size_t dev) {
       if (!shards[dev]) return;
-      leaf::template score<T, I>(ctx, queries, query_inv, *shards[dev], static_cast<I>(q0),
-                                 static_cast<I>(q1), kk, options.exclude_self, shard_out[dev],
-                                 shard_counts[dev], policy.memory_budget());
+      if constexpr (std::is_same_v<Kind, cpu>) {
+        leaf::template score<T, I>(ctx, queries, query_inv, *shards[dev], static_cast<I>(q0),
+                                   static_cast<I>(q1), kk, options.exclude_self, shard_out[dev],
+                                   shard_counts[dev], policy.memory_budget(), shared);
+      } else {
+        leaf::template score<T, I>(ctx, queries, query_inv, *shards[dev], static_cast<I>(q0),
+                                   static_cast<I>(q1), kk, options.exclude_self, shard_out[dev],
+                                   shard_counts[dev], policy.memory_budget());
+      }
     });
 
     // Merge: every shard list is ranked by the same total order, so the best kk of

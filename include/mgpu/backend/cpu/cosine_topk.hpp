@@ -27,6 +27,7 @@
 #pragma once
 
 #include <algorithm>
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -336,11 +337,19 @@ T canonical_score(csr_view<T, I> queries, I q, T q_scale, csr_view<T, I> corpus,
 /// number written in counts[q - q_first]. Corpus indices are global. With
 /// `exclude_self`, corpus row q is skipped for query q. Uses the calling thread's
 /// OpenMP thread count (its device's share of the cores).
+///
+/// `shared_theta` (empty, or one entry per query, starting at -inf) is shared by the
+/// shards that score the same queries at the same time: each publishes a lower bound of
+/// its k-th best score (the global k-th score is at least that) and prunes with the
+/// largest one published, so a shard whose own k-th score is low does not walk and
+/// complete what another shard has already outscored. The lists a shard returns then
+/// depend on timing, but never lose a document of the global top k (its score is at
+/// least every published bound), so their exact merge does not.
 template <class T, class I>
 void cosine_topk_shard(csr_view<T, I> queries, std::span<T const> query_inv_norms,
                        cosine_shard<T, I> const& shard, I q_first, I q_last, std::size_t k,
                        bool exclude_self, std::span<mgpu::detail::scored<T, I>> out,
-                       std::span<std::int32_t> counts) {
+                       std::span<std::int32_t> counts, std::span<std::atomic<T>> shared_theta = {}) {
   std::int64_t completion_cost = detail::lookup_cost(shard);
   auto const shard_docs = static_cast<std::size_t>(shard.docs);
   auto const n_queries = static_cast<std::int64_t>(q_last - q_first);
@@ -433,12 +442,30 @@ void cosine_topk_shard(csr_view<T, I> queries, std::span<T const> query_inv_norm
         keep(partial + extra, d);
       };
 
+      std::atomic<T>* const shared = shared_theta.empty() ? nullptr : &shared_theta[static_cast<std::size_t>(qi)];
+      auto const publish = [&](T value) {
+        if (shared == nullptr) return;
+        T current = shared->load(std::memory_order_relaxed);
+        while (value > current && !shared->compare_exchange_weak(current, value, std::memory_order_relaxed)) {
+        }
+      };
+      auto const read_shared = [&](T value) {
+        return shared == nullptr ? value : std::max(value, shared->load(std::memory_order_relaxed));
+      };
+
       // Accumulate tier by tier until no untouched document can reach the top k.
       T theta = -std::numeric_limits<T>::infinity();
       std::size_t j = 0;
       for (; j < s.terms.size(); ++j) {
+        if (prune && j > 0 && shared != nullptr && s.tracker.size() < k) {
+          theta = read_shared(theta);
+          if (detail::upper(s.remaining[j]) < theta && static_cast<std::int64_t>(s.n_touched) < s.postings[j] &&
+              s.fewer_candidates(theta - s.remaining[j], (s.postings[j] + completion_cost - 1) / completion_cost)) {
+            break;
+          }
+        }
         if (prune && j > 0 && s.tracker.size() == k) {
-          theta = detail::lower(s.refresh_tracker());
+          theta = std::max(theta, detail::lower(s.refresh_tracker()));
           // Complete the tracked documents (the best partial scores): the k-th best
           // completed score is a lower bound of the final k-th score, and a far better
           // one than the tracker's partial scores, so the walk stops sooner.
@@ -449,7 +476,11 @@ void cosine_topk_shard(csr_view<T, I> queries, std::span<T const> query_inv_norm
             s.completed.push_back(e.index);
             complete(e.index, s.acc[i]);
           }
-          if (approx.size() == k) theta = std::max(theta, detail::lower(approx.worst_score()));
+          if (approx.size() == k) {
+            theta = std::max(theta, detail::lower(approx.worst_score()));
+            publish(theta);
+          }
+          theta = read_shared(theta);
           // Stop when no untouched document can reach θ and the walk left is longer than
           // completing the candidates would be: a lookup costs about as much as
           // `completion_cost` postings. Counting the candidates costs a pass over the touched
@@ -537,7 +568,7 @@ void cosine_topk_shard(csr_view<T, I> queries, std::span<T const> query_inv_norm
           s.tracked[i] |= 2;
           complete(e.index, s.acc[i]);
         }
-        T bar = cutoff();
+        T bar = read_shared(cutoff());
         T const rest_weight_sum = detail::upper(s.remaining_weight[j]);
         for (I d : touched) {
           auto const i = static_cast<std::size_t>(d);
@@ -565,7 +596,7 @@ void cosine_topk_shard(csr_view<T, I> queries, std::span<T const> query_inv_norm
             detail::prefetch(&shard.rows[static_cast<std::size_t>(ahead)]);
           }
           complete(cand[c].row, cand[c].score);
-          bar = cutoff();
+          bar = read_shared(cutoff());
         }
         s.partial.clear();
       }
@@ -579,13 +610,13 @@ void cosine_topk_shard(csr_view<T, I> queries, std::span<T const> query_inv_norm
 
       // Report canonical scores: rescore exactly the candidates within round-off of
       // the k-th completed score.
-      T const kth = approx.size() == k ? detail::lower(approx.worst_score())
-                                       : -std::numeric_limits<T>::infinity();
+      T const kth = read_shared(approx.size() == k ? detail::lower(approx.worst_score())
+                                                   : -std::numeric_limits<T>::infinity());
+      if (approx.size() == k) publish(kth);
       for (auto const& c : s.candidates) {
         if (detail::upper(c.score) < kth) continue;
         T const score = detail::canonical_score(queries, q, q_scale, shard.corpus, c.index,
                                                 shard.inv_norms[static_cast<std::size_t>(c.index)]);
-       
         if (score != T{0} && heap.admits(score)) heap.push({score, c.index});
       }
       s.candidates.clear();
