@@ -4,15 +4,17 @@
 # cosine top-10 against SciPy's blocked sparse product with argpartition. Each peer
 # script also checks that mgpu's output equals its own.
 #
-#   benchmarks/compare_peers.sh [--quick]
+#   benchmarks/compare_peers.sh [--quick | --tfidf-only]
 #
 # --quick times SciPy on the first 5,000 WordNet queries only (the full run takes
-# about a quarter of an hour on 2 cores). Needs Debian's python3-sklearn,
+# about a quarter of an hour on 2 cores); --tfidf-only runs the TF-IDF comparison alone. Needs Debian's python3-sklearn,
 # python3-scipy, linux-doc and wordnet-base.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 quick=0
+tfidf_only=0
 [ "${1:-}" = "--quick" ] && quick=1
+[ "${1:-}" = "--tfidf-only" ] && tfidf_only=1
 py=/usr/bin/python3
 build=${MGPU_BUILD_DIR:-build}
 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
@@ -39,6 +41,7 @@ for corpus in linux-doc wordnet; do
     --mgpu-tfidf "out/$corpus.tfidf.mtx" --mgpu-vocab "out/$corpus.vocab.txt" --mgpu-seconds "$secs"
 done
 
+[ $tfidf_only = 1 ] && exit 0
 for corpus in linux-doc wordnet; do
   echo "== cosine top-10 (all pairs), $corpus"
   for devices in cpu cpu:2; do
