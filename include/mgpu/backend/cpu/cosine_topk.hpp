@@ -118,7 +118,9 @@ cosine_shard<T, I> make_cosine_shard(csr_view<T, I> corpus, std::span<T const> i
       m = std::max(m, v);
     }
     auto const length = static_cast<std::size_t>(end - begin);
-    if (!non_negative || length < detail::min_tiered_postings) {
+    if (length == 0) {
+      // No tier: queries skip terms absent from the shard.
+    } else if (!non_negative || length < detail::min_tiered_postings) {
       shard.tiers.push_back({begin, end, m});
     } else {
       // Cuts at the values ranked length / 64 and length / 8 (decreasing).
