@@ -7,8 +7,8 @@
 #   benchmarks/compare_peers.sh [--quick | --tfidf-only]
 #
 # --quick times SciPy on the first 5,000 WordNet queries only (the full run takes
-# about a quarter of an hour on 2 cores); --tfidf-only runs the TF-IDF comparison alone. Needs Debian's python3-sklearn,
-# python3-scipy, linux-doc and wordnet-base.
+# about a quarter of an hour on 2 cores); --tfidf-only runs the TF-IDF comparison
+# alone. Needs Debian's python3-sklearn, python3-scipy, linux-doc and wordnet-base.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 quick=0

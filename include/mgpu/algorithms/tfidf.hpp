@@ -347,8 +347,7 @@ class corpus_counter {
   /// `fixed`: the vocabulary to look terms up in (transform), or none to build one.
   /// `keep_rows`: whether to keep the per-document counts (not needed by a plain fit).
   corpus_counter(tfidf_options const& options, bool keep_rows, vocabulary_lookup fixed = {})
-      : options_(options), keep_rows_(keep_rows), lookup_(fixed),
-        fixed_(fixed.table) {}
+      : options_(options), keep_rows_(keep_rows), lookup_(fixed) {}
 
   void add_batch(std::span<std::string_view const> docs) {
     auto const threads = static_cast<std::size_t>(std::max(1, omp_get_max_threads()));
@@ -555,7 +554,7 @@ class corpus_counter {
       });
     }
     // A document adds at most n new terms.
-    std::size_t const most_terms = (fixed_ != nullptr ? lookup_.columns : w.terms.size()) + n;
+    std::size_t const most_terms = (lookup_.table != nullptr ? lookup_.columns : w.terms.size()) + n;
     if (w.in_document.size() < most_terms) w.in_document.resize(std::max(most_terms, 2 * w.in_document.size()), 0);
     if (w.touched.size() < n) w.touched.resize(n);
     std::uint32_t* const in_document = w.in_document.data();
@@ -565,10 +564,10 @@ class corpus_counter {
       if (in_document[id]++ == 0) touched[distinct++] = id;
     };
     constexpr std::size_t ahead = 8;
-    if (fixed_ != nullptr) {
+    if (lookup_.table != nullptr) {
       for (std::size_t i = 0; i < n; ++i) {
-        if (i + ahead < n) fixed_->prefetch(hashes[i + ahead]);
-        std::uint32_t const id = fixed_->find<true>(features[i], hashes[i]);
+        if (i + ahead < n) lookup_.table->prefetch(hashes[i + ahead]);
+        std::uint32_t const id = lookup_.table->find<true>(features[i], hashes[i]);
         if (id == term_table::npos) continue;
         std::uint32_t const c = lookup_.column[id];
         if (c != term_table::npos) add(c);
@@ -586,7 +585,7 @@ class corpus_counter {
       std::uint32_t const id = touched[t];
       std::uint32_t const c = std::exchange(in_document[id], 0);
       if (keep_rows_) w.entries[first + t] = {id, c};
-      if (fixed_ == nullptr) {
+      if (lookup_.table == nullptr) {
         ++w.frequency[id].documents;
         w.frequency[id].total += c;
       }
@@ -748,8 +747,7 @@ class corpus_counter {
 
   tfidf_options options_;
   bool keep_rows_;
-  vocabulary_lookup lookup_;
-  partitioned_term_table const* fixed_;
+  vocabulary_lookup lookup_;  // table == nullptr: fit, building the vocabulary
   std::size_t documents_ = 0;
   std::vector<std::unique_ptr<count_worker>> workers_;
   std::vector<document_entries> rows_;
@@ -903,8 +901,10 @@ csr_matrix<cpu, T, I> tfidf_weight(execution_policy<Kind> const& policy,
   return detail::weight_counts<T>(policy, counts.view(), idf, options);
 }
 
-/// tfidf_weight of a count matrix that is no longer needed: on a host policy the values
-/// are weighted in place and the matrix is returned, with no allocation.
+/// tfidf_weight of a count matrix that is no longer needed (same semantics, shapes and
+/// result as above): on a host policy the values are weighted in place and the matrix
+/// is returned, with no allocation; other kinds weight a copy.
+/// @throws dimension_mismatch if use_idf and idf.size() != counts.cols().
 template <class Kind, class T, class I>
 csr_matrix<cpu, T, I> tfidf_weight(execution_policy<Kind> const& policy, csr_matrix<cpu, T, I>&& counts,
                                    std::span<double const> idf, tfidf_options const& options) {

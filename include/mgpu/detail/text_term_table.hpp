@@ -189,10 +189,6 @@ class term_table {
   std::vector<std::uint64_t> hashes_;
 };
 
-}  // namespace mgpu::detail
-
-namespace mgpu::detail {
-
 /// A term dictionary split by hash into independent term_tables, so that several
 /// threads can build it at once (each part by one thread) and a lookup still probes
 /// one table. Global ids number the parts' terms consecutively: part p's id i is

@@ -108,11 +108,15 @@ cosine_shard<T, I> make_cosine_shard(csr_view<T, I> corpus, std::span<T const> i
   shard.tier_first.push_back(0);
   std::vector<T> sorted;
   std::vector<T> cuts;
+  // Posting p's value divided by its document's norm.
+  auto const normalised = [&](I p) {
+    return post.values[p] * inv_norms[static_cast<std::size_t>(first + post.col_indices[p])];
+  };
   for (I t = 0; t < post.rows; ++t) {
     I const begin = post.row_begin(t), end = post.row_end(t);
     T m = 0;
     for (I p = begin; p < end; ++p) {
-      T const v = post.values[p] * inv_norms[static_cast<std::size_t>(first + post.col_indices[p])];
+      T const v = normalised(p);
       shard.post_docs[static_cast<std::size_t>(p)] = post.col_indices[p];
       shard.post_values[static_cast<std::size_t>(p)] = v;
       m = std::max(m, v);
@@ -140,7 +144,7 @@ cosine_shard<T, I> make_cosine_shard(csr_view<T, I> corpus, std::span<T const> i
         I const tier_begin = out;
         T tier_max = -std::numeric_limits<T>::infinity();
         for (I p = begin; p < end; ++p) {
-          T const v = post.values[p] * inv_norms[static_cast<std::size_t>(first + post.col_indices[p])];
+          T const v = normalised(p);
           if (v <= high && v > low) {
             shard.post_docs[static_cast<std::size_t>(out)] = post.col_indices[p];
             shard.post_values[static_cast<std::size_t>(out)] = v;
@@ -352,7 +356,7 @@ void cosine_topk_shard(csr_view<T, I> queries, std::span<T const> query_inv_norm
                        cosine_shard<T, I> const& shard, I q_first, I q_last, std::size_t k,
                        bool exclude_self, std::span<mgpu::detail::scored<T, I>> out,
                        std::span<std::int32_t> counts, std::span<std::atomic<T>> shared_theta = {}) {
-  std::int64_t completion_cost = detail::lookup_cost(shard);
+  std::int64_t const completion_cost = detail::lookup_cost(shard);
   auto const shard_docs = static_cast<std::size_t>(shard.docs);
   auto const n_queries = static_cast<std::int64_t>(q_last - q_first);
 #pragma omp parallel
@@ -459,40 +463,32 @@ void cosine_topk_shard(csr_view<T, I> queries, std::span<T const> query_inv_norm
       T theta = -std::numeric_limits<T>::infinity();
       std::size_t j = 0;
       for (; j < s.terms.size(); ++j) {
-        if (prune && j > 0 && shared != nullptr && s.tracker.size() < k) {
-          theta = read_shared(theta);
-          if (detail::upper(s.remaining[j]) < theta && static_cast<std::int64_t>(s.n_touched) < s.postings[j] &&
-              s.fewer_candidates(theta - s.remaining[j], (s.postings[j] + completion_cost - 1) / completion_cost)) {
-            break;
-          }
-        }
-        if (prune && j > 0 && s.tracker.size() == k) {
-          theta = std::max(theta, detail::lower(s.refresh_tracker()));
-          // Complete the tracked documents (the best partial scores): the k-th best
-          // completed score is a lower bound of the final k-th score, and a far better
-          // one than the tracker's partial scores, so the walk stops sooner.
-          for (auto const& e : s.tracker) {
-            auto const i = static_cast<std::size_t>(e.index);
-            if ((s.tracked[i] & 2) != 0) continue;
-            s.tracked[i] |= 2;
-            s.completed.push_back(e.index);
-            complete(e.index, s.acc[i]);
-          }
-          if (approx.size() == k) {
-            theta = std::max(theta, detail::lower(approx.worst_score()));
-            publish(theta);
+        if (prune && j > 0) {
+          if (s.tracker.size() == k) {
+            theta = std::max(theta, detail::lower(s.refresh_tracker()));
+            // Complete the tracked documents (the best partial scores): the k-th best
+            // completed score is a lower bound of the final k-th score, and a far better
+            // one than the tracker's partial scores, so the walk stops sooner.
+            for (auto const& e : s.tracker) {
+              auto const i = static_cast<std::size_t>(e.index);
+              if ((s.tracked[i] & 2) != 0) continue;
+              s.tracked[i] |= 2;
+              s.completed.push_back(e.index);
+              complete(e.index, s.acc[i]);
+            }
+            if (approx.size() == k) {
+              theta = std::max(theta, detail::lower(approx.worst_score()));
+              publish(theta);
+            }
           }
           theta = read_shared(theta);
           // Stop when no untouched document can reach θ and the walk left is longer than
           // completing the candidates would be: a lookup costs about as much as
           // `completion_cost` postings. Counting the candidates costs a pass over the touched
           // documents, so it is done only when that is cheaper than the walk left.
-          if (detail::upper(s.remaining[j]) < theta) {
-            if (static_cast<std::int64_t>(s.n_touched) < s.postings[j] &&
-                s.fewer_candidates(theta - s.remaining[j],
-                                   (s.postings[j] + completion_cost - 1) / completion_cost)) {
-              break;
-            }
+          if (detail::upper(s.remaining[j]) < theta && static_cast<std::int64_t>(s.n_touched) < s.postings[j] &&
+              s.fewer_candidates(theta - s.remaining[j], (s.postings[j] + completion_cost - 1) / completion_cost)) {
+            break;
           }
         }
         auto const& term = s.terms[j];
@@ -529,7 +525,6 @@ void cosine_topk_shard(csr_view<T, I> queries, std::span<T const> query_inv_norm
             acc[i] += term.weight * vals[p];
           }
         }
-       
         s.n_touched = n;
         if (prune) {
           // This tier is walked: the term's next tier, if any, is its first one left.
