@@ -5,6 +5,7 @@
 #include "mgpu/algorithms/als.hpp"
 #include "mgpu/algorithms/cosine_topk.hpp"
 #include "mgpu/algorithms/knn.hpp"
+#include "mgpu/algorithms/term_list.hpp"
 #include "mgpu/algorithms/tfidf.hpp"
 #include "mgpu/core/buffer.hpp"
 #include "mgpu/core/copy.hpp"

@@ -583,3 +583,67 @@ TEST_CASE("fit_transform on cpu:2 and cpu:3 equals cpu", "[tfidf]") {
   }
   require_identical(tfidf_vectorizer<>(o).fit_transform(docs), expected);
 }
+
+TEST_CASE("a vocabulary that outgrows the shared term table counts every term once", "[tfidf]") {
+  // ~54,000 distinct lowercase ASCII words over 3,000 documents: the table's first guess
+  // (from the corpus size) holds a third of them, so documents find it full and are
+  // counted again after it grows. Expected counts come from a std::map of the words.
+  std::vector<std::string> docs;
+  std::map<std::string, std::map<std::size_t, std::uint32_t>> expected;  // term -> doc -> count
+  std::uint64_t state = 7;
+  auto next = [&] {
+    state = state * 6364136223846793005ull + 1442695040888963407ull;
+    return state >> 33;
+  };
+  for (std::size_t d = 0; d < 3000; ++d) {
+    std::string doc;
+    for (int w = 0; w < 30; ++w) {
+      std::string word = "w_";  // then v in base 26: distinct words for distinct v
+      for (auto v = next() % 80000; v > 0; v /= 26) word += static_cast<char>('a' + v % 26);
+      doc += word + (w % 5 == 0 ? ". " : " ");
+      ++expected[word][d];
+    }
+    docs.push_back(std::move(doc));
+  }
+  tfidf_vectorizer<> v;
+  auto const counts = v.count(docs);
+  REQUIRE(v.vocabulary().size() == expected.size());
+  std::size_t column = 0;
+  std::vector<std::map<std::uint32_t, std::uint32_t>> rows(docs.size());  // doc -> column -> count
+  for (auto const& [term, per_doc] : expected) {
+    REQUIRE(v.vocabulary()[column] == term);
+    for (auto const& [d, c] : per_doc) rows[d][static_cast<std::uint32_t>(column)] = c;
+    ++column;
+  }
+  for (std::size_t d = 0; d < docs.size(); ++d) {
+    auto const begin = static_cast<std::size_t>(counts.row_offsets()[d]);
+    auto const end = static_cast<std::size_t>(counts.row_offsets()[d + 1]);
+    REQUIRE(end - begin == rows[d].size());
+    std::size_t p = begin;
+    for (auto const& [c, n] : rows[d]) {
+      REQUIRE(static_cast<std::uint32_t>(counts.col_indices()[p]) == c);
+      REQUIRE(counts.values()[p] == static_cast<float>(n));
+      ++p;
+    }
+  }
+  // transform looks every term up in the grown table.
+  require_identical(v.transform(docs), v.weight(counts));
+}
+
+TEST_CASE("term_list: indexing, iteration and equality", "[tfidf]") {
+  std::string const bytes = "applebananacherry";
+  mgpu::term_list const list(std::vector<char>(bytes.begin(), bytes.end()), {0, 5, 11, 17});
+  REQUIRE(list.size() == 3);
+  CHECK(list[0] == "apple");
+  CHECK(list.at(2) == "cherry");
+  CHECK_THROWS_AS(list.at(3), std::out_of_range);
+  CHECK(std::vector<std::string_view>(list.begin(), list.end()) ==
+        std::vector<std::string_view>{"apple", "banana", "cherry"});
+  CHECK(list.to_strings() == std::vector<std::string>{"apple", "banana", "cherry"});
+  CHECK(list == std::vector<std::string>{"apple", "banana", "cherry"});
+  CHECK_FALSE(list == std::vector<std::string>{"apple", "banana"});
+  CHECK_FALSE(list == std::vector<std::string>{"apple", "banana", "cherry", "date"});
+  CHECK_FALSE(list == std::vector<std::string>{"apple", "banana", "cherries"});
+  CHECK(mgpu::term_list().empty());
+  CHECK_THROWS_AS(mgpu::term_list(std::vector<char>(3), {0, 5}), mgpu::invalid_argument);
+}

@@ -28,9 +28,12 @@
 //     raises UnicodeDecodeError on such bytes).
 //
 // Parallelism: tokenising and counting use all OpenMP threads of the calling thread
-// (documents are processed in batches; one dictionary per thread, merged at the end).
-// Weighting and normalising run on the policy's devices through detail::fork_join,
-// over row blocks balanced by nnz; results do not depend on the number of devices.
+// (documents are processed in batches; every thread interns terms into one shared
+// dictionary, detail/text_term_table.hpp). Assembling the rows (sorted by column) uses
+// them too, and fit_transform / transform weight and normalise each row there as it is
+// written. tfidf_weight, and fit_transform / transform on a device backend's policy,
+// weight on the policy's devices through detail::fork_join, over row blocks balanced
+// by nnz. Results do not depend on the number of threads or devices.
 //
 // Thread safety: const member functions (transform, weight, accessors) may run
 // concurrently; fit, fit_transform and count need exclusive access. A failed fit
@@ -44,10 +47,12 @@
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <exception>
 #include <functional>
 #include <memory>
+#include <new>
 #include <numeric>
 #include <optional>
 #include <ranges>
@@ -61,6 +66,7 @@
 
 #include <omp.h>
 
+#include "mgpu/algorithms/term_list.hpp"
 #include "mgpu/core/buffer.hpp"
 #include "mgpu/core/device.hpp"
 #include "mgpu/core/error.hpp"
@@ -209,26 +215,26 @@ inline std::uint64_t big_endian_head(std::string_view term) noexcept {
   return head;
 }
 
-/// The ids of `terms` in byte order (char_traits<char>: unsigned bytes, which is code
-/// point order for UTF-8). Keys are the first 8 bytes as a big-endian integer
-/// (zero-padded: terms hold no NUL, so a proper prefix sorts first): one pass splits
-/// them by the first byte, then every thread takes whole first-byte buckets and sorts
-/// each by an LSD radix sort on the other 7 bytes, then each run of equal heads by a
-/// comparison sort of the remaining bytes. O(n) for the short terms that dominate a
-/// vocabulary.
-inline std::vector<std::uint32_t> sorted_terms(std::span<std::string_view const> terms) {
+/// The ids 0 .. n - 1 of terms in byte order of `term_of(id)` (char_traits<char>:
+/// unsigned bytes, which is code point order for UTF-8). Keys are the first 8 bytes as a
+/// big-endian integer (zero-padded: terms hold no NUL, so a proper prefix sorts first):
+/// one pass splits them by the first byte, then every thread takes whole first-byte
+/// buckets and sorts each by an LSD radix sort on the other 7 bytes, then each run of
+/// equal heads by a comparison sort of the remaining bytes. O(n) for the short terms
+/// that dominate a vocabulary.
+template <class TermOf>
+std::vector<std::uint32_t> sorted_terms(std::size_t n, TermOf const& term_of) {
   struct key {
     std::uint64_t head;
     std::uint32_t id;
   };
-  std::size_t const n = terms.size();
   auto const count = static_cast<std::int64_t>(n);
   std::vector<key> keys(n);
   std::vector<key> scratch(n);
 #pragma omp parallel for schedule(static)
   for (std::int64_t i = 0; i < count; ++i) {
     auto const id = static_cast<std::uint32_t>(i);
-    keys[id] = {big_endian_head(terms[id]), id};
+    keys[id] = {big_endian_head(term_of(id)), id};
   }
   std::array<std::size_t, 257> bucket{};
   for (auto const& k : keys) ++bucket[(k.head >> 56) + 1];
@@ -268,8 +274,9 @@ inline std::vector<std::uint32_t> sorted_terms(std::span<std::string_view const>
         while (last < size && from[last].head == from[first].head) ++last;
         if (last - first > 1) {
           // Equal heads: both terms have at least 8 bytes.
-          std::sort(from + first, from + last,
-                    [&](key const& x, key const& y) { return terms[x.id].substr(8) < terms[y.id].substr(8); });
+          std::sort(from + first, from + last, [&](key const& x, key const& y) {
+            return term_of(x.id).substr(8) < term_of(y.id).substr(8);
+          });
         }
         first = last;
       }
@@ -279,484 +286,11 @@ inline std::vector<std::uint32_t> sorted_terms(std::span<std::string_view const>
   return order;
 }
 
-struct term_count {
-  std::uint32_t term;
-  std::uint32_t count;
-};
-
-struct term_frequency {
-  std::uint64_t documents = 0;  // documents containing the term
-  std::uint64_t total = 0;      // occurrences in the corpus
-};
-
-/// Where a document's (term, count) entries are: in worker `worker`'s entry list.
-struct document_entries {
-  std::uint32_t worker = 0;
-  std::uint32_t length = 0;
-  std::size_t begin = 0;
-};
-
-/// One thread's counting state; it persists across batches.
-struct count_worker {
-  explicit count_worker(bool lowercase) : tokens(lowercase) {}
-  word_tokenizer tokens;
-  term_table terms;                      // this thread's dictionary (fit only)
-  std::vector<std::uint32_t> in_document;  // per term: count in the current document
-  std::vector<std::uint32_t> touched;    // terms seen in the current document
-  std::vector<term_frequency> frequency;  // per term: df and total count
-  std::vector<term_count> entries;       // rows of the count matrix, by document
-  std::vector<std::string_view> features;  // the current document's terms ...
-  std::vector<std::uint64_t> hashes;       // ... and their hashes
-};
-
-/// A count matrix as counting produces it (exact integer counts).
-template <class I>
-struct count_matrix {
-  I rows = 0;
-  I cols = 0;
-  buffer<I, cpu> row_offsets;
-  buffer<I, cpu> col_indices;
-  buffer<std::uint32_t, cpu> counts;
-
-  [[nodiscard]] csr_view<std::uint32_t, I> view() const noexcept {
-    return {rows, cols, row_offsets.data(), col_indices.data(), counts.data()};
-  }
-};
-
-/// The fitted state: sorted vocabulary, df per column, and the lookup table of every
-/// term seen in the fit (the merged per-thread dictionaries, kept as they are rather
-/// than rebuilt in column order) with each table id's column (npos: pruned).
-struct fitted_vocabulary {
-  std::vector<std::string> terms;
-  std::vector<std::uint64_t> df;
-  partitioned_term_table table;
-  std::vector<std::uint32_t> column;
-};
-
-/// A fitted vocabulary's lookup: table id -> column (npos for pruned terms).
-struct vocabulary_lookup {
-  partitioned_term_table const* table = nullptr;
-  std::uint32_t const* column = nullptr;
-  std::size_t columns = 0;  // the vocabulary size
-};
-
-/// Tokenises and counts documents batch by batch on all OpenMP threads, either
-/// building a vocabulary (fit) or looking terms up in a fixed one (transform).
-class corpus_counter {
- public:
-  /// `fixed`: the vocabulary to look terms up in (transform), or none to build one.
-  /// `keep_rows`: whether to keep the per-document counts (not needed by a plain fit).
-  corpus_counter(tfidf_options const& options, bool keep_rows, vocabulary_lookup fixed = {})
-      : options_(options), keep_rows_(keep_rows), lookup_(fixed) {}
-
-  void add_batch(std::span<std::string_view const> docs) {
-    auto const threads = static_cast<std::size_t>(std::max(1, omp_get_max_threads()));
-    while (workers_.size() < threads) {
-      workers_.push_back(std::make_unique<count_worker>(options_.lowercase));
-    }
-    std::size_t const base = documents_;
-    if (keep_rows_) rows_.resize(base + docs.size());
-    std::exception_ptr error;
-    std::size_t error_document = 0;
-    auto const n = static_cast<std::int64_t>(docs.size());
-#pragma omp parallel num_threads(static_cast<int>(threads))
-    {
-      auto& worker = *workers_[static_cast<std::size_t>(omp_get_thread_num())];
-      auto const worker_index = static_cast<std::uint32_t>(omp_get_thread_num());
-#pragma omp for schedule(dynamic, 16)
-      for (std::int64_t i = 0; i < n; ++i) {
-        std::size_t const index = base + static_cast<std::size_t>(i);
-        try {
-          auto const length = count_document(worker, docs[static_cast<std::size_t>(i)], index);
-          if (keep_rows_) {
-            rows_[index] = {worker_index, static_cast<std::uint32_t>(length),
-                            worker.entries.size() - length};
-          }
-        } catch (...) {
-#pragma omp critical(mgpu_tfidf_count_error)
-          if (!error || index < error_document) {
-            error = std::current_exception();
-            error_document = index;
-          }
-        }
-      }
-    }
-    if (error) std::rethrow_exception(error);
-    documents_ += docs.size();
-  }
-
-  [[nodiscard]] std::size_t documents() const noexcept { return documents_; }
-
-  /// Merges the per-thread dictionaries into the sorted vocabulary, applies min_df,
-  /// max_df and max_features, and (if rows were kept) builds the count matrix.
-  /// @throws invalid_argument if max_df allows fewer documents than min_df.
-  template <class I>
-  std::pair<fitted_vocabulary, count_matrix<I>> finish_fit() {
-    // Merge the per-thread dictionaries into one split by hash, each part built by one
-    // thread: a worker's terms are first bucketed by part, then part p interns every
-    // worker's bucket p. Local ids map to global ids (part offset + id in the part).
-    std::size_t const n_workers = workers_.size();
-    std::size_t const n_parts = std::max<std::size_t>(1, n_workers);
-    partitioned_term_table global(n_parts);
-    std::vector<std::vector<std::vector<std::uint32_t>>> buckets(
-        n_workers, std::vector<std::vector<std::uint32_t>>(n_parts));
-    std::vector<std::vector<std::uint32_t>> to_global(n_workers);
-    std::vector<std::vector<term_frequency>> part_frequency(n_parts);
-    auto const merge_part = [&](std::size_t p) {
-      auto& table = global.part(p);
-      auto& frequency = part_frequency[p];
-      std::size_t most = 0;
-      for (std::size_t w = 0; w < n_workers; ++w) most += buckets[w][p].size();
-      table.reserve(most);
-      frequency.reserve(most);
-      for (std::size_t w = 0; w < n_workers; ++w) {
-        auto const& worker = *workers_[w];
-        auto const& ids = buckets[w][p];
-        for (std::size_t i = 0; i < ids.size(); ++i) {
-          // Lookups miss cache: start loading the slots a few terms ahead.
-          if (i + 8 < ids.size()) table.prefetch(worker.terms.hash(ids[i + 8]));
-          std::uint32_t const id = ids[i];
-          std::uint32_t const g = table.intern<true>(worker.terms.term(id), worker.terms.hash(id));
-          if (g == frequency.size()) frequency.push_back({});
-          frequency[g].documents += worker.frequency[id].documents;
-          frequency[g].total += worker.frequency[id].total;
-          to_global[w][id] = g;  // within the part until the parts are numbered
-        }
-      }
-    };
-    auto const workers = static_cast<std::int64_t>(n_workers);
-    auto const parts = static_cast<std::int64_t>(n_parts);
-    std::exception_ptr error;  // index_overflow (2^32 terms), rethrown outside the team
-#pragma omp parallel
-    {
-#pragma omp for schedule(dynamic, 1)
-      for (std::int64_t wi = 0; wi < workers; ++wi) {
-        auto const w = static_cast<std::size_t>(wi);
-        auto const& terms = workers_[w]->terms;
-        for (auto& b : buckets[w]) b.reserve(terms.size() / n_parts + 16);
-        for (std::uint32_t id = 0; id < terms.size(); ++id) buckets[w][global.part_of(terms.hash(id))].push_back(id);
-        to_global[w].resize(terms.size());
-      }
-#pragma omp for schedule(dynamic, 1)
-      for (std::int64_t pi = 0; pi < parts; ++pi) {
-        try {
-          merge_part(static_cast<std::size_t>(pi));
-        } catch (...) {
-#pragma omp critical(mgpu_tfidf_merge_error)
-          if (!error) error = std::current_exception();
-        }
-      }
-#pragma omp single
-      {
-        try {
-          if (!error) global.number();
-        } catch (...) {
-          error = std::current_exception();
-        }
-      }
-      // Every thread sees the same `error` after the single's barrier.
-      if (!error) {
-#pragma omp for schedule(dynamic, 1)
-        for (std::int64_t wi = 0; wi < workers; ++wi) {
-          auto const w = static_cast<std::size_t>(wi);
-          for (std::size_t p = 0; p < n_parts; ++p) {
-            for (std::uint32_t id : buckets[w][p]) to_global[w][id] += global.first(p);
-          }
-        }
-      }
-    }
-    if (error) std::rethrow_exception(error);
-    // Every term's bytes, by global id, and its corpus frequencies.
-    std::size_t const n_terms = global.size();
-    std::vector<std::string_view> views(n_terms);
-    std::vector<std::uint64_t> df(n_terms);
-    std::vector<std::uint64_t> total(n_terms);
-#pragma omp parallel for schedule(dynamic, 1)
-    for (std::int64_t pi = 0; pi < parts; ++pi) {
-      auto const p = static_cast<std::size_t>(pi);
-      auto const& table = global.part(p);
-      for (std::uint32_t id = 0; id < table.size(); ++id) {
-        std::size_t const g = global.first(p) + id;
-        views[g] = table.term(id);
-        df[g] = part_frequency[p][id].documents;
-        total[g] = part_frequency[p][id].total;
-      }
-    }
-    std::vector<std::uint32_t> const order = sorted_terms(views);
-    std::vector<std::uint32_t> const kept = select_terms(order, df, total);
-
-    fitted_vocabulary vocabulary;
-    std::vector<std::uint32_t> column(n_terms, term_table::npos);
-    vocabulary.terms.resize(kept.size());
-    vocabulary.df.resize(kept.size());
-    auto const n_kept = static_cast<std::int64_t>(kept.size());
-#pragma omp parallel for schedule(static)
-    for (std::int64_t i = 0; i < n_kept; ++i) {
-      auto const c = static_cast<std::size_t>(i);
-      std::uint32_t const g = order[kept[c]];
-      column[g] = static_cast<std::uint32_t>(c);
-      vocabulary.terms[c] = views[g];
-      vocabulary.df[c] = df[g];
-    }
-    count_matrix<I> counts;
-    if (keep_rows_) {
-      // Worker ids -> columns (npos for pruned terms); assemble applies them.
-      for (auto& map : to_global) {
-        for (auto& g : map) g = column[g];
-      }
-      counts = assemble<I>(kept.size(), &to_global);
-    } else {
-      counts = empty_counts<I>(kept.size());
-    }
-    vocabulary.table = std::move(global);
-    vocabulary.column = std::move(column);
-    return {std::move(vocabulary), std::move(counts)};
-  }
-
-  /// The count matrix of a transform (columns = the fixed vocabulary).
-  template <class I>
-  count_matrix<I> finish_transform() {
-    return assemble<I>(lookup_.columns, nullptr);
-  }
-
- private:
-  /// Counts one document into `w`; returns its number of distinct terms.
-  std::size_t count_document(count_worker& w, std::string_view doc, std::size_t index) {
-    // Any term's count in one document is at most its token count, < size / 2.
-    MGPU_EXPECTS(doc.size() < (std::size_t{1} << 33), "document ", index, " has ", doc.size(),
-                 " bytes; documents of 8 GiB or more are not supported");
-    w.tokens.tokenize(doc, index);
-    auto const [min_n, max_n] = options_.ngram_range;
-    std::size_t const tokens = w.tokens.size();
-    std::size_t n = 0;
-    for (auto k = static_cast<std::size_t>(min_n); k <= static_cast<std::size_t>(max_n) && k <= tokens; ++k) {
-      n += tokens - k + 1;
-    }
-    if (w.features.size() < n) {
-      w.features.resize(n);
-      w.hashes.resize(n);
-    }
-    std::string_view* const features = w.features.data();
-    std::uint64_t* const hashes = w.hashes.data();
-    // Tokens and n-grams lie in the tokenizer's buffer, padded: hashing and lookups
-    // read whole 8-byte words.
-    if (max_n == 1) {
-      for (std::size_t i = 0; i < n; ++i) {
-        features[i] = w.tokens.token(i);
-        hashes[i] = hash_term<true>(features[i]);
-      }
-    } else {
-      std::size_t i = 0;
-      w.tokens.for_each_ngram(min_n, max_n, [&](std::string_view term) {
-        features[i] = term;
-        hashes[i] = hash_term<true>(term);
-        ++i;
-      });
-    }
-    // A document adds at most n new terms.
-    std::size_t const most_terms = (lookup_.table != nullptr ? lookup_.columns : w.terms.size()) + n;
-    if (w.in_document.size() < most_terms) w.in_document.resize(std::max(most_terms, 2 * w.in_document.size()), 0);
-    if (w.touched.size() < n) w.touched.resize(n);
-    std::uint32_t* const in_document = w.in_document.data();
-    std::uint32_t* const touched = w.touched.data();
-    std::size_t distinct = 0;
-    auto add = [&](std::uint32_t id) {
-      if (in_document[id]++ == 0) touched[distinct++] = id;
-    };
-    constexpr std::size_t ahead = 8;
-    if (lookup_.table != nullptr) {
-      for (std::size_t i = 0; i < n; ++i) {
-        if (i + ahead < n) lookup_.table->prefetch(hashes[i + ahead]);
-        std::uint32_t const id = lookup_.table->find<true>(features[i], hashes[i]);
-        if (id == term_table::npos) continue;
-        std::uint32_t const c = lookup_.column[id];
-        if (c != term_table::npos) add(c);
-      }
-    } else {
-      for (std::size_t i = 0; i < n; ++i) {
-        if (i + ahead < n) w.terms.prefetch(hashes[i + ahead]);
-        add(w.terms.intern<true>(features[i], hashes[i]));
-      }
-      if (w.frequency.size() < w.terms.size()) w.frequency.resize(std::max(w.terms.size(), 2 * w.frequency.size()));
-    }
-    std::size_t const first = w.entries.size();
-    if (keep_rows_) w.entries.resize(first + distinct);
-    for (std::size_t t = 0; t < distinct; ++t) {
-      std::uint32_t const id = touched[t];
-      std::uint32_t const c = std::exchange(in_document[id], 0);
-      if (keep_rows_) w.entries[first + t] = {id, c};
-      if (lookup_.table == nullptr) {
-        ++w.frequency[id].documents;
-        w.frequency[id].total += c;
-      }
-    }
-    return distinct;
-  }
-
-  /// Positions (in sorted order) of the terms that survive min_df, max_df and
-  /// max_features, ascending; sklearn's _limit_features.
-  [[nodiscard]] std::vector<std::uint32_t> select_terms(std::vector<std::uint32_t> const& order,
-                                                        std::vector<std::uint64_t> const& df,
-                                                        std::vector<std::uint64_t> const& total) const {
-    if (order.empty()) return {};  // sklearn: "empty vocabulary"
-    auto const n = static_cast<double>(documents_);
-    auto doc_count = [n](df_bound const& b) {
-      if (auto const* count = std::get_if<std::int64_t>(&b)) return static_cast<double>(*count);
-      return std::get<double>(b) * n;
-    };
-    double const max_count = doc_count(options_.max_df);
-    double const min_count = doc_count(options_.min_df);
-    MGPU_EXPECTS(max_count >= min_count, "max_df corresponds to fewer documents (", max_count,
-                 ") than min_df (", min_count, ") for a corpus of ", documents_, " documents");
-    std::vector<std::uint32_t> kept;
-    for (std::uint32_t k = 0; k < order.size(); ++k) {
-      auto const d = static_cast<double>(df[order[k]]);
-      if (d <= max_count && d >= min_count) kept.push_back(k);
-    }
-    if (options_.max_features && kept.size() > static_cast<std::size_t>(*options_.max_features)) {
-      // binary counts are 1, so their corpus total is the document frequency.
-      auto const& score = options_.binary ? df : total;
-      std::stable_sort(kept.begin(), kept.end(), [&](std::uint32_t a, std::uint32_t b) {
-        return score[order[a]] > score[order[b]];
-      });
-      kept.resize(static_cast<std::size_t>(*options_.max_features));
-      std::sort(kept.begin(), kept.end());
-    }
-    return kept;
-  }
-
-  template <class I>
-  count_matrix<I> empty_counts(std::size_t cols) const {
-    check_fits_index<I>(static_cast<std::int64_t>(documents_), "documents");
-    check_fits_index<I>(static_cast<std::int64_t>(cols), "vocabulary size");
-    count_matrix<I> m;
-    m.rows = static_cast<I>(documents_);
-    m.cols = static_cast<I>(cols);
-    m.row_offsets = buffer<I, cpu>(documents_ + 1);
-    std::fill_n(m.row_offsets.data(), documents_ + 1, I{0});
-    return m;
-  }
-
-  /// Builds the CSR count matrix from the kept rows; a term's column is columns[worker]
-  /// [term] (the term itself when `columns` is null); entries whose column is npos
-  /// (pruned) are dropped, each row is sorted by column. Binary counts become 1.
-  template <class I>
-  count_matrix<I> assemble(std::size_t cols, std::vector<std::vector<std::uint32_t>> const* columns) {
-    check_fits_index<I>(static_cast<std::int64_t>(documents_), "documents");
-    check_fits_index<I>(static_cast<std::int64_t>(cols), "vocabulary size");
-    auto const n = static_cast<std::int64_t>(documents_);
-    bool pruned = false;
-    if (columns != nullptr) {
-      for (auto const& column : *columns) {
-        pruned = pruned || std::find(column.begin(), column.end(), term_table::npos) != column.end();
-      }
-    }
-    std::vector<std::size_t> offsets(documents_ + 1, 0);
-#pragma omp parallel for schedule(static)
-    for (std::int64_t d = 0; d < n; ++d) {
-      auto const& row = rows_[static_cast<std::size_t>(d)];
-      std::size_t kept = row.length;
-      if (columns != nullptr && pruned) {
-        auto const& entries = workers_[row.worker]->entries;
-        auto const& column = (*columns)[row.worker];
-        kept = 0;
-        for (std::size_t p = row.begin; p < row.begin + row.length; ++p) {
-          kept += column[entries[p].term] != term_table::npos ? 1 : 0;
-        }
-      }
-      offsets[static_cast<std::size_t>(d) + 1] = kept;
-    }
-    std::partial_sum(offsets.begin(), offsets.end(), offsets.begin());
-    std::size_t const nnz = offsets.back();
-    check_fits_index<I>(static_cast<std::int64_t>(nnz), "nnz");
-
-    count_matrix<I> m;
-    m.rows = static_cast<I>(documents_);
-    m.cols = static_cast<I>(cols);
-    m.row_offsets = buffer<I, cpu>(documents_ + 1);
-    m.col_indices = buffer<I, cpu>(nnz);
-    m.counts = buffer<std::uint32_t, cpu>(nnz);
-    bool const binary = options_.binary;
-    // Long rows are sorted by an LSD radix sort on the column (branch-free; a comparison
-    // sort mispredicts about every other branch), in passes of at most 10 bits.
-    auto const column_bits = static_cast<unsigned>(std::bit_width(cols));
-    unsigned const passes = std::max(1u, (column_bits + 9) / 10);
-    unsigned const digit_bits = std::max(1u, (column_bits + passes - 1) / passes);
-#pragma omp parallel
-    {
-      std::vector<term_count> row_entries;
-      std::vector<term_count> scratch;
-      std::vector<std::uint32_t> bucket(std::size_t{1} << digit_bits);
-#pragma omp for schedule(dynamic, 256)
-      for (std::int64_t d = 0; d < n; ++d) {
-        auto const di = static_cast<std::size_t>(d);
-        auto const& row = rows_[di];
-        auto const& entries = workers_[row.worker]->entries;
-        row_entries.clear();
-        if (columns == nullptr) {
-          row_entries.assign(entries.begin() + static_cast<std::ptrdiff_t>(row.begin),
-                             entries.begin() + static_cast<std::ptrdiff_t>(row.begin + row.length));
-        } else {
-          auto const& column = (*columns)[row.worker];
-          for (std::size_t p = row.begin; p < row.begin + row.length; ++p) {
-            std::uint32_t const c = column[entries[p].term];
-            if (c != term_table::npos) row_entries.push_back({c, entries[p].count});
-          }
-        }
-        std::size_t const length = row_entries.size();
-        if (length <= 32) {
-          // A row's columns are distinct, so each entry's place is the number of
-          // smaller columns: branch-free (and vectorised) where an insertion sort
-          // mispredicts about every other comparison.
-          scratch.resize(length);
-          term_count const* const e = row_entries.data();
-          for (std::size_t i = 0; i < length; ++i) {
-            std::size_t rank = 0;
-            for (std::size_t j = 0; j < length; ++j) rank += static_cast<std::size_t>(e[j].term < e[i].term);
-            scratch[rank] = e[i];
-          }
-          row_entries.swap(scratch);
-        } else if (length <= 64) {
-          std::sort(row_entries.begin(), row_entries.end(),
-                    [](term_count a, term_count b) { return a.term < b.term; });
-        } else {
-          scratch.resize(row_entries.size());
-          for (unsigned pass = 0; pass < passes; ++pass) {
-            unsigned const shift = pass * digit_bits;
-            std::uint32_t const mask = (std::uint32_t{1} << digit_bits) - 1;
-            std::fill(bucket.begin(), bucket.end(), 0u);
-            for (auto const& e : row_entries) ++bucket[(e.term >> shift) & mask];
-            std::uint32_t sum = 0;
-            for (auto& b : bucket) sum += std::exchange(b, sum);
-            for (auto const& e : row_entries) scratch[bucket[(e.term >> shift) & mask]++] = e;
-            row_entries.swap(scratch);
-          }
-        }
-        std::size_t out = offsets[di];
-        m.row_offsets[di] = static_cast<I>(out);
-        for (auto const& e : row_entries) {
-          m.col_indices[out] = static_cast<I>(e.term);
-          m.counts[out] = binary ? 1u : e.count;
-          ++out;
-        }
-      }
-    }
-    m.row_offsets[documents_] = static_cast<I>(nnz);
-    return m;
-  }
-
-  tfidf_options options_;
-  bool keep_rows_;
-  vocabulary_lookup lookup_;  // table == nullptr: fit, building the vocabulary
-  std::size_t documents_ = 0;
-  std::vector<std::unique_ptr<count_worker>> workers_;
-  std::vector<document_entries> rows_;
-};
-
 /// One row of TfidfTransformer.transform: weights row r's counts (tf or 1 + ln tf,
 /// times idf, in double) and scales them to unit norm into out (indexed like the
 /// counts). Plain pointers, no allocation and constexpr, so the CUDA backend runs this
-/// same code on the device, one row per thread (nvcc --expt-relaxed-constexpr).
+/// same code on the device, one row per thread (nvcc --expt-relaxed-constexpr), and
+/// assembling a fitted corpus runs it on each row as the row is finished.
 template <class C, class T, class I>
 struct tfidf_row_weighting {
   I const* row_offsets;
@@ -789,6 +323,501 @@ struct tfidf_row_weighting {
     for (I p = begin; p < end; ++p) out[p] = static_cast<T>(weight(p) / scale);
   }
 };
+
+struct term_count {
+  std::uint32_t term;
+  std::uint32_t count;
+};
+
+/// A growable array of term_count that grows with realloc: a large block is remapped by
+/// the kernel instead of copied, and capacity reserved ahead is not touched (faulting a
+/// fresh page in costs ~2 µs on the development VM, a vector's doubling copies touch
+/// twice the final size).
+class entry_array {
+ public:
+  entry_array() = default;
+  entry_array(entry_array const&) = delete;
+  entry_array& operator=(entry_array const&) = delete;
+  ~entry_array() { std::free(data_); }
+
+  [[nodiscard]] std::size_t size() const noexcept { return size_; }
+  [[nodiscard]] term_count* data() noexcept { return data_; }
+  [[nodiscard]] term_count const* data() const noexcept { return data_; }
+
+  /// Room for `n` entries in all. @throws std::bad_alloc.
+  void reserve(std::size_t n) {
+    if (n <= capacity_) return;
+    auto* const grown = static_cast<term_count*>(std::realloc(data_, n * sizeof(term_count)));
+    if (grown == nullptr) throw std::bad_alloc();
+    data_ = grown;
+    capacity_ = n;
+  }
+  /// Appends `n` uninitialised entries and returns the first.
+  term_count* extend(std::size_t n) {
+    if (size_ + n > capacity_) reserve(std::max(size_ + n, 2 * capacity_));
+    return data_ + std::exchange(size_, size_ + n);
+  }
+
+ private:
+  term_count* data_ = nullptr;
+  std::size_t size_ = 0;
+  std::size_t capacity_ = 0;
+};
+
+/// Where a document's (term, count) entries are: in worker `worker`'s entry list.
+struct document_entries {
+  std::uint32_t worker = 0;
+  std::uint32_t length = 0;
+  std::size_t begin = 0;
+};
+
+/// One thread's counting state; it persists across batches. Arrays indexed by term id
+/// have at least the shared table's limit() entries.
+struct count_worker {
+  explicit count_worker(bool lowercase) : tokens(lowercase) {}
+  word_tokenizer tokens;
+  term_arena arena;                        // the bytes of the terms this thread added
+  std::vector<std::uint32_t> in_document;  // per term: count in the current document
+  std::vector<std::uint32_t> touched;      // terms seen in the current document
+  std::vector<std::uint64_t> df;           // per term: documents containing it (fit)
+  std::vector<std::uint64_t> total;        // per term: occurrences (fit, max_features)
+  entry_array entries;                     // rows of the count matrix, by document
+  std::vector<std::string_view> features;  // the current document's n-grams ...
+  std::vector<std::uint64_t> hashes;       // ... and their hashes
+  std::vector<std::uint32_t> deferred;     // documents met with the table full
+};
+
+/// A count matrix as counting produces it: exact integer counts, or the values already
+/// weighted (V = T) when assembling applied the weighting.
+template <class I, class V = std::uint32_t>
+struct count_matrix {
+  I rows = 0;
+  I cols = 0;
+  buffer<I, cpu> row_offsets;
+  buffer<I, cpu> col_indices;
+  buffer<V, cpu> counts;
+
+  [[nodiscard]] csr_view<V, I> view() const noexcept {
+    return {rows, cols, row_offsets.data(), col_indices.data(), counts.data()};
+  }
+};
+
+/// The fitted state: the sorted vocabulary, df per column, and the table every term of
+/// the fit went through, its ids renumbered to columns (pruned terms never match).
+struct fitted_vocabulary {
+  term_list terms;
+  std::vector<std::uint64_t> df;
+  term_table table;
+};
+
+/// What becomes of a finished row of counts (sorted by column) in `assemble`.
+enum class row_values { counts, weighted };
+
+/// Tokenises and counts documents batch by batch on all OpenMP threads, either
+/// building a vocabulary (fit) or looking terms up in a fitted one (transform).
+class corpus_counter {
+ public:
+  /// `fitted`: the vocabulary to look terms up in (transform), or none to build one.
+  /// `keep_rows`: whether to keep the per-document counts (not needed by a plain fit).
+  corpus_counter(tfidf_options const& options, bool keep_rows, fitted_vocabulary const* fitted = nullptr)
+      : options_(options), keep_rows_(keep_rows), fitted_(fitted) {}
+
+  void add_batch(std::span<std::string_view const> docs) {
+    auto const threads = static_cast<std::size_t>(std::max(1, omp_get_max_threads()));
+    while (workers_.size() < threads) {
+      workers_.push_back(std::make_unique<count_worker>(options_.lowercase));
+    }
+    std::size_t const base = documents_;
+    if (keep_rows_) {
+      rows_.resize(base + docs.size());
+      // Distinct features of a document: at most (bytes + 1) / 3 per n-gram length
+      // (tokens have two bytes and a separator). Reserved, not touched.
+      std::size_t most = 0;
+      for (auto const& d : docs) most += (d.size() + 1) / 3;
+      most *= static_cast<std::size_t>(options_.ngram_range.second - options_.ngram_range.first + 1);
+      for (auto& w : workers_) w->entries.reserve(w->entries.size() + most);
+    }
+    if (fitted_ == nullptr && table_.size() == 0) {
+      // Heaps' law with a generous constant: one or no growth on real corpora.
+      std::size_t bytes = 0;
+      for (auto const& d : docs) bytes += d.size();
+      table_.grow(static_cast<std::size_t>(24.0 * std::sqrt(static_cast<double>(bytes))));
+    }
+    // Documents that found the shared table full are counted again after it grows. The
+    // error reported is the one of the first document that has one.
+    std::vector<std::uint32_t> pending;
+    count_error error;
+    bool first_round = true;
+    while (first_round || !pending.empty()) {
+      count_round(docs, base, first_round, pending, error);
+      first_round = false;
+      pending.clear();
+      for (auto& w : workers_) {
+        pending.insert(pending.end(), w->deferred.begin(), w->deferred.end());
+        w->deferred.clear();
+      }
+      if (!pending.empty()) table_.grow(2 * table_.limit());
+    }
+    if (error.exception) std::rethrow_exception(error.exception);
+    documents_ += docs.size();
+  }
+
+  [[nodiscard]] std::size_t documents() const noexcept { return documents_; }
+
+  /// Sums the threads' document frequencies, sorts the vocabulary, applies min_df,
+  /// max_df and max_features, and renumbers the table to vocabulary columns.
+  /// @throws invalid_argument if max_df allows fewer documents than min_df.
+  fitted_vocabulary finish_fit() {
+    std::size_t const n_terms = table_.size();
+    auto const terms = static_cast<std::int64_t>(n_terms);
+    bool const totals = options_.max_features.has_value();
+    std::vector<std::uint64_t> df(n_terms);
+    std::vector<std::uint64_t> total(totals ? n_terms : 0);
+#pragma omp parallel for schedule(static)
+    for (std::int64_t t = 0; t < terms; ++t) {
+      auto const id = static_cast<std::size_t>(t);
+      std::uint64_t d = 0;
+      std::uint64_t c = 0;
+      for (auto const& w : workers_) {
+        d += w->df[id];
+        if (totals) c += w->total[id];
+      }
+      df[id] = d;
+      if (totals) total[id] = c;
+    }
+    auto const term_of = table_.stored_terms();
+    std::vector<std::uint32_t> const order = sorted_terms(n_terms, term_of);
+    std::vector<std::uint32_t> const kept = select_terms(order, df, total);
+
+    // The kept terms end to end in column order, then the table renumbered to columns.
+    auto const n_kept = static_cast<std::int64_t>(kept.size());
+    std::vector<std::size_t> offsets(kept.size() + 1);
+    offsets[0] = 0;
+    for (std::size_t c = 0; c < kept.size(); ++c) offsets[c + 1] = offsets[c] + term_of(order[kept[c]]).size();
+    std::vector<char> bytes(offsets.back());
+    fitted_vocabulary vocabulary;
+    column_.assign(n_terms, term_table::npos);
+    vocabulary.df.resize(kept.size());
+#pragma omp parallel for schedule(static)
+    for (std::int64_t i = 0; i < n_kept; ++i) {
+      auto const c = static_cast<std::size_t>(i);
+      std::uint32_t const id = order[kept[c]];
+      std::string_view const t = term_of(id);
+      std::memcpy(bytes.data() + offsets[c], t.data(), t.size());
+      column_[id] = static_cast<std::uint32_t>(c);
+      vocabulary.df[c] = df[id];
+    }
+    vocabulary.terms = term_list(std::move(bytes), std::move(offsets));
+    table_.remap(column_);
+    for (auto& w : workers_) w->arena = {};
+    vocabulary.table = std::move(table_);
+    return vocabulary;
+  }
+
+  /// The count matrix of the counted documents, each row sorted by column, entries of
+  /// pruned terms dropped, counts 1 when `binary`. With row_values::weighted each row is
+  /// weighted and normalised (tfidf_row_weighting with `idf`) as it is written, and the
+  /// values are T; otherwise they are the counts as V. Call after finish_fit (fit) or
+  /// after the batches (transform).
+  template <class I, class V = std::uint32_t>
+  count_matrix<I, V> assemble(row_values what = row_values::counts, std::span<double const> idf = {}) {
+    std::size_t const cols = fitted_ != nullptr ? fitted_->terms.size() : counted_columns();
+    if (!keep_rows_) return empty_counts<I, V>(cols);
+    check_fits_index<I>(static_cast<std::int64_t>(documents_), "documents");
+    check_fits_index<I>(static_cast<std::int64_t>(cols), "vocabulary size");
+    auto const n = static_cast<std::int64_t>(documents_);
+    // Entries hold table ids in a fit (-> column_, npos for pruned terms), columns in a
+    // transform.
+    std::uint32_t const* const column = fitted_ == nullptr ? column_.data() : nullptr;
+    bool const pruned = column != nullptr && cols < column_.size();
+    std::vector<std::size_t> offsets(documents_ + 1, 0);
+#pragma omp parallel for schedule(static)
+    for (std::int64_t d = 0; d < n; ++d) {
+      auto const& row = rows_[static_cast<std::size_t>(d)];
+      std::size_t kept = row.length;
+      if (pruned) {
+        term_count const* const e = workers_[row.worker]->entries.data() + row.begin;
+        kept = 0;
+        for (std::size_t p = 0; p < row.length; ++p) kept += column[e[p].term] != term_table::npos ? 1 : 0;
+      }
+      offsets[static_cast<std::size_t>(d) + 1] = kept;
+    }
+    std::partial_sum(offsets.begin(), offsets.end(), offsets.begin());
+    std::size_t const nnz = offsets.back();
+    check_fits_index<I>(static_cast<std::int64_t>(nnz), "nnz");
+
+    count_matrix<I, V> m;
+    m.rows = static_cast<I>(documents_);
+    m.cols = static_cast<I>(cols);
+    m.row_offsets = buffer<I, cpu>(documents_ + 1);
+    m.col_indices = buffer<I, cpu>(nnz);
+    m.counts = buffer<V, cpu>(nnz);
+    bool const binary = options_.binary;
+    bool const weighted = what == row_values::weighted;
+    // Long rows are sorted by an LSD radix sort on the column (branch-free; a comparison
+    // sort mispredicts about every other branch), in passes of at most 10 bits.
+    auto const column_bits = static_cast<unsigned>(std::bit_width(cols));
+    unsigned const passes = std::max(1u, (column_bits + 9) / 10);
+    unsigned const digit_bits = std::max(1u, (column_bits + passes - 1) / passes);
+#pragma omp parallel
+    {
+      std::vector<term_count> row_entries;
+      std::vector<term_count> scratch;
+      std::vector<std::uint32_t> row_counts;
+      std::vector<std::uint32_t> bucket(std::size_t{1} << digit_bits);
+#pragma omp for schedule(dynamic, 256)
+      for (std::int64_t d = 0; d < n; ++d) {
+        auto const di = static_cast<std::size_t>(d);
+        auto const& row = rows_[di];
+        term_count const* const e = workers_[row.worker]->entries.data() + row.begin;
+        row_entries.clear();
+        if (column == nullptr) {
+          row_entries.assign(e, e + row.length);
+        } else {
+          for (std::size_t p = 0; p < row.length; ++p) {
+            std::uint32_t const c = column[e[p].term];
+            if (c != term_table::npos) row_entries.push_back({c, e[p].count});
+          }
+        }
+        sort_row(row_entries, scratch, bucket, passes, digit_bits);
+        std::size_t const begin = offsets[di];
+        std::size_t const length = row_entries.size();
+        m.row_offsets[di] = static_cast<I>(begin);
+        I* const out_cols = m.col_indices.data() + begin;
+        for (std::size_t p = 0; p < length; ++p) out_cols[p] = static_cast<I>(row_entries[p].term);
+        if (weighted) {
+          row_counts.resize(length);
+          for (std::size_t p = 0; p < length; ++p) row_counts[p] = binary ? 1u : row_entries[p].count;
+          I const bounds[2] = {I{0}, static_cast<I>(length)};
+          tfidf_row_weighting<std::uint32_t, V, I> const weigh{bounds, out_cols, row_counts.data(), idf.data(),
+                                                               options_.sublinear_tf, options_.use_idf,
+                                                               options_.norm, m.counts.data() + begin};
+          weigh(I{0});
+        } else {
+          V* const out = m.counts.data() + begin;
+          for (std::size_t p = 0; p < length; ++p) out[p] = static_cast<V>(binary ? 1u : row_entries[p].count);
+        }
+      }
+    }
+    m.row_offsets[documents_] = static_cast<I>(nnz);
+    return m;
+  }
+
+ private:
+  static constexpr std::size_t deferred = ~std::size_t{0};
+
+  // Columns of a fit's count matrix: the kept terms (column_ maps ids to them).
+  [[nodiscard]] std::size_t counted_columns() const {
+    std::size_t kept = 0;
+    for (auto c : column_) kept += c != term_table::npos ? 1 : 0;
+    return kept;
+  }
+
+  // Counts the batch's documents (all of them in the first round, else `pending`); a
+  // document that finds the table full goes to its worker's `deferred` list.
+  struct count_error {
+    std::exception_ptr exception;
+    std::size_t document = 0;
+  };
+
+  void count_round(std::span<std::string_view const> docs, std::size_t base, bool all,
+                   std::vector<std::uint32_t> const& pending, count_error& error) {
+    std::size_t const terms = fitted_ != nullptr ? fitted_->terms.size() : table_.limit();
+    bool const totals = options_.max_features.has_value();
+    for (auto& w : workers_) {
+      if (w->in_document.size() < terms) w->in_document.resize(terms, 0);
+      if (fitted_ == nullptr) {
+        if (w->df.size() < terms) w->df.resize(terms, 0);
+        if (totals && w->total.size() < terms) w->total.resize(terms, 0);
+      }
+    }
+    int full = 0;  // set once a document found the table full: the rest wait for growth
+    auto const n = static_cast<std::int64_t>(all ? docs.size() : pending.size());
+#pragma omp parallel num_threads(static_cast<int>(workers_.size()))
+    {
+      auto const worker_index = static_cast<std::uint32_t>(omp_get_thread_num());
+      auto& worker = *workers_[worker_index];
+#pragma omp for schedule(dynamic, 4)
+      for (std::int64_t k = 0; k < n; ++k) {
+        auto const i = all ? static_cast<std::uint32_t>(k) : pending[static_cast<std::size_t>(k)];
+        std::size_t const index = base + i;
+        if (__atomic_load_n(&full, __ATOMIC_RELAXED) != 0) {
+          worker.deferred.push_back(i);
+          continue;
+        }
+        try {
+          auto const length = count_document(worker, docs[i], index);
+          if (length == deferred) {
+            worker.deferred.push_back(i);
+            __atomic_store_n(&full, 1, __ATOMIC_RELAXED);
+          } else if (keep_rows_) {
+            rows_[index] = {worker_index, static_cast<std::uint32_t>(length), worker.entries.size() - length};
+          }
+        } catch (...) {
+#pragma omp critical(mgpu_tfidf_count_error)
+          if (!error.exception || index < error.document) error = {std::current_exception(), index};
+        }
+      }
+    }
+  }
+
+  /// Counts one document into `w`; returns its number of distinct terms, or `deferred`
+  /// (nothing counted) if a new term found the shared table full.
+  std::size_t count_document(count_worker& w, std::string_view doc, std::size_t index) {
+    w.tokens.tokenize(doc, index);
+    auto const [min_n, max_n] = options_.ngram_range;
+    std::size_t const tokens = w.tokens.size();
+    std::size_t n = 0;
+    for (auto k = static_cast<std::size_t>(min_n); k <= static_cast<std::size_t>(max_n) && k <= tokens; ++k) {
+      n += tokens - k + 1;
+    }
+    if (w.hashes.size() < n) w.hashes.resize(n);
+    if (w.touched.size() < n) w.touched.resize(n);
+    std::uint64_t* const hashes = w.hashes.data();
+    // Tokens and n-grams lie in the tokenizer's buffer, padded: hashing and lookups
+    // read whole 8-byte words.
+    std::string_view const* features = nullptr;
+    if (max_n == 1) {
+      for (std::size_t i = 0; i < n; ++i) hashes[i] = hash_term<true>(w.tokens.token(i));
+    } else {
+      if (w.features.size() < n) w.features.resize(n);
+      std::size_t i = 0;
+      w.tokens.for_each_ngram(min_n, max_n, [&](std::string_view term) {
+        w.features[i] = term;
+        hashes[i] = hash_term<true>(term);
+        ++i;
+      });
+      features = w.features.data();
+    }
+    auto const feature = [&](std::size_t i) { return max_n == 1 ? w.tokens.token(i) : features[i]; };
+    std::uint32_t* const in_document = w.in_document.data();
+    std::uint32_t* const touched = w.touched.data();
+    std::size_t distinct = 0;
+    auto add = [&](std::uint32_t id) {
+      if (in_document[id]++ == 0) touched[distinct++] = id;
+    };
+    constexpr std::size_t ahead = 8;
+    if (fitted_ != nullptr) {
+      term_table const& table = fitted_->table;
+      auto const columns = [&](std::uint32_t c) { return fitted_->terms[c]; };
+      for (std::size_t i = 0; i < n; ++i) {
+        if (i + ahead < n) table.prefetch(hashes[i + ahead]);
+        std::uint32_t const c = table.find(feature(i), hashes[i], columns);
+        if (c != term_table::npos) add(c);
+      }
+    } else {
+      for (std::size_t i = 0; i < n; ++i) {
+        if (i + ahead < n) table_.prefetch(hashes[i + ahead]);
+        std::uint32_t const id = table_.intern(feature(i), hashes[i], w.arena);
+        if (id == term_table::full) {
+          for (std::size_t t = 0; t < distinct; ++t) in_document[touched[t]] = 0;
+          return deferred;
+        }
+        add(id);
+      }
+    }
+    term_count* const out = keep_rows_ ? w.entries.extend(distinct) : nullptr;
+    bool const totals = fitted_ == nullptr && options_.max_features.has_value();
+    for (std::size_t t = 0; t < distinct; ++t) {
+      std::uint32_t const id = touched[t];
+      std::uint32_t const c = std::exchange(in_document[id], 0);
+      if (out != nullptr) out[t] = {id, c};
+      if (fitted_ == nullptr) {
+        ++w.df[id];
+        if (totals) w.total[id] += c;
+      }
+    }
+    return distinct;
+  }
+
+  // Sorts a row's entries (distinct columns) by column.
+  static void sort_row(std::vector<term_count>& row, std::vector<term_count>& scratch,
+                       std::vector<std::uint32_t>& bucket, unsigned passes, unsigned digit_bits) {
+    std::size_t const length = row.size();
+    if (length <= 32) {
+      // A row's columns are distinct, so each entry's place is the number of smaller
+      // columns: branch-free (and vectorised) where an insertion sort mispredicts about
+      // every other comparison.
+      scratch.resize(length);
+      term_count const* const e = row.data();
+      for (std::size_t i = 0; i < length; ++i) {
+        std::size_t rank = 0;
+        for (std::size_t j = 0; j < length; ++j) rank += static_cast<std::size_t>(e[j].term < e[i].term);
+        scratch[rank] = e[i];
+      }
+      row.swap(scratch);
+    } else if (length <= 64) {
+      std::sort(row.begin(), row.end(), [](term_count a, term_count b) { return a.term < b.term; });
+    } else {
+      scratch.resize(length);
+      std::uint32_t const mask = (std::uint32_t{1} << digit_bits) - 1;
+      for (unsigned pass = 0; pass < passes; ++pass) {
+        unsigned const shift = pass * digit_bits;
+        std::fill(bucket.begin(), bucket.end(), 0u);
+        for (auto const& e : row) ++bucket[(e.term >> shift) & mask];
+        std::uint32_t sum = 0;
+        for (auto& b : bucket) sum += std::exchange(b, sum);
+        for (auto const& e : row) scratch[bucket[(e.term >> shift) & mask]++] = e;
+        row.swap(scratch);
+      }
+    }
+  }
+
+  /// Positions (in sorted order) of the terms that survive min_df, max_df and
+  /// max_features, ascending; sklearn's _limit_features.
+  [[nodiscard]] std::vector<std::uint32_t> select_terms(std::vector<std::uint32_t> const& order,
+                                                        std::vector<std::uint64_t> const& df,
+                                                        std::vector<std::uint64_t> const& total) const {
+    if (order.empty()) return {};  // sklearn: "empty vocabulary"
+    auto const n = static_cast<double>(documents_);
+    auto doc_count = [n](df_bound const& b) {
+      if (auto const* count = std::get_if<std::int64_t>(&b)) return static_cast<double>(*count);
+      return std::get<double>(b) * n;
+    };
+    double const max_count = doc_count(options_.max_df);
+    double const min_count = doc_count(options_.min_df);
+    MGPU_EXPECTS(max_count >= min_count, "max_df corresponds to fewer documents (", max_count,
+                 ") than min_df (", min_count, ") for a corpus of ", documents_, " documents");
+    std::vector<std::uint32_t> kept;
+    kept.reserve(order.size());
+    for (std::uint32_t k = 0; k < order.size(); ++k) {
+      auto const d = static_cast<double>(df[order[k]]);
+      if (d <= max_count && d >= min_count) kept.push_back(k);
+    }
+    if (options_.max_features && kept.size() > static_cast<std::size_t>(*options_.max_features)) {
+      // binary counts are 1, so their corpus total is the document frequency.
+      auto const& score = options_.binary ? df : total;
+      std::stable_sort(kept.begin(), kept.end(), [&](std::uint32_t a, std::uint32_t b) {
+        return score[order[a]] > score[order[b]];
+      });
+      kept.resize(static_cast<std::size_t>(*options_.max_features));
+      std::sort(kept.begin(), kept.end());
+    }
+    return kept;
+  }
+
+  template <class I, class V>
+  count_matrix<I, V> empty_counts(std::size_t cols) const {
+    check_fits_index<I>(static_cast<std::int64_t>(documents_), "documents");
+    check_fits_index<I>(static_cast<std::int64_t>(cols), "vocabulary size");
+    count_matrix<I, V> m;
+    m.rows = static_cast<I>(documents_);
+    m.cols = static_cast<I>(cols);
+    m.row_offsets = buffer<I, cpu>(documents_ + 1);
+    std::fill_n(m.row_offsets.data(), documents_ + 1, I{0});
+    return m;
+  }
+
+  tfidf_options options_;
+  bool keep_rows_;
+  fitted_vocabulary const* fitted_;  // nullptr: fit, building the vocabulary in table_
+  term_table table_;
+  std::vector<std::uint32_t> column_;  // fit: table id -> column, npos for pruned terms
+  std::size_t documents_ = 0;
+  std::vector<std::unique_ptr<count_worker>> workers_;
+  std::vector<document_entries> rows_;
+};
+
 
 /// Weights and normalises rows [first, last) of `counts` into `out` (indexed like
 /// counts.values), with the calling thread's OpenMP threads.
@@ -834,17 +863,6 @@ csr_matrix<cpu, T, I> weight_counts_on(execution_policy<cpu> const* policy, csr_
   buffer<I, cpu> cols(std::span<I const>(counts.col_indices, nnz));
   return csr_matrix<cpu, T, I>::adopt_canonical(counts.rows, counts.cols, std::move(offsets),
                                                 std::move(cols), std::move(values));
-}
-
-/// The same for a count matrix that is no longer needed: its structure is moved into
-/// the result instead of copied.
-template <class T, class I>
-csr_matrix<cpu, T, I> weight_counts_on(execution_policy<cpu> const* policy, count_matrix<I>&& counts,
-                                       std::span<double const> idf, tfidf_options const& o) {
-  buffer<T, cpu> values(static_cast<std::size_t>(counts.view().nnz()));
-  weight_counts_into(policy, counts.view(), idf, o, values.data());
-  return csr_matrix<cpu, T, I>::adopt_canonical(counts.rows, counts.cols, std::move(counts.row_offsets),
-                                                std::move(counts.col_indices), std::move(values));
 }
 
 /// Weighting on the calling thread's OpenMP threads.
@@ -943,28 +961,38 @@ class tfidf_vectorizer {
   ///         number of documents or terms exceeds I.
   template <text_corpus C>
   tfidf_vectorizer& fit(C&& docs) {
-    fit_counts(std::forward<C>(docs), false);
+    auto fit = fit_corpus(std::forward<C>(docs), false);
+    (void)fit.counter.template assemble<I>();  // checks that the shape fits I
+    adopt(fit);
     return *this;
   }
 
   /// fit, then transform of the same corpus, in one pass. n_docs x vocabulary().size().
+  /// Each row is weighted and normalised as it is assembled (no count matrix in between).
   /// @throws as fit.
   template <text_corpus C>
   csr_matrix<cpu, T, I> fit_transform(C&& docs) {
-    // idf() is read only once fit_counts has set it.
-    auto counts = fit_counts(std::forward<C>(docs), true);
-    return detail::weight_counts_on<T>(nullptr, std::move(counts), idf(), options_);
+    auto fit = fit_corpus(std::forward<C>(docs), true);
+    auto result = weighted(fit.counter, fit.idf);
+    adopt(fit);
+    return result;
   }
 
-  /// fit_transform with the weighting and normalisation on `policy`'s devices.
+  /// fit_transform with the weighting and normalisation on `policy`'s devices. On a host
+  /// policy they are part of assembling the rows (the calling thread's OpenMP threads,
+  /// which are the host devices' cores); results do not depend on the devices.
   template <class Kind, text_corpus C>
   csr_matrix<cpu, T, I> fit_transform(execution_policy<Kind> const& policy, C&& docs) {
+    auto fit = fit_corpus(std::forward<C>(docs), true);
     if constexpr (std::is_same_v<Kind, cpu>) {
-      auto counts = fit_counts(std::forward<C>(docs), true);
-      return detail::weight_counts_on<T>(&policy, std::move(counts), idf(), options_);
+      auto result = weighted(fit.counter, fit.idf);
+      adopt(fit);
+      return result;
     } else {
-      auto const counts = fit_counts(std::forward<C>(docs), true);
-      return detail::weight_counts<T>(policy, counts.view(), idf(), options_);
+      auto const counts = fit.counter.template assemble<I>();
+      auto result = detail::weight_counts<T>(policy, counts.view(), std::span<double const>(fit.idf), options_);
+      adopt(fit);
+      return result;
     }
   }
 
@@ -973,18 +1001,21 @@ class tfidf_vectorizer {
   /// @throws invalid_argument if not fitted, or for invalid UTF-8.
   template <text_corpus C>
   csr_matrix<cpu, T, I> transform(C&& docs) const {
-    auto counts = count_fixed(std::forward<C>(docs));
-    return detail::weight_counts_on<T>(nullptr, std::move(counts), idf(), options_);
+    expect_fitted("transform");
+    auto counter = count_corpus(std::forward<C>(docs), true, &fitted_);
+    return weighted(counter, idf_);
   }
 
-  /// transform with the weighting and normalisation on `policy`'s devices.
+  /// transform with the weighting and normalisation on `policy`'s devices (as for
+  /// fit_transform).
   template <class Kind, text_corpus C>
   csr_matrix<cpu, T, I> transform(execution_policy<Kind> const& policy, C&& docs) const {
+    expect_fitted("transform");
+    auto counter = count_corpus(std::forward<C>(docs), true, &fitted_);
     if constexpr (std::is_same_v<Kind, cpu>) {
-      auto counts = count_fixed(std::forward<C>(docs));
-      return detail::weight_counts_on<T>(&policy, std::move(counts), idf(), options_);
+      return weighted(counter, idf_);
     } else {
-      auto const counts = count_fixed(std::forward<C>(docs));
+      auto const counts = counter.template assemble<I>();
       return detail::weight_counts<T>(policy, counts.view(), idf(), options_);
     }
   }
@@ -995,15 +1026,11 @@ class tfidf_vectorizer {
   /// @throws as fit.
   template <text_corpus C>
   csr_matrix<cpu, T, I> count(C&& docs) {
-    auto counts = fit_counts(std::forward<C>(docs), true);
-    auto const nnz = static_cast<std::int64_t>(counts.view().nnz());
-    buffer<T, cpu> values(static_cast<std::size_t>(nnz));
-    T* const out = values.data();
-    std::uint32_t const* const in = counts.counts.data();
-#pragma omp parallel for schedule(static)
-    for (std::int64_t p = 0; p < nnz; ++p) out[p] = static_cast<T>(in[p]);
-    return csr_matrix<cpu, T, I>::adopt_canonical(counts.rows, counts.cols, std::move(counts.row_offsets),
-                                                  std::move(counts.col_indices), std::move(values));
+    auto fit = fit_corpus(std::forward<C>(docs), true);
+    auto m = fit.counter.template assemble<I, T>();
+    adopt(fit);
+    return csr_matrix<cpu, T, I>::adopt_canonical(m.rows, m.cols, std::move(m.row_offsets),
+                                                  std::move(m.col_indices), std::move(m.counts));
   }
 
   /// Weights a count matrix with the fitted idf (sklearn TfidfTransformer.transform).
@@ -1011,65 +1038,74 @@ class tfidf_vectorizer {
   ///         not the vocabulary size.
   [[nodiscard]] csr_matrix<cpu, T, I> weight(csr_matrix<cpu, T, I> const& counts) const {
     expect_fitted("weight");
-    if (static_cast<std::size_t>(counts.cols()) != vocabulary_.size()) {
+    if (static_cast<std::size_t>(counts.cols()) != vocabulary().size()) {
       throw dimension_mismatch(detail::message("tfidf_vectorizer::weight: the count matrix has ",
-                                       counts.cols(), " columns but the vocabulary has ",
-                                       vocabulary_.size(), " terms"));
+                                               counts.cols(), " columns but the vocabulary has ",
+                                               vocabulary().size(), " terms"));
     }
     return detail::weight_counts<T>(counts.view(), idf(), options_);
   }
 
   /// The terms in column order (sorted by code point); empty before fit.
-  [[nodiscard]] std::vector<std::string> const& vocabulary() const noexcept { return vocabulary_; }
+  [[nodiscard]] term_list const& vocabulary() const noexcept { return fitted_.terms; }
   /// The idf of each column (sklearn `idf_`); empty when !use_idf or before fit.
   [[nodiscard]] std::span<double const> idf() const noexcept { return idf_; }
   /// Number of documents containing each column's term in the fitted corpus.
-  [[nodiscard]] std::span<std::uint64_t const> document_frequency() const noexcept { return df_; }
-  [[nodiscard]] bool is_fitted() const noexcept { return fitted_; }
+  [[nodiscard]] std::span<std::uint64_t const> document_frequency() const noexcept { return fitted_.df; }
+  [[nodiscard]] bool is_fitted() const noexcept { return fitted_flag_; }
   [[nodiscard]] tfidf_options const& options() const noexcept { return options_; }
 
  private:
   void expect_fitted(char const* what) const {
-    MGPU_EXPECTS(fitted_, "tfidf_vectorizer::", what, " called before fit");
+    MGPU_EXPECTS(fitted_flag_, "tfidf_vectorizer::", what, " called before fit");
   }
 
   template <class C>
-  detail::count_matrix<I> fit_counts(C&& docs, bool keep_rows) {
-    detail::corpus_counter counter(options_, keep_rows);
+  detail::corpus_counter count_corpus(C&& docs, bool keep_rows,
+                                      detail::fitted_vocabulary const* fitted = nullptr) const {
+    detail::corpus_counter counter(options_, keep_rows, fitted);
     detail::for_each_batch(std::forward<C>(docs),
                            [&](std::span<std::string_view const> batch) { counter.add_batch(batch); });
-    auto [fitted, counts] = counter.template finish_fit<I>();
+    return counter;
+  }
+
+  // A counted corpus, its vocabulary and idf, not yet the vectorizer's: a fit that
+  // fails later (a shape beyond I) leaves the vectorizer as it was.
+  struct fit_result {
+    detail::corpus_counter counter;
+    detail::fitted_vocabulary vocabulary;
+    std::vector<double> idf;
+  };
+
+  template <class C>
+  fit_result fit_corpus(C&& docs, bool keep_rows) const {
+    auto counter = count_corpus(std::forward<C>(docs), keep_rows);
+    auto vocabulary = counter.finish_fit();
     std::vector<double> idf;
     if (options_.use_idf) {
       double const s = options_.smooth_idf ? 1.0 : 0.0;
       double const n = static_cast<double>(counter.documents()) + s;
-      idf.reserve(fitted.df.size());
-      for (auto const d : fitted.df) idf.push_back(std::log(n / (static_cast<double>(d) + s)) + 1.0);
+      idf.reserve(vocabulary.df.size());
+      for (auto const d : vocabulary.df) idf.push_back(std::log(n / (static_cast<double>(d) + s)) + 1.0);
     }
-    vocabulary_ = std::move(fitted.terms);
-    table_ = std::move(fitted.table);
-    column_ = std::move(fitted.column);
-    df_ = std::move(fitted.df);
-    idf_ = std::move(idf);
-    fitted_ = true;
-    return std::move(counts);
+    return {std::move(counter), std::move(vocabulary), std::move(idf)};
   }
 
-  template <class C>
-  detail::count_matrix<I> count_fixed(C&& docs) const {
-    expect_fitted("transform");
-    detail::corpus_counter counter(options_, true, {&table_, column_.data(), vocabulary_.size()});
-    detail::for_each_batch(std::forward<C>(docs),
-                           [&](std::span<std::string_view const> batch) { counter.add_batch(batch); });
-    return counter.template finish_transform<I>();
+  void adopt(fit_result& fit) {
+    fitted_ = std::move(fit.vocabulary);
+    idf_ = std::move(fit.idf);
+    fitted_flag_ = true;
+  }
+
+  csr_matrix<cpu, T, I> weighted(detail::corpus_counter& counter, std::span<double const> idf) const {
+    auto m = counter.template assemble<I, T>(detail::row_values::weighted, idf);
+    return csr_matrix<cpu, T, I>::adopt_canonical(m.rows, m.cols, std::move(m.row_offsets),
+                                                  std::move(m.col_indices), std::move(m.counts));
   }
 
   tfidf_options options_;
-  bool fitted_ = false;
-  std::vector<std::string> vocabulary_;
-  detail::partitioned_term_table table_;
-  std::vector<std::uint32_t> column_;  // table_ id -> column, npos for pruned terms
-  std::vector<std::uint64_t> df_;
+  bool fitted_flag_ = false;
+  detail::fitted_vocabulary fitted_;  // terms, df, and the lookup table of transform
   std::vector<double> idf_;
 };
 

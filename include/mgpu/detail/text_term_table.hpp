@@ -1,22 +1,37 @@
-// mgpu/detail/text_term_table.hpp — a string dictionary: term -> dense id (0, 1, ...
-// in insertion order), for counting tokens.
+// mgpu/detail/text_term_table.hpp — the string dictionary that counting tokens goes
+// through: term -> dense id, shared by every counting thread.
 //
 // Open addressing with linear probing over 16-byte slots that hold each term's first
-// eight bytes and length, so most probes are decided without touching the term
-// bytes; the terms live in one arena, followed by 8 zero bytes so that lookups may
-// compare whole 8-byte words. std::unordered_map<std::string, ...> costs an allocation
-// per term and a pointer chase per probe, which dominates tokenising. The table stores offsets, not
-// pointers, so it may be copied and moved freely. The table grows at a load of 3/4, not
-// 1/2: a hit is still one or two probes in one cache line, and the half-size table
-// keeps more of a vocabulary's slots in cache (TF-IDF counting ~6-14% faster on the
-// kernel docs and WordNet).
+// eight bytes and length, so most probes are decided without touching the term bytes
+// (std::unordered_map<std::string, ...> costs an allocation per term and a pointer
+// chase per probe, which dominates tokenising). The table holds at most 3/4 of its
+// slots: a hit is still one or two probes in one cache line, and the smaller table
+// keeps more of a vocabulary's slots in cache.
 //
-// Thread safety: none; counting uses one table per thread and merges them.
+// One table for all threads, not one per thread merged at the end: the merge was a
+// tenth of a TF-IDF fit (the kernel docs: 14 ms of ~130), and per-thread tables hold the
+// common terms once per thread. Inserts are rare next to lookups (the kernel docs:
+// 174 k terms for 3.6 M tokens), so they take a compare-and-swap on the slot while
+// lookups are plain (acquire) loads: a slot goes empty -> busy -> id exactly once, and
+// its prefix and length are written before the id is published with release order.
+// The table never grows while threads use it: an insert beyond the load limit fails
+// (returns `full`), the caller finishes its other work, grows the table at a quiescent
+// point (`grow`, one thread) and retries.
+//
+// During a fit a term's bytes live in the inserting thread's term_arena and the table
+// keeps a pointer per id; after the fit `remap` renumbers the slots to vocabulary
+// columns (pruned terms stay as slots that never match, so probe chains stay intact)
+// and lookups compare against the vocabulary's term_list instead.
+//
+// Thread safety: `find` and `intern` may run concurrently with each other; `grow`,
+// `remap` and the rest need exclusive access.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <string_view>
 #include <vector>
 
@@ -65,59 +80,141 @@ inline std::uint64_t hash_term(std::string_view s) noexcept {
   return fold(h ^ w, k1);
 }
 
-class term_table {
+/// Storage for the terms one thread inserts into a term_table during a fit: blocks that
+/// never move (other threads read the terms while this one adds more). Each term is
+/// preceded by its 4-byte length and followed by at least 8 readable bytes.
+class term_arena {
  public:
-  static constexpr std::uint32_t npos = 0xFFFFFFFFu;
-
-  term_table() { rehash(64); }
-
-  [[nodiscard]] std::size_t size() const noexcept { return hashes_.size(); }
-
-  [[nodiscard]] std::string_view term(std::uint32_t id) const noexcept {
-    return {arena_.data() + offsets_[id], static_cast<std::size_t>(offsets_[id + 1] - offsets_[id])};
-  }
-  [[nodiscard]] std::uint64_t hash(std::uint32_t id) const noexcept { return hashes_[id]; }
-
-  /// Starts loading the slot where a lookup of hash `h` begins: counting prefetches a
-  /// few terms ahead, because at corpus scale nearly every first probe misses cache.
-  void prefetch(std::uint64_t h) const noexcept { __builtin_prefetch(&slots_[h & mask_]); }
-
-  /// The id of `term` (whose hash_term is `h`), or npos. Padded: the 8 bytes after
-  /// the end of `term` are readable (term() of a table satisfies this).
-  template <bool Padded = false>
-  [[nodiscard]] std::uint32_t find(std::string_view term, std::uint64_t h) const noexcept {
-    std::uint64_t const prefix = prefix_of<Padded>(term);
-    auto const length = static_cast<std::uint32_t>(term.size());
-    for (std::size_t i = h & mask_;; i = (i + 1) & mask_) {
-      slot const& s = slots_[i];
-      if (s.id == npos) return npos;
-      if (matches<Padded>(s, prefix, length, term)) return s.id;
+  /// Copies `term` (< 4 GiB; the table checks) and returns where its bytes are.
+  char const* store(std::string_view term) {
+    std::size_t const need = 4 + term.size() + 8;
+    if (need > left_) {
+      std::size_t const size = std::max(block_bytes, need);
+      blocks_.push_back(std::make_unique_for_overwrite<char[]>(size));
+      next_ = blocks_.back().get();
+      left_ = size;
     }
-  }
-
-  /// The id of `term`, inserted with the next id if absent. Padded as for find.
-  /// @throws index_overflow beyond 2^32 - 2 distinct terms or a term of 4 GiB.
-  template <bool Padded = false>
-  std::uint32_t intern(std::string_view term, std::uint64_t h) {
-    std::uint64_t const prefix = prefix_of<Padded>(term);
     auto const length = static_cast<std::uint32_t>(term.size());
-    for (std::size_t i = h & mask_;; i = (i + 1) & mask_) {
-      slot const& s = slots_[i];
-      if (s.id == npos) return insert(i, term, h, prefix);
-      if (matches<Padded>(s, prefix, length, term)) return s.id;
-    }
+    std::memcpy(next_, &length, 4);
+    char* const bytes = next_ + 4;
+    std::memcpy(bytes, term.data(), term.size());
+    // The next term (or the 8 bytes kept free at the block's end) pads this one.
+    next_ = bytes + term.size();
+    left_ -= 4 + term.size();
+    return bytes;
   }
 
-  /// Sizes the table for `terms` terms without rehashing.
-  void reserve(std::size_t terms) {
-    std::size_t capacity = slots_.size();
-    while (4 * terms > 3 * capacity) capacity *= 2;
-    if (capacity != slots_.size()) rehash(capacity);
-    hashes_.reserve(terms);
-    offsets_.reserve(terms + 1);
+  /// The term whose bytes `store` put at `bytes`.
+  static std::string_view term(char const* bytes) noexcept {
+    std::uint32_t length = 0;
+    std::memcpy(&length, bytes - 4, 4);
+    return {bytes, length};
   }
 
  private:
+  static constexpr std::size_t block_bytes = std::size_t{256} << 10;
+  std::vector<std::unique_ptr<char[]>> blocks_;
+  char* next_ = nullptr;
+  std::size_t left_ = 0;
+};
+
+class term_table {
+ public:
+  /// find: absent; intern: the table is at its load limit (grow it and retry).
+  static constexpr std::uint32_t npos = 0xFFFFFFFFu;
+  static constexpr std::uint32_t full = npos;
+  /// At most this many terms (ids 0 .. max_terms - 1).
+  static constexpr std::uint32_t max_terms = 0xFFFFFFFCu;
+
+  /// A table for `terms` terms before it needs to grow.
+  explicit term_table(std::size_t terms = 48) { resize_slots(slots_for(terms)); }
+
+  /// Terms inserted so far (exact at quiescent points).
+  [[nodiscard]] std::size_t size() const noexcept { return __atomic_load_n(&size_, __ATOMIC_RELAXED); }
+  /// Terms the table takes before `intern` returns `full`.
+  [[nodiscard]] std::size_t limit() const noexcept { return limit_; }
+
+  /// Term `id`'s bytes during a fit (before `remap`); 8 readable bytes follow them.
+  [[nodiscard]] std::string_view term(std::uint32_t id) const noexcept { return term_arena::term(terms_[id]); }
+
+  /// Starts loading the slot where a lookup of hash `h` begins: counting prefetches a
+  /// few terms ahead, because at corpus scale many first probes miss cache.
+  void prefetch(std::uint64_t h) const noexcept { __builtin_prefetch(&slots_[h & mask_]); }
+
+  /// The id of `term` (whose hash_term is `h`), or npos; `terms(id)` gives the bytes of
+  /// a stored id (the vocabulary after `remap`, else stored_terms()). The 8 bytes after
+  /// `term` are readable.
+  template <class Terms>
+  [[nodiscard]] std::uint32_t find(std::string_view term, std::uint64_t h, Terms const& terms) const noexcept {
+    std::uint64_t const prefix = load_padded(term.data(), term.size());
+    auto const length = static_cast<std::uint32_t>(term.size());
+    for (std::size_t i = h & mask_;; i = (i + 1) & mask_) {
+      slot const& s = slots_[i];
+      std::uint32_t id = __atomic_load_n(&s.id, __ATOMIC_ACQUIRE);
+      while (id == busy) id = wait(s);
+      if (id == npos) return npos;
+      if (id != dropped && matches(s, prefix, length, term, [&] { return terms(id).data(); })) return id;
+    }
+  }
+
+  /// A lookup of this table's own terms (before `remap`).
+  [[nodiscard]] auto stored_terms() const noexcept {
+    return [this](std::uint32_t id) { return term(id); };
+  }
+
+  /// The id of `term` (hash `h`), inserted with the next id if absent, its bytes copied
+  /// into `arena`; `full` if it is absent and the table is at its limit. May run
+  /// concurrently with find and intern. The 8 bytes after `term` are readable.
+  /// @throws index_overflow for a term of 4 GiB or more.
+  std::uint32_t intern(std::string_view term, std::uint64_t h, term_arena& arena) {
+    std::uint64_t const prefix = load_padded(term.data(), term.size());
+    auto const length = static_cast<std::uint32_t>(term.size());
+    for (std::size_t i = h & mask_;; i = (i + 1) & mask_) {
+      slot& s = slots_[i];
+      for (;;) {  // until slot i holds a term (or the table is full)
+        std::uint32_t id = __atomic_load_n(&s.id, __ATOMIC_ACQUIRE);
+        while (id == busy) id = wait(s);
+        if (id == npos) {
+          if (!__atomic_compare_exchange_n(&s.id, &id, busy, false, __ATOMIC_ACQUIRE, __ATOMIC_ACQUIRE)) continue;
+          return insert(s, term, prefix, arena);
+        }
+        if (matches(s, prefix, length, term, [&] { return terms_[id]; })) return id;
+        break;
+      }
+    }
+  }
+
+  /// Rebuilds the slots for at least `terms` terms (no-op if they fit). Exclusive.
+  void grow(std::size_t terms) {
+    if (terms <= limit_) return;
+    std::size_t const count = size();
+    resize_slots(slots_for(terms));
+    for (std::uint32_t id = 0; id < count; ++id) {
+      std::string_view const t = term(id);
+      std::size_t i = hash_term<true>(t) & mask_;
+      while (slots_[i].id != npos) i = (i + 1) & mask_;
+      slots_[i] = {load_padded(t.data(), t.size()), id, static_cast<std::uint32_t>(t.size())};
+    }
+  }
+
+  /// Renumbers every slot by `column[id]` (npos: the term is dropped and never matches
+  /// again) and forgets the fit's term pointers: lookups then compare against the terms
+  /// of the new numbering (find's `terms`). Exclusive.
+  void remap(std::vector<std::uint32_t> const& column) {
+    auto const n = static_cast<std::int64_t>(slots_.size());
+#pragma omp parallel for schedule(static)
+    for (std::int64_t i = 0; i < n; ++i) {
+      auto& s = slots_[static_cast<std::size_t>(i)];
+      if (s.id != npos) s.id = column[s.id] == npos ? dropped : column[s.id];
+    }
+    terms_ = {};
+  }
+
+ private:
+  // An id value of a slot being written (by intern) or of a dropped term.
+  static constexpr std::uint32_t busy = 0xFFFFFFFEu;
+  static constexpr std::uint32_t dropped = 0xFFFFFFFDu;
+
   // Tokens never contain NUL (it is not a word character), so the zero-padded first
   // eight bytes plus the length identify a term of up to eight bytes: most lookups
   // touch one slot and no term bytes.
@@ -127,116 +224,71 @@ class term_table {
     std::uint32_t length;
   };
 
-  // Out of line: the lookup loop stays small enough to inline into counting.
-  [[gnu::noinline]] std::uint32_t insert(std::size_t i, std::string_view term, std::uint64_t h,
-                                         std::uint64_t prefix) {
-    if (hashes_.size() >= npos - 1 || term.size() >= npos) {
-      throw index_overflow(message("a term table holds at most ", npos - 1,
-                                   " distinct terms of less than 4 GiB each"));
+  static std::size_t slots_for(std::size_t terms) {
+    std::size_t capacity = 64;
+    while (4 * terms > 3 * capacity) capacity *= 2;
+    return capacity;
+  }
+
+  void resize_slots(std::size_t capacity) {
+    slots_.assign(capacity, slot{0, npos, 0});
+    mask_ = capacity - 1;
+    limit_ = std::min<std::size_t>(3 * (capacity / 4), max_terms);
+    terms_.resize(limit_);
+  }
+
+  static std::uint32_t wait(slot const& s) noexcept {
+    __builtin_ia32_pause();
+    return __atomic_load_n(&s.id, __ATOMIC_ACQUIRE);
+  }
+
+  // Slot s is ours (busy): give it the next id, or give it back if the table is full.
+  [[gnu::noinline]] std::uint32_t insert(slot& s, std::string_view term, std::uint64_t prefix,
+                                         term_arena& arena) {
+    if (term.size() >= npos) {
+      __atomic_store_n(&s.id, npos, __ATOMIC_RELEASE);
+      throw index_overflow("a term table holds terms of less than 4 GiB");
     }
-    auto const id = static_cast<std::uint32_t>(hashes_.size());
-    // The arena keeps 8 zero bytes after the last term, so that every term is padded.
-    std::size_t const at = offsets_.back();
-    arena_.resize(at + term.size() + 8);
-    std::memcpy(arena_.data() + at, term.data(), term.size());
-    offsets_.push_back(at + term.size());
-    hashes_.push_back(h);
-    slots_[i] = {prefix, id, static_cast<std::uint32_t>(term.size())};
-    if (4 * hashes_.size() > 3 * slots_.size()) rehash(2 * slots_.size());
+    auto const id = __atomic_fetch_add(&size_, 1u, __ATOMIC_RELAXED);
+    if (id >= limit_) {
+      // Later inserts fail too until grow(), so ids stay dense.
+      __atomic_fetch_sub(&size_, 1u, __ATOMIC_RELAXED);
+      __atomic_store_n(&s.id, npos, __ATOMIC_RELEASE);
+      return full;
+    }
+    terms_[id] = arena.store(term);
+    s.prefix = prefix;
+    s.length = static_cast<std::uint32_t>(term.size());
+    __atomic_store_n(&s.id, id, __ATOMIC_RELEASE);
     return id;
   }
 
-  template <bool Padded = false>
-  static std::uint64_t prefix_of(std::string_view term) noexcept {
-    if constexpr (Padded) return load_padded(term.data(), term.size());
-    std::uint64_t p = 0;
-    std::memcpy(&p, term.data(), term.size() < 8 ? term.size() : 8);
-    return p;
-  }
-
-  template <bool Padded>
-  bool matches(slot const& s, std::uint64_t prefix, std::uint32_t length,
-               std::string_view term) const noexcept {
+  // `stored()` gives the stored term's bytes, read only when the first 8 match.
+  template <class Stored>
+  static bool matches(slot const& s, std::uint64_t prefix, std::uint32_t length, std::string_view term,
+                      Stored const& stored) noexcept {
     if (s.prefix != prefix || s.length != length) return false;
     if (length <= 8) return true;
-    char const* const stored = arena_.data() + offsets_[s.id];
-    if constexpr (Padded) {
-      // Both sides are padded: compare 8 bytes at a time, the last word masked.
-      for (std::size_t k = 8; k < length; k += 8) {
-        if (load_padded(stored + k, length - k) != load_padded(term.data() + k, length - k)) return false;
-      }
-      return true;
-    } else {
-      return std::memcmp(stored + 8, term.data() + 8, length - 8) == 0;
+    char const* const bytes = stored();
+    // 8 bytes at a time, the last word ending at the term's end (overlapping the one
+    // before): no read goes past either term, for the bytes after a stored term may be
+    // another thread's next term, being written.
+    auto const word = [](char const* p) {
+      std::uint64_t w = 0;
+      std::memcpy(&w, p, 8);
+      return w;
+    };
+    for (std::size_t k = 8; k + 8 < length; k += 8) {
+      if (word(bytes + k) != word(term.data() + k)) return false;
     }
-  }
-
-  void rehash(std::size_t capacity) {
-    slots_.assign(capacity, slot{0, npos, 0});
-    mask_ = capacity - 1;
-    for (std::uint32_t id = 0; id < hashes_.size(); ++id) {
-      std::size_t i = hashes_[id] & mask_;
-      while (slots_[i].id != npos) i = (i + 1) & mask_;
-      auto const t = term(id);
-      slots_[i] = {prefix_of<true>(t), id, static_cast<std::uint32_t>(t.size())};
-    }
+    return word(bytes + length - 8) == word(term.data() + length - 8);
   }
 
   std::vector<slot> slots_;
   std::size_t mask_ = 0;
-  std::vector<char> arena_ = std::vector<char>(8, 0);
-  std::vector<std::size_t> offsets_{0};
-  std::vector<std::uint64_t> hashes_;
-};
-
-/// A term dictionary split by hash into independent term_tables, so that several
-/// threads can build it at once (each part by one thread) and a lookup still probes
-/// one table. Global ids number the parts' terms consecutively: part p's id i is
-/// first(p) + i.
-class partitioned_term_table {
- public:
-  static constexpr std::uint32_t npos = term_table::npos;
-
-  partitioned_term_table() = default;
-  explicit partitioned_term_table(std::size_t parts) : parts_(parts == 0 ? 1 : parts), first_(parts_.size() + 1, 0) {}
-
-  /// The part that holds a term of hash `h` (the top 32 bits, scaled: independent of the
-  /// low bits that place the term within its part).
-  [[nodiscard]] std::size_t part_of(std::uint64_t h) const noexcept {
-    return static_cast<std::size_t>(((h >> 32) * parts_.size()) >> 32);
-  }
-  [[nodiscard]] std::size_t parts() const noexcept { return parts_.size(); }
-  [[nodiscard]] term_table& part(std::size_t p) noexcept { return parts_[p]; }
-  [[nodiscard]] term_table const& part(std::size_t p) const noexcept { return parts_[p]; }
-  /// The global id of part p's first term (valid after number()).
-  [[nodiscard]] std::uint32_t first(std::size_t p) const noexcept { return first_[p]; }
-  [[nodiscard]] std::size_t size() const noexcept { return first_.empty() ? 0 : first_.back(); }
-
-  /// Fixes the global ids once every part is built.
-  /// @throws index_overflow beyond 2^32 - 2 terms in all.
-  void number() {
-    std::size_t sum = 0;
-    for (std::size_t p = 0; p < parts_.size(); ++p) {
-      first_[p] = static_cast<std::uint32_t>(sum);
-      sum += parts_[p].size();
-      if (sum >= npos) throw index_overflow(message("a term table holds at most ", npos - 1, " distinct terms"));
-    }
-    first_.back() = static_cast<std::uint32_t>(sum);
-  }
-
-  void prefetch(std::uint64_t h) const noexcept { parts_[part_of(h)].prefetch(h); }
-
-  /// The global id of `term` (hash `h`), or npos. Padded as for term_table::find.
-  template <bool Padded = false>
-  [[nodiscard]] std::uint32_t find(std::string_view term, std::uint64_t h) const noexcept {
-    std::size_t const p = part_of(h);
-    std::uint32_t const id = parts_[p].find<Padded>(term, h);
-    return id == npos ? npos : first_[p] + id;
-  }
-
- private:
-  std::vector<term_table> parts_;
-  std::vector<std::uint32_t> first_;
+  std::size_t limit_ = 0;
+  std::uint32_t size_ = 0;
+  std::vector<char const*> terms_;  // id -> bytes in an arena, during a fit
 };
 
 }  // namespace mgpu::detail
