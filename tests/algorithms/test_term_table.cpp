@@ -48,14 +48,16 @@ std::uint32_t intern(term_table& table, std::string_view term, term_arena& arena
 
 }  // namespace
 
-TEST_CASE("term table: ids are dense in insertion order and lookups find them", "[term_table]") {
+TEST_CASE("term table: one thread's ids are dense in insertion order and lookups find them", "[term_table]") {
   padded_terms const terms(distinct_terms(3000));
   term_table table(terms.size());
   term_arena arena;
   for (std::size_t i = 0; i < terms.size(); ++i) REQUIRE(intern(table, terms[i], arena) == i);
   // Interning again returns the same ids and adds nothing.
   for (std::size_t i = 0; i < terms.size(); ++i) REQUIRE(intern(table, terms[i], arena) == i);
-  REQUIRE(table.size() == terms.size());
+  // size() counts whole id blocks; the ids beyond the last term hold none.
+  REQUIRE(table.size() == (terms.size() + term_table::id_block - 1) / term_table::id_block * term_table::id_block);
+  CHECK_FALSE(table.holds(static_cast<std::uint32_t>(terms.size())));
   auto const stored = table.stored_terms();
   for (std::size_t i = 0; i < terms.size(); ++i) {
     CHECK(table.term(static_cast<std::uint32_t>(i)) == terms[i]);
@@ -73,7 +75,7 @@ TEST_CASE("term table: an insert beyond the load limit fails until the table gro
   term_arena arena;
   std::size_t const limit = table.limit();
   REQUIRE(limit >= 10);
-  REQUIRE(limit * 4 <= 3 * 64);  // at most 3/4 of the smallest table's 64 slots
+  REQUIRE(limit * 4 <= 3 * 256);  // at most 3/4 of the smallest table's 256 slots
   for (std::size_t i = 0; i < limit; ++i) REQUIRE(intern(table, terms[i], arena) == i);
   CHECK(intern(table, terms[limit], arena) == term_table::full);
   CHECK(table.size() == limit);
@@ -87,7 +89,7 @@ TEST_CASE("term table: an insert beyond the load limit fails until the table gro
 TEST_CASE("term table: threads interning the same terms at once agree on one id each", "[term_table][concurrency]") {
   padded_terms const terms(distinct_terms(20000));
   constexpr std::size_t threads = 4;
-  term_table table(64);  // grows many times
+  term_table table(0);  // grows many times
   std::vector<term_arena> arenas(threads);
   std::vector<std::vector<std::uint32_t>> ids(threads, std::vector<std::uint32_t>(terms.size(), term_table::npos));
   // Each thread walks the terms in its own order (a different stride through them),
@@ -114,21 +116,26 @@ TEST_CASE("term table: threads interning the same terms at once agree on one id 
     ++rounds;
   }
   CHECK(rounds > 3);
-  REQUIRE(table.size() == terms.size());
   // Every term has one id whichever thread met it (strides 1, 3 and 7 are coprime with
-  // 20000, so those threads met every term; stride 5 is not), and the ids are 0 .. n - 1.
+  // 20000, so those threads met every term; stride 5 is not); ids are distinct, below
+  // size(), and the ids that hold no term are what is left of the threads' id blocks.
   std::set<std::uint32_t> all;
   for (std::size_t i = 0; i < terms.size(); ++i) {
     std::uint32_t const id = ids[0][i];
-    REQUIRE(id != term_table::npos);
+    REQUIRE(id < table.size());
     for (std::size_t t = 1; t < threads; ++t) {
       if (ids[t][i] != term_table::npos) REQUIRE(ids[t][i] == id);
     }
+    REQUIRE(table.holds(id));
     CHECK(table.term(id) == terms[i]);
     all.insert(id);
   }
   CHECK(all.size() == terms.size());
-  CHECK(*all.rbegin() == terms.size() - 1);
+  std::size_t held = 0;
+  for (std::uint32_t id = 0; id < table.size(); ++id) held += table.holds(id) ? 1 : 0;
+  CHECK(held == terms.size());
+  CHECK(table.size() - held < threads * term_table::id_block);
+  CHECK(table.size() % term_table::id_block == 0);
 }
 
 TEST_CASE("term table: remap renumbers to columns and dropped terms are never found", "[term_table]") {

@@ -215,26 +215,27 @@ inline std::uint64_t big_endian_head(std::string_view term) noexcept {
   return head;
 }
 
-/// The ids 0 .. n - 1 of terms in byte order of `term_of(id)` (char_traits<char>:
-/// unsigned bytes, which is code point order for UTF-8). Keys are the first 8 bytes as a
+/// `ids` in byte order of their terms `term_of(id)` (char_traits<char>: unsigned bytes,
+/// which is code point order for UTF-8). Keys are the first 8 bytes as a
 /// big-endian integer (zero-padded: terms hold no NUL, so a proper prefix sorts first):
 /// one pass splits them by the first byte, then every thread takes whole first-byte
 /// buckets and sorts each by an LSD radix sort on the other 7 bytes, then each run of
 /// equal heads by a comparison sort of the remaining bytes. O(n) for the short terms
 /// that dominate a vocabulary.
 template <class TermOf>
-std::vector<std::uint32_t> sorted_terms(std::size_t n, TermOf const& term_of) {
+std::vector<std::uint32_t> sorted_terms(std::span<std::uint32_t const> ids, TermOf const& term_of) {
   struct key {
     std::uint64_t head;
     std::uint32_t id;
   };
+  std::size_t const n = ids.size();
   auto const count = static_cast<std::int64_t>(n);
   std::vector<key> keys(n);
   std::vector<key> scratch(n);
 #pragma omp parallel for schedule(static)
   for (std::int64_t i = 0; i < count; ++i) {
-    auto const id = static_cast<std::uint32_t>(i);
-    keys[id] = {big_endian_head(term_of(id)), id};
+    std::uint32_t const id = ids[static_cast<std::size_t>(i)];
+    keys[static_cast<std::size_t>(i)] = {big_endian_head(term_of(id)), id};
   }
   std::array<std::size_t, 257> bucket{};
   for (auto const& k : keys) ++bucket[(k.head >> 56) + 1];
@@ -485,8 +486,15 @@ class corpus_counter {
       df[id] = d;
       if (totals) total[id] = c;
     }
+    // Ids are taken in blocks: some hold no term.
+    std::vector<std::uint32_t> live;
+    live.reserve(n_terms);
+    for (std::uint32_t id = 0; id < n_terms; ++id) {
+      if (table_.holds(id)) live.push_back(id);
+    }
     auto const term_of = table_.stored_terms();
-    std::vector<std::uint32_t> const order = sorted_terms(n_terms, term_of);
+    std::vector<std::uint32_t> const order = sorted_terms(live, term_of);
+    fitted_terms_ = live.size();
     std::vector<std::uint32_t> const kept = select_terms(order, df, total);
 
     // The kept terms end to end in column order, then the table renumbered to columns.
@@ -529,7 +537,7 @@ class corpus_counter {
     // Entries hold table ids in a fit (-> column_, npos for pruned terms), columns in a
     // transform.
     std::uint32_t const* const column = fitted_ == nullptr ? column_.data() : nullptr;
-    bool const pruned = column != nullptr && cols < column_.size();
+    bool const pruned = column != nullptr && cols < fitted_terms_;
     std::vector<std::size_t> offsets(documents_ + 1, 0);
 #pragma omp parallel for schedule(static)
     for (std::int64_t d = 0; d < n; ++d) {
@@ -813,6 +821,7 @@ class corpus_counter {
   fitted_vocabulary const* fitted_;  // nullptr: fit, building the vocabulary in table_
   term_table table_;
   std::vector<std::uint32_t> column_;  // fit: table id -> column, npos for pruned terms
+  std::size_t fitted_terms_ = 0;       // fit: terms before pruning
   std::size_t documents_ = 0;
   std::vector<std::unique_ptr<count_worker>> workers_;
   std::vector<document_entries> rows_;

@@ -80,9 +80,11 @@ inline std::uint64_t hash_term(std::string_view s) noexcept {
   return fold(h ^ w, k1);
 }
 
-/// Storage for the terms one thread inserts into a term_table during a fit: blocks that
-/// never move (other threads read the terms while this one adds more). Each term is
-/// preceded by its 4-byte length and followed by at least 8 readable bytes.
+/// What one thread inserting into a term_table owns: the ids it hands out next (a block
+/// taken from the table at a time, so that threads do not contend for one counter and
+/// do not write the same cache lines of the id -> term array), and the bytes of its
+/// terms, in blocks that never move (other threads read them while this one adds more).
+/// Each term is preceded by its 4-byte length and followed by at least 8 readable bytes.
 class term_arena {
  public:
   /// Copies `term` (< 4 GiB; the table checks) and returns where its bytes are.
@@ -112,10 +114,13 @@ class term_arena {
   }
 
  private:
+  friend class term_table;
   static constexpr std::size_t block_bytes = std::size_t{256} << 10;
   std::vector<std::unique_ptr<char[]>> blocks_;
   char* next_ = nullptr;
   std::size_t left_ = 0;
+  std::uint32_t next_id_ = 0;  // ids [next_id_, end_id_) are this thread's to hand out
+  std::uint32_t end_id_ = 0;
 };
 
 class term_table {
@@ -123,17 +128,23 @@ class term_table {
   /// find: absent; intern: the table is at its load limit (grow it and retry).
   static constexpr std::uint32_t npos = 0xFFFFFFFFu;
   static constexpr std::uint32_t full = npos;
-  /// At most this many terms (ids 0 .. max_terms - 1).
+  /// At most this many ids (0 .. max_terms - 1).
   static constexpr std::uint32_t max_terms = 0xFFFFFFFCu;
+  /// Ids a thread takes at a time.
+  static constexpr std::uint32_t id_block = 64;
 
   /// A table for `terms` terms before it needs to grow.
   explicit term_table(std::size_t terms = 48) { resize_slots(slots_for(terms)); }
 
-  /// Terms inserted so far (exact at quiescent points).
-  [[nodiscard]] std::size_t size() const noexcept { return __atomic_load_n(&size_, __ATOMIC_RELAXED); }
-  /// Terms the table takes before `intern` returns `full`.
+  /// One more than the largest id handed out so far (exact at quiescent points). Ids
+  /// are taken in blocks, so some ids below may hold no term (`holds`); a single
+  /// thread's ids are 0, 1, 2, ... in insertion order.
+  [[nodiscard]] std::size_t size() const noexcept { return __atomic_load_n(&taken_, __ATOMIC_RELAXED); }
+  /// Ids the table hands out before `intern` returns `full` (3/4 of its slots).
   [[nodiscard]] std::size_t limit() const noexcept { return limit_; }
 
+  /// Whether id `id` (< size()) holds a term, before `remap`. At quiescent points.
+  [[nodiscard]] bool holds(std::uint32_t id) const noexcept { return terms_[id] != nullptr; }
   /// Term `id`'s bytes during a fit (before `remap`); 8 readable bytes follow them.
   [[nodiscard]] std::string_view term(std::uint32_t id) const noexcept { return term_arena::term(terms_[id]); }
 
@@ -184,12 +195,13 @@ class term_table {
     }
   }
 
-  /// Rebuilds the slots for at least `terms` terms (no-op if they fit). Exclusive.
+  /// Rebuilds the slots for at least `terms` ids (no-op if they fit). Exclusive.
   void grow(std::size_t terms) {
     if (terms <= limit_) return;
     std::size_t const count = size();
     resize_slots(slots_for(terms));
     for (std::uint32_t id = 0; id < count; ++id) {
+      if (!holds(id)) continue;
       std::string_view const t = term(id);
       std::size_t i = hash_term<true>(t) & mask_;
       while (slots_[i].id != npos) i = (i + 1) & mask_;
@@ -225,7 +237,7 @@ class term_table {
   };
 
   static std::size_t slots_for(std::size_t terms) {
-    std::size_t capacity = 64;
+    std::size_t capacity = 256;  // a limit of three id blocks
     while (4 * terms > 3 * capacity) capacity *= 2;
     return capacity;
   }
@@ -249,13 +261,18 @@ class term_table {
       __atomic_store_n(&s.id, npos, __ATOMIC_RELEASE);
       throw index_overflow("a term table holds terms of less than 4 GiB");
     }
-    auto const id = __atomic_fetch_add(&size_, 1u, __ATOMIC_RELAXED);
-    if (id >= limit_) {
-      // Later inserts fail too until grow(), so ids stay dense.
-      __atomic_fetch_sub(&size_, 1u, __ATOMIC_RELAXED);
-      __atomic_store_n(&s.id, npos, __ATOMIC_RELEASE);
-      return full;
+    if (arena.next_id_ == arena.end_id_) {
+      auto const first = __atomic_fetch_add(&taken_, id_block, __ATOMIC_RELAXED);
+      if (first + id_block > limit_) {
+        // Later blocks fail too until grow(), so the ids taken stay below the limit.
+        __atomic_fetch_sub(&taken_, id_block, __ATOMIC_RELAXED);
+        __atomic_store_n(&s.id, npos, __ATOMIC_RELEASE);
+        return full;
+      }
+      arena.next_id_ = first;
+      arena.end_id_ = first + id_block;
     }
+    std::uint32_t const id = arena.next_id_++;
     terms_[id] = arena.store(term);
     s.prefix = prefix;
     s.length = static_cast<std::uint32_t>(term.size());
@@ -287,8 +304,8 @@ class term_table {
   std::vector<slot> slots_;
   std::size_t mask_ = 0;
   std::size_t limit_ = 0;
-  std::uint32_t size_ = 0;
-  std::vector<char const*> terms_;  // id -> bytes in an arena, during a fit
+  std::uint32_t taken_ = 0;         // ids handed out to threads' blocks
+  std::vector<char const*> terms_;  // id -> bytes in an arena (null: none), during a fit
 };
 
 }  // namespace mgpu::detail
