@@ -20,11 +20,11 @@ using mgpu::detail::term_table;
 
 namespace {
 
-// Terms as the tokenizer hands them over: 8 readable bytes after each.
+// Terms as the tokenizer hands them over: 16 readable bytes from each start, 8 after.
 struct padded_terms {
   std::vector<std::string> storage;
   explicit padded_terms(std::vector<std::string> terms) : storage(std::move(terms)) {
-    for (auto& t : storage) t.reserve(t.size() + 8);
+    for (auto& t : storage) t.reserve(t.size() + 16);
   }
   [[nodiscard]] std::string_view operator[](std::size_t i) const { return storage[i]; }
   [[nodiscard]] std::size_t size() const { return storage.size(); }

@@ -30,28 +30,34 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <new>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "mgpu/core/error.hpp"
 
 namespace mgpu::detail {
 
-/// The first `n` (< 8) bytes at `p`, zero-extended, read with one 8-byte load: the
-/// caller guarantees that 8 bytes at `p` are readable.
+/// The first `n` bytes at `p` (all 8 when n >= 8), zero-extended, read with one 8-byte
+/// load and no branch: the caller guarantees that 8 bytes at `p` are readable.
 inline std::uint64_t load_padded(char const* p, std::size_t n) noexcept {
   std::uint64_t w = 0;
   std::memcpy(&w, p, 8);
-  return n >= 8 ? w : w & ((std::uint64_t{1} << (8 * n)) - 1);
+  std::uint64_t const keep_all = 0 - static_cast<std::uint64_t>(n >= 8);
+  std::uint64_t const mask = (std::uint64_t{1} << ((8 * n) & 63)) - 1;
+  return w & (mask | keep_all);
 }
 
-/// A fast 64-bit hash of a short byte string: each 8-byte word is folded in with one
-/// 64 x 64 -> 128-bit multiply whose halves are xored (the wyhash / mum mixing), so a
-/// term of up to 8 bytes costs one multiply and every output bit depends on every input
-/// bit. Padded: the 8 bytes after the end of `s` are readable, so the last partial word
-/// is one load.
+/// A fast 64-bit hash of a short byte string: its 8-byte words are folded in with
+/// 64 x 64 -> 128-bit multiplies whose halves are xored (the wyhash / mum mixing), so
+/// every output bit depends on every input bit. A term of up to 16 bytes (97% of the
+/// kernel docs' tokens) is one multiply of its two zero-padded words and no branch that
+/// depends on its length. Padded: the 16 bytes from the start of `s` and the 8 after its
+/// end are readable, so partial words are single loads.
 template <bool Padded = false>
 inline std::uint64_t hash_term(std::string_view s) noexcept {
   __extension__ using u128 = unsigned __int128;
@@ -61,38 +67,44 @@ inline std::uint64_t hash_term(std::string_view s) noexcept {
   };
   constexpr std::uint64_t k0 = 0x9E3779B97F4A7C15ull;
   constexpr std::uint64_t k1 = 0xD6E8FEB86659FD93ull;
-  std::uint64_t h = k0 ^ s.size();
   char const* p = s.data();
   std::size_t n = s.size();
-  while (n > 8) {
+  auto partial = [](char const* q, std::size_t m) {  // the first min(m, 8) bytes
+    if constexpr (Padded) return load_padded(q, m);
     std::uint64_t w = 0;
-    std::memcpy(&w, p, 8);
-    h = fold(h ^ w, k1);
-    p += 8;
-    n -= 8;
+    std::memcpy(&w, q, m < 8 ? m : 8);
+    return w;
+  };
+  std::uint64_t h = k0 ^ n;
+  if (n > 16) [[unlikely]] {
+    do {
+      std::uint64_t w = 0;
+      std::memcpy(&w, p, 8);
+      h = fold(h ^ w, k1);
+      p += 8;
+      n -= 8;
+    } while (n > 16);
   }
-  std::uint64_t w = 0;
-  if constexpr (Padded) {
-    w = load_padded(p, n);
-  } else {
-    std::memcpy(&w, p, n);
-  }
-  return fold(h ^ w, k1);
+  // k1 ^ second is never 0: k1 holds the byte 0xFD, which valid UTF-8 never does.
+  std::uint64_t const first = partial(p, n);
+  std::uint64_t const second = Padded ? load_padded(p + 8, n > 8 ? n - 8 : 0) : (n > 8 ? partial(p + 8, n - 8) : 0);
+  return fold(h ^ first, k1 ^ second);
 }
 
 /// What one thread inserting into a term_table owns: the ids it hands out next (a block
 /// taken from the table at a time, so that threads do not contend for one counter and
 /// do not write the same cache lines of the id -> term array), and the bytes of its
 /// terms, in blocks that never move (other threads read them while this one adds more).
-/// Each term is preceded by its 4-byte length and followed by at least 8 readable bytes.
+/// Each term is preceded by its 4-byte length; 16 bytes from its start and 8 after its
+/// end are readable (hash_term<true>).
 class term_arena {
  public:
   /// Copies `term` (< 4 GiB; the table checks) and returns where its bytes are.
   char const* store(std::string_view term) {
-    std::size_t const need = 4 + term.size() + 8;
+    std::size_t const need = 4 + term.size() + 16;
     if (need > left_) {
       std::size_t const size = std::max(block_bytes, need);
-      blocks_.push_back(std::make_unique_for_overwrite<char[]>(size));
+      blocks_.push_back(std::make_unique<char[]>(size));  // zeroed: padding is defined
       next_ = blocks_.back().get();
       left_ = size;
     }
@@ -100,7 +112,7 @@ class term_arena {
     std::memcpy(next_, &length, 4);
     char* const bytes = next_ + 4;
     std::memcpy(bytes, term.data(), term.size());
-    // The next term (or the 8 bytes kept free at the block's end) pads this one.
+    // The next term (or the 16 bytes kept free at the block's end) pads this one.
     next_ = bytes + term.size();
     left_ -= 4 + term.size();
     return bytes;
@@ -129,12 +141,36 @@ class term_table {
   static constexpr std::uint32_t npos = 0xFFFFFFFFu;
   static constexpr std::uint32_t full = npos;
   /// At most this many ids (0 .. max_terms - 1).
-  static constexpr std::uint32_t max_terms = 0xFFFFFFFCu;
+  static constexpr std::uint32_t max_terms = 0xFFFFFFFBu;
   /// Ids a thread takes at a time.
   static constexpr std::uint32_t id_block = 64;
 
   /// A table for `terms` terms before it needs to grow.
   explicit term_table(std::size_t terms = 48) { resize_slots(slots_for(terms)); }
+  /// A moved-from table is empty with no slots: only assignment and destruction apply.
+  term_table(term_table&& other) noexcept { swap(other); }
+  term_table& operator=(term_table&& other) noexcept {
+    term_table(std::move(other)).swap(*this);
+    return *this;
+  }
+  term_table(term_table const& other)
+      : storage_(allocate(other.capacity_)), slots_(aligned(storage_.get())), capacity_(other.capacity_),
+        mask_(other.mask_), limit_(other.limit_), taken_(other.taken_), terms_(other.terms_) {
+    std::memcpy(slots_, other.slots_, capacity_ * sizeof(slot));
+  }
+  term_table& operator=(term_table const& other) {
+    if (this != &other) term_table(other).swap(*this);
+    return *this;
+  }
+  void swap(term_table& other) noexcept {
+    std::swap(storage_, other.storage_);
+    std::swap(slots_, other.slots_);
+    std::swap(capacity_, other.capacity_);
+    std::swap(mask_, other.mask_);
+    std::swap(limit_, other.limit_);
+    std::swap(taken_, other.taken_);
+    std::swap(terms_, other.terms_);
+  }
 
   /// One more than the largest id handed out so far (exact at quiescent points). Ids
   /// are taken in blocks, so some ids below may hold no term (`holds`); a single
@@ -145,12 +181,12 @@ class term_table {
 
   /// Whether id `id` (< size()) holds a term, before `remap`. At quiescent points.
   [[nodiscard]] bool holds(std::uint32_t id) const noexcept { return terms_[id] != nullptr; }
-  /// Term `id`'s bytes during a fit (before `remap`); 8 readable bytes follow them.
+  /// Term `id`'s bytes during a fit (before `remap`), padded as hash_term<true> needs.
   [[nodiscard]] std::string_view term(std::uint32_t id) const noexcept { return term_arena::term(terms_[id]); }
 
   /// Starts loading the slot where a lookup of hash `h` begins: counting prefetches a
   /// few terms ahead, because at corpus scale many first probes miss cache.
-  void prefetch(std::uint64_t h) const noexcept { __builtin_prefetch(&slots_[h & mask_]); }
+  void prefetch(std::uint64_t h) const noexcept { __builtin_prefetch(slots_ + (h & mask_)); }
 
   /// The id of `term` (whose hash_term is `h`), or npos; `terms(id)` gives the bytes of
   /// a stored id (the vocabulary after `remap`, else stored_terms()). The 8 bytes after
@@ -161,10 +197,10 @@ class term_table {
     auto const length = static_cast<std::uint32_t>(term.size());
     for (std::size_t i = h & mask_;; i = (i + 1) & mask_) {
       slot const& s = slots_[i];
-      std::uint32_t id = __atomic_load_n(&s.id, __ATOMIC_ACQUIRE);
-      while (id == busy) id = wait(s);
-      if (id == npos) return npos;
-      if (id != dropped && matches(s, prefix, length, term, [&] { return terms(id).data(); })) return id;
+      std::uint32_t v = __atomic_load_n(&s.id, __ATOMIC_ACQUIRE);
+      while (v == busy) v = wait(s);
+      if (v == empty) return npos;
+      if (v != dropped && matches(s, prefix, length, term, [&] { return terms(v - 1).data(); })) return v - 1;
     }
   }
 
@@ -183,13 +219,13 @@ class term_table {
     for (std::size_t i = h & mask_;; i = (i + 1) & mask_) {
       slot& s = slots_[i];
       for (;;) {  // until slot i holds a term (or the table is full)
-        std::uint32_t id = __atomic_load_n(&s.id, __ATOMIC_ACQUIRE);
-        while (id == busy) id = wait(s);
-        if (id == npos) {
-          if (!__atomic_compare_exchange_n(&s.id, &id, busy, false, __ATOMIC_ACQUIRE, __ATOMIC_ACQUIRE)) continue;
+        std::uint32_t v = __atomic_load_n(&s.id, __ATOMIC_ACQUIRE);
+        while (v == busy) v = wait(s);
+        if (v == empty) {
+          if (!__atomic_compare_exchange_n(&s.id, &v, busy, false, __ATOMIC_ACQUIRE, __ATOMIC_ACQUIRE)) continue;
           return insert(s, term, prefix, arena);
         }
-        if (matches(s, prefix, length, term, [&] { return terms_[id]; })) return id;
+        if (matches(s, prefix, length, term, [&] { return terms_[v - 1]; })) return v - 1;
         break;
       }
     }
@@ -204,8 +240,8 @@ class term_table {
       if (!holds(id)) continue;
       std::string_view const t = term(id);
       std::size_t i = hash_term<true>(t) & mask_;
-      while (slots_[i].id != npos) i = (i + 1) & mask_;
-      slots_[i] = {load_padded(t.data(), t.size()), id, static_cast<std::uint32_t>(t.size())};
+      while (slots_[i].id != empty) i = (i + 1) & mask_;
+      slots_[i] = {load_padded(t.data(), t.size()), id + 1, static_cast<std::uint32_t>(t.size())};
     }
   }
 
@@ -213,19 +249,20 @@ class term_table {
   /// again) and forgets the fit's term pointers: lookups then compare against the terms
   /// of the new numbering (find's `terms`). Exclusive.
   void remap(std::vector<std::uint32_t> const& column) {
-    auto const n = static_cast<std::int64_t>(slots_.size());
+    auto const n = static_cast<std::int64_t>(capacity_);
 #pragma omp parallel for schedule(static)
     for (std::int64_t i = 0; i < n; ++i) {
       auto& s = slots_[static_cast<std::size_t>(i)];
-      if (s.id != npos) s.id = column[s.id] == npos ? dropped : column[s.id];
+      if (s.id != empty) s.id = column[s.id - 1] == npos ? dropped : column[s.id - 1] + 1;
     }
     terms_ = {};
   }
 
  private:
-  // An id value of a slot being written (by intern) or of a dropped term.
-  static constexpr std::uint32_t busy = 0xFFFFFFFEu;
-  static constexpr std::uint32_t dropped = 0xFFFFFFFDu;
+  // A slot's id field holds 1 + the id, or one of these.
+  static constexpr std::uint32_t empty = 0;              // all-zero memory is an empty table
+  static constexpr std::uint32_t busy = 0xFFFFFFFFu;     // being written by intern
+  static constexpr std::uint32_t dropped = 0xFFFFFFFEu;  // a term remap dropped
 
   // Tokens never contain NUL (it is not a word character), so the zero-padded first
   // eight bytes plus the length identify a term of up to eight bytes: most lookups
@@ -236,6 +273,30 @@ class term_table {
     std::uint32_t length;
   };
 
+  struct free_deleter {
+    void operator()(void* p) const noexcept { std::free(p); }
+  };
+
+  // Memory for `capacity` slots, 64-byte aligned by aligned(), zeroed (all empty) by
+  // all OpenMP threads at once: faulting fresh pages in is the bulk of the cost.
+  static std::unique_ptr<void, free_deleter> allocate(std::size_t capacity) {
+    std::size_t const bytes = capacity * sizeof(slot) + 64;
+    void* const p = std::malloc(bytes);
+    if (p == nullptr) throw std::bad_alloc();
+    constexpr std::size_t chunk = std::size_t{64} << 10;
+    auto const chunks = static_cast<std::int64_t>((bytes + chunk - 1) / chunk);
+#pragma omp parallel for schedule(static)
+    for (std::int64_t c = 0; c < chunks; ++c) {
+      std::size_t const first = static_cast<std::size_t>(c) * chunk;
+      std::memset(static_cast<char*>(p) + first, 0, std::min(chunk, bytes - first));
+    }
+    return std::unique_ptr<void, free_deleter>(p);
+  }
+  static slot* aligned(void* p) noexcept {
+    auto const address = (reinterpret_cast<std::uintptr_t>(p) + 63) & ~std::uintptr_t{63};
+    return reinterpret_cast<slot*>(address);
+  }
+
   static std::size_t slots_for(std::size_t terms) {
     std::size_t capacity = 256;  // a limit of three id blocks
     while (4 * terms > 3 * capacity) capacity *= 2;
@@ -243,14 +304,18 @@ class term_table {
   }
 
   void resize_slots(std::size_t capacity) {
-    slots_.assign(capacity, slot{0, npos, 0});
+    storage_ = allocate(capacity);
+    slots_ = aligned(storage_.get());
+    capacity_ = capacity;
     mask_ = capacity - 1;
     limit_ = std::min<std::size_t>(3 * (capacity / 4), max_terms);
     terms_.resize(limit_);
   }
 
   static std::uint32_t wait(slot const& s) noexcept {
+#if defined(__x86_64__) || defined(__i386__)
     __builtin_ia32_pause();
+#endif
     return __atomic_load_n(&s.id, __ATOMIC_ACQUIRE);
   }
 
@@ -258,7 +323,7 @@ class term_table {
   [[gnu::noinline]] std::uint32_t insert(slot& s, std::string_view term, std::uint64_t prefix,
                                          term_arena& arena) {
     if (term.size() >= npos) {
-      __atomic_store_n(&s.id, npos, __ATOMIC_RELEASE);
+      __atomic_store_n(&s.id, empty, __ATOMIC_RELEASE);
       throw index_overflow("a term table holds terms of less than 4 GiB");
     }
     if (arena.next_id_ == arena.end_id_) {
@@ -266,7 +331,7 @@ class term_table {
       if (first + id_block > limit_) {
         // Later blocks fail too until grow(), so the ids taken stay below the limit.
         __atomic_fetch_sub(&taken_, id_block, __ATOMIC_RELAXED);
-        __atomic_store_n(&s.id, npos, __ATOMIC_RELEASE);
+        __atomic_store_n(&s.id, empty, __ATOMIC_RELEASE);
         return full;
       }
       arena.next_id_ = first;
@@ -276,7 +341,7 @@ class term_table {
     terms_[id] = arena.store(term);
     s.prefix = prefix;
     s.length = static_cast<std::uint32_t>(term.size());
-    __atomic_store_n(&s.id, id, __ATOMIC_RELEASE);
+    __atomic_store_n(&s.id, id + 1, __ATOMIC_RELEASE);
     return id;
   }
 
@@ -284,8 +349,8 @@ class term_table {
   template <class Stored>
   static bool matches(slot const& s, std::uint64_t prefix, std::uint32_t length, std::string_view term,
                       Stored const& stored) noexcept {
-    if (s.prefix != prefix || s.length != length) return false;
-    if (length <= 8) return true;
+    if (((s.prefix ^ prefix) | (s.length ^ length)) != 0) return false;
+    if (length <= 8) [[likely]] return true;
     char const* const bytes = stored();
     // 8 bytes at a time, the last word ending at the term's end (overlapping the one
     // before): no read goes past either term, for the bytes after a stored term may be
@@ -301,7 +366,9 @@ class term_table {
     return word(bytes + length - 8) == word(term.data() + length - 8);
   }
 
-  std::vector<slot> slots_;
+  std::unique_ptr<void, free_deleter> storage_;
+  slot* slots_ = nullptr;
+  std::size_t capacity_ = 0;
   std::size_t mask_ = 0;
   std::size_t limit_ = 0;
   std::uint32_t taken_ = 0;         // ids handed out to threads' blocks

@@ -8,8 +8,8 @@
 // point mapping whose only context, Final_Sigma, reads the original text.
 //
 // The lowered text is written into one buffer and the tokens are spans of it, at least
-// one byte apart, with at least 8 readable bytes after each (hashing loads 8 bytes at
-// a time). `join()` then moves the tokens so that each is followed by a single space:
+// one byte apart, each with at least 16 readable bytes from its start and 8 after its
+// end (hashing loads two 8-byte words whatever the token's length). `join()` then moves the tokens so that each is followed by a single space:
 // the word n-gram of tokens i..j (sklearn's `" ".join(tokens[i:j+1])`) becomes the
 // contiguous bytes from the start of token i to the end of token j, so n-grams cost
 // no copies. Unigram counting skips that pass.
@@ -206,7 +206,7 @@ class word_tokenizer {
 
   [[nodiscard]] std::size_t size() const noexcept { return count_; }
 
-  /// Token i; the 8 bytes after it are readable.
+  /// Token i; 16 bytes from its start and the 8 bytes after it are readable.
   [[nodiscard]] std::string_view token(std::size_t i) const noexcept {
     return {buffer_.get() + begins_[i], ends_[i] - begins_[i]};
   }
@@ -327,7 +327,7 @@ class word_tokenizer {
       ends[closed++] = offset();
       *w++ = ' ';
     }
-    std::memset(w, 0, 8);
+    std::memset(w, 0, 16);  // what hashing reads past the last token is defined
     return closed;
   }
 
