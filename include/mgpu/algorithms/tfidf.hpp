@@ -51,6 +51,7 @@
 #include <cstring>
 #include <exception>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <new>
 #include <numeric>
@@ -383,15 +384,22 @@ struct document_entries {
   std::size_t begin = 0;
 };
 
+/// A term's counters in one thread: its count in the current document and the number of
+/// documents that contained it (since the last fold into corpus_counter's df_carry_).
+/// Side by side, so that ending a document touches the cache line counting it did.
+struct term_counters {
+  std::uint32_t in_document;
+  std::uint32_t documents;
+};
+
 /// One thread's counting state; it persists across batches. Arrays indexed by term id
 /// have at least the shared table's limit() entries.
 struct count_worker {
   explicit count_worker(bool lowercase) : tokens(lowercase) {}
   word_tokenizer tokens;
   term_arena arena;                        // the bytes of the terms this thread added
-  std::vector<std::uint32_t> in_document;  // per term: count in the current document
+  std::vector<term_counters> counters;     // per term
   std::vector<std::uint32_t> touched;      // terms seen in the current document
-  std::vector<std::uint64_t> df;           // per term: documents containing it (fit)
   std::vector<std::uint64_t> total;        // per term: occurrences (fit, max_features)
   entry_array entries;                     // rows of the count matrix, by document
   std::vector<std::string_view> features;  // the current document's n-grams ...
@@ -449,6 +457,12 @@ class corpus_counter {
       most *= static_cast<std::size_t>(options_.ngram_range.second - options_.ngram_range.first + 1);
       for (auto& w : workers_) w->entries.reserve(w->entries.size() + most);
     }
+    // A thread's document counts are 32-bit: fold them into df_carry_ before a thread
+    // could have counted 2^32 documents.
+    if (fitted_ == nullptr && since_fold_ + docs.size() > std::numeric_limits<std::uint32_t>::max()) {
+      fold_document_counts();
+    }
+    since_fold_ += docs.size();
     if (fitted_ == nullptr && table_.size() == 0) {
       // Heaps' law with a generous constant: one or no growth on real corpora.
       std::size_t bytes = 0;
@@ -490,8 +504,9 @@ class corpus_counter {
       auto const id = static_cast<std::size_t>(t);
       std::uint64_t d = 0;
       std::uint64_t c = 0;
+      if (id < df_carry_.size()) d = df_carry_[id];
       for (auto const& w : workers_) {
-        d += w->df[id];
+        d += w->counters[id].documents;
         if (totals) c += w->total[id];
       }
       df[id] = d;
@@ -639,6 +654,16 @@ class corpus_counter {
 
   // Counts the batch's documents (all of them in the first round, else `pending`); a
   // document that finds the table full goes to its worker's `deferred` list.
+  void fold_document_counts() {
+    df_carry_.resize(table_.size(), 0);
+    for (auto& w : workers_) {
+      for (std::size_t id = 0; id < df_carry_.size() && id < w->counters.size(); ++id) {
+        df_carry_[id] += std::exchange(w->counters[id].documents, 0u);
+      }
+    }
+    since_fold_ = 0;
+  }
+
   struct count_error {
     std::exception_ptr exception;
     std::size_t document = 0;
@@ -649,11 +674,8 @@ class corpus_counter {
     std::size_t const terms = fitted_ != nullptr ? fitted_->terms.size() : table_.limit();
     bool const totals = options_.max_features.has_value();
     for (auto& w : workers_) {
-      if (w->in_document.size() < terms) w->in_document.resize(terms, 0);
-      if (fitted_ == nullptr) {
-        if (w->df.size() < terms) w->df.resize(terms, 0);
-        if (totals && w->total.size() < terms) w->total.resize(terms, 0);
-      }
+      if (w->counters.size() < terms) w->counters.resize(terms, {0, 0});
+      if (fitted_ == nullptr && totals && w->total.size() < terms) w->total.resize(terms, 0);
     }
     int full = 0;  // set once a document found the table full: the rest wait for growth
     auto const n = static_cast<std::int64_t>(all ? docs.size() : pending.size());
@@ -714,11 +736,11 @@ class corpus_counter {
       features = w.features.data();
     }
     auto const feature = [&](std::size_t i) { return max_n == 1 ? w.tokens.token(i) : features[i]; };
-    std::uint32_t* const in_document = w.in_document.data();
+    term_counters* const counters = w.counters.data();
     std::uint32_t* const touched = w.touched.data();
     std::size_t distinct = 0;
     auto add = [&](std::uint32_t id) {
-      if (in_document[id]++ == 0) touched[distinct++] = id;
+      if (counters[id].in_document++ == 0) touched[distinct++] = id;
     };
     constexpr std::size_t ahead = 8;
     if (fitted_ != nullptr) {
@@ -734,7 +756,7 @@ class corpus_counter {
         if (i + ahead < n) table_.prefetch(hashes[i + ahead]);
         std::uint32_t const id = table_.intern(feature(i), hashes[i], w.arena);
         if (id == term_table::full) {
-          for (std::size_t t = 0; t < distinct; ++t) in_document[touched[t]] = 0;
+          for (std::size_t t = 0; t < distinct; ++t) counters[touched[t]].in_document = 0;
           return deferred;
         }
         add(id);
@@ -744,10 +766,10 @@ class corpus_counter {
     bool const totals = fitted_ == nullptr && options_.max_features.has_value();
     for (std::size_t t = 0; t < distinct; ++t) {
       std::uint32_t const id = touched[t];
-      std::uint32_t const c = std::exchange(in_document[id], 0);
+      std::uint32_t const c = std::exchange(counters[id].in_document, 0);
       if (out != nullptr) out[t] = {id, c};
       if (fitted_ == nullptr) {
-        ++w.df[id];
+        ++counters[id].documents;
         if (totals) w.total[id] += c;
       }
     }
@@ -837,6 +859,8 @@ class corpus_counter {
   fitted_vocabulary const* fitted_;  // nullptr: fit, building the vocabulary in table_
   term_table table_;
   std::vector<std::uint32_t> column_;  // fit: table id -> column, npos for pruned terms
+  std::vector<std::uint64_t> df_carry_;  // fit: document frequencies folded out of the threads
+  std::size_t since_fold_ = 0;          // documents counted since the last fold
   std::size_t fitted_terms_ = 0;       // fit: terms before pruning
   std::size_t documents_ = 0;
   std::vector<std::unique_ptr<count_worker>> workers_;

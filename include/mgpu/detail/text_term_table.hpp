@@ -155,7 +155,8 @@ class term_table {
   }
   term_table(term_table const& other)
       : storage_(allocate(other.capacity_)), slots_(aligned(storage_.get())), capacity_(other.capacity_),
-        mask_(other.mask_), limit_(other.limit_), taken_(other.taken_), terms_(other.terms_) {
+        mask_(other.mask_), limit_(other.limit_), taken_(other.taken_), terms_(other.terms_),
+        second_(other.second_) {
     std::memcpy(slots_, other.slots_, capacity_ * sizeof(slot));
   }
   term_table& operator=(term_table const& other) {
@@ -170,6 +171,7 @@ class term_table {
     std::swap(limit_, other.limit_);
     std::swap(taken_, other.taken_);
     std::swap(terms_, other.terms_);
+    std::swap(second_, other.second_);
   }
 
   /// One more than the largest id handed out so far (exact at quiescent points). Ids
@@ -225,7 +227,7 @@ class term_table {
           if (!__atomic_compare_exchange_n(&s.id, &v, busy, false, __ATOMIC_ACQUIRE, __ATOMIC_ACQUIRE)) continue;
           return insert(s, term, prefix, arena);
         }
-        if (matches(s, prefix, length, term, [&] { return terms_[v - 1]; })) return v - 1;
+        if (matches_stored(s, prefix, length, term, v - 1)) return v - 1;
         break;
       }
     }
@@ -256,6 +258,7 @@ class term_table {
       if (s.id != empty) s.id = column[s.id - 1] == npos ? dropped : column[s.id - 1] + 1;
     }
     terms_ = {};
+    second_ = {};
   }
 
  private:
@@ -310,6 +313,7 @@ class term_table {
     mask_ = capacity - 1;
     limit_ = std::min<std::size_t>(3 * (capacity / 4), max_terms);
     terms_.resize(limit_);
+    second_.resize(limit_);
   }
 
   static std::uint32_t wait(slot const& s) noexcept {
@@ -339,10 +343,22 @@ class term_table {
     }
     std::uint32_t const id = arena.next_id_++;
     terms_[id] = arena.store(term);
+    second_[id] = term.size() > 8 ? load_padded(term.data() + 8, term.size() - 8) : 0;
     s.prefix = prefix;
     s.length = static_cast<std::uint32_t>(term.size());
     __atomic_store_n(&s.id, id + 1, __ATOMIC_RELEASE);
     return id;
+  }
+
+  // matches() against this table's own term `id`: a term of 9 to 16 bytes is decided by
+  // its second word, kept by id, which is one memory access where the term's bytes are
+  // two dependent ones (id -> pointer -> bytes).
+  bool matches_stored(slot const& s, std::uint64_t prefix, std::uint32_t length, std::string_view term,
+                      std::uint32_t id) const noexcept {
+    if (((s.prefix ^ prefix) | (s.length ^ length)) != 0) return false;
+    if (length <= 8) [[likely]] return true;
+    if (length <= 16) return second_[id] == load_padded(term.data() + 8, length - 8);
+    return matches(s, prefix, length, term, [&] { return terms_[id]; });
   }
 
   // `stored()` gives the stored term's bytes, read only when the first 8 match.
@@ -373,6 +389,7 @@ class term_table {
   std::size_t limit_ = 0;
   std::uint32_t taken_ = 0;         // ids handed out to threads' blocks
   std::vector<char const*> terms_;  // id -> bytes in an arena (null: none), during a fit
+  std::vector<std::uint64_t> second_;  // id -> bytes 8 .. 15, zero-padded, during a fit
 };
 
 }  // namespace mgpu::detail
