@@ -39,6 +39,7 @@
 #include <vector>
 
 #include "mgpu/core/error.hpp"
+#include "mgpu/detail/large_pages.hpp"
 
 namespace mgpu::detail {
 
@@ -276,24 +277,23 @@ class term_table {
     std::uint32_t length;
   };
 
-  struct free_deleter {
-    void operator()(void* p) const noexcept { std::free(p); }
-  };
-
-  // Memory for `capacity` slots, 64-byte aligned by aligned(), zeroed (all empty) by
-  // all OpenMP threads at once: faulting fresh pages in is the bulk of the cost.
-  static std::unique_ptr<void, free_deleter> allocate(std::size_t capacity) {
+  // Zeroed memory for `capacity` slots, 64-byte aligned by aligned(). A large table is
+  // mapped (huge pages where the kernel gives them, zero-filled) and its pages are
+  // written once by all OpenMP threads at once: faulting fresh pages in is the bulk of
+  // the cost, and a page first read as the shared zero page faults again when written.
+  static std::unique_ptr<void, host_delete> allocate(std::size_t capacity) {
     std::size_t const bytes = capacity * sizeof(slot) + 64;
-    void* const p = std::malloc(bytes);
+    void* const p = host_allocate(bytes);
     if (p == nullptr) throw std::bad_alloc();
-    constexpr std::size_t chunk = std::size_t{64} << 10;
-    auto const chunks = static_cast<std::int64_t>((bytes + chunk - 1) / chunk);
+    if (is_large_allocation(bytes)) {
+      constexpr std::size_t page = 4096;
+      auto const pages = static_cast<std::int64_t>((bytes + page - 1) / page);
 #pragma omp parallel for schedule(static)
-    for (std::int64_t c = 0; c < chunks; ++c) {
-      std::size_t const first = static_cast<std::size_t>(c) * chunk;
-      std::memset(static_cast<char*>(p) + first, 0, std::min(chunk, bytes - first));
+      for (std::int64_t i = 0; i < pages; ++i) static_cast<char*>(p)[static_cast<std::size_t>(i) * page] = 0;
+    } else {
+      std::memset(p, 0, bytes);
     }
-    return std::unique_ptr<void, free_deleter>(p);
+    return std::unique_ptr<void, host_delete>(p, host_delete{bytes});
   }
   static slot* aligned(void* p) noexcept {
     auto const address = (reinterpret_cast<std::uintptr_t>(p) + 63) & ~std::uintptr_t{63};
@@ -382,14 +382,15 @@ class term_table {
     return word(bytes + length - 8) == word(term.data() + length - 8);
   }
 
-  std::unique_ptr<void, free_deleter> storage_;
+  std::unique_ptr<void, host_delete> storage_;
   slot* slots_ = nullptr;
   std::size_t capacity_ = 0;
   std::size_t mask_ = 0;
   std::size_t limit_ = 0;
   std::uint32_t taken_ = 0;         // ids handed out to threads' blocks
-  std::vector<char const*> terms_;  // id -> bytes in an arena (null: none), during a fit
-  std::vector<std::uint64_t> second_;  // id -> bytes 8 .. 15, zero-padded, during a fit
+  // id -> bytes in an arena (null: none), and bytes 8 .. 15 zero-padded, during a fit
+  std::vector<char const*, large_page_allocator<char const*>> terms_;
+  std::vector<std::uint64_t, large_page_allocator<std::uint64_t>> second_;
 };
 
 }  // namespace mgpu::detail
