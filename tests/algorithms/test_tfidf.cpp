@@ -585,9 +585,9 @@ TEST_CASE("fit_transform on cpu:2 and cpu:3 equals cpu", "[tfidf]") {
 }
 
 TEST_CASE("a vocabulary that outgrows the shared term table counts every term once", "[tfidf]") {
-  // ~54,000 distinct lowercase ASCII words over 3,000 documents: the table's first guess
-  // (from the corpus size) holds a third of them, so documents find it full and are
-  // counted again after it grows. Expected counts come from a std::map of the words.
+  // ~72,000 distinct lowercase ASCII words over 3,000 documents: the table's first guess
+  // (from the corpus size) holds 48 k terms, so documents find it full and are counted
+  // again after it grows. Expected counts come from a std::map of the words.
   std::vector<std::string> docs;
   std::map<std::string, std::map<std::size_t, std::uint32_t>> expected;  // term -> doc -> count
   std::uint64_t state = 7;
@@ -599,7 +599,7 @@ TEST_CASE("a vocabulary that outgrows the shared term table counts every term on
     std::string doc;
     for (int w = 0; w < 30; ++w) {
       std::string word = "w_";  // then v in base 26: distinct words for distinct v
-      for (auto v = next() % 80000; v > 0; v /= 26) word += static_cast<char>('a' + v % 26);
+      for (auto v = next() % 200000; v > 0; v /= 26) word += static_cast<char>('a' + v % 26);
       doc += word + (w % 5 == 0 ? ". " : " ");
       ++expected[word][d];
     }
