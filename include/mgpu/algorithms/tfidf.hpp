@@ -784,9 +784,12 @@ class corpus_counter {
       touched[distinct] = id;
       distinct += counters[id].in_document++ == 0 ? 1 : 0;
     };
+    // The slots of the next `ahead` features are always being fetched, from the first
+    // feature on (WordNet's documents have 14 tokens).
     constexpr std::size_t ahead = 8;
+    term_table const& table = fitted_ != nullptr ? fitted_->table : table_;
+    for (std::size_t i = 0; i < n && i < ahead; ++i) table.prefetch(hashes[i]);
     if (fitted_ != nullptr) {
-      term_table const& table = fitted_->table;
       auto const columns = [&](std::uint32_t c) { return fitted_->terms[c]; };
       for (std::size_t i = 0; i < n; ++i) {
         if (i + ahead < n) table.prefetch(hashes[i + ahead]);
