@@ -52,12 +52,14 @@ class buffer<T, cpu> {
 
   buffer() = default;
   buffer(buffer&& other) noexcept
-      : data_(std::move(other.data_)), size_(std::exchange(other.size_, 0)) {}
+      : data_(std::exchange(other.data_, nullptr)), size_(std::exchange(other.size_, 0)) {}
   buffer& operator=(buffer&& other) noexcept {
-    data_ = std::move(other.data_);
-    size_ = std::exchange(other.size_, 0);
+    buffer(std::move(other)).swap(*this);
     return *this;
   }
+  buffer(buffer const&) = delete;
+  buffer& operator=(buffer const&) = delete;
+  ~buffer() { detail::host_free(data_, size_ * sizeof(T)); }
 
   /// @throws out_of_memory with the requested and free bytes when allocation fails.
   explicit buffer(std::size_t size) : size_(size) {
@@ -68,9 +70,11 @@ class buffer<T, cpu> {
     }
     std::size_t const bytes = size * sizeof(T);
     static_assert(detail::host_alignment == 64, "host_allocate aligns to 64 bytes");
-    void* const p = detail::host_allocate(bytes);
-    if (p == nullptr) throw out_of_memory(bytes, detail::host_free_bytes(), "mgpu::buffer<cpu>");
-    data_ = std::unique_ptr<void, detail::host_delete>(p, detail::host_delete{bytes});
+    data_ = detail::host_allocate(bytes);
+    if (data_ == nullptr) {
+      size_ = 0;
+      throw out_of_memory(bytes, detail::host_free_bytes(), "mgpu::buffer<cpu>");
+    }
   }
 
   /// A buffer holding a copy of `values`.
@@ -78,8 +82,8 @@ class buffer<T, cpu> {
     if (!values.empty()) std::memcpy(data(), values.data(), values.size_bytes());
   }
 
-  [[nodiscard]] T* data() noexcept { return static_cast<T*>(data_.get()); }
-  [[nodiscard]] T const* data() const noexcept { return static_cast<T const*>(data_.get()); }
+  [[nodiscard]] T* data() noexcept { return static_cast<T*>(data_); }
+  [[nodiscard]] T const* data() const noexcept { return static_cast<T const*>(data_); }
   [[nodiscard]] std::size_t size() const noexcept { return size_; }
   [[nodiscard]] bool empty() const noexcept { return size_ == 0; }
   [[nodiscard]] std::span<T> span() noexcept { return {data(), size_}; }
@@ -88,7 +92,12 @@ class buffer<T, cpu> {
   T const& operator[](std::size_t i) const noexcept { return data()[i]; }
 
  private:
-  std::unique_ptr<void, detail::host_delete> data_;
+  void swap(buffer& other) noexcept {
+    std::swap(data_, other.data_);
+    std::swap(size_, other.size_);
+  }
+
+  void* data_ = nullptr;  // host_allocate(size_ * sizeof(T)) bytes
   std::size_t size_ = 0;
 };
 

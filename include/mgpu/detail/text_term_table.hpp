@@ -19,9 +19,12 @@
 // point (`grow`, one thread) and retries.
 //
 // During a fit a term's bytes live in the inserting thread's term_arena and the table
-// keeps a pointer per id; after the fit `remap` renumbers the slots to vocabulary
-// columns (pruned terms stay as slots that never match, so probe chains stay intact)
-// and lookups compare against the vocabulary's term_list instead.
+// keeps, per id, a pointer to them and the term's second 8 bytes (a 9–16 byte term is
+// then matched with one access by id instead of two dependent ones); after the fit
+// `remap` renumbers the slots to vocabulary columns (pruned terms stay as slots that
+// never match, so probe chains stay intact) and lookups compare against the
+// vocabulary's term_list instead. Slots live in memory zeroed by all threads (empty is
+// 0, a slot holds 1 + its id), huge pages for large tables (detail/large_pages.hpp).
 //
 // Thread safety: `find` and `intern` may run concurrently with each other; `grow`,
 // `remap` and the rest need exclusive access.
