@@ -750,7 +750,8 @@ class corpus_counter {
   /// (nothing counted) if a new term found the shared table full.
   std::size_t count_document(count_worker& w, std::string_view doc, std::size_t index) {
     w.tokens.tokenize(doc, index);
-    auto const [min_n, max_n] = options_.ngram_range;
+    int const min_n = options_.ngram_range.first;  // not a structured binding: Clang 14 cannot capture one
+    int const max_n = options_.ngram_range.second;
     std::size_t const tokens = w.tokens.size();
     std::size_t n = 0;
     for (auto k = static_cast<std::size_t>(min_n); k <= static_cast<std::size_t>(max_n) && k <= tokens; ++k) {
