@@ -67,6 +67,10 @@
 
 #include <omp.h>
 
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
 #include "mgpu/algorithms/term_list.hpp"
 #include "mgpu/core/buffer.hpp"
 #include "mgpu/core/device.hpp"
@@ -639,6 +643,13 @@ class corpus_counter {
         auto const di = static_cast<std::size_t>(d);
         auto const& row = rows_[di];
         term_count const* const e = workers_[row.worker]->entries.data() + row.begin;
+        if (column != nullptr && d + 1 < n) {
+          // The next row's column lookups miss cache (the map is vocabulary-sized and the
+          // entries and output stream through): start them while this row is sorted.
+          auto const& next = rows_[di + 1];
+          term_count const* const f = workers_[next.worker]->entries.data() + next.begin;
+          for (std::size_t p = 0; p < next.length; ++p) __builtin_prefetch(column + f[p].term);
+        }
         row_entries.clear();
         if (column == nullptr) {
           row_entries.assign(e, e + row.length);
@@ -826,6 +837,21 @@ class corpus_counter {
   static void sort_row(std::vector<term_count>& row, std::vector<term_count>& scratch,
                        std::vector<std::uint32_t>& bucket, unsigned passes, unsigned digit_bits) {
     std::size_t const length = row.size();
+#if defined(__AVX512F__)
+    if (length <= 16) {
+      // As below, one 16-lane comparison per entry.
+      scratch.resize(length);
+      alignas(64) std::uint32_t terms[16];
+      for (std::size_t i = 0; i < 16; ++i) terms[i] = i < length ? row[i].term : ~std::uint32_t{0};
+      __m512i const all = _mm512_load_si512(terms);
+      for (std::size_t i = 0; i < length; ++i) {
+        __mmask16 const smaller = _mm512_cmplt_epu32_mask(all, _mm512_set1_epi32(static_cast<int>(row[i].term)));
+        scratch[static_cast<std::size_t>(std::popcount(static_cast<unsigned>(smaller)))] = row[i];
+      }
+      row.swap(scratch);
+      return;
+    }
+#endif
     if (length <= 32) {
       // A row's columns are distinct, so each entry's place is the number of smaller
       // columns: branch-free (and vectorised) where an insertion sort mispredicts about
