@@ -666,6 +666,15 @@ class corpus_counter {
         I* const out_cols = m.col_indices.data() + begin;
         for (std::size_t p = 0; p < length; ++p) out_cols[p] = static_cast<I>(row_entries[p].term);
         if (weighted) {
+          if (column != nullptr && options_.use_idf && d + 1 < n) {
+            // Likewise the next row's idf entries (its column lookups are cached by now).
+            auto const& next = rows_[di + 1];
+            term_count const* const f = workers_[next.worker]->entries.data() + next.begin;
+            for (std::size_t p = 0; p < next.length; ++p) {
+              std::uint32_t const c = column[f[p].term];
+              __builtin_prefetch(idf.data() + (c != term_table::npos ? c : 0));
+            }
+          }
           row_counts.resize(length);
           for (std::size_t p = 0; p < length; ++p) row_counts[p] = binary ? 1u : row_entries[p].count;
           I const bounds[2] = {I{0}, static_cast<I>(length)};
