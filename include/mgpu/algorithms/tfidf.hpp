@@ -1093,9 +1093,9 @@ class tfidf_vectorizer {
 
   /// Learns the vocabulary and idf (sklearn `fit`). One pass over the corpus; the
   /// per-document counts are not kept, so memory is O(vocabulary), not O(corpus).
-  /// @throws invalid_argument for invalid UTF-8 (naming the document and byte offset),
-  ///         or when max_df allows fewer documents than min_df; index_overflow when the
-  ///         number of documents or terms exceeds I.
+  /// @throws invalid_argument for invalid UTF-8 (naming the document and byte offset), a
+  ///         document of 2 GiB or more, or when max_df allows fewer documents than
+  ///         min_df; index_overflow when the number of documents or terms exceeds I.
   template <text_corpus C>
   tfidf_vectorizer& fit(C&& docs) {
     auto fit = fit_corpus(std::forward<C>(docs), false);
