@@ -531,7 +531,7 @@ class corpus_counter {
     std::size_t const n_terms = table_.size();
     auto const terms = static_cast<std::int64_t>(n_terms);
     bool const totals = options_.max_features.has_value();
-    std::vector<std::uint64_t> df(n_terms);
+    std::vector<std::uint64_t, large_page_allocator<std::uint64_t>> df(n_terms);
     std::vector<std::uint64_t> total(totals ? n_terms : 0);
 #pragma omp parallel for schedule(static)
     for (std::int64_t t = 0; t < terms; ++t) {
@@ -900,8 +900,8 @@ class corpus_counter {
   /// Positions (in sorted order) of the terms that survive min_df, max_df and
   /// max_features, ascending; sklearn's _limit_features.
   [[nodiscard]] std::vector<std::uint32_t> select_terms(std::vector<std::uint32_t> const& order,
-                                                        std::vector<std::uint64_t> const& df,
-                                                        std::vector<std::uint64_t> const& total) const {
+                                                        std::span<std::uint64_t const> df,
+                                                        std::span<std::uint64_t const> total) const {
     if (order.empty()) return {};  // sklearn: "empty vocabulary"
     auto const n = static_cast<double>(documents_);
     auto doc_count = [n](df_bound const& b) {
@@ -920,7 +920,7 @@ class corpus_counter {
     }
     if (options_.max_features && kept.size() > static_cast<std::size_t>(*options_.max_features)) {
       // binary counts are 1, so their corpus total is the document frequency.
-      auto const& score = options_.binary ? df : total;
+      std::span<std::uint64_t const> const score = options_.binary ? df : total;
       std::stable_sort(kept.begin(), kept.end(), [&](std::uint32_t a, std::uint32_t b) {
         return score[order[a]] > score[order[b]];
       });
@@ -952,7 +952,7 @@ class corpus_counter {
   std::size_t fitted_terms_ = 0;       // fit: terms before pruning
   std::size_t documents_ = 0;
   std::vector<std::unique_ptr<count_worker>> workers_;
-  std::vector<document_entries> rows_;
+  std::vector<document_entries, large_page_allocator<document_entries>> rows_;
 };
 
 
