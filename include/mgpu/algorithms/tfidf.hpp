@@ -480,13 +480,15 @@ class corpus_counter {
       workers_.push_back(std::make_unique<count_worker>(options_.lowercase));
     }
     std::size_t const base = documents_;
+    std::size_t bytes = 0;
+    for (auto const& d : docs) bytes += d.size();
     if (keep_rows_) {
       rows_.resize(base + docs.size());
       // Distinct features of a document: at most (bytes + 1) / 3 per n-gram length
-      // (tokens have two bytes and a separator). Reserved, not touched.
-      std::size_t most = 0;
-      for (auto const& d : docs) most += (d.size() + 1) / 3;
-      most *= static_cast<std::size_t>(options_.ngram_range.second - options_.ngram_range.first + 1);
+      // (tokens have two bytes and a separator), so of the batch at most (bytes + docs) / 3.
+      // Reserved, not touched.
+      std::size_t const most = (bytes + docs.size()) / 3 *
+                               static_cast<std::size_t>(options_.ngram_range.second - options_.ngram_range.first + 1);
       for (auto& w : workers_) w->entries.reserve(w->entries.size() + most);
     }
     // A thread's document counts are 32-bit: fold them into df_carry_ before a thread
@@ -499,17 +501,20 @@ class corpus_counter {
       // Heaps' law (V ~ K sqrt(N)) with a generous K: the kernel docs (174 k terms in
       // 28.6 MB) and WordNet (101 k in 11.4 MB) fit the first table. A growth costs a
       // serial rehash and a round of the documents that found the table full.
-      std::size_t bytes = 0;
-      for (auto const& d : docs) bytes += d.size();
       table_.grow(static_cast<std::size_t>(32.0 * std::sqrt(static_cast<double>(bytes))));
     }
     // Documents that found the shared table full are counted again after it grows. The
     // error reported is the one of the first document that has one.
+    // Documents are handed out ~256 KB of text at a time (a millisecond of work or so):
+    // WordNet's 117 k short documents four at a time made the threads take turns on the
+    // loop counter's cache line 29 k times (~10% of the fit).
+    int const chunk = static_cast<int>(std::clamp<std::size_t>(
+        (std::size_t{256} << 10) * docs.size() / std::max<std::size_t>(bytes, 1), 1, 1024));
     std::vector<std::uint32_t> pending;
     count_error error;
     bool first_round = true;
     while (first_round || !pending.empty()) {
-      count_round(docs, base, first_round, pending, error);
+      count_round(docs, base, chunk, first_round, pending, error);
       first_round = false;
       pending.clear();
       for (auto& w : workers_) {
@@ -556,6 +561,7 @@ class corpus_counter {
     std::vector<std::uint32_t> const order = sorted_terms(live, term_of);
     fitted_terms_ = live.size();
     std::vector<std::uint32_t> const kept = select_terms(order, df, total);
+    kept_terms_ = kept.size();
 
     // The kept terms end to end in column order, then the table renumbered to columns.
     auto const n_kept = static_cast<std::int64_t>(kept.size());
@@ -594,7 +600,7 @@ class corpus_counter {
   /// after the batches (transform).
   template <class I, class V = std::uint32_t>
   count_matrix<I, V> assemble(row_values what = row_values::counts, std::span<double const> idf = {}) {
-    std::size_t const cols = fitted_ != nullptr ? fitted_->terms.size() : counted_columns();
+    std::size_t const cols = fitted_ != nullptr ? fitted_->terms.size() : kept_terms_;
     if (!keep_rows_) return empty_counts<I, V>(cols);
     check_fits_index<I>(static_cast<std::int64_t>(documents_), "documents");
     check_fits_index<I>(static_cast<std::int64_t>(cols), "vocabulary size");
@@ -643,12 +649,16 @@ class corpus_counter {
         auto const di = static_cast<std::size_t>(d);
         auto const& row = rows_[di];
         term_count const* const e = workers_[row.worker]->entries.data() + row.begin;
+        // The next row's column lookups miss cache (the map is vocabulary-sized and the
+        // entries and output stream through): start them while this row is sorted, and
+        // its idf lookups while this row is weighted.
+        term_count const* next = nullptr;
+        std::size_t next_length = 0;
         if (column != nullptr && d + 1 < n) {
-          // The next row's column lookups miss cache (the map is vocabulary-sized and the
-          // entries and output stream through): start them while this row is sorted.
-          auto const& next = rows_[di + 1];
-          term_count const* const f = workers_[next.worker]->entries.data() + next.begin;
-          for (std::size_t p = 0; p < next.length; ++p) __builtin_prefetch(column + f[p].term);
+          auto const& r = rows_[di + 1];
+          next = workers_[r.worker]->entries.data() + r.begin;
+          next_length = r.length;
+          for (std::size_t p = 0; p < next_length; ++p) __builtin_prefetch(column + next[p].term);
         }
         row_entries.clear();
         if (column == nullptr) {
@@ -666,12 +676,9 @@ class corpus_counter {
         I* const out_cols = m.col_indices.data() + begin;
         for (std::size_t p = 0; p < length; ++p) out_cols[p] = static_cast<I>(row_entries[p].term);
         if (weighted) {
-          if (column != nullptr && options_.use_idf && d + 1 < n) {
-            // Likewise the next row's idf entries (its column lookups are cached by now).
-            auto const& next = rows_[di + 1];
-            term_count const* const f = workers_[next.worker]->entries.data() + next.begin;
-            for (std::size_t p = 0; p < next.length; ++p) {
-              std::uint32_t const c = column[f[p].term];
+          if (options_.use_idf) {
+            for (std::size_t p = 0; p < next_length; ++p) {
+              std::uint32_t const c = column[next[p].term];
               __builtin_prefetch(idf.data() + (c != term_table::npos ? c : 0));
             }
           }
@@ -695,15 +702,6 @@ class corpus_counter {
  private:
   static constexpr std::size_t deferred = ~std::size_t{0};
 
-  // Columns of a fit's count matrix: the kept terms (column_ maps ids to them).
-  [[nodiscard]] std::size_t counted_columns() const {
-    std::size_t kept = 0;
-    for (auto c : column_) kept += c != term_table::npos ? 1 : 0;
-    return kept;
-  }
-
-  // Counts the batch's documents (all of them in the first round, else `pending`); a
-  // document that finds the table full goes to its worker's `deferred` list.
   void fold_document_counts() {
     df_carry_.resize(table_.size(), 0);
     for (auto& w : workers_) {
@@ -719,20 +717,16 @@ class corpus_counter {
     std::size_t document = 0;
   };
 
-  void count_round(std::span<std::string_view const> docs, std::size_t base, bool all,
+  // Counts the batch's documents (all of them in the first round, else `pending`), handed
+  // out `chunk` at a time; a document that finds the table full goes to its worker's
+  // `deferred` list.
+  void count_round(std::span<std::string_view const> docs, std::size_t base, int chunk, bool all,
                    std::vector<std::uint32_t> const& pending, count_error& error) {
     std::size_t const terms = fitted_ != nullptr ? fitted_->terms.size() : table_.limit();
     bool const totals = options_.max_features.has_value();
     int full = 0;    // set once a document found the table full: the rest wait for growth
     int failed = 0;  // set if a thread could not size its arrays: nothing is counted
     auto const n = static_cast<std::int64_t>(all ? docs.size() : pending.size());
-    // Documents are handed out ~256 KB of text at a time (a millisecond of work or so):
-    // WordNet's 117 k short documents four at a time made the threads take turns on the
-    // loop counter's cache line 29 k times (~10% of the fit).
-    std::size_t bytes = 0;
-    for (auto const& d : docs) bytes += d.size();
-    int const chunk = static_cast<int>(std::clamp<std::size_t>(
-        (std::size_t{256} << 10) * docs.size() / std::max<std::size_t>(bytes, 1), 1, 1024));
 #pragma omp parallel num_threads(static_cast<int>(workers_.size()))
     {
       auto const worker_index = static_cast<std::uint32_t>(omp_get_thread_num());
@@ -788,7 +782,7 @@ class corpus_counter {
     if (w.touched.size() < n) w.touched.resize(n);
     std::uint64_t* const hashes = w.hashes.data();
     // Tokens and n-grams lie in the tokenizer's buffer, padded: hashing and lookups
-    // read whole 8-byte words.
+    // read whole 8-byte words (16 bytes from a token's start, 8 past its end).
     std::string_view const* features = nullptr;
     if (max_n == 1) {
       for (std::size_t i = 0; i < n; ++i) hashes[i] = hash_term<true>(w.tokens.token(i));
@@ -826,7 +820,7 @@ class corpus_counter {
       }
     } else {
       for (std::size_t i = 0; i < n; ++i) {
-        if (i + ahead < n) table_.prefetch(hashes[i + ahead]);
+        if (i + ahead < n) table.prefetch(hashes[i + ahead]);
         std::uint32_t const id = table_.intern(feature(i), hashes[i], w.arena);
         if (id == term_table::full) {
           for (std::size_t t = 0; t < distinct; ++t) counters[touched[t]].in_document = 0;
@@ -950,6 +944,7 @@ class corpus_counter {
   std::vector<std::uint64_t> df_carry_;  // fit: document frequencies folded out of the threads
   std::size_t since_fold_ = 0;          // documents counted since the last fold
   std::size_t fitted_terms_ = 0;       // fit: terms before pruning
+  std::size_t kept_terms_ = 0;         // fit: terms after pruning (the columns)
   std::size_t documents_ = 0;
   std::vector<std::unique_ptr<count_worker>> workers_;
   std::vector<document_entries, large_page_allocator<document_entries>> rows_;
