@@ -209,3 +209,84 @@ TEST_CASE("fork_join on one device runs the function once", "[core][fork_join]")
   mgpu::detail::fork_join(policy, [&](auto&, std::size_t i) { calls += static_cast<int>(i) + 1; });
   CHECK(calls == 1);
 }
+
+TEST_CASE("reliability row 19: a fork_join call sees only its own task's error, not one of "
+          "another call running at the same time on the same set",
+          "[core][fork_join][errors][reliability]") {
+  host_policy const policy(std::make_shared<host_set>(2, 2));
+  // Call A's task on device 1 fails while call B's tasks are queued behind it on both
+  // devices: B must run both of its tasks and return normally.
+  std::atomic<bool> release{false};
+  std::vector<std::atomic<int>> b_ran(2);
+  std::thread a([&] {
+    CHECK_THROWS_WITH(mgpu::detail::fork_join(policy,
+                                              [&](auto&, std::size_t i) {
+                                                while (!release.load()) std::this_thread::yield();
+                                                if (i == 1) throw std::runtime_error("call A failed");
+                                              }),
+                      "call A failed");
+  });
+  std::this_thread::sleep_for(20ms);  // A's tasks occupy both devices
+  std::thread b([&] {
+    CHECK_NOTHROW(mgpu::detail::fork_join(policy, [&](auto&, std::size_t i) { b_ran[i].fetch_add(1); }));
+  });
+  std::this_thread::sleep_for(20ms);  // B's tasks are queued behind A's
+  release = true;
+  a.join();
+  b.join();
+  CHECK(b_ran[0].load() == 1);
+  CHECK(b_ran[1].load() == 1);
+}
+
+TEST_CASE("reliability row 19: fork_join runs its tasks even when a stream holds an error "
+          "left by code that enqueued on it directly",
+          "[core][fork_join][errors][reliability]") {
+  host_policy const policy(std::make_shared<host_set>(2, 2));
+  policy.devices()[0].work.enqueue([] { throw std::runtime_error("the stream's own error"); });
+  std::vector<int> ran(2, 0);
+  CHECK_NOTHROW(mgpu::detail::fork_join(policy, [&](auto&, std::size_t i) { ++ran[i]; }));
+  CHECK(ran == std::vector<int>{1, 1});
+  // The sticky error still belongs to whoever enqueued the failing task.
+  CHECK_THROWS_WITH(policy.devices()[0].work.synchronize(), "the stream's own error");
+}
+
+TEST_CASE("reliability row 20: fork_join from inside a task of the same set throws "
+          "invalid_argument instead of waiting for itself",
+          "[core][fork_join][errors][reliability]") {
+  host_policy const policy(std::make_shared<host_set>(2, 2));
+  std::atomic<int> inner_runs{0};
+  auto const started = std::chrono::steady_clock::now();
+  auto const what = mgpu_test::message_of<mgpu::invalid_argument>([&] {
+    mgpu::detail::fork_join(policy, [&](auto&, std::size_t i) {
+      if (i != 1) return;
+      mgpu::detail::fork_join(policy, [&](auto&, std::size_t) { inner_runs.fetch_add(1); });
+    });
+  });
+  CHECK(std::chrono::steady_clock::now() - started < 1s);
+  CHECK_THAT(what, Contains("inside a task of device 1") && Contains("cpu:2"));
+  CHECK(inner_runs.load() == 0);
+  // The set is still usable afterwards.
+  std::vector<int> ran(2, 0);
+  CHECK_NOTHROW(mgpu::detail::fork_join(policy, [&](auto&, std::size_t i) { ++ran[i]; }));
+  CHECK(ran == std::vector<int>{1, 1});
+}
+
+TEST_CASE("fork_join from inside a task may use another device set", "[core][fork_join]") {
+  host_policy const outer(std::make_shared<host_set>(2, 2));
+  host_policy const inner(std::make_shared<host_set>(2, 2));
+  std::vector<std::atomic<int>> ran(2);
+  mgpu::detail::fork_join(outer, [&](auto&, std::size_t) {
+    mgpu::detail::fork_join(inner, [&](auto&, std::size_t j) { ran[j].fetch_add(1); });
+  });
+  CHECK(ran[0].load() == 2);
+  CHECK(ran[1].load() == 2);
+}
+
+TEST_CASE("a stream knows whether the calling thread is its worker", "[core][stream]") {
+  mgpu::stream<mgpu::cpu> s;
+  CHECK_FALSE(s.runs_on_this_thread());
+  std::atomic<bool> inside{false};
+  s.enqueue([&] { inside = s.runs_on_this_thread(); });
+  s.synchronize();
+  CHECK(inside.load());
+}

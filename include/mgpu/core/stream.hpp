@@ -15,9 +15,18 @@
 // exception, and `synchronize` on the stream or on such an event rethrows it. The
 // stream's error is cleared when `stream.synchronize()` reports it.
 //
+// Tasks that own their errors: `stream.submit(task)` runs `task` in order like
+// `enqueue`, but whatever the stream's error state, and the task must report its own
+// failure (it catches its exceptions). fork_join submits its tasks this way, so that a
+// stream shared by several calls never carries one call's error into another's tasks:
+// the sticky error belongs to the code that enqueues with `enqueue` and synchronises the
+// stream itself.
+//
 // Thread safety: a stream's member functions may be called from any thread; an event
 // object is recorded by one thread at a time (waiting on it from many is fine). Both
 // types are move-only; destroying a stream waits for its queued tasks to finish.
+// `runs_on_this_thread()` tells whether the caller is the stream's worker (a task of
+// this stream), which is how fork_join detects a nested call that would deadlock.
 #pragma once
 
 #include <condition_variable>
@@ -98,6 +107,16 @@ class stream<cpu> {
   /// Runs `task` on the worker after all previously enqueued work.
   void enqueue(std::function<void()> task) { state_->push({std::move(task), false}); }
 
+  /// Runs `task` on the worker after all previously enqueued work, even when the stream
+  /// holds an error; `task` reports its own failures and must not throw (an exception
+  /// that escapes it anyway becomes the stream's error, as with `enqueue`).
+  void submit(std::function<void()> task) { state_->push({std::move(task), true}); }
+
+  /// True when the calling thread is this stream's worker, i.e. inside one of its tasks.
+  [[nodiscard]] bool runs_on_this_thread() const noexcept {
+    return state_ != nullptr && current_worker() == state_.get();
+  }
+
   /// Blocks until every task enqueued so far has run; rethrows (and clears) the first
   /// exception a task threw since the last synchronize.
   void synchronize() {
@@ -113,9 +132,17 @@ class stream<cpu> {
  private:
   friend class event<cpu>;
 
+  struct state;
+
+  /// The stream whose worker is the calling thread (null on other threads).
+  static state const*& current_worker() noexcept {
+    thread_local state const* current = nullptr;
+    return current;
+  }
+
   struct item {
     std::function<void()> fn;
-    bool always_run;  // markers run even after an error, so waiters are released
+    bool always_run;  // markers and submitted tasks run even after an error
   };
 
   struct state {
@@ -143,6 +170,7 @@ class stream<cpu> {
       return std::exchange(error, nullptr);
     }
     void run() {
+      current_worker() = this;
       omp_set_num_threads(threads);
       while (true) {
         item it;

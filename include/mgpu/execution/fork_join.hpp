@@ -2,20 +2,32 @@
 //
 // fork_join(policy, f) runs f(context, i) for every device i of the policy's set, each
 // as a task on that device's own stream, so the devices work concurrently; then it
-// joins: it waits for every device's completion event and rethrows the first error.
-// All of the devices finish (or fail) before it returns, so `f` may capture locals by
-// reference. Algorithms never loop over devices by hand.
+// joins: it waits until every one of its tasks has run and rethrows the error of the
+// lowest-numbered device that failed. All of the devices finish (or fail) before it
+// returns, so `f` may capture locals by reference. Algorithms never loop over devices
+// by hand.
+//
+// Each call owns its completion and its errors (a per-call join state, not the
+// streams' sticky errors), so one set may serve several user threads at once: a task
+// that throws fails only the call that submitted it, every other call's tasks still
+// run and its results are its own, and the device's queue takes the next task at once.
+//
+// A task that calls fork_join on the set it runs on would wait for its own queue and
+// never return; that nesting is detected and reported as `invalid_argument` before
+// anything is submitted. fork_join on another set from inside a task is allowed.
 //
 // The steps are the ones a collective library would provide (broadcast the inputs,
 // run per shard, gather the results), so a set spanning processes can replace them.
-// Work must not call fork_join from inside `f` on the same set: a device's stream runs
-// one task at a time.
 #pragma once
 
+#include <condition_variable>
 #include <cstddef>
 #include <exception>
+#include <memory>
+#include <mutex>
 #include <vector>
 
+#include "mgpu/core/error.hpp"
 #include "mgpu/execution/policy.hpp"
 
 namespace mgpu::detail {
@@ -37,34 +49,72 @@ struct device_worker<cpu> {
   }
 };
 
+/// Completion of one fork_join call: how many of its tasks are still to run, and the
+/// error each device's task ended with. Shared with the tasks, so it outlives a caller
+/// that stops waiting only if the tasks are done anyway.
+class fork_join_state {
+ public:
+  explicit fork_join_state(std::size_t devices) : pending_(devices), errors_(devices) {}
+
+  void finish(std::size_t device, std::exception_ptr error) noexcept {
+    std::lock_guard lock(mutex_);
+    errors_[device] = std::move(error);
+    if (--pending_ == 0) done_.notify_all();
+  }
+
+  /// Blocks until every task has finished; rethrows the lowest-numbered device's error.
+  void join() {
+    std::unique_lock lock(mutex_);
+    done_.wait(lock, [&] { return pending_ == 0; });
+    for (auto const& e : errors_) {
+      if (e) std::rethrow_exception(e);
+    }
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable done_;
+  std::size_t pending_;
+  std::vector<std::exception_ptr> errors_;
+};
+
 template <class Kind, class F>
 void fork_join(execution_policy<Kind> const& policy, F&& f) {
   using worker = device_worker<Kind>;
   auto& set = policy.devices();
-  std::vector<event<cpu>> done(set.size());
   for (std::size_t i = 0; i < set.size(); ++i) {
-    auto& ctx = set[i];
-    worker::queue(ctx).enqueue([&f, &ctx] { worker::run(ctx, f); });
-    done[i].record(worker::queue(ctx));
+    if (worker::queue(set[i]).runs_on_this_thread()) {
+      throw invalid_argument(message(
+          "fork_join was called from inside a task of device ", i, " of the same device set (",
+          set.to_string(), "); a device runs one task at a time, so the nested call would wait "
+          "for itself. Run the inner work inline, or on another device set"));
+    }
   }
-  std::exception_ptr first;
-  for (auto& e : done) {
+  auto const state = std::make_shared<fork_join_state>(set.size());
+  std::size_t submitted = 0;
+  try {
+    for (; submitted < set.size(); ++submitted) {
+      auto& ctx = set[submitted];
+      worker::queue(ctx).submit([&f, &ctx, state, i = submitted]() noexcept {
+        std::exception_ptr error;
+        try {
+          worker::run(ctx, f);
+        } catch (...) {
+          error = std::current_exception();
+        }
+        state->finish(i, std::move(error));
+      });
+    }
+  } catch (...) {
+    // Submitting ran out of memory: the tasks already queued still reference `f`.
+    for (std::size_t i = submitted; i < set.size(); ++i) state->finish(i, nullptr);
     try {
-      e.synchronize();
+      state->join();
     } catch (...) {
-      if (!first) first = std::current_exception();
     }
+    throw;
   }
-  if (first) {
-    // The failed task left its error in its queue; clear it so the set stays usable.
-    for (std::size_t i = 0; i < set.size(); ++i) {
-      try {
-        worker::queue(set[i]).synchronize();
-      } catch (...) {
-      }
-    }
-    std::rethrow_exception(first);
-  }
+  state->join();
 }
 
 }  // namespace mgpu::detail
