@@ -1,0 +1,587 @@
+// mgpu/io/output_file.hpp — a program's output files written as one commit.
+//
+// A program that writes several files (a result, a saved matrix, a vocabulary) should
+// leave either all of them new or all of them as they were: never a half-written file,
+// never one new file beside an old one, never a temporary. `output_set` does that:
+//
+//   mgpu::output_set outs;
+//   auto const result = outs.add(result_path, "--output");     // before the long work
+//   outs.check();                                               // bad paths fail here
+//   ... the long work ...
+//   outs.set_writer(result, [&](std::ostream& out) { ... });    // any std::ostream writer
+//   outs.commit();                                              // all or nothing
+//
+// What a target may be (RELIABILITY.md rows 21 and 22):
+//   - absent, or a regular file: written to a temporary in the target's directory and
+//     renamed over it (atomic replace). The temporary is an unnamed O_TMPFILE file, so
+//     nothing named exists while it is written and a `kill -9` leaves nothing behind; it
+//     is linked to a hidden name `.<name>.tmp-<pid>-<n>` just before the renames. Where
+//     O_TMPFILE (or /proc) is unavailable, the hidden name is created up front. A
+//     replaced file keeps its permission bits (not its owner); other hard links to it
+//     keep the old contents.
+//   - a symbolic link (chains included): its final target is what gets written, as
+//     above; the link itself stays. A dangling link creates its target.
+//   - a character device or a FIFO (/dev/null, /dev/stdout, a pipe): written in place,
+//     opened only at commit time (a FIFO's reader is not needed by check()). These are
+//     written after every temporary is complete and before any rename, so a failure
+//     there (e.g. /dev/full: ENOSPC) changes none of the regular files. What was already
+//     written to a device cannot be taken back.
+//   - a directory, a block device or a socket, an empty path, a path ending in '/': refused.
+// Two outputs naming the same file (after links) are refused, except character devices.
+//
+// commit() writes every temporary (each fsync'ed) and every device output, then renames
+// the temporaries over their targets in the order they were added, then fsyncs the
+// directories. Before the renames, every existing regular target gets a hard-link
+// backup (`.<name>.bak-<pid>-<n>`); if a rename fails part-way the earlier ones are
+// undone from those backups (or the new file removed when there was none before), so
+// the set is still all-or-nothing. Residual window: a crash or SIGKILL during the
+// rename phase (a few system calls, after all writing is done) can leave some targets
+// new and the others old, plus hidden `.tmp-`/`.bak-` names.
+//
+// Signals: `remove_temporaries_on_signal()` (opt-in) makes SIGINT, SIGTERM and SIGHUP
+// unlink the named temporaries and backups of every commit in progress before the
+// process dies with the signal's default action.
+//
+// Errors: check() and commit() throw mgpu::invalid_argument for a path that can never be
+// written (empty, a directory, a block device, a socket, two outputs on one file) and
+// mgpu::error naming the path and the system's reason for everything else; an exception
+// thrown by a writer propagates unchanged unless the write to the file itself failed,
+// in which case mgpu::error names the file and the reason (e.g. "No space left on
+// device"). Whatever is thrown, no temporary is left and no regular target is changed.
+//
+// Thread safety: an output_set is used by one thread at a time. Different output_sets
+// may commit concurrently (temporary names are unique per process and commit).
+#pragma once
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cstddef>
+#include <cstring>
+#include <filesystem>
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <ostream>
+#include <streambuf>
+#include <string>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+#include "mgpu/core/error.hpp"
+
+namespace mgpu {
+
+/// Writes one output's contents to the stream it is given.
+using output_writer = std::function<void(std::ostream&)>;
+
+namespace detail::out {
+
+inline std::string reason(int code) { return std::error_code(code, std::generic_category()).message(); }
+
+/// A std::streambuf over a file descriptor: buffered, every write(2) checked and
+/// retried on EINTR and short writes. After a failure it refuses further output and
+/// keeps the errno in error().
+class fd_streambuf : public std::streambuf {
+ public:
+  explicit fd_streambuf(int fd) : fd_(fd), buffer_(std::size_t{1} << 18) {
+    setp(buffer_.data(), buffer_.data() + buffer_.size());
+  }
+  fd_streambuf(fd_streambuf const&) = delete;
+  fd_streambuf& operator=(fd_streambuf const&) = delete;
+
+  /// The errno of the first failed write, 0 if none.
+  [[nodiscard]] int error() const noexcept { return error_; }
+
+ protected:
+  int_type overflow(int_type ch) override {
+    if (!drain()) return traits_type::eof();
+    if (!traits_type::eq_int_type(ch, traits_type::eof())) {
+      *pptr() = traits_type::to_char_type(ch);
+      pbump(1);
+    }
+    return traits_type::not_eof(ch);
+  }
+
+  std::streamsize xsputn(char const* s, std::streamsize n) override {
+    if (n < epptr() - pptr()) {
+      std::memcpy(pptr(), s, static_cast<std::size_t>(n));
+      pbump(static_cast<int>(n));
+      return n;
+    }
+    if (!drain() || !write_all(s, static_cast<std::size_t>(n))) return 0;
+    return n;
+  }
+
+  int sync() override { return drain() ? 0 : -1; }
+
+ private:
+  bool write_all(char const* p, std::size_t n) {
+    if (error_ != 0) return false;
+    while (n > 0) {
+      ssize_t const w = ::write(fd_, p, n);
+      if (w < 0) {
+        if (errno == EINTR) continue;
+        error_ = errno;
+        return false;
+      }
+      if (w == 0) {
+        error_ = EIO;
+        return false;
+      }
+      p += w;
+      n -= static_cast<std::size_t>(w);
+    }
+    return true;
+  }
+
+  bool drain() {
+    bool const ok = write_all(pbase(), static_cast<std::size_t>(pptr() - pbase()));
+    setp(buffer_.data(), buffer_.data() + buffer_.size());
+    return ok;
+  }
+
+  int fd_;
+  std::vector<char> buffer_;
+  int error_ = 0;
+};
+
+// The names a signal handler removes: a fixed table in static storage, filled and read
+// with atomics only, so that the handler neither allocates nor locks. A slot is
+// 0 free, 1 being filled, 2 live.
+inline constexpr int registry_slots = 64;
+inline constexpr std::size_t registry_name_bytes = 256;
+struct registry_slot {
+  std::atomic<int> state{0};
+  int dirfd = -1;
+  char name[registry_name_bytes] = {};
+};
+inline registry_slot registry[registry_slots];
+
+/// The slot holding (dirfd, name), or -1 when the table is full or the name too long
+/// (then a signal leaves that name behind; a normal failure still removes it).
+inline int register_name(int dirfd, std::string const& name) noexcept {
+  if (name.size() >= registry_name_bytes) return -1;
+  for (int i = 0; i < registry_slots; ++i) {
+    int expected = 0;
+    if (registry[i].state.compare_exchange_strong(expected, 1, std::memory_order_acquire)) {
+      registry[i].dirfd = dirfd;
+      std::memcpy(registry[i].name, name.c_str(), name.size() + 1);
+      registry[i].state.store(2, std::memory_order_release);
+      return i;
+    }
+  }
+  return -1;
+}
+
+inline void unregister_name(int& slot) noexcept {
+  if (slot >= 0) registry[slot].state.store(0, std::memory_order_release);
+  slot = -1;
+}
+
+/// Test hook: true makes commits create named temporaries up front, as on a file
+/// system without O_TMPFILE.
+inline std::atomic<bool> force_named_temporaries{false};
+
+inline std::atomic<unsigned long long> name_counter{0};
+
+/// `.<name><kind>-<pid>-<n>`, the name shortened so the whole stays within NAME_MAX.
+inline std::string hidden_name(std::string const& name, char const* kind) {
+  std::string const suffix =
+      message(kind, "-", static_cast<long long>(::getpid()), "-", name_counter.fetch_add(1));
+  return "." + name.substr(0, std::min<std::size_t>(name.size(), 200)) + suffix;
+}
+
+/// How a target is written.
+enum class target_kind { absent, regular, in_place };
+
+/// Where an output really goes: its symbolic links followed, its directory checked.
+struct resolved {
+  std::filesystem::path path;  // after symbolic links
+  std::filesystem::path dir;   // its directory ("." for a bare name)
+  std::string name;            // its file name in `dir`
+  target_kind kind = target_kind::absent;
+  struct stat st {};      // the target's, unless absent
+  struct stat dir_st {};  // the directory's
+};
+
+inline std::string who(std::string const& label, std::filesystem::path const& path) {
+  return (label.empty() ? std::string() : label + ": ") + "cannot write '" + path.string() + "'";
+}
+
+/// Follows `path`'s symbolic links and classifies the final target.
+/// @throws invalid_argument for an unwritable kind of path, mgpu::error otherwise.
+inline resolved resolve(std::filesystem::path const& path, std::string const& label) {
+  namespace fs = std::filesystem;
+  if (path.empty()) {
+    throw invalid_argument((label.empty() ? std::string() : label + ": ") +
+                           "the output path is empty");
+  }
+  resolved r;
+  r.path = path;
+  bool exists = true;
+  for (int links = 0;; ++links) {
+    if (links > 40) throw error(who(label, path) + ": too many levels of symbolic links");
+    if (::lstat(r.path.c_str(), &r.st) != 0) {
+      if (errno != ENOENT) throw error(who(label, path) + ": " + reason(errno));
+      exists = false;
+      break;
+    }
+    if (!S_ISLNK(r.st.st_mode)) break;
+    std::string target(static_cast<std::size_t>(r.st.st_size > 0 ? r.st.st_size : 4095) + 1, '\0');
+    ssize_t const n = ::readlink(r.path.c_str(), target.data(), target.size());
+    if (n < 0) throw error(who(label, path) + ": " + reason(errno));
+    target.resize(static_cast<std::size_t>(n));
+    fs::path const t(target);
+    r.path = t.is_absolute() ? t : r.path.parent_path() / t;
+  }
+  std::string const shown =
+      r.path == path ? std::string() : " (a symbolic link to '" + r.path.string() + "')";
+  if (exists) {
+    mode_t const m = r.st.st_mode;
+    if (S_ISREG(m)) {
+      r.kind = target_kind::regular;
+    } else if (S_ISCHR(m) || S_ISFIFO(m)) {
+      r.kind = target_kind::in_place;
+    } else {
+      char const* what = S_ISDIR(m) ? "a directory" : S_ISBLK(m) ? "a block device" : S_ISSOCK(m) ? "a socket" : "not a file";
+      throw invalid_argument(who(label, path) + shown + ": it is " + what +
+                             "; give the path of a file to write");
+    }
+  }
+  r.name = r.path.filename().string();
+  if (r.name.empty() || r.name == "." || r.name == "..") {
+    throw invalid_argument(who(label, path) + ": it names a directory; give the path of a file to write");
+  }
+  r.dir = r.path.parent_path();
+  if (r.dir.empty()) r.dir = ".";
+  if (::stat(r.dir.c_str(), &r.dir_st) != 0) {
+    throw error(who(label, path) + shown + ": directory '" + r.dir.string() + "': " + reason(errno));
+  }
+  if (!S_ISDIR(r.dir_st.st_mode)) {
+    throw error(who(label, path) + shown + ": '" + r.dir.string() + "' is not a directory");
+  }
+  if (r.kind == target_kind::in_place || r.kind == target_kind::regular) {
+    if (::faccessat(AT_FDCWD, r.path.c_str(), W_OK, AT_EACCESS) != 0) {
+      throw error(who(label, path) + shown + ": " + reason(errno));
+    }
+  }
+  if (r.kind != target_kind::in_place &&
+      ::faccessat(AT_FDCWD, r.dir.c_str(), W_OK | X_OK, AT_EACCESS) != 0) {
+    throw error(who(label, path) + shown + ": cannot create files in directory '" + r.dir.string() +
+                "': " + reason(errno));
+  }
+  return r;
+}
+
+inline bool same_file(resolved const& a, resolved const& b) {
+  if (a.kind == target_kind::in_place && S_ISCHR(a.st.st_mode)) return false;
+  if (b.kind == target_kind::in_place && S_ISCHR(b.st.st_mode)) return false;
+  if (a.kind != target_kind::absent && b.kind != target_kind::absent &&
+      a.st.st_dev == b.st.st_dev && a.st.st_ino == b.st.st_ino) {
+    return true;
+  }
+  return a.dir_st.st_dev == b.dir_st.st_dev && a.dir_st.st_ino == b.dir_st.st_ino && a.name == b.name;
+}
+
+/// Closes a descriptor, retrying nothing (a failed close(2) must not be retried on Linux).
+inline int close_fd(int& fd) noexcept {
+  int rc = 0;
+  if (fd >= 0) rc = ::close(fd);
+  fd = -1;
+  return rc == 0 ? 0 : errno;
+}
+
+/// One output's state during a commit; the destructor removes whatever is left.
+struct pending {
+  int dirfd = -1;
+  int fd = -1;
+  std::string temp;    // hidden name of the temporary once it has one
+  std::string backup;  // hidden hard link to the previous target, if made
+  int temp_slot = -1;
+  int backup_slot = -1;
+
+  pending() = default;
+  pending(pending const&) = delete;
+  pending& operator=(pending const&) = delete;
+  ~pending() {
+    close_fd(fd);
+    if (!temp.empty()) ::unlinkat(dirfd, temp.c_str(), 0);
+    if (!backup.empty()) ::unlinkat(dirfd, backup.c_str(), 0);
+    unregister_name(temp_slot);
+    unregister_name(backup_slot);
+    close_fd(dirfd);
+  }
+};
+
+inline void handle_signal(int sig) {
+  int const saved = errno;
+  for (auto& slot : registry) {
+    if (slot.state.load(std::memory_order_acquire) == 2) ::unlinkat(slot.dirfd, slot.name, 0);
+  }
+  errno = saved;
+  // SA_RESETHAND restored the default action; it runs once this handler returns.
+  ::raise(sig);
+}
+
+}  // namespace detail::out
+
+/// Removes the named temporaries and backups of every commit in progress. Async-signal-
+/// safe: for a program's own SIGINT/SIGTERM/SIGHUP handler (or an atexit hook); the
+/// unnamed O_TMPFILE temporaries need nothing.
+inline void remove_output_temporaries() noexcept {
+  for (auto& slot : detail::out::registry) {
+    if (slot.state.load(std::memory_order_acquire) == 2) ::unlinkat(slot.dirfd, slot.name, 0);
+  }
+}
+
+/// Opt-in: installs handlers for SIGINT, SIGTERM and SIGHUP that call
+/// remove_output_temporaries() and then let the signal take its default action (the
+/// process ends as it would have without the handler, with the same wait status). A
+/// signal that is ignored or already handled is left alone. Idempotent and thread-safe;
+/// call it early in main(), before starting threads. @throws nothing.
+inline void remove_temporaries_on_signal() noexcept {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    for (int const sig : {SIGINT, SIGTERM, SIGHUP}) {
+      struct sigaction old {};
+      if (::sigaction(sig, nullptr, &old) != 0) continue;
+      if ((old.sa_flags & SA_SIGINFO) != 0 || old.sa_handler != SIG_DFL) continue;
+      struct sigaction sa {};
+      sa.sa_handler = detail::out::handle_signal;
+      ::sigemptyset(&sa.sa_mask);
+      ::sigaddset(&sa.sa_mask, SIGINT);
+      ::sigaddset(&sa.sa_mask, SIGTERM);
+      ::sigaddset(&sa.sa_mask, SIGHUP);
+      sa.sa_flags = static_cast<int>(SA_RESETHAND);
+      ::sigaction(sig, &sa, nullptr);
+    }
+  });
+}
+
+/// A set of output files written as one commit; see the file comment for the
+/// guarantees. Typical use: add() every output before the long work, check(), then
+/// set_writer() once the results exist and commit().
+class output_set {
+ public:
+  /// Index of an output in its set.
+  using output_id = std::size_t;
+
+  /// Adds an output whose writer is given later with set_writer(). `label` names the
+  /// output in error messages, e.g. the command-line option ("--output"). Nothing is
+  /// checked or touched until check() or commit().
+  output_id add(std::filesystem::path path, std::string label = {}) {
+    outputs_.push_back({std::move(path), std::move(label), {}});
+    return outputs_.size() - 1;
+  }
+
+  /// Adds an output together with its writer.
+  output_id add(std::filesystem::path path, output_writer write, std::string label = {}) {
+    outputs_.push_back({std::move(path), std::move(label), std::move(write)});
+    return outputs_.size() - 1;
+  }
+
+  /// Sets (or replaces) the writer of output `id`. @throws invalid_argument for a bad id.
+  void set_writer(output_id id, output_writer write) {
+    MGPU_EXPECTS(id < outputs_.size(), "output_set::set_writer: no output ", id, " (", outputs_.size(),
+                 " added)");
+    outputs_[id].write = std::move(write);
+  }
+
+  [[nodiscard]] std::size_t size() const noexcept { return outputs_.size(); }
+  [[nodiscard]] std::filesystem::path const& path(output_id id) const { return outputs_.at(id).path; }
+
+  /// Checks that every output can be written now: the path is not empty, not a
+  /// directory, block device or socket; its directory exists and is writable (for a
+  /// file that is created or replaced); an existing target is writable; no two outputs
+  /// name the same file. Opens nothing (a FIFO without a reader does not block) and
+  /// changes nothing. O(outputs²).
+  /// @throws invalid_argument or mgpu::error (see the file comment) for the first bad output.
+  void check() const { (void)resolve_all(); }
+
+  /// Writes every output as one commit (see the file comment); the set can be committed
+  /// again afterwards. Blocks while a FIFO target has no reader.
+  /// @throws invalid_argument when an output has no writer or its path is refused;
+  ///         mgpu::error naming the path and reason when it cannot be written; whatever a
+  ///         writer throws. In every case no temporary remains and no regular target changed.
+  void commit() {
+    using namespace detail::out;
+    for (auto const& o : outputs_) {
+      MGPU_EXPECTS(static_cast<bool>(o.write), who(o.label, o.path), ": output_set::commit: no writer was set");
+    }
+    auto const targets = resolve_all();
+    std::vector<pending> work(outputs_.size());
+    for (std::size_t i = 0; i < outputs_.size(); ++i) {
+      if (targets[i].kind != target_kind::in_place) write_temporary(i, targets[i], work[i]);
+    }
+    for (std::size_t i = 0; i < outputs_.size(); ++i) {
+      if (targets[i].kind == target_kind::in_place) write_in_place(i, targets[i]);
+    }
+    for (std::size_t i = 0; i < outputs_.size(); ++i) {
+      if (targets[i].kind != target_kind::in_place) name_temporary(i, targets[i], work[i]);
+    }
+    rename_all(targets, work);
+  }
+
+ private:
+  struct output {
+    std::filesystem::path path;
+    std::string label;
+    output_writer write;
+  };
+
+  [[nodiscard]] std::vector<detail::out::resolved> resolve_all() const {
+    std::vector<detail::out::resolved> targets;
+    targets.reserve(outputs_.size());
+    for (std::size_t i = 0; i < outputs_.size(); ++i) {
+      targets.push_back(detail::out::resolve(outputs_[i].path, outputs_[i].label));
+      for (std::size_t j = 0; j < i; ++j) {
+        if (detail::out::same_file(targets[j], targets[i])) {
+          auto const name = [&](std::size_t k) {
+            return (outputs_[k].label.empty() ? std::string("output") : outputs_[k].label) + " '" +
+                   outputs_[k].path.string() + "'";
+          };
+          throw invalid_argument(name(j) + " and " + name(i) +
+                                 " are the same file; give each output its own path");
+        }
+      }
+    }
+    return targets;
+  }
+
+  [[noreturn]] void fail(std::size_t i, std::string const& what, int code) const {
+    throw error(detail::out::who(outputs_[i].label, outputs_[i].path) + ": " + what +
+                (code != 0 ? detail::out::reason(code) : std::string()));
+  }
+
+  /// Runs output i's writer into `fd`; a failed write(2) becomes mgpu::error with its errno.
+  void run_writer(std::size_t i, int fd) const {
+    detail::out::fd_streambuf buffer(fd);
+    std::ostream stream(&buffer);
+    try {
+      outputs_[i].write(stream);
+      stream.flush();
+    } catch (...) {
+      if (buffer.error() != 0) fail(i, "", buffer.error());
+      throw;
+    }
+    if (buffer.error() != 0) fail(i, "", buffer.error());
+    if (!stream) fail(i, "the writer left its stream in a failed state", 0);
+  }
+
+  void write_temporary(std::size_t i, detail::out::resolved const& t, detail::out::pending& p) const {
+    using namespace detail::out;
+    p.dirfd = ::open(t.dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (p.dirfd < 0) fail(i, "directory '" + t.dir.string() + "': ", errno);
+    if (!force_named_temporaries.load() && ::access("/proc/self/fd", X_OK) == 0) {
+      p.fd = ::openat(p.dirfd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0666);
+    }
+    for (int attempt = 0; p.fd < 0 && attempt < 100; ++attempt) {
+      std::string name = hidden_name(t.name, ".tmp");
+      int const slot = register_name(p.dirfd, name);
+      p.fd = ::openat(p.dirfd, name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+      if (p.fd >= 0) {
+        p.temp = std::move(name);
+        p.temp_slot = slot;
+        break;
+      }
+      int const code = errno;
+      int dropped = slot;
+      unregister_name(dropped);
+      if (code != EEXIST) fail(i, "cannot create a temporary in '" + t.dir.string() + "': ", code);
+    }
+    if (p.fd < 0) fail(i, "cannot create a temporary in '" + t.dir.string() + "': ", EEXIST);
+    run_writer(i, p.fd);
+    if (t.kind == target_kind::regular && ::fchmod(p.fd, t.st.st_mode & 07777) != 0) {
+      fail(i, "cannot copy the permissions of the file it replaces: ", errno);
+    }
+    if (::fsync(p.fd) != 0) fail(i, "", errno);
+  }
+
+  void write_in_place(std::size_t i, detail::out::resolved const& t) const {
+    int fd = ::open(t.path.c_str(), O_WRONLY | O_NOCTTY | O_CLOEXEC);
+    if (fd < 0) fail(i, "", errno);
+    try {
+      run_writer(i, fd);
+    } catch (...) {
+      detail::out::close_fd(fd);
+      throw;
+    }
+    if (int const code = detail::out::close_fd(fd); code != 0) fail(i, "", code);
+  }
+
+  /// Gives an unnamed temporary its hidden name, and the current target a backup link.
+  void name_temporary(std::size_t i, detail::out::resolved const& t, detail::out::pending& p) const {
+    using namespace detail::out;
+    for (int attempt = 0; p.temp.empty(); ++attempt) {
+      std::string name = hidden_name(t.name, ".tmp");
+      int const slot = register_name(p.dirfd, name);
+      std::string const proc = "/proc/self/fd/" + std::to_string(p.fd);
+      if (::linkat(AT_FDCWD, proc.c_str(), p.dirfd, name.c_str(), AT_SYMLINK_FOLLOW) == 0) {
+        p.temp = std::move(name);
+        p.temp_slot = slot;
+        break;
+      }
+      int const code = errno;
+      int dropped = slot;
+      unregister_name(dropped);
+      if (code != EEXIST || attempt == 100) fail(i, "cannot link the temporary into '" + t.dir.string() + "': ", code);
+    }
+    if (int const code = close_fd(p.fd); code != 0) fail(i, "", code);
+    if (t.kind != target_kind::regular) return;
+    // A backup is what makes a failed rename undoable; without one (no hard links on
+    // this file system) the rename is still atomic, only the rollback is lost.
+    for (int attempt = 0; attempt < 100; ++attempt) {
+      std::string name = hidden_name(t.name, ".bak");
+      int const slot = register_name(p.dirfd, name);
+      if (::linkat(p.dirfd, t.name.c_str(), p.dirfd, name.c_str(), 0) == 0) {
+        p.backup = std::move(name);
+        p.backup_slot = slot;
+        break;
+      }
+      int dropped = slot;
+      unregister_name(dropped);
+      if (errno != EEXIST) break;
+    }
+  }
+
+  void rename_all(std::vector<detail::out::resolved> const& targets,
+                  std::vector<detail::out::pending>& work) const {
+    using namespace detail::out;
+    std::vector<std::size_t> done;
+    for (std::size_t i = 0; i < outputs_.size(); ++i) {
+      if (targets[i].kind == target_kind::in_place) continue;
+      auto& p = work[i];
+      if (::renameat(p.dirfd, p.temp.c_str(), p.dirfd, targets[i].name.c_str()) != 0) {
+        int const code = errno;
+        for (std::size_t k : done) undo(targets[k], work[k]);
+        fail(i, "cannot rename the temporary into place: ", code);
+      }
+      p.temp.clear();
+      unregister_name(p.temp_slot);
+      done.push_back(i);
+    }
+    for (std::size_t i : done) {
+      ::fsync(work[i].dirfd);  // durability of the renames; the commit has happened either way
+    }
+  }
+
+  static void undo(detail::out::resolved const& t, detail::out::pending& p) noexcept {
+    if (!p.backup.empty()) {
+      if (::renameat(p.dirfd, p.backup.c_str(), p.dirfd, t.name.c_str()) == 0) p.backup.clear();
+    } else if (t.kind == detail::out::target_kind::absent) {
+      ::unlinkat(p.dirfd, t.name.c_str(), 0);
+    }
+  }
+
+  std::vector<output> outputs_;
+};
+
+}  // namespace mgpu
