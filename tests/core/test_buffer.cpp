@@ -4,10 +4,16 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
+#include <filesystem>
 #include <span>
 #include <string>
 #include <utility>
 #include <vector>
+
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "core_test_support.hpp"
 #include "mgpu/core/buffer.hpp"
@@ -131,4 +137,119 @@ TEST_CASE("copy between spans of different sizes is dimension_mismatch giving bo
       [&] { mgpu::copy(dst.span(), std::as_const(src).span(), s); });
   CHECK_THAT(what, Contains("7"));
   CHECK_THAT(what, Contains("5"));
+}
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define MGPU_TEST_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) || __has_feature(memory_sanitizer)
+#define MGPU_TEST_SANITIZED 1
+#endif
+#endif
+
+namespace {
+
+/// Runs `child` in a forked process (so that limits it sets leave this one alone) and
+/// returns its exit status: 0 when every check in it held, otherwise the failed check.
+template <class F>
+int in_child(F const& child) {
+  pid_t const pid = ::fork();
+  if (pid == 0) ::_exit(child());
+  int status = 0;
+  REQUIRE(pid > 0);
+  REQUIRE(::waitpid(pid, &status, 0) == pid);
+  REQUIRE(WIFEXITED(status));
+  return WEXITSTATUS(status);
+}
+
+std::size_t virtual_size_bytes() {
+  std::FILE* f = std::fopen("/proc/self/statm", "r");
+  unsigned long long pages = 0;
+  if (f != nullptr) {
+    if (std::fscanf(f, "%llu", &pages) != 1) pages = 0;
+    std::fclose(f);
+  }
+  return static_cast<std::size_t>(pages) * static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+}
+
+}  // namespace
+
+TEST_CASE("reliability row 11: available host memory respects RLIMIT_AS (ulimit -v)",
+          "[core][buffer][reliability]") {
+#ifdef MGPU_TEST_SANITIZED
+  SKIP("sanitizers reserve terabytes of address space; an RLIMIT_AS cannot be set under them");
+#else
+  constexpr std::size_t headroom = std::size_t{64} << 20;
+  // Without a limit the figure is the machine's (far above 64 MiB on any test machine).
+  REQUIRE(mgpu::detail::host_free_bytes() > 4 * headroom);
+  int const failed = in_child([] {
+    rlimit const limit{virtual_size_bytes() + headroom, RLIM_INFINITY};
+    if (::setrlimit(RLIMIT_AS, &limit) != 0) return 10;
+    std::size_t const free = mgpu::detail::host_free_bytes();
+    // The address space left: the 64 MiB less what this child mapped since measuring.
+    if (free > headroom) return 1;
+    if (free < headroom - (std::size_t{16} << 20)) return 2;
+    try {
+      mgpu::detail::require_host_memory(4 * headroom, "256 MiB of test data");
+      return 3;
+    } catch (mgpu::out_of_memory const& e) {
+      if (e.requested_bytes() != 4 * headroom || e.available_bytes() > headroom) return 4;
+      if (std::string(e.what()).find("256 MiB of test data: cannot allocate 268435456 bytes") ==
+          std::string::npos) {
+        return 5;
+      }
+    }
+    try {
+      mgpu::detail::require_host_memory(headroom / 4, "16 MiB");
+    } catch (...) {
+      return 6;
+    }
+    return 0;
+  });
+  CHECK(failed == 0);
+#endif
+}
+
+TEST_CASE("reliability row 11: require_host_memory passes what the machine has", "[core][buffer][reliability]") {
+  CHECK_NOTHROW(mgpu::detail::require_host_memory(std::size_t{1} << 20, "1 MiB"));
+  auto const what = mgpu_test::message_of<mgpu::out_of_memory>(
+      [] { mgpu::detail::require_host_memory(SIZE_MAX / 2, "half the address space"); });
+  CHECK_THAT(what, Contains("half the address space: cannot allocate " + std::to_string(SIZE_MAX / 2)));
+}
+
+TEST_CASE("reliability row 11: the cgroup limit is the least headroom of the cgroup and its ancestors",
+          "[core][buffer][reliability]") {
+  namespace fs = std::filesystem;
+  auto const root = fs::temp_directory_path() / ("mgpu-cgroup-" + std::to_string(::getpid()));
+  auto const write = [](fs::path const& p, char const* text) {
+    std::FILE* f = std::fopen(p.c_str(), "w");
+    REQUIRE(f != nullptr);
+    std::fputs(text, f);
+    std::fclose(f);
+  };
+  fs::create_directories(root / "v2" / "a" / "b");
+  // a: 1000 MB limit, 300 MB used of which 100 MB inactive file cache: 800 MB left.
+  write(root / "v2" / "a" / "memory.max", "1000000000\n");
+  write(root / "v2" / "a" / "memory.current", "300000000\n");
+  write(root / "v2" / "a" / "memory.stat", "anon 200000000\nfile 100000000\ninactive_file 100000000\n");
+  // b (the process's own): no limit of its own.
+  write(root / "v2" / "a" / "b" / "memory.max", "max\n");
+  write(root / "v2" / "a" / "b" / "memory.current", "250000000\n");
+  CHECK(mgpu::detail::host_memory::cgroup_headroom((root / "v2" / "a" / "b").string(), (root / "v2").string(),
+                                                   true) == 800'000'000);
+
+  fs::create_directories(root / "v1" / "job");
+  // v1: 2 GB limit, 1.5 GB used, 0.25 GB inactive file cache; the root's "unlimited".
+  write(root / "v1" / "memory.limit_in_bytes", "9223372036854771712\n");
+  write(root / "v1" / "memory.usage_in_bytes", "9000000000\n");
+  write(root / "v1" / "job" / "memory.limit_in_bytes", "2000000000\n");
+  write(root / "v1" / "job" / "memory.usage_in_bytes", "1500000000\n");
+  write(root / "v1" / "job" / "memory.stat", "cache 1\ninactive_file 7\ntotal_inactive_file 250000000\n");
+  CHECK(mgpu::detail::host_memory::cgroup_headroom((root / "v1" / "job").string(), (root / "v1").string(),
+                                                   false) == 750'000'000);
+  // Usage above the limit leaves nothing, not a wrapped-around huge number.
+  write(root / "v1" / "job" / "memory.usage_in_bytes", "2500000000\n");
+  CHECK(mgpu::detail::host_memory::cgroup_headroom((root / "v1" / "job").string(), (root / "v1").string(),
+                                                   false) == 0);
+  fs::remove_all(root);
 }

@@ -4,7 +4,8 @@
 // memory and leaves elements uninitialised (T must be trivially copyable, as every
 // element type in mgpu is); buffers of 1 MiB and more are mapped onto transparent huge
 // pages (detail/large_pages.hpp: a quarter of the page-fault time of 4 KiB pages). The
-// GPU specialisation lives in the CUDA backend.
+// GPU specialisation lives in the CUDA backend. Allocation failures report the memory
+// the process can still get (detail::host_free_bytes: MemAvailable, cgroup and RLIMIT_AS).
 // Thread safety: none beyond that of the memory it owns.
 #pragma once
 
@@ -20,6 +21,7 @@
 
 #include "mgpu/core/device.hpp"
 #include "mgpu/core/error.hpp"
+#include "mgpu/detail/host_memory.hpp"  // host_free_bytes, require_host_memory
 #include "mgpu/detail/large_pages.hpp"
 
 namespace mgpu {
@@ -28,14 +30,6 @@ template <class T, class Kind>
 class buffer;
 
 namespace detail {
-
-/// Bytes of physical memory currently free on the host (0 if unknown).
-inline std::size_t host_free_bytes() noexcept {
-  long const pages = ::sysconf(_SC_AVPHYS_PAGES);
-  long const page = ::sysconf(_SC_PAGESIZE);
-  return pages > 0 && page > 0 ? static_cast<std::size_t>(pages) * static_cast<std::size_t>(page)
-                               : 0;
-}
 
 inline constexpr std::size_t host_alignment = 64;
 
