@@ -68,12 +68,29 @@ TEST_CASE("device string cpu:N is N logical host devices", "[core][device]") {
   CHECK(spec.ordinals.empty());
 }
 
-TEST_CASE("device strings ignore surrounding blanks but keep the text as written",
-          "[core][device]") {
-  auto const spec = mgpu::parse_device_string(" cpu:2 ");
-  CHECK(spec.kind == kind_id::cpu);
-  CHECK(spec.count == 2);
-  CHECK(spec.text == " cpu:2 ");
+TEST_CASE("reliability row 15: whitespace anywhere in a device string is invalid_argument quoting it",
+          "[core][device][reliability]") {
+  for (std::string text : {" cpu", "cpu ", " cpu:2 ", "cpu: 2", "cpu:2\n", "\tcuda", "cuda :0",
+                           "cuda:0, 1", "cuda:0,1\r"}) {
+    INFO("device string \"" << text << "\"");
+    auto const what = parse_error_message(text);
+    CHECK_THAT(what, Contains("\"" + text + "\""));
+    CHECK_THAT(what, Contains("whitespace at position " + std::to_string(text.find_first_of(" \t\r\n"))));
+  }
+}
+
+TEST_CASE("reliability row 15: a host-device count beyond int is out of range, naming the range",
+          "[core][device][reliability]") {
+  // 2^32 + 1 wraps to 1 in 32 bits; 2^64 + 1 does not fit any integer type.
+  for (std::string count : {"4294967297", "18446744073709551617", "99999999999", "257", "0"}) {
+    INFO("count " << count);
+    auto const what = parse_error_message("cpu:" + count);
+    CHECK_THAT(what, Contains("\"cpu:" + count + "\""));
+    CHECK_THAT(what, Contains("the number of host devices " + count + " is out of range [1, 256]"));
+  }
+  CHECK_THAT(parse_error_message("cuda:0,2147483648"),
+             Contains("CUDA device 2147483648 is out of range [0, 2147483647]"));
+  CHECK(mgpu::parse_device_string("cuda:2147483647").ordinals == std::vector<int>{2147483647});
 }
 
 TEST_CASE("device string cuda is every visible CUDA device", "[core][device]") {
@@ -147,8 +164,19 @@ TEST_CASE("without MGPU_DEVICES the fallback device string is used", "[core][dev
     CHECK(mgpu::device_string_from_environment("cpu:2") == "cpu:2");
   }
   {
-    scoped_devices_env env("  ");
+    scoped_devices_env env("");
     CHECK(mgpu::device_string_from_environment("cpu:2") == "cpu:2");
+  }
+}
+
+TEST_CASE("reliability row 15: MGPU_DEVICES with blanks is reported, not replaced by the fallback",
+          "[core][device][reliability]") {
+  for (char const* value : {"  ", " cpu:2"}) {
+    INFO("MGPU_DEVICES=\"" << value << "\"");
+    scoped_devices_env env(value);
+    CHECK(mgpu::device_string_from_environment("cpu:2") == value);
+    CHECK_THAT(parse_error_message(mgpu::device_string_from_environment("cpu:2")),
+               Contains("\"" + std::string(value) + "\"") && Contains("whitespace"));
   }
 }
 

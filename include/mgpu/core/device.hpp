@@ -11,11 +11,14 @@
 //   "cuda:0,1,3"   those CUDA devices, in that order
 //
 // Parsing only checks the grammar; whether the devices exist is checked when a
-// device_set is built from the spec.
+// device_set is built from the spec. The grammar has no blanks: " cpu" or "cuda:0, 1"
+// is rejected, quoting the string, rather than read as something else.
 #pragma once
 
 #include <charconv>
+#include <cstdint>
 #include <cstdlib>
+#include <limits>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -65,53 +68,53 @@ namespace detail {
                                  " (expected \"cpu\", \"cpu:N\", \"cuda\" or \"cuda:I,J,...\")"));
 }
 
-inline int parse_device_number(std::string_view text, std::string_view digits) {
-  int value = -1;
-  auto const* end = digits.data() + digits.size();
-  auto [ptr, ec] = std::from_chars(digits.data(), end, value);
-  if (digits.empty() || ec != std::errc{} || ptr != end || value < 0) {
-    bad_device_string(text, message("\"", digits, "\" is not a non-negative integer"));
+/// A whole number of decimal digits in [min, max]; `what` names it in errors.
+inline int parse_device_number(std::string_view text, std::string_view digits, int min, int max,
+                               std::string_view what) {
+  bool const all_digits =
+      !digits.empty() && digits.find_first_not_of("0123456789") == std::string_view::npos;
+  if (!all_digits) bad_device_string(text, message("\"", digits, "\" is not a non-negative integer"));
+  std::uint64_t value = 0;
+  auto const [ptr, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), value);
+  if (ec != std::errc{} || value < static_cast<std::uint64_t>(min) ||
+      value > static_cast<std::uint64_t>(max)) {
+    bad_device_string(text, message(what, " ", digits, " is out of range [", min, ", ", max, "]"));
   }
-  return value;
-}
-
-inline std::string_view trim(std::string_view s) {
-  auto const first = s.find_first_not_of(" \t\r\n");
-  if (first == std::string_view::npos) return {};
-  return s.substr(first, s.find_last_not_of(" \t\r\n") - first + 1);
+  return static_cast<int>(value);
 }
 
 }  // namespace detail
 
-/// Parses a device string (grammar above). Surrounding blanks are ignored.
-/// @throws invalid_argument quoting the string: empty string, unknown kind (e.g.
-///         "gpu"), "cpu:0", N > max_host_devices, a repeated CUDA ordinal.
+/// Parses a device string (grammar above). The string is taken exactly as written:
+/// blanks anywhere in it are errors rather than silently trimmed.
+/// @throws invalid_argument quoting the string: empty string, whitespace, unknown kind
+///         (e.g. "gpu"), a host count outside [1, max_host_devices] (e.g. "cpu:0",
+///         "cpu:4294967297"), a CUDA ordinal outside [0, INT_MAX], a repeated CUDA ordinal.
 inline device_spec parse_device_string(std::string_view text) {
-  auto const s = detail::trim(text);
-  if (s.empty()) detail::bad_device_string(text, "it is empty");
-  auto const colon = s.find(':');
-  auto const kind = s.substr(0, colon);
+  if (text.empty()) detail::bad_device_string(text, "it is empty");
+  if (auto const blank = text.find_first_of(" \t\r\n\v\f"); blank != std::string_view::npos) {
+    detail::bad_device_string(text, detail::message("it contains whitespace at position ", blank));
+  }
+  auto const colon = text.find(':');
+  auto const kind = text.substr(0, colon);
   device_spec spec;
   spec.text = std::string(text);
   if (kind == cpu::name) {
     spec.kind = device_spec::kind_id::cpu;
     if (colon != std::string_view::npos) {
-      spec.count = detail::parse_device_number(text, s.substr(colon + 1));
-      if (spec.count < 1 || spec.count > max_host_devices) {
-        detail::bad_device_string(
-            text, detail::message("the number of host devices must be in [1, ",
-                                  max_host_devices, "]"));
-      }
+      spec.count = detail::parse_device_number(text, text.substr(colon + 1), 1, max_host_devices,
+                                               "the number of host devices");
     }
     return spec;
   }
   if (kind == gpu::name) {
     spec.kind = device_spec::kind_id::cuda;
     if (colon == std::string_view::npos) return spec;
-    auto rest = s.substr(colon + 1);
+    auto rest = text.substr(colon + 1);
     while (true) {
       auto const comma = rest.find(',');
-      int const id = detail::parse_device_number(text, detail::trim(rest.substr(0, comma)));
+      int const id = detail::parse_device_number(text, rest.substr(0, comma), 0,
+                                                 std::numeric_limits<int>::max(), "CUDA device");
       for (int seen : spec.ordinals) {
         if (seen == id) {
           detail::bad_device_string(text, detail::message("device ", id, " is listed twice"));
@@ -128,10 +131,11 @@ inline device_spec parse_device_string(std::string_view text) {
 }
 
 /// The device string in the environment variable MGPU_DEVICES, or `fallback` when it
-/// is unset or empty.
+/// is unset or empty. Any other value is returned as it is, so that parsing it reports
+/// a malformed value (blanks included) instead of silently using the fallback.
 inline std::string device_string_from_environment(std::string_view fallback = "cpu") {
   char const* value = std::getenv("MGPU_DEVICES");
-  if (value == nullptr || detail::trim(value).empty()) return std::string(fallback);
+  if (value == nullptr || *value == '\0') return std::string(fallback);
   return value;
 }
 
