@@ -39,7 +39,6 @@
 #pragma once
 
 #include <algorithm>
-#include <atomic>
 #include <cerrno>
 #include <charconv>
 #include <cmath>
@@ -61,6 +60,7 @@
 
 #include "mgpu/core/error.hpp"
 #include "mgpu/dense/dense_matrix.hpp"
+#include "mgpu/io/output_file.hpp"
 #include "mgpu/sparse/coo.hpp"
 #include "mgpu/sparse/csr_matrix.hpp"
 #include "mgpu/sparse/csr_view.hpp"
@@ -666,36 +666,16 @@ void write_array(std::ostream& out, dense_view<T> const& a) {
   buf.flush();
 }
 
-inline std::atomic<unsigned long long> temp_file_counter{0};
-
-/// Writes through `write(std::ostream&)` to a temporary file next to `path`, then
-/// renames it over `path`, so that readers never see a half-written file and a failed
-/// write leaves any previous file untouched. rename(2) is atomic within a file system,
-/// which holds because the temporary lives in the same directory.
+/// Writes through `write(std::ostream&)` as a one-output commit of mgpu::output_set:
+/// a regular file (or a symbolic link's target) is replaced atomically by a complete
+/// temporary written in its directory, so readers never see a half-written file and a
+/// failed write leaves any previous file untouched and no temporary; a character device
+/// or FIFO is written in place; a directory is refused (see mgpu/io/output_file.hpp).
 template <class Write>
 void write_file_atomically(std::filesystem::path const& path, Write const& write) {
-  auto temp = path;
-  temp += message(".tmp-", ::getpid(), "-", temp_file_counter.fetch_add(1));
-  std::ofstream out(temp, std::ios::binary | std::ios::trunc);
-  if (!out) {
-    throw error(message("cannot create '", temp.string(), "' to write '", path.string(),
-                        "': ", system_reason(errno)));
-  }
-  try {
-    write(out);
-    out.close();
-    if (!out) throw error(message("writing '", temp.string(), "' failed"));
-    std::error_code ec;
-    std::filesystem::rename(temp, path, ec);
-    if (ec)
-      throw error(
-          message("cannot rename '", temp.string(), "' to '", path.string(), "': ", ec.message()));
-  } catch (...) {
-    out.close();
-    std::error_code ignored;
-    std::filesystem::remove(temp, ignored);
-    throw;
-  }
+  output_set outs;
+  outs.add(path, [&](std::ostream& out) { write(out); });
+  outs.commit();
 }
 
 }  // namespace detail::mm
