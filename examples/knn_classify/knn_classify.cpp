@@ -12,24 +12,34 @@
 //
 // stdout: accuracy=0.xxxx, then the search time and its rate in GFLOP/s (2 q n d flops
 // for the GEMM part, as for FAISS's IndexFlatL2). Stage timings go to stderr.
-// --output: one line per (query, neighbour), best first:
+// --output: one line per (query, neighbour), best first. --output-format tsv:
 //   query_index <TAB> train_index <TAB> value (0-based indices; squared L2 distance for
-//   l2, inner product for ip, cosine similarity for cosine; 9 significant digits).
-// Any bad input ends the program with a one-line error, exit code 1, and no output file.
+//   l2, inner product for ip, cosine similarity for cosine; 9 significant digits);
+// --output-format ndjson: {"query":0,"train":17,"distance":1.5} per line, the value
+// named distance (l2), inner_product (ip) or cosine.
+// --output is checked, and --devices parsed, before the data are read; the file is
+// written as a commit (mgpu/io/output_file.hpp): complete or not changed, no temporary
+// left (also on SIGINT/SIGTERM/SIGHUP); a symbolic link's target is replaced, a FIFO or
+// character device written in place.
+// Any bad input or failure ends the program with a one-line error (naming what ran out
+// when memory does), exit code 1, and the output file unchanged.
+#include <charconv>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <limits>
+#include <new>
+#include <optional>
 #include <stdexcept>
 #include <string>
-#include <system_error>
 #include <vector>
 
 #include <CLI/CLI.hpp>
 
 #include <mgpu/algorithms/knn.hpp>
 #include <mgpu/io/idx.hpp>
+#include <mgpu/io/output_file.hpp>
+#include <mgpu/io/text_output.hpp>
 #include <mgpu/mgpu.hpp>
 #ifdef MGPU_EXAMPLE_WITH_CUDA
 // The GPU backend: --devices cuda, cuda:0,1. Its kernels are instantiated in
@@ -48,6 +58,7 @@ struct settings {
   std::string metric = "l2";
   std::string devices = "cpu";
   fs::path output;
+  std::string output_format = "tsv";
   std::int64_t limit_queries = 0;
 };
 
@@ -74,55 +85,66 @@ fs::path data_file(fs::path const& dir, std::string const& stem) {
                            "--data-dir with the four MNIST-format files)");
 }
 
-// Writes through a temporary file renamed into place at the end, so a failure never
-// leaves a half-written output behind.
-void write_neighbors(fs::path const& target, mgpu::knn_result<float> const& r) {
-  fs::path const tmp = target.string() + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary);
-    if (!out) throw std::runtime_error("cannot write " + tmp.string());
-    char line[96];
-    for (std::int64_t q = 0; q < r.indices.rows(); ++q) {
-      for (std::int64_t j = 0; j < r.indices.cols(); ++j) {
-        if (r.indices(q, j) < 0) break;  // fewer training images than k
-        int const n = std::snprintf(line, sizeof line, "%lld\t%lld\t%.9g\n", static_cast<long long>(q),
-                                    static_cast<long long>(r.indices(q, j)),
-                                    static_cast<double>(r.distances(q, j)));
-        out.write(line, n);
-      }
-    }
-    out.flush();
-    if (!out) {
-      std::error_code ignored;
-      fs::remove(tmp, ignored);
-      throw std::runtime_error("write failed: " + tmp.string());
+// What the program is doing, for the message when memory runs out.
+char const* stage = "starting";
+
+// A CLI11 check for an integer in [lo, hi] whose message shows the bounds, not a
+// numeric limit: "--k: must be an integer in [1, 1048576], got 0".
+CLI::Validator integer_in(long long lo, long long hi) {
+  std::string const range = hi == std::numeric_limits<long long>::max()
+                                ? ">= " + std::to_string(lo)
+                                : "in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]";
+  return CLI::Validator(
+      [lo, hi, range](std::string& text) -> std::string {
+        long long v = 0;
+        auto const [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+        if (ec == std::errc() && end == text.data() + text.size() && v >= lo && v <= hi) return {};
+        return "must be an integer " + range + ", got " + text.substr(0, 40);
+      },
+      "INT " + range);
+}
+
+void write_neighbors(std::ostream& out, mgpu::text_format format, std::string_view value_name,
+                     mgpu::knn_result<float> const& r) {
+  mgpu::neighbor_writer rows(out, format, {"query", "train", value_name});
+  for (std::int64_t q = 0; q < r.indices.rows(); ++q) {
+    for (std::int64_t j = 0; j < r.indices.cols(); ++j) {
+      if (r.indices(q, j) < 0) break;  // fewer training images than k
+      rows.write(q, static_cast<std::int64_t>(r.indices(q, j)), static_cast<double>(r.distances(q, j)));
     }
   }
-  fs::rename(tmp, target);
 }
 
 int run(settings const& s) {
   stopwatch clock;
-  auto const train = mgpu::read_idx_matrix<float>(data_file(s.data_dir, "train-images-idx3-ubyte"));
-  auto const train_labels = mgpu::read_idx_vector<int>(data_file(s.data_dir, "train-labels-idx1-ubyte"));
-  auto test = mgpu::read_idx_matrix<float>(data_file(s.data_dir, "t10k-images-idx3-ubyte"));
-  auto const test_labels = mgpu::read_idx_vector<int>(data_file(s.data_dir, "t10k-labels-idx1-ubyte"));
-  if (static_cast<std::int64_t>(train_labels.size()) != train.rows() ||
-      static_cast<std::int64_t>(test_labels.size()) != test.rows()) {
-    throw mgpu::dimension_mismatch(mgpu::detail::message(
-        "the data set has ", train.rows(), " training images but ", train_labels.size(), " labels, ",
-        test.rows(), " test images but ", test_labels.size(), " labels"));
-  }
-  std::int64_t const queries = s.limit_queries > 0 ? std::min(s.limit_queries, test.rows()) : test.rows();
-  mgpu::dense_view<float const> const query_view{queries, test.cols(), test.ld(), test.data()};
-  std::fprintf(stderr, "read:    %8.3f s  %lld training images, %lld queries, %lld dimensions\n", clock.lap(),
-               static_cast<long long>(train.rows()), static_cast<long long>(queries),
-               static_cast<long long>(train.cols()));
-
-  auto const metric = s.metric == "ip"       ? mgpu::knn_metric::inner_product
-                      : s.metric == "cosine" ? mgpu::knn_metric::cosine
-                                             : mgpu::knn_metric::l2;
+  auto const format = mgpu::parse_text_format(s.output_format);
+  // The output path is checked before the long work, and written as one commit.
+  mgpu::output_set outs;
+  std::optional<mgpu::output_set::output_id> neighbors_out;
+  if (!s.output.empty()) neighbors_out = outs.add(s.output, "--output");
+  outs.check();
   return mgpu::with_policy(s.devices, [&](auto const& policy) {
+    stage = "reading the data set";
+    auto const train = mgpu::read_idx_matrix<float>(data_file(s.data_dir, "train-images-idx3-ubyte"));
+    auto const train_labels = mgpu::read_idx_vector<int>(data_file(s.data_dir, "train-labels-idx1-ubyte"));
+    auto test = mgpu::read_idx_matrix<float>(data_file(s.data_dir, "t10k-images-idx3-ubyte"));
+    auto const test_labels = mgpu::read_idx_vector<int>(data_file(s.data_dir, "t10k-labels-idx1-ubyte"));
+    if (static_cast<std::int64_t>(train_labels.size()) != train.rows() ||
+        static_cast<std::int64_t>(test_labels.size()) != test.rows()) {
+      throw mgpu::dimension_mismatch(mgpu::detail::message(
+          "the data set has ", train.rows(), " training images but ", train_labels.size(), " labels, ",
+          test.rows(), " test images but ", test_labels.size(), " labels"));
+    }
+    std::int64_t const queries = s.limit_queries > 0 ? std::min(s.limit_queries, test.rows()) : test.rows();
+    mgpu::dense_view<float const> const query_view{queries, test.cols(), test.ld(), test.data()};
+    std::fprintf(stderr, "read:    %8.3f s  %lld training images, %lld queries, %lld dimensions\n", clock.lap(),
+                 static_cast<long long>(train.rows()), static_cast<long long>(queries),
+                 static_cast<long long>(train.cols()));
+
+    auto const metric = s.metric == "ip"       ? mgpu::knn_metric::inner_product
+                        : s.metric == "cosine" ? mgpu::knn_metric::cosine
+                                               : mgpu::knn_metric::l2;
+    stage = "searching the nearest neighbours";
     auto const result = mgpu::knn(policy, train.view(), query_view, s.k, metric);
     double const seconds = clock.lap();
     double const gflops = 2.0 * static_cast<double>(queries) * static_cast<double>(train.rows()) *
@@ -137,8 +159,12 @@ int run(settings const& s) {
     std::printf("accuracy=%.4f\n", queries > 0 ? static_cast<double>(correct) / static_cast<double>(queries) : 0.0);
     std::printf("search_seconds=%.3f\n", seconds);
     std::printf("gflops=%.1f\n", gflops);
-    if (!s.output.empty()) {
-      write_neighbors(s.output, result);
+    if (neighbors_out) {
+      stage = "writing the output";
+      char const* value_name = s.metric == "ip" ? "inner_product" : s.metric == "cosine" ? "cosine" : "distance";
+      outs.set_writer(*neighbors_out,
+                      [&](std::ostream& out) { write_neighbors(out, format, value_name, result); });
+      outs.commit();
       std::fprintf(stderr, "write:   %8.3f s  %s\n", clock.lap(), s.output.c_str());
     }
     return 0;
@@ -152,19 +178,29 @@ int main(int argc, char** argv) {
   CLI::App app{"k-nearest-neighbour classification of Fashion-MNIST by exact search (mgpu)"};
   app.add_option("--data-dir", s.data_dir, "directory with the four MNIST-format IDX files")
       ->capture_default_str();
-  app.add_option("--k", s.k, "neighbours per query")->check(CLI::Range(1, 1 << 20))->capture_default_str();
+  app.add_option("--k", s.k, "neighbours per query")->check(integer_in(1, 1 << 20))->capture_default_str();
   app.add_option("--metric", s.metric, "l2 (squared Euclidean), ip (inner product) or cosine")
       ->check(CLI::IsMember({"l2", "ip", "cosine"}))
       ->capture_default_str();
   app.add_option("--devices", s.devices, "cpu, cpu:N, cuda, cuda:0,1,...")
       ->envname("MGPU_DEVICES")
       ->capture_default_str();
-  app.add_option("--output", s.output, "neighbours TSV: query_index, train_index, distance");
+  app.add_option("--output", s.output, "neighbours: query_index, train_index, distance");
+  app.add_option("--output-format", s.output_format, "tsv or ndjson")
+      ->check(CLI::IsMember({"tsv", "ndjson"}))
+      ->capture_default_str();
   app.add_option("--limit-queries", s.limit_queries, "use only the first N test images (0: all)")
-      ->check(CLI::Range(std::int64_t{0}, std::numeric_limits<std::int64_t>::max()));
+      ->check(integer_in(0, std::numeric_limits<long long>::max()));
   CLI11_PARSE(app, argc, argv);
+  mgpu::remove_temporaries_on_signal();
   try {
     return run(s);
+  } catch (std::bad_alloc const&) {
+    std::fprintf(stderr, "knn_classify: error: out of host memory while %s\n", stage);
+    return 1;
+  } catch (mgpu::out_of_memory const& e) {
+    std::fprintf(stderr, "knn_classify: error: out of memory while %s: %s\n", stage, e.what());
+    return 1;
   } catch (std::exception const& e) {
     std::fprintf(stderr, "knn_classify: error: %s\n", e.what());
     return 1;
