@@ -17,15 +17,22 @@
 // sample of items (a check that the last half-step solved its systems); then, for
 // every --recommend ID, its top-10 unseen items and, when ID also names an item, the 10
 // items whose factors are most similar to it. --save-factors PREFIX writes
-// PREFIX.users.mtx and PREFIX.items.mtx (Matrix Market array, rows x factors).
-// Any error ends the program with a one-line message and exit code 1.
+// PREFIX.users.mtx and PREFIX.items.mtx (Matrix Market array, rows x factors) as one
+// commit (mgpu/io/output_file.hpp): both new, or, on any failure (a full disk, a bad
+// path, SIGINT/SIGTERM/SIGHUP), neither changed and no temporary left.
+// Before the model is fitted: the --save-factors paths and --devices are checked first,
+// and every --recommend ID is resolved once the matrix and names are read.
+// Any error ends the program with a one-line message (naming what ran out when memory
+// does) and exit code 1.
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <new>
 #include <optional>
 #include <string>
 #include <unordered_map>
@@ -35,6 +42,7 @@
 
 #include <mgpu/algorithms/als.hpp>
 #include <mgpu/io/matrix_market.hpp>
+#include <mgpu/io/output_file.hpp>
 #include <mgpu/mgpu.hpp>
 #ifdef MGPU_EXAMPLE_WITH_CUDA
 // The GPU backend: --devices cuda, cuda:0,1. Its kernels are instantiated in
@@ -58,6 +66,23 @@ struct settings {
   int top = 10;
   mgpu::als_options als;
 };
+
+// What the program is doing, for the message when memory runs out.
+char const* stage = "starting";
+
+// A CLI11 check for an integer in [lo, hi] whose message shows the bounds, not a
+// 309-digit numeric limit: "--factors: must be an integer in [1, 4096], got 0".
+CLI::Validator integer_in(long long lo, long long hi) {
+  std::string const range = "[" + std::to_string(lo) + ", " + std::to_string(hi) + "]";
+  return CLI::Validator(
+      [lo, hi, range](std::string& text) -> std::string {
+        long long v = 0;
+        auto const [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+        if (ec == std::errc() && end == text.data() + text.size() && v >= lo && v <= hi) return {};
+        return "must be an integer in " + range + ", got " + text.substr(0, 40);
+      },
+      "INT in " + range);
+}
 
 /// One name per line, or nothing when the file does not exist.
 std::vector<std::string> read_names(fs::path const& path, std::int64_t expected) {
@@ -138,55 +163,83 @@ double item_residual(interactions_t const& r, mgpu::als const& model, std::int64
   return worst;
 }
 
+/// What one --recommend ID names: a user (row), an item (column), or both.
+struct recommend_target {
+  std::string id;
+  std::optional<std::int64_t> user, item;
+};
+
 int run(settings& s) {
+  // The outputs are checked before the long work and written as one commit.
+  mgpu::output_set outs;
+  std::optional<mgpu::output_set::output_id> users_out, items_out;
+  if (!s.save_factors.empty()) {
+    users_out = outs.add(s.save_factors + ".users.mtx", "--save-factors");
+    items_out = outs.add(s.save_factors + ".items.mtx", "--save-factors");
+  }
+  outs.check();
   if (!fs::exists(s.input)) {
     throw std::runtime_error(s.input.string() +
                              ": no such file (for the default input run: python3 "
                              "examples/als_recommend/make_package_matrix.py --output out/debian-packages)");
   }
-  auto const r = mgpu::read_matrix_market<float, std::int32_t>(s.input);
-  auto stem = s.input;
-  stem.replace_extension();
-  auto const user_names = read_names(stem.string() + ".users.txt", r.rows());
-  auto const item_names = read_names(stem.string() + ".items.txt", r.cols());
-  std::printf("%s: %d users x %d items, %d entries\n", s.input.c_str(), r.rows(), r.cols(), r.nnz());
-
-  s.als.model = s.model == "weighted" ? mgpu::als_model::weighted : mgpu::als_model::implicit;
-  s.als.solver = s.solver == "cg" ? mgpu::als_solver::conjugate_gradient : mgpu::als_solver::cholesky;
-  s.als.on_iteration = [](int it, double loss, double seconds) {
-    std::printf("iteration %d: loss=%.9g seconds=%.3f\n", it, loss, seconds);
-    std::fflush(stdout);
-  };
-  mgpu::als model(s.als);
-  mgpu::with_policy(s.devices, [&](auto const& policy) { model.fit(policy, r); });
-
-  if (s.als.solver == mgpu::als_solver::cholesky && r.nnz() > 0) {
-    std::printf("normal equations of the item factors: max relative residual %.3g over a sample of items\n",
-                item_residual(r, model, 500));
-  }
-  if (!s.save_factors.empty()) {
-    mgpu::write_matrix_market(fs::path(s.save_factors + ".users.mtx"), model.user_factors());
-    mgpu::write_matrix_market(fs::path(s.save_factors + ".items.mtx"), model.item_factors());
-    std::printf("wrote %s.users.mtx and %s.items.mtx\n", s.save_factors.c_str(), s.save_factors.c_str());
-  }
-  for (auto const& id : s.recommend) {
-    auto const user = find_row(user_names, r.rows(), id);
-    auto const item = find_row(item_names, r.cols(), id);
-    if (!user && !item) throw std::runtime_error("--recommend " + id + ": no such user or item");
-    if (user) {
-      std::printf("recommended for %s:\n", id.c_str());
-      for (auto const& m : model.recommend(*user, s.top)) {
-        std::printf("  %-40s %.4f\n", name_of(item_names, m.index).c_str(), static_cast<double>(m.score));
+  return mgpu::with_policy(s.devices, [&](auto const& policy) {
+    stage = "reading the interactions";
+    auto const r = mgpu::read_matrix_market<float, std::int32_t>(s.input);
+    auto stem = s.input;
+    stem.replace_extension();
+    auto const user_names = read_names(stem.string() + ".users.txt", r.rows());
+    auto const item_names = read_names(stem.string() + ".items.txt", r.cols());
+    std::vector<recommend_target> targets;
+    for (auto const& id : s.recommend) {
+      auto& t = targets.emplace_back(recommend_target{id, find_row(user_names, r.rows(), id),
+                                                      find_row(item_names, r.cols(), id)});
+      if (!t.user && !t.item) {
+        throw std::runtime_error("--recommend " + id + ": no such user or item (" + std::to_string(r.rows()) +
+                                 " users, " + std::to_string(r.cols()) + " items)");
       }
     }
-    if (item) {
-      std::printf("items similar to %s:\n", id.c_str());
-      for (auto const& m : model.similar_items(*item, s.top)) {
-        std::printf("  %-40s %.4f\n", name_of(item_names, m.index).c_str(), static_cast<double>(m.score));
+    std::printf("%s: %d users x %d items, %d entries\n", s.input.c_str(), r.rows(), r.cols(), r.nnz());
+
+    s.als.model = s.model == "weighted" ? mgpu::als_model::weighted : mgpu::als_model::implicit;
+    s.als.solver = s.solver == "cg" ? mgpu::als_solver::conjugate_gradient : mgpu::als_solver::cholesky;
+    s.als.on_iteration = [](int it, double loss, double seconds) {
+      std::printf("iteration %d: loss=%.9g seconds=%.3f\n", it, loss, seconds);
+      std::fflush(stdout);
+    };
+    stage = "fitting the model";
+    mgpu::als model(s.als);
+    model.fit(policy, r);
+
+    if (s.als.solver == mgpu::als_solver::cholesky && r.nnz() > 0) {
+      stage = "checking the residuals";
+      std::printf("normal equations of the item factors: max relative residual %.3g over a sample of items\n",
+                  item_residual(r, model, 500));
+    }
+    if (users_out) {
+      stage = "writing the factors";
+      outs.set_writer(*users_out, [&](std::ostream& out) { mgpu::write_matrix_market(out, model.user_factors()); });
+      outs.set_writer(*items_out, [&](std::ostream& out) { mgpu::write_matrix_market(out, model.item_factors()); });
+      outs.commit();
+      std::printf("wrote %s.users.mtx and %s.items.mtx\n", s.save_factors.c_str(), s.save_factors.c_str());
+    }
+    stage = "recommending";
+    for (auto const& t : targets) {
+      if (t.user) {
+        std::printf("recommended for %s:\n", t.id.c_str());
+        for (auto const& m : model.recommend(*t.user, s.top)) {
+          std::printf("  %-40s %.4f\n", name_of(item_names, m.index).c_str(), static_cast<double>(m.score));
+        }
+      }
+      if (t.item) {
+        std::printf("items similar to %s:\n", t.id.c_str());
+        for (auto const& m : model.similar_items(*t.item, s.top)) {
+          std::printf("  %-40s %.4f\n", name_of(item_names, m.index).c_str(), static_cast<double>(m.score));
+        }
       }
     }
-  }
-  return 0;
+    return 0;
+  });
 }
 
 }  // namespace
@@ -199,15 +252,17 @@ int main(int argc, char** argv) {
   app.add_option("--model", s.model, "implicit: targets 1; weighted: targets r")
       ->check(CLI::IsMember({"implicit", "weighted"}))
       ->capture_default_str();
-  app.add_option("--factors", s.als.factors, "factors per user and item")->check(CLI::PositiveNumber)->capture_default_str();
-  app.add_option("--iterations", s.als.iterations, "ALS iterations")->check(CLI::NonNegativeNumber)->capture_default_str();
+  app.add_option("--factors", s.als.factors, "factors per user and item")->check(integer_in(1, 4096))->capture_default_str();
+  app.add_option("--iterations", s.als.iterations, "ALS iterations")->check(integer_in(0, 100000))->capture_default_str();
   app.add_option("--regularization", s.als.regularization, "lambda, added to every diagonal")->capture_default_str();
   app.add_option("--alpha", s.als.alpha, "observed weight 1 + alpha * r")->capture_default_str();
   app.add_option("--unobserved-weight", s.als.unobserved_weight, "weight w0 of unobserved pairs")->capture_default_str();
   app.add_option("--solver", s.solver, "cholesky (exact) or cg (conjugate gradient)")
       ->check(CLI::IsMember({"cholesky", "cg"}))
       ->capture_default_str();
-  app.add_option("--cg-steps", s.als.cg_steps, "conjugate-gradient steps per row")->capture_default_str();
+  app.add_option("--cg-steps", s.als.cg_steps, "conjugate-gradient steps per row")
+      ->check(integer_in(1, 10000))
+      ->capture_default_str();
   app.add_option("--devices", s.devices, "cpu, cpu:N, cuda, cuda:0,1,...")
       ->envname("MGPU_DEVICES")
       ->capture_default_str();
@@ -215,8 +270,15 @@ int main(int argc, char** argv) {
   app.add_option("--save-factors", s.save_factors, "write PREFIX.users.mtx and PREFIX.items.mtx");
   app.add_option("--recommend", s.recommend, "users (names or rows) to recommend for");
   CLI11_PARSE(app, argc, argv);
+  mgpu::remove_temporaries_on_signal();
   try {
     return run(s);
+  } catch (std::bad_alloc const&) {
+    std::fprintf(stderr, "als_recommend: error: out of host memory while %s\n", stage);
+    return 1;
+  } catch (mgpu::out_of_memory const& e) {
+    std::fprintf(stderr, "als_recommend: error: out of memory while %s: %s\n", stage, e.what());
+    return 1;
   } catch (std::exception const& e) {
     std::fprintf(stderr, "als_recommend: error: %s\n", e.what());
     return 1;
