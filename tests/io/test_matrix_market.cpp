@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <limits>
@@ -17,8 +18,11 @@
 #include <string>
 #include <vector>
 
+#include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include "../test_support.hpp"
 #include "mgpu/io/matrix_market.hpp"
 
 namespace {
@@ -755,3 +759,125 @@ TEST_CASE("reliability row 13: a 0 x n array file with a vast n is read at once"
   CHECK(a.rows() == 0);
   CHECK(a.cols() == INT64_MAX);
 }
+
+// ---------------------------------------------------------------------------------------
+// Memory from untrusted headers (RELIABILITY.md row 23)
+
+namespace {
+
+/// Peak resident memory of this process so far, in bytes.
+std::size_t peak_rss_bytes() {
+  rusage usage{};
+  ::getrusage(RUSAGE_SELF, &usage);
+  return static_cast<std::size_t>(usage.ru_maxrss) * 1024;
+}
+
+mgpu::csr_matrix<mgpu::cpu, double> read_with(std::string const& text, mgpu::matrix_market_options const& o) {
+  std::istringstream in(text);
+  return mgpu::read_matrix_market<double>(in, "inline.mtx", o);
+}
+
+}  // namespace
+
+TEST_CASE("reliability row 23: a 78-byte file declaring 2000000000 x 2000000000 is out_of_memory before allocating",
+          "[io][matrix_market][reliability]") {
+  // 2e9 + 1 row offsets of int32: 8000000004 bytes, far above max(64 MiB, 16 x 78 bytes).
+  std::string const text = std::string(general_banner) + "2000000000 2000000000 1\n1 1 1.5\n";
+  REQUIRE(text.size() == 78);
+  auto const before = peak_rss_bytes();
+  try {
+    std::istringstream in(text);
+    (void)mgpu::read_matrix_market<float, std::int32_t>(in, "inline.mtx");
+    FAIL("the file was read");
+  } catch (mgpu::out_of_memory const& e) {
+    CHECK(e.requested_bytes() == 8000000004u);
+    CHECK_THAT(std::string(e.what()),
+               Contains("inline.mtx:2: declares 2000000000 rows: CSR row offsets need 8000000004 bytes, above "
+                        "the limit of 67108864 bytes for a file of 78 bytes") &&
+                   Contains("raise shape_memory_floor"));
+  }
+  // Nothing near the 8 GB was touched (the old reader reached 7.8 GB).
+  CHECK(peak_rss_bytes() - before < (std::size_t{100} << 20));
+}
+
+TEST_CASE("reliability row 23: the row limit is max(shape_memory_floor, shape_memory_per_file_byte x file bytes)",
+          "[io][matrix_market][reliability]") {
+  // 62 bytes at 16 bytes per file byte: 992 bytes of int32 offsets, i.e. at most 247 rows
+  // (248 offsets = 992 bytes); 248 rows need 249 * 4 = 996.
+  mgpu::matrix_market_options const per_byte_only{.shape_memory_floor = 0, .shape_memory_per_file_byte = 16};
+  std::string const fits = std::string(general_banner) + "247 3 1\n2 3 2.5\n";
+  std::string const too_many = std::string(general_banner) + "248 3 1\n2 3 2.5\n";
+  REQUIRE(fits.size() == 62);
+  REQUIRE(too_many.size() == 62);
+  auto const a = read_with(fits, per_byte_only);
+  CHECK(a.rows() == 247);
+  CHECK(to_vector(a.row_offsets()).back() == 1);
+  CHECK(to_vector(a.values()) == std::vector<double>{2.5});
+  auto const what = mgpu_test::message_of<mgpu::out_of_memory>([&] { (void)read_with(too_many, per_byte_only); });
+  CHECK_THAT(what, Contains("declares 248 rows: CSR row offsets need 996 bytes, above the limit of 992 bytes"));
+  // A floor above the scaled figure wins.
+  CHECK(read_with(too_many, {.shape_memory_floor = 996, .shape_memory_per_file_byte = 16}).rows() == 248);
+}
+
+TEST_CASE("reliability row 23: a raised floor reads a 17000000-row file with one entry per end row exactly",
+          "[io][matrix_market][reliability]") {
+  // 17000001 int32 offsets are 68000004 bytes: just above the default 64 MiB (67108864).
+  std::string const text = std::string(general_banner) + "17000000 3 2\n1 2 0.1\n17000000 3 -7.25e-3\n";
+  auto const what = mgpu_test::message_of<mgpu::out_of_memory>([&] { (void)read_with(text, {}); });
+  CHECK_THAT(what, Contains("declares 17000000 rows: CSR row offsets need 68000004 bytes, above the limit of 67108864"));
+
+  auto const a = read_with(text, {.shape_memory_floor = std::size_t{128} << 20});
+  REQUIRE(a.rows() == 17000000);
+  REQUIRE(a.cols() == 3);
+  auto const offsets = a.row_offsets();
+  CHECK(offsets[0] == 0);
+  CHECK(offsets[1] == 1);
+  CHECK(offsets[16999999] == 1);
+  CHECK(offsets[17000000] == 2);
+  CHECK(to_vector(a.col_indices()) == std::vector<std::int32_t>{1, 2});
+  CHECK(to_vector(a.values()) == std::vector<double>{0.1, -7.25e-3});
+}
+
+// Sanitizers reserve terabytes of address space, so an RLIMIT_AS cannot be set under them.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define MGPU_TEST_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) || __has_feature(memory_sanitizer)
+#define MGPU_TEST_SANITIZED 1
+#endif
+#endif
+
+#ifndef MGPU_TEST_SANITIZED
+TEST_CASE("reliability row 23: rows within the limit are still checked against the memory available (RLIMIT_AS)",
+          "[io][matrix_market][reliability]") {
+  // 16000000 rows: 64000004 bytes of offsets, under the 64 MiB default, 4 copies of them
+  // while building; with 128 MiB of address space left that cannot fit.
+  std::string const text = std::string(general_banner) + "16000000 2 1\n1 1 1\n";
+  pid_t const pid = ::fork();
+  if (pid == 0) {
+    std::FILE* statm = std::fopen("/proc/self/statm", "r");
+    unsigned long long pages = 0;
+    if (statm == nullptr || std::fscanf(statm, "%llu", &pages) != 1) ::_exit(10);
+    std::fclose(statm);
+    rlimit const limit{pages * static_cast<rlim_t>(::sysconf(_SC_PAGESIZE)) + (rlim_t{128} << 20), RLIM_INFINITY};
+    if (::setrlimit(RLIMIT_AS, &limit) != 0) ::_exit(11);
+    try {
+      (void)read_with(text, {});
+      ::_exit(1);
+    } catch (mgpu::out_of_memory const& e) {
+      bool const named = std::string(e.what()).find("inline.mtx:2: declares 16000000 rows: CSR row offsets need "
+                                                    "64000004 bytes, 4 times that while the matrix is built") !=
+                         std::string::npos;
+      ::_exit(named && e.requested_bytes() == 256000016u && e.available_bytes() <= (std::size_t{128} << 20) ? 0
+                                                                                                           : 2);
+    } catch (...) {
+      ::_exit(3);
+    }
+  }
+  REQUIRE(pid > 0);
+  int status = 0;
+  REQUIRE(::waitpid(pid, &status, 0) == pid);
+  REQUIRE(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+}
+#endif

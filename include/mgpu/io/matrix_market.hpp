@@ -30,9 +30,18 @@
 //
 // Performance: a reader loads the whole input into memory once and parses it with
 // std::from_chars: O(bytes + nnz log(row length)) time, about bytes + 3 copies of the
-// entries in memory at the peak. Memory reserved ahead of parsing is bounded by the
-// input's size, so a header announcing more entries than the body holds cannot trigger
-// a huge allocation.
+// entries in memory at the peak.
+//
+// Memory from untrusted headers (RELIABILITY.md row 23): what a reader allocates follows
+// what the file holds, never what its header declares. Entry arrays grow with the
+// entries read (at most what the remaining bytes can hold is reserved ahead), a dense
+// matrix is allocated only once all of its values have been read, and the one need that
+// follows the declared shape — the CSR row offsets, rows + 1 indices — is checked before
+// anything is allocated: against a limit tied to the file's size (matrix_market_options:
+// by default max(64 MiB, 16 bytes per file byte), so a 72-byte file cannot ask for
+// 8 GB) and against the memory the process can actually get (detail::host_free_bytes).
+// Either failure is `out_of_memory` naming the file, the declared size, the bytes it
+// needs and how to raise the limit.
 //
 // Thread safety: the functions share no mutable state and may run concurrently on
 // different files.
@@ -58,6 +67,7 @@
 
 #include <unistd.h>
 
+#include "mgpu/core/buffer.hpp"
 #include "mgpu/core/error.hpp"
 #include "mgpu/dense/dense_matrix.hpp"
 #include "mgpu/io/output_file.hpp"
@@ -66,6 +76,25 @@
 #include "mgpu/sparse/csr_view.hpp"
 
 namespace mgpu {
+
+/// Limits of read_matrix_market against files whose size line declares far more rows
+/// than the file holds entries for (RELIABILITY.md row 23). The rows cost memory however
+/// few entries there are: (rows + 1) CSR row offsets of the index type, which may take at
+/// most max(shape_memory_floor, shape_memory_per_file_byte × file bytes); beyond that the
+/// reader throws out_of_memory before allocating anything. The default lets any file
+/// declare up to 16 M rows with 32-bit indices (8 M with 64-bit ones) and a real file
+/// four (two) more rows per byte it holds, which every matrix but one with far more empty
+/// rows than entries stays below; raise shape_memory_floor (SIZE_MAX: no limit) to read
+/// such a matrix. Columns cost the reader nothing (a 2 x 3000000000 file with hashed
+/// feature columns reads in bytes); what a later transpose allocates for them is that
+/// operation's to check.
+struct matrix_market_options {
+  /// Bytes of row offsets any file may ask for; 64 MiB.
+  std::size_t shape_memory_floor = std::size_t{64} << 20;
+  /// Bytes of row offsets allowed per byte of the file.
+  std::size_t shape_memory_per_file_byte = 16;
+};
+
 namespace detail::mm {
 
 enum class format { coordinate, array };
@@ -448,13 +477,52 @@ inline std::size_t max_entries(std::int64_t declared, std::size_t bytes, std::si
                                                          : possible;
 }
 
+/// (extent + 1) * width bytes, saturated at SIZE_MAX.
+inline std::size_t offsets_bytes(std::int64_t extent, std::size_t width) noexcept {
+  std::size_t bytes = 0;
+  return __builtin_mul_overflow(static_cast<std::uint64_t>(extent) + 1, width, &bytes) ? SIZE_MAX
+                                                                                        : bytes;
+}
+
+/// The row limit of matrix_market_options, then whether the row offsets and the
+/// reader's working copies of them (up to 4 arrays of rows + 1 at once while the CSR
+/// matrix is built) fit the memory the process can get.
+/// @throws out_of_memory naming the file, the declared size and the bytes it needs.
+template <class I>
+void check_shape_memory(line_reader const& in, header const& h, std::size_t file_bytes,
+                        matrix_market_options const& options) {
+  std::size_t scaled = 0;
+  if (__builtin_mul_overflow(options.shape_memory_per_file_byte, file_bytes, &scaled)) {
+    scaled = SIZE_MAX;
+  }
+  auto const limit = std::max(options.shape_memory_floor, scaled);
+  auto const rows_bytes = offsets_bytes(h.rows, sizeof(I));
+  if (rows_bytes > limit) {
+    throw out_of_memory(
+        rows_bytes, host_free_bytes(),
+        message(in.name(), ":", in.line_number(), ": declares ", h.rows,
+                " rows: CSR row offsets need ", rows_bytes, " bytes, above the limit of ", limit,
+                " bytes for a file of ", file_bytes, " bytes (the larger of "
+                "matrix_market_options::shape_memory_floor = ", options.shape_memory_floor,
+                " and shape_memory_per_file_byte = ", options.shape_memory_per_file_byte,
+                " x the file's size); raise shape_memory_floor to read a matrix with this many "
+                "empty rows"));
+  }
+  require_host_memory(rows_bytes > SIZE_MAX / 4 ? SIZE_MAX : 4 * rows_bytes,
+                      message(in.name(), ":", in.line_number(), ": declares ", h.rows,
+                              " rows: CSR row offsets need ", rows_bytes,
+                              " bytes, 4 times that while the matrix is built"));
+}
+
 template <class T, class I>
-csr_matrix<cpu, T, I> parse_coordinate(std::string_view text, std::string const& name) {
+csr_matrix<cpu, T, I> parse_coordinate(std::string_view text, std::string const& name,
+                                       matrix_market_options const& options = {}) {
   line_reader in(text, name);
   auto const h = read_header(in, format::coordinate);
   check_fits<I>(in, h.rows, "rows");
   check_fits<I>(in, h.cols, "cols");
   check_fits<I>(in, h.entries, "entries");
+  check_shape_memory<I>(in, h, text.size(), options);
 
   // "1 1\n" is the shortest possible entry line.
   auto const capacity = max_entries(h.entries, in.bytes_left(), 4);
@@ -530,6 +598,15 @@ dense_matrix<cpu, T> parse_array(std::string_view text, std::string const& name)
                            " values implied by line ", h.size_line));
   }
 
+  // Every value is there, so rows * cols follows the file's size (at most twice the
+  // values read, for a triangle); what is left to check is the memory itself.
+  std::size_t bytes = 0;
+  if (__builtin_mul_overflow(static_cast<std::uint64_t>(h.rows) * static_cast<std::uint64_t>(h.cols),
+                             sizeof(T), &bytes)) {
+    bytes = SIZE_MAX;
+  }
+  require_host_memory(bytes, message(name, ": a ", h.rows, " x ", h.cols, " dense matrix of ",
+                                     sizeof(T), "-byte values"));
   dense_matrix<cpu, T> a(h.rows, h.cols);
   std::size_t k = 0;
   // A 0 x n file holds no values however large n is; walking its n empty columns would
@@ -683,29 +760,38 @@ void write_file_atomically(std::filesystem::path const& path, Write const& write
 /// Reads a Matrix Market `coordinate` file into a canonical CSR matrix (rows x cols as
 /// declared; symmetric and skew-symmetric files expanded, duplicates summed, pattern
 /// values 1). Semantics of NIST Matrix Market / SciPy `mmread`; see the file comment.
-/// O(file bytes + nnz log(row length)).
+/// O(file bytes + nnz log(row length)) time; memory O(file bytes + nnz + rows), where
+/// the rows may cost at most what `options` allows for the file's size (by default
+/// (rows + 1) indices of I within max(64 MiB, 16 x the file's bytes)).
 /// @throws parse_error (file, 1-based line) for malformed input, an `array` file, or a
 ///         file that cannot be read (line 0); index_overflow when rows, cols or the
-///         number of entries exceed I (before allocating).
+///         number of entries exceed I (before allocating); out_of_memory, before
+///         allocating, when the declared rows need more offsets than `options` allows
+///         for a file of this size, or more than the memory available (the message
+///         names the size and how to raise the limit).
 template <class T = float, class I = std::int32_t>
-csr_matrix<cpu, T, I> read_matrix_market(std::istream& in, std::string const& name) {
+csr_matrix<cpu, T, I> read_matrix_market(std::istream& in, std::string const& name,
+                                         matrix_market_options const& options = {}) {
   static_assert(std::is_signed_v<T>, "Matrix Market values are read into a signed value type");
-  return detail::mm::parse_coordinate<T, I>(detail::mm::read_all(in, name, 0), name);
+  return detail::mm::parse_coordinate<T, I>(detail::mm::read_all(in, name, 0), name, options);
 }
 
 /// As above, reading the file at `path`; errors name the file by `path`.
 template <class T = float, class I = std::int32_t>
-csr_matrix<cpu, T, I> read_matrix_market(std::filesystem::path const& path) {
+csr_matrix<cpu, T, I> read_matrix_market(std::filesystem::path const& path,
+                                         matrix_market_options const& options = {}) {
   static_assert(std::is_signed_v<T>, "Matrix Market values are read into a signed value type");
-  return detail::mm::parse_coordinate<T, I>(detail::mm::read_file(path), path.string());
+  return detail::mm::parse_coordinate<T, I>(detail::mm::read_file(path), path.string(), options);
 }
 
 /// Reads a Matrix Market `array` file (values column by column; symmetric and
 /// skew-symmetric store the lower triangle) into a row-major rows x cols dense matrix.
-/// O(rows * cols). Semantics of NIST Matrix Market / SciPy `mmread`.
+/// O(rows * cols). Semantics of NIST Matrix Market / SciPy `mmread`. The matrix is
+/// allocated only after all its values have been read, so its size follows the file's
+/// (a header alone allocates nothing).
 /// @throws parse_error (file, 1-based line) for malformed input, a `coordinate` file,
 ///         or a file that cannot be read (line 0); index_overflow when rows * cols
-///         exceeds int64.
+///         exceeds int64; out_of_memory when the matrix cannot fit the available memory.
 template <class T = float>
 dense_matrix<cpu, T> read_matrix_market_dense(std::istream& in, std::string const& name) {
   static_assert(std::is_signed_v<T>, "Matrix Market values are read into a signed value type");
