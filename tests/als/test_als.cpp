@@ -462,3 +462,27 @@ TEST_CASE("similar_items ranks other items by cosine of their factors", "[als]")
   CHECK_THROWS_AS(model.similar_items(10, 1), mgpu::invalid_argument);
   CHECK_THROWS_AS(mgpu::als().similar_items(0, 1), mgpu::invalid_argument);
 }
+
+TEST_CASE("reliability row 11: 100000 factors are out_of_memory before anything is allocated", "[als][reliability]") {
+  // f = 1e5: each f x f matrix of doubles is 8e10 bytes; one host device keeps the two
+  // Gram matrices and the base (3 of them) plus its copy of the base in double and float
+  // (1.5 more): 3.6e11 bytes, beyond any test machine. The 2 x 2 interactions have
+  // 4 rows of factors: 4 x 1e5 floats = 1.6e6 bytes.
+  for (auto const solver : {mgpu::als_solver::cholesky, mgpu::als_solver::conjugate_gradient}) {
+    INFO((solver == mgpu::als_solver::cholesky ? "cholesky" : "conjugate gradient"));
+    mgpu::als model({.factors = 100000, .iterations = 1, .solver = solver});
+    auto const r = from_dense({{1, 0}, {0, 2}}, 2);
+    try {
+      model.fit(policy_t("cpu"), r);
+      FAIL("the fit ran");
+    } catch (mgpu::out_of_memory const& e) {
+      CHECK(e.requested_bytes() > 360'000'000'000u);
+      CHECK(e.available_bytes() < e.requested_bytes());
+      CHECK_THAT(std::string(e.what()),
+                 Catch::Matchers::Contains("ALS with 100000 factors needs ") &&
+                     Catch::Matchers::Contains("1600000 of user and item factors (4 rows x 100000 floats)") &&
+                     Catch::Matchers::Contains("360000000000 of f x f systems (80000000000 bytes each in double)"));
+    }
+    CHECK(model.user_factors().rows() == 0);
+  }
+}

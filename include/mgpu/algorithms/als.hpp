@@ -52,8 +52,11 @@
 #include <limits>
 #include <optional>
 #include <span>
+#include <type_traits>
 #include <utility>
 #include <vector>
+
+#include <omp.h>
 
 #include "mgpu/backend/cpu/als.hpp"
 #include "mgpu/backend/cpu/blas.hpp"
@@ -70,7 +73,9 @@ namespace mgpu {
 
 /// Options of mgpu::als (defaults as in the `implicit` library, 64 factors).
 struct als_options {
-  /// Factors per user and item (f), >= 1.
+  /// Factors per user and item (f), >= 1. No fixed upper bound: the f x f systems (8 f²
+  /// bytes each, several per fit and one per solver thread) make memory the limit, and
+  /// fit checks it before allocating (out_of_memory naming the bytes).
   std::int64_t factors = 64;
   /// Iterations (each solves all users, then all items), >= 0.
   int iterations = 15;
@@ -190,6 +195,16 @@ inline std::vector<double> als_gram(dense_view<float const> a) {
   return g;
 }
 
+/// a * b and a + b saturated at UINT64_MAX, for memory estimates from user-given sizes.
+constexpr std::uint64_t als_mul(std::uint64_t a, std::uint64_t b) noexcept {
+  std::uint64_t out = 0;
+  return __builtin_mul_overflow(a, b, &out) ? std::numeric_limits<std::uint64_t>::max() : out;
+}
+constexpr std::uint64_t als_add(std::uint64_t a, std::uint64_t b) noexcept {
+  std::uint64_t out = 0;
+  return __builtin_add_overflow(a, b, &out) ? std::numeric_limits<std::uint64_t>::max() : out;
+}
+
 /// 64-bit mix of splitmix64 (Steele, Lea & Flood 2014): a stateless, well-spread hash.
 constexpr std::uint64_t splitmix64(std::uint64_t z) noexcept {
   z += 0x9e3779b97f4a7c15ULL;
@@ -239,12 +254,19 @@ class als {
   /// type) from the seeded initial factors, on the policy's devices.
   /// @throws invalid_argument (NaN/Inf in R, an observed weight 1 + α·r < 0),
   ///         numerical_error (a system that is not SPD, named by side and row),
-  ///         index_overflow / out_of_memory for factor matrices that cannot be held.
+  ///         out_of_memory, before anything is allocated, when the host memory the fit
+  ///         needs (below) exceeds what the process can get (detail::host_free_bytes),
+  ///         naming the bytes and what they are for; index_overflow for sizes beyond the
+  ///         index types.
   /// Cost per iteration: Cholesky O(nnz f² + (users + items) f³/3), CG
-  /// O(cg_steps (nnz f + (users + items) f²)); memory O(nnz + (users + items) f).
+  /// O(cg_steps (nnz f + (users + items) f²)). Host memory: 4 (users + items) f bytes of
+  /// factors, 8 f² bytes for each of the 3 shared f x f matrices and (host devices) 12 f²
+  /// for each device's copy of the system, per solver thread 8 f² + 4104 f (Cholesky) or
+  /// 12 f + 16 MiB (CG), and O(nnz + users + items) for Rᵀ and the seen lists.
   template <class Kind, class T, class I>
   void fit(execution_policy<Kind> const& policy, csr_view<T, I> interactions) {
     validate(interactions);
+    check_fit_memory(policy, interactions, true);
     std::vector<char> empty_users(static_cast<std::size_t>(interactions.rows));
     std::vector<char> empty_items(static_cast<std::size_t>(interactions.cols), 1);
     for (I u = 0; u < interactions.rows; ++u) {
@@ -269,6 +291,7 @@ class als {
           " x ", items.cols(), " but R is ", static_cast<std::int64_t>(interactions.rows), " x ",
           static_cast<std::int64_t>(interactions.cols), " with ", options_.factors, " factors"));
     }
+    check_fit_memory(policy, interactions, false);
     fit_from(policy, interactions, std::move(users), std::move(items));
   }
 
@@ -354,6 +377,40 @@ class als {
     MGPU_EXPECTS(std::isfinite(o.alpha), "als: alpha must be finite, got ", o.alpha);
     MGPU_EXPECTS(o.solver != als_solver::conjugate_gradient || o.cg_steps >= 1,
                  "als: cg_steps must be at least 1, got ", o.cg_steps);
+  }
+
+  /// The host memory of a fit (see fit) against what the process can get, before any of
+  /// it is allocated: a large factor count asks for f² doubles per system and thread.
+  /// @throws out_of_memory naming the factor count, the bytes and what they are for.
+  template <class Kind, class T, class I>
+  void check_fit_memory(execution_policy<Kind> const& policy, csr_view<T, I> r, bool new_factors) const {
+    using detail::als_add;
+    using detail::als_mul;
+    auto const f = static_cast<std::uint64_t>(options_.factors);
+    auto const rows = static_cast<std::uint64_t>(r.rows) + static_cast<std::uint64_t>(r.cols);
+    auto const nnz = static_cast<std::uint64_t>(r.nnz());
+    auto const square = als_mul(als_mul(f, f), sizeof(double));
+    bool const host_devices = std::is_same_v<Kind, cpu>;
+    auto const devices = static_cast<std::uint64_t>(policy.device_count());
+    // Gram matrices of both sides and the system base B, plus each host device's copy of B
+    // in double and float.
+    auto const systems = als_add(als_mul(3, square), host_devices ? als_mul(devices, als_add(square, square / 2)) : 0);
+    auto const threads = host_devices ? static_cast<std::uint64_t>(std::max(1, omp_get_max_threads())) : 0;
+    auto const per_thread = options_.solver == als_solver::cholesky
+                                ? als_add(square, als_mul(f, (1 + 2 * 256) * sizeof(double)))
+                                : als_add(als_mul(f, 3 * sizeof(float)), std::uint64_t{16} << 20);
+    auto const workspaces = als_mul(threads, per_thread);
+    auto const factors = new_factors ? als_mul(als_mul(rows, f), sizeof(float)) : 0;
+    auto const others = als_add(als_mul(nnz, sizeof(T) + sizeof(I) + sizeof(std::int64_t)),
+                                als_mul(rows + 2, sizeof(I) + sizeof(std::int64_t) + 1));
+    auto const total = als_add(als_add(factors, systems), als_add(workspaces, others));
+    auto const bytes = static_cast<std::size_t>(std::min<std::uint64_t>(total, SIZE_MAX));
+    detail::require_host_memory(
+        bytes, detail::message("ALS with ", options_.factors, " factors needs ", total, " bytes for ", factors,
+                               " of user and item factors (", rows, " rows x ", f, " floats), ", systems,
+                               " of f x f systems (", square, " bytes each in double), ", workspaces, " of ",
+                               threads, " solver threads' workspaces and ", others,
+                               " for the transposed interactions and the seen lists; use fewer factors"));
   }
 
   /// NaN/Inf and negative observed weights, which no solver can use.
