@@ -4,9 +4,13 @@
 #include <catch2/catch.hpp>
 
 #include <cstdint>
+#include <filesystem>
+#include <fstream>
 #include <limits>
 #include <string>
 #include <vector>
+
+#include <unistd.h>
 
 #include <mgpu/io/idx.hpp>
 
@@ -118,4 +122,59 @@ TEST_CASE("reliability row 13: corrupt gzip data, CRC mismatch and a cut stream"
   CHECK_THAT(parse_error_of("corrupt.idx.gz"), Contains("corrupt.idx.gz:0: byte 0: corrupt data: "));
   CHECK_THAT(parse_error_of("bad_crc.idx.gz"), Contains("corrupt data") && Contains("check"));
   CHECK_THAT(parse_error_of("cut.idx.gz"), Contains("cut.idx.gz:0: byte "));
+}
+
+namespace {
+
+/// A one-dimensional IDX file of `type` (0x08 unsigned byte, 0x0B int16) holding
+/// `elements` (already big-endian bytes), in a fresh temporary file.
+std::filesystem::path label_file(char const* name, unsigned char type, std::uint32_t count,
+                                 std::vector<unsigned char> const& elements) {
+  auto const path = std::filesystem::temp_directory_path() / (std::to_string(::getpid()) + "_" + name);
+  std::ofstream out(path, std::ios::binary);
+  unsigned char const header[8] = {0, 0, type, 1, static_cast<unsigned char>(count >> 24),
+                                   static_cast<unsigned char>(count >> 16), static_cast<unsigned char>(count >> 8),
+                                   static_cast<unsigned char>(count)};
+  out.write(reinterpret_cast<char const*>(header), sizeof header);
+  out.write(reinterpret_cast<char const*>(elements.data()), static_cast<std::streamsize>(elements.size()));
+  return path;
+}
+
+}  // namespace
+
+TEST_CASE("read_idx_labels reads MNIST-format labels in [0, 10)", "[idx]") {
+  CHECK(mgpu::read_idx_labels<int>(fixture("labels_5.idx1.gz")) == std::vector<int>{3, 1, 4, 1, 5});
+  // Fewer classes than the default, as long as every label is one of them.
+  CHECK(mgpu::read_idx_labels<int>(fixture("labels_5.idx1.gz"), 6) == std::vector<int>{3, 1, 4, 1, 5});
+}
+
+TEST_CASE("reliability row 13: an MNIST label outside 0-9 is a parse_error naming its byte, position and value",
+          "[idx][reliability]") {
+  // Labels 3 1 10 2 as unsigned bytes: the 10 is element 2, at byte 8 + 2 = 10.
+  auto const path = label_file("labels_with_10.idx1", 0x08, 4, {3, 1, 10, 2});
+  auto const what = mgpu_test::message_of<mgpu::parse_error>([&] { (void)mgpu::read_idx_labels<int>(path); });
+  CHECK_THAT(what, Contains(path.string() + ":0: byte 10: label 10 at position 2 is outside [0, 10)"));
+  // 255 is read as unsigned, never as -1.
+  auto const high = label_file("labels_with_255.idx1", 0x08, 2, {0, 255});
+  CHECK_THAT(mgpu_test::message_of<mgpu::parse_error>([&] { (void)mgpu::read_idx_labels<int>(high); }),
+             Contains("byte 9: label 255 at position 1 is outside [0, 10)"));
+  std::filesystem::remove(path);
+  std::filesystem::remove(high);
+}
+
+TEST_CASE("reliability row 13: a negative label or one beyond the declared classes is a parse_error",
+          "[idx][reliability]") {
+  // int16 labels 0, -1: the -1 (0xFFFF) is element 1, at byte 8 + 2 = 10.
+  auto const path = label_file("labels_negative.idx1", 0x0B, 2, {0x00, 0x00, 0xFF, 0xFF});
+  CHECK_THAT(mgpu_test::message_of<mgpu::parse_error>([&] { (void)mgpu::read_idx_labels<int>(path); }),
+             Contains("byte 10: label -1 at position 1 is outside [0, 10)"));
+  std::filesystem::remove(path);
+  // 3 1 4 1 5 with 4 classes: the 4 at position 2 (byte 10) is the first outside [0, 4).
+  CHECK_THAT(mgpu_test::message_of<mgpu::parse_error>(
+                 [] { (void)mgpu::read_idx_labels<int>(fixture("labels_5.idx1.gz"), 4); }),
+             Contains("byte 10: label 4 at position 2 is outside [0, 4)"));
+  CHECK_THROWS_AS(mgpu::read_idx_labels<int>(fixture("labels_5.idx1.gz"), 0), mgpu::invalid_argument);
+  CHECK_THAT(mgpu_test::message_of<mgpu::parse_error>(
+                 [] { (void)mgpu::read_idx_labels<int>(fixture("u8_2x2x3.idx")); }),
+             Contains("one-dimensional label file, found 3 dimensions"));
 }

@@ -14,7 +14,8 @@
 // bad magic number or type, zero dimensions, a size of 2^31 or more, sizes whose product
 // overflows, bytes left after the data (the sizes do not describe the file), corrupt
 // gzip data or a gzip CRC mismatch (zlib's message is quoted), and values that do not
-// fit the requested element type. The line number of these errors is 0 because binary
+// fit the requested element type; read_idx_labels also rejects labels outside the
+// declared classes. The line number of these errors is 0 because binary
 // files have no lines; the byte offset is in the message. Memory is committed only as
 // data actually arrives (in blocks of at most 16 MiB), so a header claiming a huge size
 // cannot make the reader allocate it: a truncated file fails after reading what it holds.
@@ -340,6 +341,38 @@ std::vector<T> read_idx_vector(std::filesystem::path const& path) {
     throw parse_error(path.string(), 0,
                       detail::message("byte 3: expected a one-dimensional file, found ",
                                       a.header.dims.size(), " dimensions"));
+  }
+  return std::move(a.values);
+}
+
+/// Reads a one-dimensional IDX file of class labels (MNIST's and Fashion-MNIST's
+/// `*-labels-idx1-ubyte`, 10 classes) and checks that every label names one of `classes`
+/// classes, [0, classes): a label outside them would otherwise pass unnoticed into
+/// votes, accuracies or a per-class array indexed by it. The check belongs to the reader
+/// because only the data set knows its classes; knn_vote accepts any integer labels.
+/// @throws invalid_argument when classes < 1; parse_error as read_idx_vector, and
+///         parse_error(file, 0, "byte N: label L at position P is outside [0, classes)")
+///         for the first label outside the classes.
+template <class T = std::int32_t>
+std::vector<T> read_idx_labels(std::filesystem::path const& path, std::int64_t classes = 10) {
+  static_assert(std::is_integral_v<T> && !std::is_same_v<T, bool>, "read_idx_labels: labels are integers");
+  MGPU_EXPECTS(classes >= 1, "read_idx_labels: the number of classes must be at least 1, got ", classes);
+  auto a = read_idx<T>(path);
+  if (a.header.dims.size() != 1) {
+    throw parse_error(path.string(), 0,
+                      detail::message("byte 3: expected a one-dimensional label file, found ",
+                                      a.header.dims.size(), " dimensions"));
+  }
+  for (std::size_t i = 0; i < a.values.size(); ++i) {
+    auto const label = static_cast<std::int64_t>(a.values[i]);
+    if (label < 0 || label >= classes) {
+      // Data start after the 4-byte magic number and the one 4-byte size.
+      auto const byte = 8 + i * detail::idx::element_bytes(a.header.type);
+      throw parse_error(path.string(), 0,
+                        detail::message("byte ", byte, ": label ", label, " at position ", i,
+                                        " is outside [0, ", classes, ") (the number of classes is ",
+                                        classes, "; pass another to read_idx_labels for other data)"));
+    }
   }
   return std::move(a.values);
 }
