@@ -7,8 +7,8 @@
 # message, where that is not permitted); nothing outside it is written.
 set -u
 program=$1
-bin=$2
-data=$3
+bin=$(realpath "$2")
+data=$(realpath "$3")
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -24,7 +24,7 @@ fail() {
 run() {
   local name=$1
   shift
-  "$bin" "$@" >"$name.out" 2>"$name.err"
+  timeout 120 "$bin" "$@" >"$name.out" 2>"$name.err"
   rc=$?
 }
 
@@ -71,7 +71,7 @@ fi
 rm -f probe
 
 fifo_reader() {  # fifo_reader FIFO FILE: copies what is written to FIFO into FILE
-  cat "$1" >"$2" &
+  timeout 30 cat "$1" >"$2" &
   reader=$!
 }
 

@@ -16,9 +16,10 @@
 //     renamed over it (atomic replace). The temporary is an unnamed O_TMPFILE file, so
 //     nothing named exists while it is written and a `kill -9` leaves nothing behind; it
 //     is linked to a hidden name `.<name>.tmp-<pid>-<n>` just before the renames. Where
-//     O_TMPFILE (or /proc) is unavailable, the hidden name is created up front. A
-//     replaced file keeps its permission bits (not its owner); other hard links to it
-//     keep the old contents.
+//     O_TMPFILE (or /proc) is unavailable, the hidden name is created up front. An
+//     existing file must be writable by the caller (a read-only file is refused, not
+//     replaced behind its permissions). A replaced file keeps its permission bits (not
+//     its owner); other hard links to it keep the old contents.
 //   - a symbolic link (chains included): its final target is what gets written, as
 //     above; the link itself stays. A dangling link creates its target.
 //   - a character device or a FIFO (/dev/null, /dev/stdout, a pipe): written in place,
@@ -38,9 +39,9 @@
 // rename phase (a few system calls, after all writing is done) can leave some targets
 // new and the others old, plus hidden `.tmp-`/`.bak-` names.
 //
-// Signals: `remove_temporaries_on_signal()` (opt-in) makes SIGINT, SIGTERM and SIGHUP
-// unlink the named temporaries and backups of every commit in progress before the
-// process dies with the signal's default action.
+// Signals: `remove_temporaries_on_signal()` (opt-in) makes SIGINT, SIGTERM, SIGHUP and
+// SIGPIPE (a FIFO's reader gone) unlink the named temporaries and backups of every
+// commit in progress before the process dies with the signal's default action.
 //
 // Errors: check() and commit() throw mgpu::invalid_argument for a path that can never be
 // written (empty, a directory, a block device, a socket, two outputs on one file) and
@@ -342,7 +343,7 @@ inline void remove_output_temporaries() noexcept {
   }
 }
 
-/// Opt-in: installs handlers for SIGINT, SIGTERM and SIGHUP that call
+/// Opt-in: installs handlers for SIGINT, SIGTERM, SIGHUP and SIGPIPE that call
 /// remove_output_temporaries() and then let the signal take its default action (the
 /// process ends as it would have without the handler, with the same wait status). A
 /// signal that is ignored or already handled is left alone. Idempotent and thread-safe;
@@ -350,7 +351,7 @@ inline void remove_output_temporaries() noexcept {
 inline void remove_temporaries_on_signal() noexcept {
   static std::once_flag once;
   std::call_once(once, [] {
-    for (int const sig : {SIGINT, SIGTERM, SIGHUP}) {
+    for (int const sig : {SIGINT, SIGTERM, SIGHUP, SIGPIPE}) {
       struct sigaction old {};
       if (::sigaction(sig, nullptr, &old) != 0) continue;
       if ((old.sa_flags & SA_SIGINFO) != 0 || old.sa_handler != SIG_DFL) continue;
@@ -360,6 +361,7 @@ inline void remove_temporaries_on_signal() noexcept {
       ::sigaddset(&sa.sa_mask, SIGINT);
       ::sigaddset(&sa.sa_mask, SIGTERM);
       ::sigaddset(&sa.sa_mask, SIGHUP);
+      ::sigaddset(&sa.sa_mask, SIGPIPE);
       sa.sa_flags = static_cast<int>(SA_RESETHAND);
       ::sigaction(sig, &sa, nullptr);
     }
