@@ -5,6 +5,17 @@
 
 #include <string>
 
+// MGPU_TEST_SANITIZED: defined under AddressSanitizer, ThreadSanitizer or
+// MemorySanitizer, which reserve terabytes of address space, so tests that set an
+// RLIMIT_AS cannot run under them.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define MGPU_TEST_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) || __has_feature(memory_sanitizer)
+#define MGPU_TEST_SANITIZED 1
+#endif
+#endif
+
 namespace mgpu_test {
 
 /// The message of the exception of type E that `f` throws; fails the test if it

@@ -126,9 +126,9 @@ int run(settings const& s) {
   return mgpu::with_policy(s.devices, [&](auto const& policy) {
     stage = "reading the data set";
     auto const train = mgpu::read_idx_matrix<float>(data_file(s.data_dir, "train-images-idx3-ubyte"));
-    auto const train_labels = mgpu::read_idx_vector<int>(data_file(s.data_dir, "train-labels-idx1-ubyte"));
+    auto const train_labels = mgpu::read_idx_labels<int>(data_file(s.data_dir, "train-labels-idx1-ubyte"));
     auto test = mgpu::read_idx_matrix<float>(data_file(s.data_dir, "t10k-images-idx3-ubyte"));
-    auto const test_labels = mgpu::read_idx_vector<int>(data_file(s.data_dir, "t10k-labels-idx1-ubyte"));
+    auto const test_labels = mgpu::read_idx_labels<int>(data_file(s.data_dir, "t10k-labels-idx1-ubyte"));
     if (static_cast<std::int64_t>(train_labels.size()) != train.rows() ||
         static_cast<std::int64_t>(test_labels.size()) != test.rows()) {
       throw mgpu::dimension_mismatch(mgpu::detail::message(

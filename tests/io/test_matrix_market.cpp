@@ -838,14 +838,6 @@ TEST_CASE("reliability row 23: a raised floor reads a 17000000-row file with one
   CHECK(to_vector(a.values()) == std::vector<double>{0.1, -7.25e-3});
 }
 
-// Sanitizers reserve terabytes of address space, so an RLIMIT_AS cannot be set under them.
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define MGPU_TEST_SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) || __has_feature(memory_sanitizer)
-#define MGPU_TEST_SANITIZED 1
-#endif
-#endif
 
 #ifndef MGPU_TEST_SANITIZED
 TEST_CASE("reliability row 23: rows within the limit are still checked against the memory available (RLIMIT_AS)",
