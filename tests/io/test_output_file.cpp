@@ -98,7 +98,7 @@ std::vector<std::string> split(std::string const& s, char sep) {
 
 }  // namespace
 
-TEST_CASE("output_set replaces a regular file, keeping its permission bits", "[io][output]") {
+TEST_CASE("reliability row 21: output_set replaces a regular file, keeping its permission bits", "[io][output]") {
   bool const named = GENERATE(false, true);
   named_temporaries mode(named);
   temp_dir dir;
@@ -116,7 +116,7 @@ TEST_CASE("output_set replaces a regular file, keeping its permission bits", "[i
   CHECK(entries(dir.path()) == std::vector<std::string>{"fresh.txt", "out.txt"});
 }
 
-TEST_CASE("output_set writes a FIFO in place and leaves it a FIFO", "[io][output]") {
+TEST_CASE("reliability row 21: output_set writes a FIFO in place and leaves it a FIFO", "[io][output]") {
   temp_dir dir;
   REQUIRE(::mkfifo((dir / "pipe").c_str(), 0600) == 0);
   mgpu::output_set outs;
@@ -131,7 +131,7 @@ TEST_CASE("output_set writes a FIFO in place and leaves it a FIFO", "[io][output
   CHECK(entries(dir.path()) == std::vector<std::string>{"pipe"});
 }
 
-TEST_CASE("output_set writes a symbolic link's target and keeps the link", "[io][output]") {
+TEST_CASE("reliability row 21: output_set writes a symbolic link's target and keeps the link", "[io][output]") {
   temp_dir dir;
   fs::create_directory(dir / "real");
   spit(dir / "real/data.txt", "old\n");
@@ -145,7 +145,7 @@ TEST_CASE("output_set writes a symbolic link's target and keeps the link", "[io]
   CHECK(entries(dir / "real") == std::vector<std::string>{"data.txt"});
 }
 
-TEST_CASE("output_set creates a dangling symbolic link's target", "[io][output]") {
+TEST_CASE("reliability row 21: output_set creates a dangling symbolic link's target", "[io][output]") {
   temp_dir dir;
   fs::create_symlink("missing.txt", dir / "link");
   mgpu::output_set outs;
@@ -156,7 +156,7 @@ TEST_CASE("output_set creates a dangling symbolic link's target", "[io][output]"
   CHECK(slurp(dir / "missing.txt") == "created\n");
 }
 
-TEST_CASE("output_set writes a character device in place", "[io][output]") {
+TEST_CASE("reliability row 21: output_set writes a character device in place", "[io][output]") {
   temp_dir dir;
   if (::mknod((dir / "null").c_str(), S_IFCHR | 0666, makedev(1, 3)) != 0) {
     WARN("skipped: mknod of a character device is not permitted here");
@@ -169,7 +169,7 @@ TEST_CASE("output_set writes a character device in place", "[io][output]") {
   CHECK(entries(dir.path()) == std::vector<std::string>{"null"});
 }
 
-TEST_CASE("a device that fails (like /dev/full) changes none of the regular outputs", "[io][output]") {
+TEST_CASE("reliability row 22: a device that fails (like /dev/full) changes none of the regular outputs", "[io][output]") {
   temp_dir dir;
   if (::mknod((dir / "full").c_str(), S_IFCHR | 0666, makedev(1, 7)) != 0) {
     WARN("skipped: mknod of a character device is not permitted here");
@@ -187,7 +187,7 @@ TEST_CASE("a device that fails (like /dev/full) changes none of the regular outp
   CHECK(entries(dir.path()) == std::vector<std::string>{"full", "vocabulary.txt"});
 }
 
-TEST_CASE("output_set::check refuses paths that cannot be written", "[io][output]") {
+TEST_CASE("reliability row 21: output_set::check refuses paths that cannot be written", "[io][output]") {
   temp_dir dir;
   fs::create_directory(dir / "sub");
   auto const refused = [](fs::path const& p) {
@@ -212,7 +212,7 @@ TEST_CASE("output_set::check refuses paths that cannot be written", "[io][output
   CHECK(entries(dir.path()) == std::vector<std::string>{"alias", "link-to-dir", "sub"});
 }
 
-TEST_CASE("a writer that throws part-way leaves no temporary and the target intact", "[io][output]") {
+TEST_CASE("reliability row 22: a writer that throws part-way leaves no temporary and the target intact", "[io][output]") {
   bool const named = GENERATE(false, true);
   named_temporaries mode(named);
   temp_dir dir;
@@ -227,7 +227,7 @@ TEST_CASE("a writer that throws part-way leaves no temporary and the target inta
   CHECK(slurp(dir / "out.txt") == "old\n");
 }
 
-TEST_CASE("three outputs whose third fails: none of them changes", "[io][output]") {
+TEST_CASE("reliability row 22: three outputs whose third fails: none of them changes", "[io][output]") {
   bool const named = GENERATE(false, true);
   named_temporaries mode(named);
   temp_dir dir;
@@ -273,7 +273,7 @@ TEST_CASE("three outputs whose third fails: none of them changes", "[io][output]
   CHECK(entries(dir.path()) == expected);
 }
 
-TEST_CASE("a rename failing part-way restores the replaced file and removes the created one",
+TEST_CASE("reliability row 22: a rename failing part-way restores the replaced file and removes the created one",
           "[io][output]") {
   bool const named = GENERATE(false, true);
   named_temporaries mode(named);
@@ -293,7 +293,7 @@ TEST_CASE("a rename failing part-way restores the replaced file and removes the 
   CHECK(entries(dir.path()) == std::vector<std::string>{"blocker", "existing.txt"});
 }
 
-TEST_CASE("SIGTERM during a commit removes the named temporary and keeps the old target", "[io][output]") {
+TEST_CASE("reliability row 22: SIGTERM during a commit removes the named temporary and keeps the old target", "[io][output]") {
   temp_dir dir;
   spit(dir / "out.txt", "old\n");
   int ready[2];
@@ -336,7 +336,7 @@ TEST_CASE("SIGTERM during a commit removes the named temporary and keeps the old
   CHECK(slurp(dir / "out.txt") == "old\n");
 }
 
-TEST_CASE("SIGKILL while writing an O_TMPFILE temporary leaves nothing named", "[io][output]") {
+TEST_CASE("reliability row 22: SIGKILL while writing an O_TMPFILE temporary leaves nothing named", "[io][output]") {
   temp_dir dir;
   spit(dir / "out.txt", "old\n");
   int ready[2];
@@ -369,7 +369,7 @@ TEST_CASE("SIGKILL while writing an O_TMPFILE temporary leaves nothing named", "
   CHECK(slurp(dir / "out.txt") == "old\n");
 }
 
-TEST_CASE("TSV escaping round-trips and keeps a row's fields apart", "[io][text_output]") {
+TEST_CASE("reliability row 24: TSV escaping round-trips and keeps a row's fields apart", "[io][text_output]") {
   std::vector<std::string> const ids = {"plain", "tab\there", "line\nfeed", "cr\rlf\r\n",
                                         "back\\slash", "\\t literal", "", "é UTF-8 ✓"};
   for (auto const& id : ids) CHECK(mgpu::unescape_tsv_field(mgpu::escape_tsv_field(id)) == id);
@@ -389,7 +389,7 @@ TEST_CASE("TSV escaping round-trips and keeps a row's fields apart", "[io][text_
   CHECK(mgpu::unescape_tsv_field(fields[1]) == "n\ntwo");
 }
 
-TEST_CASE("NDJSON rows escape ids as JSON strings", "[io][text_output]") {
+TEST_CASE("reliability row 24: NDJSON rows escape ids as JSON strings", "[io][text_output]") {
   std::string s;
   mgpu::append_json_string(s, std::string("q\"\\/\b\f\n\r\t\x01\x1f\x7f", 12) + std::string(1, '\0') + "é");
   CHECK(s == "\"q\\\"\\\\/\\b\\f\\n\\r\\t\\u0001\\u001f\x7f\\u0000é\"");
@@ -408,7 +408,7 @@ TEST_CASE("NDJSON rows escape ids as JSON strings", "[io][text_output]") {
   CHECK_THROWS_WITH(mgpu::parse_text_format("csv"), Contains("\"csv\": expected tsv or ndjson"));
 }
 
-TEST_CASE("duplicate ids are counted", "[io][text_output]") {
+TEST_CASE("reliability row 24: duplicate ids are counted", "[io][text_output]") {
   std::vector<std::string> const ids = {"a", "b", "a", "c", "b", "a"};
   auto const d = mgpu::find_duplicate_ids(ids);
   CHECK(d.count == 3);
