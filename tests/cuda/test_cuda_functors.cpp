@@ -5,8 +5,11 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <span>
+#include <utility>
 #include <vector>
 
+#include "mgpu/backend/cuda/batching.hpp"
 #include "mgpu/backend/cuda/functors.hpp"
 #include "mgpu/detail/topk_heap.hpp"
 
@@ -129,4 +132,112 @@ TEST_CASE("scale_row multiplies each row by its factor", "[cuda][functors]") {
   mgpu::backend::cuda::scale_row<double, std::int32_t> const f{offsets.data(), scale.data(), values.data()};
   for (std::int32_t r = 0; r < 3; ++r) f(r);
   CHECK(values == std::vector<double>{1.0, 2.0, -6.0});
+}
+
+// Issue 15, items 1 and 7: how the GPU leaves cut their work (backend/cuda/batching.hpp).
+namespace {
+
+namespace bc = mgpu::backend::cuda;
+
+struct batch_log {
+  std::vector<std::pair<std::int64_t, std::int64_t>> tried;
+  std::vector<std::pair<std::int64_t, std::int64_t>> done;
+};
+
+// Runs halving_batches over [0, rows) with batches of at most `start` rows; `fail(b, e)`
+// throws for the batches that do not fit.
+template <class Fail>
+batch_log walk(std::int64_t rows, std::int64_t start, Fail fail) {
+  batch_log log;
+  bc::halving_batches(
+      0, rows, start, [](std::int64_t begin, std::int64_t max_rows) { return begin + max_rows; },
+      [&](std::int64_t b, std::int64_t e) {
+        log.tried.emplace_back(b, e);
+        fail(b, e);
+        log.done.emplace_back(b, e);
+      });
+  return log;
+}
+
+using range = std::pair<std::int64_t, std::int64_t>;
+
+}  // namespace
+
+TEST_CASE("a batch that runs out of memory is halved and retried until it fits", "[cuda][batching]") {
+  auto const log = walk(10, 8, [](std::int64_t b, std::int64_t e) {
+    if (e - b > 3) throw mgpu::out_of_memory(1000, 10, "test");
+  });
+  // 8 fails, 4 fails, 2 fits; the limit stays at 2 afterwards.
+  CHECK(log.tried == std::vector<range>{{0, 8}, {0, 4}, {0, 2}, {2, 4}, {4, 6}, {6, 8}, {8, 10}});
+  CHECK(log.done == std::vector<range>{{0, 2}, {2, 4}, {4, 6}, {6, 8}, {8, 10}});
+}
+
+TEST_CASE("index_overflow and cuSPARSE's INSUFFICIENT_RESOURCES halve a batch like out_of_memory",
+          "[cuda][batching]") {
+  auto const overflow = walk(4, 4, [](std::int64_t b, std::int64_t e) {
+    if (e - b > 2) throw mgpu::index_overflow("too many scores");
+  });
+  CHECK(overflow.done == std::vector<range>{{0, 2}, {2, 4}});
+  auto const resources = walk(4, 4, [](std::int64_t b, std::int64_t e) {
+    if (e - b > 1) {
+      throw mgpu::cusparse_error("CUSPARSE_STATUS_INSUFFICIENT_RESOURCES", "cusparseSpGEMM_compute", "x.cuh", 1);
+    }
+  });
+  CHECK(resources.done == std::vector<range>{{0, 1}, {1, 2}, {2, 3}, {3, 4}});
+  CHECK(bc::is_resource_shortage("CUSPARSE_STATUS_ALLOC_FAILED"));
+  CHECK(bc::is_resource_shortage("CUBLAS_STATUS_ALLOC_FAILED"));
+  CHECK(bc::is_resource_shortage("cudaErrorMemoryAllocation"));
+  CHECK_FALSE(bc::is_resource_shortage("CUSPARSE_STATUS_INVALID_VALUE"));
+}
+
+TEST_CASE("other failures, and a one-row batch that does not fit, propagate", "[cuda][batching]") {
+  CHECK_THROWS_AS(walk(4, 4,
+                       [](std::int64_t, std::int64_t) {
+                         throw mgpu::cusparse_error("CUSPARSE_STATUS_INVALID_VALUE", "call", "x.cuh", 1);
+                       }),
+                  mgpu::cusparse_error);
+  CHECK_THROWS_AS(walk(4, 4, [](std::int64_t, std::int64_t) { throw mgpu::out_of_memory(1, 0, "test"); }),
+                  mgpu::out_of_memory);
+}
+
+TEST_CASE("query products are the sums of the shard's document frequencies over each row's terms",
+          "[cuda][batching]") {
+  // Shard: 4 terms x documents with df = 2, 0, 3, 1 (term offsets 0, 2, 2, 5, 6).
+  std::vector<std::int32_t> const term_offsets{0, 2, 2, 5, 6};
+  // Queries: row 0 = terms {0, 2}, row 1 = {1} (df 0: shares nothing), row 2 = {2, 3}.
+  std::vector<std::int32_t> const offsets{0, 2, 3, 5};
+  std::vector<std::int32_t> const columns{0, 2, 1, 2, 3};
+  auto const prefix =
+      bc::query_products<std::int32_t>(offsets.data(), columns.data(), 0, 3, std::span<std::int32_t const>(term_offsets));
+  CHECK(prefix == std::vector<std::int64_t>{0, 5, 5, 9});
+  auto const tail =
+      bc::query_products<std::int32_t>(offsets.data(), columns.data(), 1, 2, std::span<std::int32_t const>(term_offsets));
+  CHECK(tail == std::vector<std::int64_t>{0, 0});  // an empty product: no SpGEMM is run
+}
+
+TEST_CASE("a cosine batch keeps rows x documents and its products within 32 bits and its bytes within budget",
+          "[cuda][batching]") {
+  constexpr std::int64_t int32_max = 2147483647;
+  // 2^30 documents: two rows could form 2^31 scores, one more than INT32_MAX.
+  std::vector<std::int64_t> const few{0, 1, 2, 3, 4};
+  bc::cosine_batch_limits const wide{std::int64_t{1} << 30, 10, 4, std::size_t{1} << 40};
+  CHECK(bc::cosine_batch_end(few, 0, 0, 4, 1000, wide) == 1);
+  // 1000 documents: INT32_MAX / 1000 = 2147483 rows at most.
+  std::vector<std::int64_t> many(3000001);
+  bc::cosine_batch_limits const narrow{1000, 10, 4, std::size_t{1} << 50};
+  CHECK(bc::cosine_batch_end(many, 0, 0, 3000000, int32_max, narrow) == 2147483);
+  // Products: rows of 2^30 products each; two rows would exceed INT32_MAX.
+  std::vector<std::int64_t> heavy{0, std::int64_t{1} << 30, std::int64_t{2} << 30, std::int64_t{3} << 30};
+  bc::cosine_batch_limits const big{1, 1, 4, std::size_t{1} << 50};
+  CHECK(bc::cosine_batch_end(heavy, 0, 0, 3, 100, big) == 1);
+  // Bytes: 10 products a row, 100 documents, k = 2, float. A row of 10 products costs
+  // 3·10·8 (scores) + 2·10·8 (SpGEMM) + (2·8 + 64) = 480 bytes; 4 rows = 1920.
+  std::vector<std::int64_t> even(11);
+  for (std::size_t i = 0; i < even.size(); ++i) even[i] = 10 * static_cast<std::int64_t>(i);
+  CHECK(bc::cosine_batch_bytes(4, 40, {100, 2, 4, 0}) == 1920);
+  CHECK(bc::cosine_batch_end(even, 0, 0, 10, 100, {100, 2, 4, 1920}) == 4);
+  CHECK(bc::cosine_batch_end(even, 0, 0, 10, 100, {100, 2, 4, 1919}) == 3);
+  CHECK(bc::cosine_batch_end(even, 0, 8, 10, 100, {100, 2, 4, 1920}) == 10);  // the last rows
+  CHECK(bc::cosine_batch_end(even, 0, 0, 10, 100, {100, 2, 4, 1}) == 1);      // one row is always tried
+  CHECK(bc::cosine_batch_end(even, 0, 0, 10, 2, {100, 2, 4, 1920}) == 2);     // the halved limit
 }

@@ -5,14 +5,16 @@
 // Per half-step:
 //   replicate  device 0 uploads the fixed factors and the system base B = w0·FᵀF + λI
 //              (computed once on the host, in double); every other device receives
-//              them by copy_between: a peer copy (cudaMemcpyPeerAsync) where the pair has
-//              peer access, staged through pinned host memory otherwise.
+//              them by one broadcast per array (copy.hpp): peer copies, all queued at
+//              once, where the pair has peer access; devices without it are uploaded
+//              from the host arrays directly (never device 0 -> host -> device).
 //   Cholesky   rows in batches sized by the memory budget: one kernel forms each row's
 //              system A = B + Σ (w − w0) y yᵀ and b = Σ w t y in double (empty rows get
 //              A = I, b = 0, hence zero factors), cusolverDnDpotrfBatched factors them,
 //              the info array is copied back and checked (the smallest failing row is
-//              reported as numerical_error), cusolverDnDpotrsBatched solves, and a kernel
-//              rounds the solutions to float.
+//              reported as numerical_error), cusolverDnDpotrsBatched solves (its info,
+//              a parameter check, is checked for every batch), and a kernel rounds the
+//              solutions to float.
 //   CG         one thread block per row runs the same fixed number of CG steps as the
 //              host, warm-started from the current factors (uploaded first), in float,
 //              with the block's sums reduced by warp shuffles; a status array flags rows
@@ -61,6 +63,10 @@ struct als_replica {
   buffer<float, gpu> fixed;
   buffer<double, gpu> base;
   buffer<float, gpu> base_single;
+  // The root's host copies (load_root), alive until the replication that follows it.
+  std::span<float const> host_fixed;
+  std::span<double const> host_base;
+  std::vector<float> host_base_single;
 };
 
 /// Largest f the CG kernel takes: it keeps four f-vectors in 48 KiB of shared memory.
@@ -98,6 +104,37 @@ inline std::int32_t als_int32(std::int64_t value, char const* what) {
 template <class T>
 void ensure_size(buffer<T, gpu>& b, std::size_t size, stream<gpu> const& s) {
   if (b.size() != size) b = buffer<T, gpu>(size, s);
+}
+
+/// The policy's memory budget when the step carries one (a `memory_budget` member; 0:
+/// the device's free memory), else 0.
+template <class Step>
+std::size_t requested_budget(Step const& step) {
+  if constexpr (requires { step.memory_budget; }) {
+    return static_cast<std::size_t>(step.memory_budget);
+  } else {
+    return 0;
+  }
+}
+
+/// Rows per Cholesky batch: each row's system takes (f² + f) doubles, two pointers and
+/// an info word, and half of `budget` is left to cuSOLVER's workspace.
+/// @throws out_of_memory when not even one row fits.
+inline std::int64_t als_cholesky_rows(std::int64_t rows, std::int64_t factors, std::size_t budget) {
+  auto const fs = static_cast<std::size_t>(factors);
+  std::size_t const per_row = (fs * fs + fs) * sizeof(double) + 2 * sizeof(double*) + sizeof(int);
+  std::size_t const usable = budget / 2;
+  if (usable < per_row) throw out_of_memory(per_row, usable, "ALS on GPUs: one row's system");
+  return std::max<std::int64_t>(1, std::min<std::int64_t>(rows, static_cast<std::int64_t>(usable / per_row)));
+}
+
+/// potrs' info of the batch starting at row `batch_first` of a block: nonzero means
+/// parameter -info was invalid (a bug, not a property of the data).
+inline void check_potrs_info(int info, std::int64_t batch_first) {
+  if (info != 0) {
+    throw cusolver_error("CUSOLVER_STATUS_INVALID_VALUE", "cusolverDnDpotrsBatched", __FILE__, __LINE__,
+                         mgpu::detail::message("parameter ", -info, " is wrong (batch from row ", batch_first, ")"));
+  }
 }
 
 /// Throws for the smallest row of a block whose potrf info or CG status reports a failure.
@@ -175,15 +212,22 @@ struct als_leaf<gpu> {
     backend::cuda::detail::ensure_size(root.fixed, n, s);
     backend::cuda::detail::ensure_size(root.base, base.size(), s);
     backend::cuda::detail::ensure_size(root.base_single, base.size(), s);
-    std::vector<float> single(base.begin(), base.end());
-    copy(root.fixed, std::span<float const>(fixed.data, n), s);
+    root.host_fixed = std::span<float const>(fixed.data, n);
+    root.host_base = base;
+    root.host_base_single.assign(base.begin(), base.end());
+    copy(root.fixed, root.host_fixed, s);
     copy(root.base, base, s);
-    copy(root.base_single, std::span<float const>(single), s);
-    s.synchronize();  // `single` dies here
+    copy(root.base_single, std::span<float const>(root.host_base_single), s);
+    s.synchronize();
   }
 
+  // fork_join (algorithms/als.hpp) keeps the host arrays of load_root alive until this
+  // returns, so staged devices are uploaded from them.
   static void replicate(device_set<gpu>& set, std::vector<replica>& replicas) {
-    auto const& root = replicas[0];
+    auto& root = replicas[0];
+    std::vector<buffer<float, gpu>*> fixed(replicas.size(), nullptr);
+    std::vector<buffer<double, gpu>*> base(replicas.size(), nullptr);
+    std::vector<buffer<float, gpu>*> base_single(replicas.size(), nullptr);
     for (std::size_t d = 1; d < replicas.size(); ++d) {
       auto& r = replicas[d];
       auto const& s = set[d].work;
@@ -192,10 +236,15 @@ struct als_leaf<gpu> {
       backend::cuda::detail::ensure_size(r.fixed, root.fixed.size(), s);
       backend::cuda::detail::ensure_size(r.base, root.base.size(), s);
       backend::cuda::detail::ensure_size(r.base_single, root.base_single.size(), s);
-      copy_between(set, d, r.fixed, 0, root.fixed);
-      copy_between(set, d, r.base, 0, root.base);
-      copy_between(set, d, r.base_single, 0, root.base_single);
+      fixed[d] = &r.fixed;
+      base[d] = &r.base;
+      base_single[d] = &r.base_single;
     }
+    broadcast(set, 0, fixed, root.fixed, root.host_fixed);
+    broadcast(set, 0, base, root.base, root.host_base);
+    broadcast(set, 0, base_single, root.base_single, std::span<float const>(root.host_base_single));
+    root.host_fixed = {};
+    root.host_base = {};
   }
 
   template <class I>
@@ -245,10 +294,8 @@ struct als_leaf<gpu> {
     auto const rows = static_cast<std::int64_t>(b.last - b.first);
     auto const f = static_cast<std::int32_t>(step.factors);
     auto const fs = static_cast<std::size_t>(f);
-    std::size_t const per_row = (fs * fs + fs) * sizeof(double) + 2 * sizeof(double*) + sizeof(int);
-    std::size_t const budget = ctx.memory_budget(0) / 2;  // leave room for cuSOLVER's workspace
-    if (budget < per_row) throw out_of_memory(per_row, budget, "ALS on GPUs: one row's system");
-    auto const batch = std::max<std::int64_t>(1, std::min<std::int64_t>(rows, static_cast<std::int64_t>(budget / per_row)));
+    auto const batch = bc::detail::als_cholesky_rows(rows, step.factors,
+                                                     ctx.memory_budget(bc::detail::requested_budget(step)));
     std::vector<int> info(static_cast<std::size_t>(rows), 0);
     buffer<double, gpu> a(static_cast<std::size_t>(batch) * fs * fs, s);
     buffer<double, gpu> rhs(static_cast<std::size_t>(batch) * fs, s);
@@ -281,13 +328,12 @@ struct als_leaf<gpu> {
                                                 b_ptrs.data(), f, d_solve_info.data(), n));
       bc::detail::als_launch_round<float>(s, static_cast<std::int64_t>(n) * f, rhs.data(),
                                           x.data() + static_cast<std::size_t>(r0) * fs);
-    }
-    int solve_info = 0;
-    MGPU_CUDA_TRY(cudaMemcpyAsync(&solve_info, d_solve_info.data(), sizeof(int), cudaMemcpyDeviceToHost, s.handle()));
-    s.synchronize();
-    if (solve_info != 0) {
-      throw cusolver_error("CUSOLVER_STATUS_INVALID_VALUE", "cusolverDnDpotrsBatched", __FILE__, __LINE__,
-                           mgpu::detail::message("parameter ", -solve_info, " is wrong"));
+      // potrs' info is checked per batch: the next batch's potrs would overwrite it.
+      int solve_info = 0;
+      MGPU_CUDA_TRY(cudaMemcpyAsync(&solve_info, d_solve_info.data(), sizeof(int), cudaMemcpyDeviceToHost,
+                                    s.handle()));
+      s.synchronize();
+      bc::detail::check_potrs_info(solve_info, r0);
     }
     return info;
   }

@@ -13,8 +13,12 @@
 // Host-compilable: this header needs the CUDA Toolkit's headers, not nvcc.
 #pragma once
 
+#include <algorithm>
+#include <array>
 #include <cstddef>
+#include <cstdint>
 #include <limits>
+#include <new>
 #include <span>
 #include <type_traits>
 #include <utility>
@@ -75,9 +79,14 @@ class buffer<T, gpu> {
     std::size_t const bytes = backend::cuda::detail::checked_bytes<T>(size, "mgpu::buffer<gpu>");
     void* p = nullptr;
     backend::cuda::device_guard guard(ordinal_);
-    backend::cuda::detail::check_allocation(cudaMallocAsync(&p, bytes, stream_), bytes, ordinal_,
-                                            "cudaMallocAsync(&p, bytes, stream_)",
-                                            "mgpu::buffer<gpu>");
+    if (s.pool() != nullptr) {
+      backend::cuda::detail::check_allocation(cudaMallocFromPoolAsync(&p, bytes, s.pool(), stream_), bytes,
+                                              ordinal_, "cudaMallocFromPoolAsync(&p, bytes, s.pool(), stream_)",
+                                              "mgpu::buffer<gpu>");
+    } else {
+      backend::cuda::detail::check_allocation(cudaMallocAsync(&p, bytes, stream_), bytes, ordinal_,
+                                              "cudaMallocAsync(&p, bytes, stream_)", "mgpu::buffer<gpu>");
+    }
     data_ = static_cast<T*>(p);
   }
 
@@ -111,7 +120,10 @@ class buffer<T, gpu> {
 
  private:
   void release() noexcept {
-    if (data_ != nullptr) MGPU_CUDA_TRY_NOTHROW(cudaFreeAsync(data_, stream_));
+    if (data_ != nullptr) {
+      backend::cuda::device_guard guard(ordinal_, std::nothrow);
+      MGPU_CUDA_TRY_NOTHROW(cudaFreeAsync(data_, stream_));
+    }
     data_ = nullptr;
     size_ = 0;
   }
@@ -175,5 +187,96 @@ class pinned_buffer {
   T* data_ = nullptr;
   std::size_t size_ = 0;
 };
+
+
+namespace backend::cuda {
+
+/// mgpu's own stream-ordered memory pool on one device (one per device of a set, and one
+/// per logical device where several share a GPU). Unlike the device's default pool, whose
+/// release threshold 0 hands memory back to the driver at every synchronisation (so each
+/// batch maps its memory again), this pool keeps what it has reserved until the set is
+/// destroyed; memory_budget counts that reserve (unused_bytes) as available.
+/// Peer devices are granted access with grant_access (cudaDeviceEnablePeerAccess does not
+/// cover stream-ordered allocations).
+class memory_pool {
+ public:
+  /// @throws cuda_error.
+  explicit memory_pool(int ordinal) : ordinal_(ordinal) {
+    device_guard guard(ordinal);
+    cudaMemPoolProps props{};
+    props.allocType = cudaMemAllocationTypePinned;
+    props.handleTypes = cudaMemHandleTypeNone;
+    props.location.type = cudaMemLocationTypeDevice;
+    props.location.id = ordinal;
+    MGPU_CUDA_TRY(cudaMemPoolCreate(&pool_, &props));
+    std::uint64_t keep = std::numeric_limits<std::uint64_t>::max();
+    cudaError_t const s = cudaMemPoolSetAttribute(pool_, cudaMemPoolAttrReleaseThreshold, &keep);
+    if (s != cudaSuccess) {
+      MGPU_CUDA_TRY_NOTHROW(cudaMemPoolDestroy(pool_));
+      detail::throw_cuda(s, "cudaMemPoolSetAttribute(pool_, cudaMemPoolAttrReleaseThreshold, &keep)",
+                         __FILE__, __LINE__);
+    }
+  }
+  memory_pool(memory_pool const&) = delete;
+  memory_pool& operator=(memory_pool const&) = delete;
+  // Outstanding allocations keep the pool's memory until they are freed (CUDA defers the
+  // release), so destroying it before a buffer is safe.
+  ~memory_pool() {
+    device_guard guard(ordinal_, std::nothrow);
+    MGPU_CUDA_TRY_NOTHROW(cudaMemPoolDestroy(pool_));
+  }
+
+  [[nodiscard]] cudaMemPool_t handle() const noexcept { return pool_; }
+
+  /// Bytes the pool has reserved from the device but not handed out.
+  [[nodiscard]] std::size_t unused_bytes() const {
+    std::uint64_t reserved = 0;
+    std::uint64_t used = 0;
+    MGPU_CUDA_TRY(cudaMemPoolGetAttribute(pool_, cudaMemPoolAttrReservedMemCurrent, &reserved));
+    MGPU_CUDA_TRY(cudaMemPoolGetAttribute(pool_, cudaMemPoolAttrUsedMemCurrent, &used));
+    return reserved > used ? static_cast<std::size_t>(reserved - used) : 0;
+  }
+
+  /// Lets device `peer` read and write this pool's allocations; returns the status.
+  [[nodiscard]] cudaError_t grant_access(int peer) const noexcept {
+    cudaMemAccessDesc desc{};
+    desc.location.type = cudaMemLocationTypeDevice;
+    desc.location.id = peer;
+    desc.flags = cudaMemAccessFlagsProtReadWrite;
+    return cudaMemPoolSetAccess(pool_, &desc, 1);
+  }
+
+ private:
+  cudaMemPool_t pool_ = nullptr;
+  int ordinal_ = 0;
+};
+
+/// Grow-only page-locked host arrays reused across the batches and tiles of one device
+/// (allocating pinned memory per batch costs a driver call that synchronises the device
+/// and pins pages anew). Used only by tasks on the device's host worker, one at a time.
+class pinned_scratch {
+ public:
+  static constexpr std::size_t slots = 4;
+
+  /// `n` elements of slot `slot` (< slots), valid until the next call for that slot.
+  /// The contents are unspecified. @throws out_of_memory or cuda_error.
+  template <class T>
+  std::span<T> get(std::size_t slot, std::size_t n) {
+    static_assert(std::is_trivially_copyable_v<T>);
+    std::size_t const bytes = detail::checked_bytes<T>(n, "mgpu pinned scratch");
+    auto& b = slots_[slot];
+    if (b.size() < bytes) {
+      std::size_t const grown = std::max(bytes, b.size() / 2 * 3);
+      b = pinned_buffer<std::byte>();  // free first: the old and new need not both fit
+      b = pinned_buffer<std::byte>(grown);
+    }
+    return {reinterpret_cast<T*>(b.data()), n};
+  }
+
+ private:
+  std::array<pinned_buffer<std::byte>, slots> slots_;
+};
+
+}  // namespace backend::cuda
 
 }  // namespace mgpu

@@ -3,10 +3,14 @@
 //   copy(device_buffer, host_span, stream)      host -> device
 //   copy(host_span, device_buffer, stream)      device -> host
 //   copy(device_buffer, device_buffer, stream)  same device, or a peer copy between two
+//   broadcast(set, root, targets, host_copy)    one device's buffer to several others at
+//                                               once: peer copies all queued before any
+//                                               wait; staged pairs are uploaded from
+//                                               `host_copy` when the caller has the data
+//                                               on the host, else staged once through the
+//                                               set's reusable pinned buffer
 //   copy_between(set, dst, dst_buffer, src, src_buffer)
-//                                               between two devices of a set, ordered
-//                                               on both devices' streams, staged through
-//                                               pinned memory for staged_pairs()
+//                                               a broadcast to one device
 //
 // Asynchronous copies from or to pageable host memory are only asynchronous with
 // respect to the device: the runtime copies through its own staging buffer, so the host
@@ -18,6 +22,7 @@
 
 #include <cstddef>
 #include <span>
+#include <vector>
 
 #include "mgpu/backend/cuda/buffer.hpp"
 #include "mgpu/backend/cuda/device_set.hpp"
@@ -75,41 +80,88 @@ void copy(buffer<T, gpu>& dst, buffer<T, gpu> const& src, stream<gpu> const& s) 
   }
 }
 
-/// Copies `src` on device `src_index` of `set` into `dst` on device `dst_index`, after
-/// the work queued so far on both devices' streams; later work on either stream runs
-/// after the copy. Pairs with peer access use one peer copy; the others (staged_pairs)
-/// go device -> pinned host -> device and this call waits for them.
+/// Copies `src`, on set position `root`, into `*targets[d]` for every position d with a
+/// non-null target (d != root), after the work queued so far on the streams involved;
+/// later work on any of them runs after its copy. Pairs with peer access (and logical
+/// devices of one GPU) get one device copy each, all queued before anything waits.
+/// Staged pairs get `host_copy` uploaded directly when it is given (the same data the
+/// caller still has on the host: sending it device -> host -> device would copy it twice),
+/// else one download into the set's pinned staging buffer and one upload per device;
+/// this call then waits for those uploads, as the staging buffer is shared.
+/// @throws dimension_mismatch, out_of_memory (staging), cuda_error.
+template <class T>
+void broadcast(device_set<gpu>& set, std::size_t root, std::vector<buffer<T, gpu>*> const& targets,
+               buffer<T, gpu> const& src, std::span<T const> host_copy = {}) {
+  namespace bc = backend::cuda;
+  if (!host_copy.empty()) bc::detail::check_copy_sizes(host_copy.size(), src.size());
+  std::vector<std::size_t> staged;
+  for (std::size_t d = 0; d < targets.size(); ++d) {
+    if (targets[d] == nullptr || d == root) continue;
+    bc::detail::check_copy_sizes(targets[d]->size(), src.size());
+    if (!set.peer_access(d, root)) staged.push_back(d);
+  }
+  if (src.empty()) return;
+  auto& from = set[root];
+  event<gpu> src_ready;
+  src_ready.record(from.work);
+  std::vector<event<gpu>> copied;
+  copied.reserve(targets.size());
+  for (std::size_t d = 0; d < targets.size(); ++d) {
+    if (targets[d] == nullptr || d == root || !set.peer_access(d, root)) continue;
+    auto& to = set[d];
+    bc::device_guard guard(to.dev.ordinal);
+    to.work.wait(src_ready);
+    copy(*targets[d], src, to.work);
+    copied.emplace_back().record(to.work);
+  }
+  if (!staged.empty()) {
+    if (!host_copy.empty()) {
+      // Pageable host memory: each call returns once the runtime has taken the data.
+      for (std::size_t d : staged) {
+        auto& to = set[d];
+        bc::device_guard guard(to.dev.ordinal);
+        copy(*targets[d], host_copy, to.work);
+        copied.emplace_back().record(to.work);
+      }
+    } else {
+      auto [lock, bytes] = set.staging(src.size() * sizeof(T));
+      auto* staging = reinterpret_cast<T*>(bytes);
+      {
+        bc::device_guard guard(from.dev.ordinal);
+        bc::detail::copy_async(staging, src.data(), src.size(), from.work);
+        src_ready.record(from.work);
+      }
+      std::vector<event<gpu>> uploaded(staged.size());
+      for (std::size_t i = 0; i < staged.size(); ++i) {
+        auto& to = set[staged[i]];
+        bc::device_guard guard(to.dev.ordinal);
+        to.work.wait(src_ready);
+        bc::detail::copy_async(targets[staged[i]]->data(), staging, src.size(), to.work);
+        uploaded[i].record(to.work);
+      }
+      for (auto const& e : uploaded) e.synchronize();  // the staging buffer is released below
+    }
+  }
+  // `src` is not reused on the root's stream before every copy from it has finished.
+  bc::device_guard guard(from.dev.ordinal);
+  for (auto const& e : copied) from.work.wait(e);
+}
+
+/// Copies `src` on device `src_index` of `set` into `dst` on device `dst_index`: a
+/// broadcast to one device (ordering and staging as there).
 /// @throws dimension_mismatch, out_of_memory (staging), cuda_error.
 template <class T>
 void copy_between(device_set<gpu>& set, std::size_t dst_index, buffer<T, gpu>& dst,
                   std::size_t src_index, buffer<T, gpu> const& src) {
   backend::cuda::detail::check_copy_sizes(dst.size(), src.size());
-  if (src.empty()) return;
-  auto& to = set[dst_index];
-  auto& from = set[src_index];
-  pinned_buffer<T> staging;
-  event<gpu> src_ready;
-  if (set.peer_access(dst_index, src_index)) {
-    src_ready.record(from.work);
-  } else {
-    staging = pinned_buffer<T>(src.size());
-    backend::cuda::device_guard guard(from.dev.ordinal);
-    backend::cuda::detail::copy_async(staging.data(), src.data(), src.size(), from.work);
-    src_ready.record(from.work);
+  if (dst_index == src_index) {
+    backend::cuda::device_guard guard(set[dst_index].dev.ordinal);
+    copy(dst, src, set[dst_index].work);
+    return;
   }
-  event<gpu> copied;
-  {
-    backend::cuda::device_guard guard(to.dev.ordinal);
-    to.work.wait(src_ready);
-    if (staging.size() == 0) {
-      copy(dst, src, to.work);
-    } else {
-      backend::cuda::detail::copy_async(dst.data(), staging.data(), src.size(), to.work);
-    }
-    copied.record(to.work);
-  }
-  from.work.wait(copied);
-  if (staging.size() != 0) copied.synchronize();  // the staging buffer dies here
+  std::vector<buffer<T, gpu>*> targets(set.size(), nullptr);
+  targets[dst_index] = &dst;
+  broadcast(set, src_index, targets, src);
 }
 
 }  // namespace mgpu

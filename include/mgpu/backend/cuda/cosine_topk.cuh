@@ -1,5 +1,6 @@
 // mgpu/backend/cuda/cosine_topk.cuh — the GPU batch scoring of cosine top-k (method in
-// cosine_topk.hpp): cuSPARSE SpGEMM, CUB segmented sorts, one thread per row to select.
+// cosine_topk.hpp): cuSPARSE SpGEMM, CUB segmented sorts, one thread per row to select
+// (cub::DeviceFor, which returns a status: no Thrust exception can escape).
 //
 // Compile with nvcc (CUDA translation units only).
 #pragma once
@@ -9,10 +10,8 @@
 #include <cstdint>
 #include <span>
 
+#include <cub/device/device_for.cuh>
 #include <cub/device/device_segmented_sort.cuh>
-#include <thrust/execution_policy.h>
-#include <thrust/for_each.h>
-#include <thrust/iterator/counting_iterator.h>
 
 #include "mgpu/backend/cuda/cosine_topk.hpp"
 
@@ -118,6 +117,10 @@ void score_batch(device_context<gpu>& ctx, csr_view<T, I> queries, std::span<T c
   std::int64_t c_nnz = 0;
   MGPU_CUSPARSE_TRY(cusparseSpMatGetSize(c.get(), &c_rows, &c_cols, &c_nnz));
   auto const nnz = static_cast<std::size_t>(to_int32(c_nnz, "the scores of a query batch"));
+  if (nnz == 0) {  // no pair shares a term: nothing for cuSPARSE to copy (null arrays)
+    std::fill(counts.begin(), counts.begin() + rows, 0);
+    return;
+  }
   buffer<std::int32_t, gpu> s_columns(nnz, s);
   buffer<T, gpu> s_values(nnz, s);
   MGPU_CUSPARSE_TRY(cusparseCsrSetPointers(c.get(), s_offsets.data(), s_columns.data(), s_values.data()));
@@ -169,16 +172,16 @@ void score_batch(device_context<gpu>& ctx, csr_view<T, I> queries, std::span<T c
                                     top_columns.data(),
                                     top_scores.data(),
                                     top_counts.data()};
-  thrust::for_each(thrust::cuda::par_nosync.on(s.handle()), thrust::counting_iterator<std::int32_t>(0),
-                   thrust::counting_iterator<std::int32_t>(rows), select);
-  MGPU_CUDA_TRY(cudaGetLastError());
+  MGPU_CUDA_TRY(cub::DeviceFor::Bulk(rows, select, s.handle()));
 
-  pinned_buffer<std::int32_t> h_columns(out_size);
-  pinned_buffer<T> h_scores(out_size);
-  pinned_buffer<std::int32_t> h_counts(static_cast<std::size_t>(rows));
-  copy(h_columns.span(), top_columns, s);
-  copy(h_scores.span(), top_scores, s);
-  copy(h_counts.span(), top_counts, s);
+  // The device's reusable pinned arrays; fork_join's error path drains the stream before
+  // anything else can use them.
+  auto const h_columns = ctx.scratch.get<std::int32_t>(0, out_size);
+  auto const h_scores = ctx.scratch.get<T>(1, out_size);
+  auto const h_counts = ctx.scratch.get<std::int32_t>(2, static_cast<std::size_t>(rows));
+  copy(h_columns, top_columns, s);
+  copy(h_scores, top_scores, s);
+  copy(h_counts, top_counts, s);
   s.synchronize();
   for (std::int32_t r = 0; r < rows; ++r) {
     auto const row = static_cast<std::size_t>(r);

@@ -15,8 +15,13 @@
 //   return  the k best of each row (local indices + scores) are copied back through
 //           pinned memory; the shared orchestration (algorithms/cosine_topk.hpp)
 //           merges the shards exactly.
-// A batch's arrays are bounded by rows x shard documents (the densest possible S); if
-// cuSPARSE or CUB still cannot allocate, the batch is halved and retried.
+// Batches (cosine_batch_end, batching.hpp): rows × shard documents ≤ INT32_MAX, so no
+// score index can overflow cuSPARSE's 32-bit indices, and the products SpGEMM forms
+// (Σ df over the batch's terms, known from the shard's term offsets, a host copy of
+// which the shard keeps) within INT32_MAX and, with the scores they bound, within the
+// budget. A batch that still fails for lack of room (out_of_memory, index_overflow,
+// CUSPARSE_STATUS_INSUFFICIENT_RESOURCES, ...) is halved and retried; a batch whose
+// queries share no term with the shard never reaches cuSPARSE.
 //
 // Scores are sums of the same products as on the host but in cuSPARSE's order, so they
 // agree with the host's to round-off, and documents whose scores differ by round-off
@@ -35,6 +40,7 @@
 #include <vector>
 
 #include "mgpu/algorithms/cosine_topk.hpp"
+#include "mgpu/backend/cuda/batching.hpp"
 #include "mgpu/backend/cuda/buffer.hpp"
 #include "mgpu/backend/cuda/copy.hpp"
 #include "mgpu/backend/cuda/device_set.hpp"
@@ -63,6 +69,7 @@ struct cosine_shard {
   buffer<std::int32_t, gpu> offsets;  // terms + 1
   buffer<std::int32_t, gpu> columns;  // shard-local document of each entry
   buffer<T, gpu> values;              // c_dt / ‖c_d‖
+  std::vector<std::int32_t> host_offsets;  // the offsets on the host: df of each term
 };
 
 namespace detail {
@@ -145,6 +152,7 @@ struct cosine_leaf<gpu> {
     copy(out.offsets, t.row_offsets(), s);
     copy(out.columns, t.col_indices(), s);
     copy(out.values, t.values(), s);
+    out.host_offsets.assign(t.row_offsets().begin(), t.row_offsets().end());
     s.synchronize();
     return out;
   }
@@ -154,29 +162,30 @@ struct cosine_leaf<gpu> {
                     std::span<T const> query_inv_norms, shard<T, I> const& sh, I q_first, I q_last,
                     std::size_t k, bool exclude_self, std::span<scored<T, I>> out,
                     std::span<std::int32_t> counts, std::size_t budget) {
-    // Bytes per query row in the worst case (every document scored): the score row, its
-    // sorted copy, and a share for the libraries' workspaces.
-    std::size_t const available = ctx.memory_budget(budget);
-    std::size_t const per_row = static_cast<std::size_t>(sh.documents) * 4 * (sizeof(T) + 4) +
-                                k * (sizeof(T) + 4) + 64;
-    auto batch = static_cast<std::int64_t>(std::max<std::size_t>(available / per_row, 1));
-    batch = std::min<std::int64_t>(batch, std::numeric_limits<std::int32_t>::max() / 2);
-    I q = q_first;
-    while (q < q_last) {
-      I const end = static_cast<I>(std::min<std::int64_t>(static_cast<std::int64_t>(q_last),
-                                                          static_cast<std::int64_t>(q) + batch));
-      auto const offset = static_cast<std::size_t>(q - q_first);
-      try {
-        backend::cuda::detail::score_batch(ctx, queries, query_inv_norms, sh, q, end,
-                                           static_cast<std::int64_t>(k), exclude_self,
-                                           out.subspan(offset * k), counts.subspan(offset));
-      } catch (out_of_memory const&) {
-        if (end - q == 1) throw;
-        batch = std::max<std::int64_t>(1, (static_cast<std::int64_t>(end) - static_cast<std::int64_t>(q)) / 2);
-        continue;
-      }
-      q = end;
-    }
+    namespace bc = backend::cuda;
+    auto const prefix = bc::query_products<I>(queries.row_offsets, queries.col_indices, q_first, q_last,
+                                              std::span<std::int32_t const>(sh.host_offsets));
+    bc::cosine_batch_limits const limits{sh.documents, static_cast<std::int64_t>(k), sizeof(T),
+                                         ctx.memory_budget(budget)};
+    auto const first = static_cast<std::int64_t>(q_first);
+    bc::halving_batches(
+        first, static_cast<std::int64_t>(q_last), std::numeric_limits<std::int32_t>::max() / 2,
+        [&](std::int64_t begin, std::int64_t max_rows) {
+          return bc::cosine_batch_end(prefix, first, begin, static_cast<std::int64_t>(q_last), max_rows, limits);
+        },
+        [&](std::int64_t begin, std::int64_t end) {
+          auto const offset = static_cast<std::size_t>(begin - first);
+          auto const rows = static_cast<std::size_t>(end - begin);
+          if (prefix[static_cast<std::size_t>(end - first)] == prefix[offset]) {
+            std::fill_n(counts.begin() + static_cast<std::ptrdiff_t>(offset), rows, 0);  // no shared term
+            return;
+          }
+          bc::drain_on_error(ctx.work, [&] {
+            bc::detail::score_batch(ctx, queries, query_inv_norms, sh, static_cast<I>(begin), static_cast<I>(end),
+                                    static_cast<std::int64_t>(k), exclude_self, out.subspan(offset * k),
+                                    counts.subspan(offset));
+          });
+        });
   }
 };
 

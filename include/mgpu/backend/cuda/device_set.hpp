@@ -8,19 +8,35 @@
 //           several GPUs are fed concurrently and a task may block on its own GPU;
 //   cusparse / cublas / cusolver
 //           handles created once, bound to `work`.
+//   pool    its own stream-ordered memory pool (backend/cuda/buffer.hpp), which keeps
+//           its reserve between batches; the memory budget counts that reserve;
+//   scratch grow-only pinned host arrays reused by its batches and tiles.
 // Building the set probes peer access for every ordered pair of its devices and
-// enables it where the hardware allows; `staged_pairs()` lists the pairs without it,
-// whose copies are staged through pinned host memory (backend/cuda/copy.hpp).
+// enables it where the hardware allows (for ordinary and pool memory); a pair whose
+// enabling fails is not an error: `staged_pairs()` lists the pairs without peer access,
+// whose copies are staged through the set's pinned staging buffer (backend/cuda/copy.hpp).
+// Every handle, stream and buffer is destroyed with its own device current.
+//
+// Testing only: with MGPU_CUDA_SHARED_DEVICES=1 in the environment, a device spec may
+// repeat an ordinal (a spec with ordinals {0, 0}) to make several logical devices on one
+// GPU, each with its own stream, pool, worker and handles, so the multi-device paths
+// (copies between devices, replication, the exact merge) run on a single card. Copies
+// between two logical devices of one GPU are plain device-to-device copies.
 //
 // Host-compilable: this header needs the CUDA Toolkit's headers, not nvcc.
 #pragma once
 
 #include <cstddef>
+#include <cstdlib>
 #include <memory>
+#include <mutex>
+#include <new>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
+#include "mgpu/backend/cuda/buffer.hpp"
 #include "mgpu/backend/cuda/runtime.hpp"
 #include "mgpu/backend/cuda/stream.hpp"
 #include "mgpu/core/device.hpp"
@@ -35,7 +51,7 @@ namespace backend::cuda {
 /// cuSPARSE, cuBLAS and cuSOLVER handles of one device, bound to one stream.
 class library_handles {
  public:
-  explicit library_handles(stream<gpu> const& s) {
+  explicit library_handles(stream<gpu> const& s) : ordinal_(s.ordinal()) {
     device_guard guard(s.ordinal());
     try {
       MGPU_CUSPARSE_TRY(cusparseCreate(&cusparse_));
@@ -59,6 +75,7 @@ class library_handles {
 
  private:
   void release() noexcept {
+    device_guard guard(ordinal_, std::nothrow);  // a handle is destroyed on its own device
     if (cusolver_ != nullptr) MGPU_CUSOLVER_TRY_NOTHROW(cusolverDnDestroy(cusolver_));
     if (cublas_ != nullptr) MGPU_CUBLAS_TRY_NOTHROW(cublasDestroy(cublas_));
     if (cusparse_ != nullptr) MGPU_CUSPARSE_TRY_NOTHROW(cusparseDestroy(cusparse_));
@@ -67,10 +84,61 @@ class library_handles {
     cusparse_ = nullptr;
   }
 
+  int ordinal_ = 0;
   cusparseHandle_t cusparse_ = nullptr;
   cublasHandle_t cublas_ = nullptr;
   cusolverDnHandle_t cusolver_ = nullptr;
 };
+
+/// Runs `f`, which queues work on `s`; if it throws, waits for `s` to drain before
+/// rethrowing, so that host memory a retry reuses (pinned scratch) or the caller frees
+/// is no longer read or written by a copy queued before the failure.
+template <class F>
+void drain_on_error(stream<gpu> const& s, F&& f) {
+  try {
+    f();
+  } catch (...) {
+    static_cast<void>(cudaStreamSynchronize(s.handle()));
+    throw;
+  }
+}
+
+/// True when MGPU_CUDA_SHARED_DEVICES=1: device specs may repeat an ordinal (testing
+/// only; file comment).
+inline bool shared_devices_allowed() {
+  char const* v = std::getenv("MGPU_CUDA_SHARED_DEVICES");
+  return v != nullptr && std::string_view(v) == "1";
+}
+
+/// Checks the ordinals of a CUDA device spec against `visible` devices.
+/// @throws invalid_argument quoting `text` for an ordinal that does not exist, or one
+/// listed twice unless `allow_shared`.
+inline void check_ordinals(std::string_view text, std::vector<int> const& ordinals, int visible,
+                           bool allow_shared) {
+  for (std::size_t a = 0; a < ordinals.size(); ++a) {
+    if (ordinals[a] < 0 || ordinals[a] >= visible) {
+      throw invalid_argument(mgpu::detail::message("device string \"", text, "\": CUDA device ", ordinals[a],
+                                                   " does not exist (devices found: ",
+                                                   describe_visible_devices(), ")"));
+    }
+    for (std::size_t b = 0; b < a && !allow_shared; ++b) {
+      if (ordinals[a] == ordinals[b]) {
+        throw invalid_argument(mgpu::detail::message(
+            "device string \"", text, "\": CUDA device ", ordinals[a],
+            " is listed twice (devices found: ", describe_visible_devices(),
+            "; MGPU_CUDA_SHARED_DEVICES=1 allows it for testing)"));
+      }
+    }
+  }
+}
+
+/// Whether an ordered pair of distinct GPUs gets direct peer copies: the hardware allows
+/// it (`can`), enabling it succeeded or was already done, and the destination was
+/// granted access to the source's memory pool. Anything else stages the pair's copies.
+constexpr bool peer_pair_usable(int can, cudaError_t enable, cudaError_t pool_access) noexcept {
+  return can != 0 && (enable == cudaSuccess || enable == cudaErrorPeerAccessAlreadyEnabled) &&
+         pool_access == cudaSuccess;
+}
 
 }  // namespace backend::cuda
 
@@ -78,21 +146,26 @@ class library_handles {
 template <>
 struct device_context<gpu> {
   device_context(int ordinal, std::size_t position)
-      : dev{ordinal}, index(position), work(ordinal), host(1), libraries(work) {}
+      : dev{ordinal}, index(position), pool(ordinal), work(ordinal, pool.handle()), host(1), libraries(work) {}
   device_context(device_context const&) = delete;
   device_context& operator=(device_context const&) = delete;
 
   device<gpu> dev;
   /// Position of the device in its set (0-based).
   std::size_t index = 0;
+  backend::cuda::memory_pool pool;
   stream<gpu> work;
   stream<cpu> host;
   backend::cuda::library_handles libraries;
+  /// Pinned host arrays for the device's batches; only its host worker's tasks use them.
+  backend::cuda::pinned_scratch scratch;
 
   /// Bytes an algorithm may use on this device: `requested` when nonzero (the policy's
-  /// budget), else the free memory minus a margin (backend::cuda::memory_budget).
+  /// budget), else the free memory plus this context's unused pool reserve minus a
+  /// margin (backend::cuda::budget_from).
   [[nodiscard]] std::size_t memory_budget(std::size_t requested) const {
-    return backend::cuda::memory_budget(dev.ordinal, requested);
+    if (requested != 0) return requested;
+    return backend::cuda::memory_budget(dev.ordinal, 0, pool.unused_bytes());
   }
 };
 
@@ -118,20 +191,7 @@ class device_set<gpu> {
     if (ordinals.empty()) {
       for (int i = 0; i < visible; ++i) ordinals.push_back(i);
     }
-    for (std::size_t a = 0; a < ordinals.size(); ++a) {
-      if (ordinals[a] < 0 || ordinals[a] >= visible) {
-        throw invalid_argument(detail::message("device string \"", spec.text, "\": CUDA device ",
-                                               ordinals[a], " does not exist (devices found: ",
-                                               backend::cuda::describe_visible_devices(), ")"));
-      }
-      for (std::size_t b = 0; b < a; ++b) {
-        if (ordinals[a] == ordinals[b]) {
-          throw invalid_argument(detail::message("device string \"", spec.text, "\": CUDA device ",
-                                                 ordinals[a], " is listed twice (devices found: ",
-                                                 backend::cuda::describe_visible_devices(), ")"));
-        }
-      }
-    }
+    backend::cuda::check_ordinals(spec.text, ordinals, visible, backend::cuda::shared_devices_allowed());
     contexts_.reserve(ordinals.size());
     for (std::size_t i = 0; i < ordinals.size(); ++i) {
       contexts_.push_back(std::make_unique<device_context<gpu>>(ordinals[i], i));
@@ -159,6 +219,18 @@ class device_set<gpu> {
     return dst == src || peer_[dst * size() + src] != 0;
   }
 
+  /// The set's pinned staging buffer for copies between staged pairs, at least `bytes`
+  /// long, with the lock that reserves it for the caller until the lock is released.
+  /// @throws out_of_memory or cuda_error.
+  [[nodiscard]] std::pair<std::unique_lock<std::mutex>, std::byte*> staging(std::size_t bytes) {
+    std::unique_lock<std::mutex> lock(staging_mutex_);
+    if (staging_.size() < bytes) {
+      staging_ = pinned_buffer<std::byte>();
+      staging_ = pinned_buffer<std::byte>(bytes);
+    }
+    return {std::move(lock), staging_.data()};
+  }
+
   /// The ordered pairs (dst ordinal, src ordinal) of CUDA devices without peer access:
   /// copies between them go through pinned host memory.
   [[nodiscard]] std::vector<std::pair<int, int>> staged_pairs() const {
@@ -172,6 +244,9 @@ class device_set<gpu> {
   }
 
  private:
+  // Peer access for ordinary memory (cudaDeviceEnablePeerAccess, from the destination)
+  // and for the source's pool (cudaMemPoolSetAccess); a pair where either fails is staged.
+  // Two logical devices on one GPU share its memory: a plain copy, never staged.
   void enable_peer_access() {
     std::size_t const n = size();
     peer_.assign(n * n, 0);
@@ -181,16 +256,18 @@ class device_set<gpu> {
       for (std::size_t s = 0; s < n; ++s) {
         if (s == d) continue;
         int const src = device_at(s).ordinal;
+        if (src == dst) {
+          peer_[d * n + s] = 1;
+          continue;
+        }
         int can = 0;
         MGPU_CUDA_TRY(cudaDeviceCanAccessPeer(&can, dst, src));
         if (can == 0) continue;
-        cudaError_t const e = cudaDeviceEnablePeerAccess(src, 0);
-        if (e == cudaErrorPeerAccessAlreadyEnabled) {
-          static_cast<void>(cudaGetLastError());  // enabled by another set: fine
-        } else if (e != cudaSuccess) {
-          backend::cuda::detail::throw_cuda(e, "cudaDeviceEnablePeerAccess(src, 0)", __FILE__, __LINE__);
-        }
-        peer_[d * n + s] = 1;
+        cudaError_t const enable = cudaDeviceEnablePeerAccess(src, 0);
+        static_cast<void>(cudaGetLastError());  // a refusal only stages this pair
+        cudaError_t const pool = contexts_[s]->pool.grant_access(dst);
+        static_cast<void>(cudaGetLastError());
+        peer_[d * n + s] = backend::cuda::peer_pair_usable(can, enable, pool) ? 1 : 0;
       }
     }
   }
@@ -198,6 +275,8 @@ class device_set<gpu> {
   // unique_ptr: contexts stay put, so tasks may keep references to them.
   std::vector<std::unique_ptr<device_context<gpu>>> contexts_;
   std::vector<unsigned char> peer_;  // peer_[dst * size() + src]
+  std::mutex staging_mutex_;
+  pinned_buffer<std::byte> staging_;
 };
 
 namespace detail {

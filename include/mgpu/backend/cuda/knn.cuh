@@ -17,11 +17,8 @@
 #include <span>
 #include <type_traits>
 
+#include <cub/device/device_for.cuh>
 #include <cub/device/device_segmented_sort.cuh>
-#include <thrust/execution_policy.h>
-#include <thrust/for_each.h>
-#include <thrust/iterator/counting_iterator.h>
-#include <thrust/sequence.h>
 
 #include "mgpu/backend/cuda/knn.hpp"
 
@@ -44,6 +41,13 @@ struct knn_score_tile {
     values[i] = score(values[i], query_terms[r], base_terms[c]);
     columns[i] = static_cast<std::int32_t>(c);
   }
+};
+
+/// offsets[i] = i * cols: the row starts of a rows x cols tile.
+struct knn_row_starts {
+  std::int64_t* offsets;
+  std::int64_t cols;
+  __device__ void operator()(std::int64_t i) const { offsets[i] = i * cols; }
 };
 
 /// Copies the first `kept` entries of each sorted row to the k-wide outputs.
@@ -84,22 +88,22 @@ void knn_search_tile(device_context<gpu>& ctx, knn_shard<T> const& shard, dense_
                      std::int64_t b_begin, std::int64_t b_end,
                      std::span<mgpu::detail::scored<T, std::int64_t>> out, std::span<std::int32_t> counts) {
   auto& s = ctx.work;
-  auto const policy = thrust::cuda::par_nosync.on(s.handle());
   std::int64_t const rows = queries.rows;
   std::int64_t const cols = b_end - b_begin;
   std::int64_t const dim = shard.dim;
   std::int64_t const kept = std::min(k, cols);
   auto const entries = static_cast<std::size_t>(rows * cols);
 
-  // The queries, packed to ld = d, and their terms.
-  pinned_buffer<T> h_queries(static_cast<std::size_t>(rows * dim));
+  // The queries, packed to ld = d in the device's reusable pinned scratch (it outlives
+  // this call, so an exception cannot free it under a pending copy), and their terms.
+  auto const h_queries = ctx.scratch.get<T>(0, static_cast<std::size_t>(rows * dim));
   for (std::int64_t r = 0; r < rows; ++r) {
     auto const row = queries.row(r);
     std::copy(row.begin(), row.end(), h_queries.data() + r * dim);
   }
   buffer<T, gpu> d_queries(h_queries.size(), s);
   buffer<T, gpu> d_terms(static_cast<std::size_t>(rows), s);
-  copy(d_queries, std::span<T const>(h_queries.span()), s);
+  copy(d_queries, std::span<T const>(h_queries), s);
   copy(d_terms, query_terms.first(static_cast<std::size_t>(rows)), s);
 
   // Dot products: the row-major rows x cols tile is the column-major cols x rows matrix
@@ -113,16 +117,15 @@ void knn_search_tile(device_context<gpu>& ctx, knn_shard<T> const& shard, dense_
                static_cast<int>(dim), values.data(), static_cast<int>(cols));
   }
   buffer<std::int32_t, gpu> columns(entries, s);
-  thrust::for_each(policy, thrust::counting_iterator<std::int64_t>(0),
-                   thrust::counting_iterator<std::int64_t>(static_cast<std::int64_t>(entries)),
-                   knn_score_tile<T, Score>{values.data(), columns.data(), d_terms.data(),
-                                            shard.terms.data() + b_begin, cols, score});
-  MGPU_CUDA_TRY(cudaGetLastError());
+  MGPU_CUDA_TRY(cub::DeviceFor::Bulk(static_cast<std::int64_t>(entries),
+                                     knn_score_tile<T, Score>{values.data(), columns.data(), d_terms.data(),
+                                                              shard.terms.data() + b_begin, cols, score},
+                                     s.handle()));
 
   // Each row best first: scores descending; the sort is stable and columns start in
   // ascending order, so equal scores keep the smaller index first.
   buffer<std::int64_t, gpu> offsets(static_cast<std::size_t>(rows) + 1, s);
-  thrust::sequence(policy, offsets.data(), offsets.data() + rows + 1, std::int64_t{0}, cols);
+  MGPU_CUDA_TRY(cub::DeviceFor::Bulk(rows + 1, knn_row_starts{offsets.data(), cols}, s.handle()));
   buffer<T, gpu> sorted_values(entries, s);
   buffer<std::int32_t, gpu> sorted_columns(entries, s);
   std::size_t temp_bytes = 0;
@@ -137,16 +140,17 @@ void knn_search_tile(device_context<gpu>& ctx, knn_shard<T> const& shard, dense_
   auto const out_size = static_cast<std::size_t>(rows * k);
   buffer<T, gpu> top_scores(out_size, s);
   buffer<std::int32_t, gpu> top_columns(out_size, s);
-  thrust::for_each(policy, thrust::counting_iterator<std::int64_t>(0),
-                   thrust::counting_iterator<std::int64_t>(rows * kept),
-                   knn_take_first<T>{sorted_values.data(), sorted_columns.data(), cols, kept, k,
-                                     top_scores.data(), top_columns.data()});
-  MGPU_CUDA_TRY(cudaGetLastError());
+  if (rows * kept > 0) {
+    MGPU_CUDA_TRY(cub::DeviceFor::Bulk(rows * kept,
+                                       knn_take_first<T>{sorted_values.data(), sorted_columns.data(), cols, kept,
+                                                         k, top_scores.data(), top_columns.data()},
+                                       s.handle()));
+  }
 
-  pinned_buffer<T> h_scores(out_size);
-  pinned_buffer<std::int32_t> h_columns(out_size);
-  copy(h_scores.span(), top_scores, s);
-  copy(h_columns.span(), top_columns, s);
+  auto const h_scores = ctx.scratch.get<T>(1, out_size);
+  auto const h_columns = ctx.scratch.get<std::int32_t>(2, out_size);
+  copy(h_scores, top_scores, s);
+  copy(h_columns, top_columns, s);
   s.synchronize();
   std::int64_t const first = shard.first + b_begin;
   for (std::int64_t r = 0; r < rows; ++r) {

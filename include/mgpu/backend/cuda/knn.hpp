@@ -15,7 +15,8 @@
 //           exactly on the host (topk_heap); the shared orchestration (algorithms/
 //           knn.hpp) then merges the devices' lists.
 // Only one tile's scores exist at a time on the device, never the whole q x n matrix.
-// If an allocation fails inside a tile, the tile is halved and retried.
+// If a tile fails for lack of room (an allocation, or a library status that means it),
+// the tile is halved and retried. Host staging uses the device's reusable pinned scratch.
 //
 // Scores are the host's up to round-off (cuBLAS sums the dot products in another
 // order, and nvcc contracts a·b + c into FMAs), so rows whose distances differ by
@@ -34,6 +35,7 @@
 #include <vector>
 
 #include "mgpu/algorithms/knn.hpp"
+#include "mgpu/backend/cuda/batching.hpp"
 #include "mgpu/backend/cuda/buffer.hpp"
 #include "mgpu/backend/cuda/copy.hpp"
 #include "mgpu/backend/cuda/device_set.hpp"
@@ -136,47 +138,44 @@ struct knn_leaf<gpu> {
     std::vector<scored<T, std::int64_t>> chunk_out;
     std::vector<std::int32_t> chunk_counts;
     topk_heap<T, std::int64_t> heap(k);
-    std::int64_t q = 0;
-    while (q < queries.rows) {
-      std::int64_t const n = std::min(rows, queries.rows - q);
-      dense_view<T const> const block{n, queries.cols, queries.ld, queries.data + q * queries.ld};
-      auto const terms = query_terms.subspan(static_cast<std::size_t>(q), static_cast<std::size_t>(n));
-      auto const block_out = out.subspan(static_cast<std::size_t>(q) * k, static_cast<std::size_t>(n) * k);
-      auto const block_counts = counts.subspan(static_cast<std::size_t>(q), static_cast<std::size_t>(n));
-      try {
-        if (!chunked) {
-          bc::detail::knn_search_tile(ctx, sh, block, terms, score, static_cast<std::int64_t>(k), 0, sh.rows,
-                                      block_out, block_counts);
-        } else {
-          // Chunks in index order; each one's lists are merged into the running best.
-          std::vector<std::vector<scored<T, std::int64_t>>> best(static_cast<std::size_t>(n));
-          chunk_out.resize(static_cast<std::size_t>(n) * k);
-          chunk_counts.resize(static_cast<std::size_t>(n));
-          for (std::int64_t b0 = 0; b0 < sh.rows; b0 += cols) {
-            bc::detail::knn_search_tile(ctx, sh, block, terms, score, static_cast<std::int64_t>(k), b0,
-                                        std::min(sh.rows, b0 + cols), std::span(chunk_out), std::span(chunk_counts));
-            for (std::int64_t i = 0; i < n; ++i) {
-              auto& list = best[static_cast<std::size_t>(i)];
-              for (auto const& c : list) heap.push(c);
-              auto const* fresh = chunk_out.data() + static_cast<std::size_t>(i) * k;
-              for (std::int32_t j = 0; j < chunk_counts[static_cast<std::size_t>(i)]; ++j) heap.push(fresh[j]);
-              list.resize(heap.size());
-              heap.drain_sorted(list.begin());
+    // A tile that fails for lack of room is halved and retried (halving_batches).
+    bc::halving_batches(
+        0, queries.rows, rows, [](std::int64_t begin, std::int64_t max_rows) { return begin + max_rows; },
+        [&](std::int64_t q, std::int64_t q_end) {
+          std::int64_t const n = q_end - q;
+          dense_view<T const> const block{n, queries.cols, queries.ld, queries.data + q * queries.ld};
+          auto const terms = query_terms.subspan(static_cast<std::size_t>(q), static_cast<std::size_t>(n));
+          auto const block_out = out.subspan(static_cast<std::size_t>(q) * k, static_cast<std::size_t>(n) * k);
+          auto const block_counts = counts.subspan(static_cast<std::size_t>(q), static_cast<std::size_t>(n));
+          bc::drain_on_error(ctx.work, [&] {
+            if (!chunked) {
+              bc::detail::knn_search_tile(ctx, sh, block, terms, score, static_cast<std::int64_t>(k), 0, sh.rows,
+                                          block_out, block_counts);
+              return;
             }
-          }
-          for (std::int64_t i = 0; i < n; ++i) {
-            auto const& list = best[static_cast<std::size_t>(i)];
-            std::copy(list.begin(), list.end(), block_out.begin() + i * static_cast<std::int64_t>(k));
-            block_counts[static_cast<std::size_t>(i)] = static_cast<std::int32_t>(list.size());
-          }
-        }
-      } catch (out_of_memory const&) {
-        if (n == 1) throw;
-        rows = std::max<std::int64_t>(1, n / 2);
-        continue;
-      }
-      q += n;
-    }
+            // Chunks in index order; each one's lists are merged into the running best.
+            std::vector<std::vector<scored<T, std::int64_t>>> best(static_cast<std::size_t>(n));
+            chunk_out.resize(static_cast<std::size_t>(n) * k);
+            chunk_counts.resize(static_cast<std::size_t>(n));
+            for (std::int64_t b0 = 0; b0 < sh.rows; b0 += cols) {
+              bc::detail::knn_search_tile(ctx, sh, block, terms, score, static_cast<std::int64_t>(k), b0,
+                                          std::min(sh.rows, b0 + cols), std::span(chunk_out), std::span(chunk_counts));
+              for (std::int64_t i = 0; i < n; ++i) {
+                auto& list = best[static_cast<std::size_t>(i)];
+                for (auto const& c : list) heap.push(c);
+                auto const* fresh = chunk_out.data() + static_cast<std::size_t>(i) * k;
+                for (std::int32_t j = 0; j < chunk_counts[static_cast<std::size_t>(i)]; ++j) heap.push(fresh[j]);
+                list.resize(heap.size());
+                heap.drain_sorted(list.begin());
+              }
+            }
+            for (std::int64_t i = 0; i < n; ++i) {
+              auto const& list = best[static_cast<std::size_t>(i)];
+              std::copy(list.begin(), list.end(), block_out.begin() + i * static_cast<std::int64_t>(k));
+              block_counts[static_cast<std::size_t>(i)] = static_cast<std::int32_t>(list.size());
+            }
+          });
+        });
   }
 };
 

@@ -13,10 +13,14 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdio>
+#include <new>
+#include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <cublas_v2.h>
+#include <cuda.h>
 #include <cuda_runtime_api.h>
 #include <cusolverDn.h>
 #include <cusparse.h>
@@ -45,10 +49,55 @@ inline char const* cusolver_status_name(cusolverStatus_t s) noexcept {
   }
 }
 
+/// Statuses that mean this process can use no CUDA device at all: no device, no or a
+/// too-old driver, the toolkit's stub libcuda (a build container), or a driver that does
+/// not match the kernel module / forward-compatibility package. Programs and tests treat
+/// them as "no GPU" (tests report Skipped), not as failures.
+constexpr bool means_no_device(cudaError_t s) noexcept {
+  switch (s) {
+    case cudaErrorNoDevice:                    // 100
+    case cudaErrorInsufficientDriver:          // 35
+    case cudaErrorStubLibrary:                 // 34
+    case cudaErrorSystemDriverMismatch:        // 803
+    case cudaErrorCompatNotSupportedOnDevice:  // 804
+      return true;
+    default: return false;
+  }
+}
+
+/// Statuses after which the device's context is unusable until the process exits
+/// (the CUDA runtime reports them again from every later call on that context).
+constexpr bool is_sticky(cudaError_t s) noexcept {
+  switch (s) {
+    case cudaErrorIllegalAddress:
+    case cudaErrorLaunchFailure:
+    case cudaErrorAssert:
+    case cudaErrorHardwareStackError:
+    case cudaErrorIllegalInstruction:
+    case cudaErrorMisalignedAddress:
+    case cudaErrorInvalidAddressSpace:
+    case cudaErrorInvalidPc:
+    case cudaErrorLaunchTimeout:
+    case cudaErrorECCUncorrectable:
+    case cudaErrorContextIsDestroyed:
+      return true;
+    default: return false;
+  }
+}
+
 namespace detail {
 
+/// Throws cuda_error. A non-sticky status is also cleared from the runtime's last-error
+/// slot, so it is reported once (by this exception) and not again by the next
+/// cudaGetLastError after an unrelated launch; a sticky one says the context is lost.
 [[noreturn]] inline void throw_cuda(cudaError_t s, char const* call, char const* file, int line) {
-  throw cuda_error(cudaGetErrorName(s), call, file, line, cudaGetErrorString(s));
+  std::string detail = cudaGetErrorString(s);
+  if (is_sticky(s)) {
+    detail += " (a sticky error: this device's context is unusable until the process exits)";
+  } else {
+    static_cast<void>(cudaGetLastError());
+  }
+  throw cuda_error(cudaGetErrorName(s), call, file, line, detail);
 }
 [[noreturn]] inline void throw_cusparse(cusparseStatus_t s, char const* call, char const* file,
                                         int line) {
@@ -151,38 +200,119 @@ inline void report_nothrow(char const* status, char const* call, char const* fil
 
 namespace mgpu::backend::cuda {
 
+namespace detail {
+
+/// cuCtxGetCurrent / cuCtxSetCurrent, found through the runtime's driver entry points so
+/// that mgpu::cuda needs no -lcuda. Null where the driver does not provide them.
+struct context_api {
+  CUresult (*get)(CUcontext*) = nullptr;
+  CUresult (*set)(CUcontext) = nullptr;
+};
+
+inline context_api const& driver_context_api() noexcept {
+  static context_api const api = [] {
+    context_api a;
+    void* fn = nullptr;
+    cudaDriverEntryPointQueryResult found{};
+    if (cudaGetDriverEntryPointByVersion("cuCtxGetCurrent", &fn, 12000, cudaEnableDefault, &found) ==
+            cudaSuccess &&
+        found == cudaDriverEntryPointSuccess) {
+      a.get = reinterpret_cast<CUresult (*)(CUcontext*)>(fn);
+    }
+    if (cudaGetDriverEntryPointByVersion("cuCtxSetCurrent", &fn, 12000, cudaEnableDefault, &found) ==
+            cudaSuccess &&
+        found == cudaDriverEntryPointSuccess) {
+      a.set = reinterpret_cast<CUresult (*)(CUcontext)>(fn);
+    }
+    static_cast<void>(cudaGetLastError());
+    return a;
+  }();
+  return api;
+}
+
+/// True when the calling thread has a current CUDA context. Assumed true when the driver
+/// cannot tell, which keeps the plain cudaSetDevice restore.
+inline bool thread_has_context() noexcept {
+  auto const& api = driver_context_api();
+  if (api.get == nullptr || api.set == nullptr) return true;
+  CUcontext current = nullptr;
+  return api.get(&current) != CUDA_SUCCESS || current != nullptr;
+}
+
+/// Leaves the calling thread without a current context.
+inline void clear_thread_context() noexcept {
+  auto const& api = driver_context_api();
+  if (api.set != nullptr && api.set(nullptr) != CUDA_SUCCESS) {
+    report_nothrow("CUDA_ERROR", "cuCtxSetCurrent(nullptr)", __FILE__, __LINE__);
+  }
+}
+
+}  // namespace detail
+
 /// Makes `ordinal` the calling thread's current device for the guard's lifetime and
-/// restores the previous one on destruction. Cheap when the device is already current.
+/// restores the previous state on destruction. Cheap when the device is already current.
+///
+/// A thread that had no current context (a fresh thread: cudaGetDevice reports 0 there
+/// without any context existing) is left without one, instead of being "restored" to
+/// device 0 with cudaSetDevice(0), which would create a context on device 0: a set that
+/// does not name device 0 never touches it.
 class device_guard {
  public:
   explicit device_guard(int ordinal) {
+    had_context_ = detail::thread_has_context();
     MGPU_CUDA_TRY(cudaGetDevice(&previous_));
-    if (previous_ != ordinal) MGPU_CUDA_TRY(cudaSetDevice(ordinal));
-    changed_ = previous_ != ordinal;
+    if (had_context_ && previous_ == ordinal) return;
+    MGPU_CUDA_TRY(cudaSetDevice(ordinal));
+    changed_ = true;
+  }
+  /// For destructors: never throws; a failure to select the device is reported on
+  /// stderr, and the cleanup calls that follow report their own failures.
+  device_guard(int ordinal, std::nothrow_t) noexcept {
+    had_context_ = detail::thread_has_context();
+    if (cudaGetDevice(&previous_) != cudaSuccess) {
+      static_cast<void>(cudaGetLastError());
+      return;
+    }
+    if (had_context_ && previous_ == ordinal) return;
+    MGPU_CUDA_TRY_NOTHROW(cudaSetDevice(ordinal));
+    changed_ = true;
   }
   device_guard(device_guard const&) = delete;
   device_guard& operator=(device_guard const&) = delete;
   ~device_guard() {
-    if (changed_) MGPU_CUDA_TRY_NOTHROW(cudaSetDevice(previous_));
+    if (!changed_) return;
+    if (had_context_) {
+      MGPU_CUDA_TRY_NOTHROW(cudaSetDevice(previous_));
+    } else {
+      detail::clear_thread_context();
+    }
   }
 
  private:
   int previous_ = 0;
+  bool had_context_ = true;
   bool changed_ = false;
 };
 
+/// The number of visible devices given cudaGetDeviceCount's status and count: 0 for the
+/// statuses of means_no_device. @throws cuda_error for any other failure.
+inline int device_count_from(cudaError_t status, int count) {
+  if (means_no_device(status)) {
+    static_cast<void>(cudaGetLastError());  // not sticky, but leave no trace
+    return 0;
+  }
+  if (status != cudaSuccess) detail::throw_cuda(status, "cudaGetDeviceCount(&n)", __FILE__, __LINE__);
+  return count;
+}
+
 /// Number of CUDA devices this process can see (CUDA_VISIBLE_DEVICES applies, as in the
-/// runtime: ordinals are the runtime's). 0 when there is no device or no driver.
+/// runtime: ordinals are the runtime's). 0 when there is no device, no usable driver, the
+/// stub driver or a mismatched one (means_no_device).
 /// @throws cuda_error for any other failure of cudaGetDeviceCount.
 inline int visible_device_count() {
   int n = 0;
   cudaError_t const s = cudaGetDeviceCount(&n);
-  if (s == cudaErrorNoDevice || s == cudaErrorInsufficientDriver) {
-    static_cast<void>(cudaGetLastError());  // not sticky, but leave no trace
-    return 0;
-  }
-  if (s != cudaSuccess) detail::throw_cuda(s, "cudaGetDeviceCount(&n)", __FILE__, __LINE__);
-  return n;
+  return device_count_from(s, n);
 }
 
 /// "0 (NVIDIA H100 80GB HBM3), 1 (...)" or "none", for error messages.
@@ -211,14 +341,23 @@ inline memory_info device_memory(int ordinal) {
   return m;
 }
 
-/// Bytes an algorithm may use on `ordinal`: `requested` when nonzero (a policy's
-/// budget), otherwise the free memory minus a margin of max(256 MiB, 5% of the total)
-/// kept for the libraries' workspaces and other users of the device.
-inline std::size_t memory_budget(int ordinal, std::size_t requested) {
+/// The budget rule on given numbers (host-testable): `requested` when nonzero, otherwise
+/// the free memory plus what mgpu's own pool holds unused (reserved but not allocated: it
+/// serves our allocations first and is not in cudaMemGetInfo's free bytes) minus a
+/// margin of max(256 MiB, 5% of the total) kept for the libraries' workspaces and other
+/// users of the device.
+constexpr std::size_t budget_from(std::size_t requested, memory_info m, std::size_t pool_unused) noexcept {
   if (requested != 0) return requested;
-  auto const m = device_memory(ordinal);
   std::size_t const margin = std::max<std::size_t>(std::size_t{256} << 20, m.total / 20);
-  return m.free > margin ? m.free - margin : 0;
+  std::size_t const usable = m.free + pool_unused;
+  return usable > margin ? usable - margin : 0;
+}
+
+/// Bytes an algorithm may use on `ordinal` (budget_from, with `pool_unused` bytes held
+/// by mgpu's pool on that device).
+inline std::size_t memory_budget(int ordinal, std::size_t requested, std::size_t pool_unused = 0) {
+  if (requested != 0) return requested;
+  return budget_from(0, device_memory(ordinal), pool_unused);
 }
 
 }  // namespace mgpu::backend::cuda

@@ -5,7 +5,7 @@
 // CSR arrays (32- or 64-bit indices, as given), one cuSPARSE matrix descriptor created
 // once, device copies of x and of its block of y with their dense-vector descriptors,
 // and the SpMV / SpMM workspaces, sized on first use and reused. A product uploads x to
-// the first device holding rows, peer-copies it to the others (copy_between: staged
+// the first device holding rows, broadcasts it to the others (copy.hpp broadcast: staged
 // through pinned memory where a pair has no peer access), runs cusparseSpMV on every
 // device's stream, and downloads each block of y into the caller's y. SpMM does the same
 // with B (packed to ld = cols on the host when needed) and the blocks of C.
@@ -226,9 +226,11 @@ struct sparse_leaf<gpu> {
       backend::cuda::device_guard guard(set[root].dev.ordinal);
       copy(shards[root]->x, x, set[root].work);
     }
+    std::vector<buffer<T, gpu>*> targets(shards.size(), nullptr);
     for (std::size_t d = root + 1; d < shards.size(); ++d) {
-      if (shards[d]) copy_between(set, d, shards[d]->x, root, shards[root]->x);
+      if (shards[d]) targets[d] = &shards[d]->x;
     }
+    broadcast(set, root, targets, shards[root]->x, x);
   }
 
   template <class T, class I>
@@ -290,9 +292,11 @@ struct sparse_leaf<gpu> {
       copy(shards[root]->b, std::span<T const>(packed), set[root].work);
       set[root].work.synchronize();  // `packed` dies with this call
     }
+    std::vector<buffer<T, gpu>*> targets(shards.size(), nullptr);
     for (std::size_t d = root + 1; d < shards.size(); ++d) {
-      if (shards[d]) copy_between(set, d, shards[d]->b, root, shards[root]->b);
+      if (shards[d]) targets[d] = &shards[d]->b;
     }
+    broadcast(set, root, targets, shards[root]->b, std::span<T const>(packed));
   }
 
   template <class T, class I>
@@ -365,7 +369,8 @@ struct spgemm_leaf<gpu> {
     auto const root = static_cast<std::size_t>(std::find(used.begin(), used.end(), true) - used.begin());
     if (root == used.size()) return out;
     auto const nnz = sd::to_int32(b.nnz(), "the entries of B");
-    sd::to_int32(b.cols, "the columns of B");
+    auto const b_rows = sd::to_int32(b.rows, "the rows of B");
+    auto const b_cols = sd::to_int32(b.cols, "the columns of B");
     std::vector<std::int32_t> offsets = sd::rebased_offsets<std::int32_t>(b);
     std::vector<std::int32_t> columns(b.col_indices, b.col_indices + nnz);
     for (std::size_t d = root; d < used.size(); ++d) {
@@ -373,8 +378,8 @@ struct spgemm_leaf<gpu> {
       auto& s = set[d].work;
       backend::cuda::device_guard guard(set[d].dev.ordinal);
       auto& r = out[d].emplace();
-      r.rows = static_cast<std::int32_t>(b.rows);
-      r.cols = static_cast<std::int32_t>(b.cols);
+      r.rows = b_rows;
+      r.cols = b_cols;
       r.nnz = nnz;
       r.offsets = buffer<std::int32_t, gpu>(offsets.size(), s);
       r.columns = buffer<std::int32_t, gpu>(columns.size(), s);
@@ -388,12 +393,18 @@ struct spgemm_leaf<gpu> {
       copy(out[root]->values, std::span<T const>(b.values + b.row_offsets[0], columns.size()), s);
       s.synchronize();  // the host arrays die with this call
     }
+    std::vector<buffer<std::int32_t, gpu>*> offsets_to(used.size(), nullptr);
+    std::vector<buffer<std::int32_t, gpu>*> columns_to(used.size(), nullptr);
+    std::vector<buffer<T, gpu>*> values_to(used.size(), nullptr);
     for (std::size_t d = root + 1; d < used.size(); ++d) {
       if (!used[d]) continue;
-      copy_between(set, d, out[d]->offsets, root, out[root]->offsets);
-      copy_between(set, d, out[d]->columns, root, out[root]->columns);
-      copy_between(set, d, out[d]->values, root, out[root]->values);
+      offsets_to[d] = &out[d]->offsets;
+      columns_to[d] = &out[d]->columns;
+      values_to[d] = &out[d]->values;
     }
+    broadcast(set, root, offsets_to, out[root]->offsets, std::span<std::int32_t const>(offsets));
+    broadcast(set, root, columns_to, out[root]->columns, std::span<std::int32_t const>(columns));
+    broadcast(set, root, values_to, out[root]->values, std::span<T const>(b.values + b.row_offsets[0], columns.size()));
     return out;
   }
 
@@ -449,6 +460,10 @@ struct spgemm_leaf<gpu> {
     std::int64_t c_nnz = 0;
     MGPU_CUSPARSE_TRY(cusparseSpMatGetSize(c.get(), &c_rows, &c_cols, &c_nnz));
     st.nnz = sd::to_int32(c_nnz, "the entries of a block of the product");
+    if (st.nnz == 0) {  // an empty product: cuSPARSE must not be given null arrays to copy into
+      std::fill(counts.begin(), counts.end(), 0);
+      return st;
+    }
     st.columns = buffer<std::int32_t, gpu>(static_cast<std::size_t>(st.nnz), s);
     st.values = buffer<T, gpu>(static_cast<std::size_t>(st.nnz), s);
     MGPU_CUSPARSE_TRY(cusparseCsrSetPointers(c.get(), st.offsets.data(), st.columns.data(), st.values.data()));

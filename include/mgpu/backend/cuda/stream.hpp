@@ -8,6 +8,7 @@
 // Host-compilable: this header needs the CUDA Toolkit's headers, not nvcc.
 #pragma once
 
+#include <new>
 #include <utility>
 
 #include "mgpu/backend/cuda/runtime.hpp"
@@ -20,18 +21,20 @@ namespace mgpu {
 template <>
 class stream<gpu> {
  public:
-  /// Creates a stream on device `ordinal`. @throws cuda_error.
-  explicit stream(int ordinal) : ordinal_(ordinal) {
+  /// Creates a stream on device `ordinal`; buffers allocated on it come from `pool`
+  /// (a cudaMemPool_t of that device; null: the device's default pool). @throws cuda_error.
+  explicit stream(int ordinal, cudaMemPool_t pool = nullptr) : ordinal_(ordinal), pool_(pool) {
     backend::cuda::device_guard guard(ordinal);
     MGPU_CUDA_TRY(cudaStreamCreateWithFlags(&handle_, cudaStreamNonBlocking));
   }
   stream(stream&& other) noexcept
-      : handle_(std::exchange(other.handle_, nullptr)), ordinal_(other.ordinal_) {}
+      : handle_(std::exchange(other.handle_, nullptr)), ordinal_(other.ordinal_), pool_(other.pool_) {}
   stream& operator=(stream&& other) noexcept {
     if (this != &other) {
       release();
       handle_ = std::exchange(other.handle_, nullptr);
       ordinal_ = other.ordinal_;
+      pool_ = other.pool_;
     }
     return *this;
   }
@@ -42,6 +45,8 @@ class stream<gpu> {
 
   [[nodiscard]] cudaStream_t handle() const noexcept { return handle_; }
   [[nodiscard]] int ordinal() const noexcept { return ordinal_; }
+  /// The memory pool buffers on this stream allocate from (null: the device's default).
+  [[nodiscard]] cudaMemPool_t pool() const noexcept { return pool_; }
 
   /// Blocks the calling thread until the stream is drained. @throws cuda_error with the
   /// first asynchronous error of the work queued on it.
@@ -52,12 +57,16 @@ class stream<gpu> {
 
  private:
   void release() noexcept {
-    if (handle_ != nullptr) MGPU_CUDA_TRY_NOTHROW(cudaStreamDestroy(handle_));
+    if (handle_ != nullptr) {
+      backend::cuda::device_guard guard(ordinal_, std::nothrow);
+      MGPU_CUDA_TRY_NOTHROW(cudaStreamDestroy(handle_));
+    }
     handle_ = nullptr;
   }
 
   cudaStream_t handle_ = nullptr;
   int ordinal_ = 0;
+  cudaMemPool_t pool_ = nullptr;
 };
 
 /// A CUDA event without timing. A never-recorded event counts as complete.
@@ -109,7 +118,10 @@ class event<gpu> {
 
  private:
   void release() noexcept {
-    if (handle_ != nullptr) MGPU_CUDA_TRY_NOTHROW(cudaEventDestroy(handle_));
+    if (handle_ != nullptr) {
+      backend::cuda::device_guard guard(ordinal_, std::nothrow);
+      MGPU_CUDA_TRY_NOTHROW(cudaEventDestroy(handle_));
+    }
     handle_ = nullptr;
   }
 

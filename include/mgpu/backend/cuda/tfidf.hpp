@@ -3,7 +3,7 @@
 // The count matrix is split into nnz-balanced row blocks, one per device (the same
 // partition as on host devices). Each device uploads its block in chunks that fit its
 // memory budget, with the idf resident, and runs detail::tfidf_row_weighting — the
-// same code the host backend runs — one row per thread (thrust::for_each on the
+// same code the host backend runs — one row per thread (cub::DeviceFor::Bulk on the
 // device's stream). Values are computed in double, as on the host; the row norms sum
 // in the same order, so results equal the host's up to the device's rounding of log
 // and sqrt (correctly rounded sqrt, log within 1 ulp).
