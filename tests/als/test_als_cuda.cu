@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <string>
 
 #include <mgpu/cuda.hpp>
@@ -39,17 +40,43 @@ double max_abs_diff(factors_t const& a, factors_t const& b) {
   return m;
 }
 
-void check_same_model(mgpu::als_options const& o, char const* devices, double tolerance,
+void check_same_model(mgpu::als_options const& o, mgpu::execution_policy<mgpu::gpu> const& gpu, double tolerance,
                       interactions_t const& r = fixture()) {
   mgpu::als host(o), device(o);
   host.fit(mgpu::execution_policy<mgpu::cpu>("cpu"), r);
-  device.fit(mgpu::execution_policy<mgpu::gpu>(devices), r);
+  device.fit(gpu, r);
   CHECK(max_abs_diff(host.user_factors(), device.user_factors()) <= tolerance * max_abs(host.user_factors()));
   CHECK(max_abs_diff(host.item_factors(), device.item_factors()) <= tolerance * max_abs(host.item_factors()));
   CHECK(device.loss_history().back() == Approx(host.loss_history().back()).epsilon(tolerance));
 }
 
+void check_same_model(mgpu::als_options const& o, char const* devices, double tolerance,
+                      interactions_t const& r = fixture()) {
+  check_same_model(o, mgpu::execution_policy<mgpu::gpu>(devices), tolerance, r);
+}
+
+// Two logical devices of GPU 0 (MGPU_CUDA_SHARED_DEVICES=1, testing only; the spec is
+// built by hand because the device-string parser refuses "cuda:0,0").
+mgpu::execution_policy<mgpu::gpu> two_logical_devices() {
+  ::setenv("MGPU_CUDA_SHARED_DEVICES", "1", 1);
+  mgpu::device_spec spec;
+  spec.kind = mgpu::device_spec::kind_id::cuda;
+  spec.ordinals = {0, 0};
+  spec.count = 2;
+  spec.text = "cuda:0,0";
+  mgpu::execution_policy<mgpu::gpu> policy(spec);
+  ::unsetenv("MGPU_CUDA_SHARED_DEVICES");
+  return policy;
+}
+
 }  // namespace
+
+TEST_CASE("GPU ALS on two logical devices of one GPU (replication, both solvers) equals the host's",
+          "[als][gpu]") {
+  auto const gpu = two_logical_devices();
+  check_same_model({.factors = 8, .iterations = 2}, gpu, 1e-4);
+  check_same_model({.factors = 8, .iterations = 2, .solver = mgpu::als_solver::conjugate_gradient}, gpu, 1e-3);
+}
 
 TEST_CASE("GPU Cholesky ALS equals the host's to round-off, both models", "[als][gpu]") {
   for (auto model : {mgpu::als_model::implicit, mgpu::als_model::weighted}) {

@@ -5,8 +5,10 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <mgpu/cuda.hpp>
@@ -240,4 +242,161 @@ TEST_CASE("cosine top-k on GPUs: empty inputs, one row, more devices than rows, 
   compare_cosine("cuda", corpus, corpus, 4, {.exclude_self = true, .query_batch = 3});
   // A budget of 64 KiB forces one query per GPU batch.
   compare_cosine("cuda", corpus, corpus, 4, {.exclude_self = true}, std::size_t{64} << 10);
+}
+
+// ---- Issue 15: what a review of the backend found ----------------------------------
+
+namespace {
+
+// Two logical devices on GPU 0 (MGPU_CUDA_SHARED_DEVICES=1, testing only): the spec is
+// built by hand, as the device-string parser refuses a repeated ordinal.
+struct shared_devices {
+  shared_devices() { ::setenv("MGPU_CUDA_SHARED_DEVICES", "1", 1); }
+  ~shared_devices() { ::unsetenv("MGPU_CUDA_SHARED_DEVICES"); }
+  shared_devices(shared_devices const&) = delete;
+  shared_devices& operator=(shared_devices const&) = delete;
+  static mgpu::device_spec spec() {
+    mgpu::device_spec s;
+    s.kind = mgpu::device_spec::kind_id::cuda;
+    s.ordinals = {0, 0};
+    s.count = 2;
+    s.text = "cuda:0,0";
+    return s;
+  }
+};
+
+bool fresh_thread_has_context(auto&& f) {
+  bool has = true;
+  std::thread t([&] {
+    f();
+    has = mgpu::backend::cuda::detail::thread_has_context();
+  });
+  t.join();
+  return has;
+}
+
+}  // namespace
+
+TEST_CASE("a device_guard on a fresh thread leaves it without a context, device 0 untouched",
+          "[cuda][device]") {
+  int const last = device_count() - 1;
+  CHECK_FALSE(fresh_thread_has_context([] {}));
+  CHECK_FALSE(fresh_thread_has_context([&] { mgpu::backend::cuda::device_guard g(last); }));
+  // A whole set (streams, pool, handles, buffers) built and destroyed on a fresh thread:
+  // every destructor runs on its own device, and the thread ends without a context.
+  CHECK_FALSE(fresh_thread_has_context([&] {
+    mgpu::device_set<mgpu::gpu> set(mgpu::parse_device_string("cuda:" + std::to_string(last)));
+    mgpu::buffer<float, mgpu::gpu> b(1000, set[0].work);
+    set[0].work.synchronize();
+  }));
+}
+
+TEST_CASE("a pool keeps its memory between batches and the budget counts it", "[cuda][buffer]") {
+  mgpu::device_set<mgpu::gpu> set(mgpu::parse_device_string("cuda:0"));
+  auto& ctx = set[0];
+  constexpr std::size_t bytes = std::size_t{64} << 20;
+  {
+    mgpu::buffer<char, mgpu::gpu> b(bytes, ctx.work);
+    ctx.work.synchronize();
+  }
+  ctx.work.synchronize();
+  CHECK(ctx.pool.unused_bytes() >= bytes);  // release threshold: not handed back
+  auto const m = mgpu::backend::cuda::device_memory(0);
+  CHECK(ctx.memory_budget(0) == mgpu::backend::cuda::budget_from(0, m, ctx.pool.unused_bytes()));
+  auto const a = ctx.scratch.get<float>(0, 100);
+  auto const b = ctx.scratch.get<float>(0, 50);
+  CHECK(a.data() == b.data());  // pinned scratch is reused, not reallocated
+}
+
+TEST_CASE("cuda:0,0 is invalid_argument unless MGPU_CUDA_SHARED_DEVICES=1", "[cuda][device]") {
+  CHECK_THROWS_AS(mgpu::device_set<mgpu::gpu>(shared_devices::spec()), mgpu::invalid_argument);
+  shared_devices on;
+  mgpu::device_set<mgpu::gpu> set(shared_devices::spec());
+  REQUIRE(set.size() == 2);
+  CHECK(set.peer_access(0, 1));
+  CHECK(set.staged_pairs().empty());
+  CHECK(set[0].work.handle() != set[1].work.handle());
+  CHECK(set[0].pool.handle() != set[1].pool.handle());
+}
+
+TEST_CASE("broadcast and copies between two logical devices of one GPU round-trip", "[cuda][copy]") {
+  shared_devices on;
+  mgpu::device_set<mgpu::gpu> set(shared_devices::spec());
+  std::vector<double> values(4096);
+  for (std::size_t i = 0; i < values.size(); ++i) values[i] = 0.5 * static_cast<double>(i) - 3;
+  mgpu::buffer<double, mgpu::gpu> src(values.size(), set[0].work);
+  mgpu::copy(src, std::span<double const>(values), set[0].work);
+  mgpu::buffer<double, mgpu::gpu> dst(values.size(), set[1].work);
+  std::vector<mgpu::buffer<double, mgpu::gpu>*> targets{nullptr, &dst};
+  mgpu::broadcast(set, 0, targets, src);
+  std::vector<double> back(values.size());
+  mgpu::copy(std::span<double>(back), dst, set[1].work);
+  set[1].work.synchronize();
+  CHECK(back == values);
+  mgpu::buffer<double, mgpu::gpu> again(values.size(), set[0].work);
+  mgpu::copy_between(set, 0, again, 1, dst);
+  mgpu::copy(std::span<double>(back), again, set[0].work);
+  set[0].work.synchronize();
+  CHECK(back == values);
+}
+
+TEST_CASE("broadcast to every device equals the source, peer or staged, from a host copy or not",
+          "[cuda][copy]") {
+  mgpu::device_set<mgpu::gpu> set(mgpu::parse_device_string("cuda"));
+  std::vector<std::int32_t> values(10000);
+  for (std::size_t i = 0; i < values.size(); ++i) values[i] = static_cast<std::int32_t>(i * 7 % 1001);
+  for (bool from_host : {false, true}) {
+    mgpu::buffer<std::int32_t, mgpu::gpu> src(values.size(), set[0].work);
+    mgpu::copy(src, std::span<std::int32_t const>(values), set[0].work);
+    std::vector<mgpu::buffer<std::int32_t, mgpu::gpu>> dst;
+    std::vector<mgpu::buffer<std::int32_t, mgpu::gpu>*> targets(set.size(), nullptr);
+    dst.reserve(set.size());
+    for (std::size_t d = 0; d < set.size(); ++d) dst.emplace_back(values.size(), set[d].work);
+    for (std::size_t d = 1; d < set.size(); ++d) targets[d] = &dst[d];
+    mgpu::broadcast(set, 0, targets, src,
+                    from_host ? std::span<std::int32_t const>(values) : std::span<std::int32_t const>());
+    for (std::size_t d = 1; d < set.size(); ++d) {
+      std::vector<std::int32_t> back(values.size());
+      mgpu::copy(std::span<std::int32_t>(back), dst[d], set[d].work);
+      set[d].work.synchronize();
+      CHECK(back == values);
+    }
+  }
+}
+
+TEST_CASE("cosine top-k on two logical devices of one GPU equals the host's (exact merge)",
+          "[cuda][cosine]") {
+  shared_devices on;
+  auto const corpus = random_csr<float, std::int32_t>(300, 50, 0.1, true, 11);
+  mgpu::execution_policy<mgpu::cpu> const host("cpu:2");
+  mgpu::execution_policy<mgpu::gpu> const gpu(shared_devices::spec());
+  check_same_topk(mgpu::cosine_topk(gpu, corpus, corpus, 6, {.exclude_self = true}),
+                  mgpu::cosine_topk(host, corpus, corpus, 6, {.exclude_self = true}));
+}
+
+TEST_CASE("cosine top-k where no query shares a term with the corpus (an empty SpGEMM)",
+          "[cuda][cosine]") {
+  // Corpus uses terms 0..9 only, queries terms 10..19 only: every product is empty.
+  std::vector<std::int32_t> c_offsets{0}, c_columns, q_offsets{0}, q_columns;
+  std::vector<float> c_values, q_values;
+  for (int r = 0; r < 20; ++r) {
+    c_columns.push_back(r % 10);
+    c_values.push_back(1.0f + static_cast<float>(r));
+    c_offsets.push_back(static_cast<std::int32_t>(c_columns.size()));
+    q_columns.push_back(10 + r % 10);
+    q_values.push_back(2.0f);
+    q_offsets.push_back(static_cast<std::int32_t>(q_columns.size()));
+  }
+  mgpu::csr_matrix<mgpu::cpu, float, std::int32_t> const corpus(20, 20, c_offsets, c_columns, c_values);
+  mgpu::csr_matrix<mgpu::cpu, float, std::int32_t> const queries(20, 20, q_offsets, q_columns, q_values);
+  auto const got = mgpu::cosine_topk(mgpu::execution_policy<mgpu::gpu>("cuda"), queries, corpus, 3, {});
+  CHECK(got.indices.empty());
+  CHECK(got.row_offsets == std::vector<std::int64_t>(21, 0));
+}
+
+TEST_CASE("cosine top-k with a budget that allows a few rows per batch equals the host's",
+          "[cuda][cosine]") {
+  auto const corpus = random_csr<double, std::int32_t>(500, 40, 0.2, true, 12);
+  // About 5 KiB: a handful of rows per batch, so batches are cut by cosine_batch_end.
+  compare_cosine("cuda", corpus, corpus, 5, {.exclude_self = true}, std::size_t{5} << 10);
 }

@@ -6,6 +6,7 @@
 #include <catch2/catch.hpp>
 
 #include <cstdint>
+#include <cstdlib>
 #include <limits>
 #include <random>
 #include <string>
@@ -36,11 +37,11 @@ void require_same(mgpu::knn_result<float> const& gpu, mgpu::knn_result<float> co
 }
 
 void compare(std::int64_t n, std::int64_t q, std::int64_t d, std::int64_t k, mgpu::knn_metric metric,
-             std::size_t budget = 0) {
+             std::size_t budget = 0, mgpu::execution_policy<mgpu::gpu> const& devices = mgpu::execution_policy<mgpu::gpu>("cuda")) {
   auto const base = random_matrix(n, d, 1);
   auto const queries = random_matrix(q, d, 2);
   mgpu::execution_policy<mgpu::cpu> const host("cpu");
-  auto const gpu = mgpu::execution_policy<mgpu::gpu>("cuda").with_memory_budget(budget);
+  auto const gpu = devices.with_memory_budget(budget);
   require_same(mgpu::knn(gpu, base, queries, k, metric), mgpu::knn(host, base, queries, k, metric));
 }
 
@@ -65,4 +66,19 @@ TEST_CASE("GPU knn pads with -1 when k exceeds the base", "[knn][gpu]") {
   CHECK(r.indices(1, 3) == -1);
   CHECK(r.distances(1, 4) == std::numeric_limits<float>::infinity());
   require_same(r, mgpu::knn(mgpu::execution_policy<mgpu::cpu>("cpu"), base, queries, 5));
+}
+
+TEST_CASE("GPU knn on two logical devices of one GPU equals the host's (exact merge)", "[knn][gpu]") {
+  // MGPU_CUDA_SHARED_DEVICES=1 (testing only); the spec is built by hand because the
+  // device-string parser refuses "cuda:0,0".
+  ::setenv("MGPU_CUDA_SHARED_DEVICES", "1", 1);
+  mgpu::device_spec spec;
+  spec.kind = mgpu::device_spec::kind_id::cuda;
+  spec.ordinals = {0, 0};
+  spec.count = 2;
+  spec.text = "cuda:0,0";
+  mgpu::execution_policy<mgpu::gpu> const two(spec);
+  ::unsetenv("MGPU_CUDA_SHARED_DEVICES");
+  compare(777, 50, 24, 9, mgpu::knn_metric::l2, 0, two);
+  compare(777, 50, 24, 9, mgpu::knn_metric::l2, std::size_t{64} << 10, two);  // chunks and halving
 }

@@ -118,3 +118,18 @@ TEST_CASE("GPU spgemm equals the host spgemm and the dense product", "[gpu][spar
   mgpu::execution_policy<mgpu::cpu> host{"cpu"};
   CHECK(mgpu::spgemm(host, a.csr, b.csr).nnz() == c.nnz());
 }
+
+TEST_CASE("GPU spgemm whose product has no entries returns an empty matrix", "[gpu][sparse]") {
+  // A uses columns 0..4 only, B has entries in rows 5..9 only: A·B is empty although
+  // neither factor is (cuSPARSE must not be asked to copy into null arrays).
+  std::vector<std::int32_t> a_offsets{0, 1, 2, 3}, a_columns{0, 2, 4};
+  std::vector<float> a_values{1, 2, 3};
+  std::vector<std::int32_t> b_offsets{0, 0, 0, 0, 0, 0, 1, 2, 3, 4, 5}, b_columns{0, 1, 2, 3, 0};
+  std::vector<float> b_values{1, 1, 1, 1, 1};
+  mgpu::csr_matrix<mgpu::cpu, float, std::int32_t> const a(3, 10, a_offsets, a_columns, a_values);
+  mgpu::csr_matrix<mgpu::cpu, float, std::int32_t> const b(10, 4, b_offsets, b_columns, b_values);
+  auto const c = mgpu::spgemm(mgpu::execution_policy<mgpu::gpu>{"cuda"}, a, b);
+  CHECK(c.rows() == 3);
+  CHECK(c.cols() == 4);
+  CHECK(c.nnz() == 0);
+}
