@@ -45,6 +45,7 @@ inline void check_copy_sizes(std::size_t dst, std::size_t src) {
 template <class T>
 void copy_async(T* dst, T const* src, std::size_t n, stream<gpu> const& s) {
   if (n == 0) return;
+  device_guard guard(s.ordinal());
   MGPU_CUDA_TRY(cudaMemcpyAsync(dst, src, n * sizeof(T), cudaMemcpyDefault, s.handle()));
 }
 
@@ -75,6 +76,7 @@ void copy(buffer<T, gpu>& dst, buffer<T, gpu> const& src, stream<gpu> const& s) 
   if (dst.ordinal() == src.ordinal()) {
     backend::cuda::detail::copy_async(dst.data(), src.data(), src.size(), s);
   } else {
+    backend::cuda::device_guard guard(s.ordinal());
     MGPU_CUDA_TRY(cudaMemcpyPeerAsync(dst.data(), dst.ordinal(), src.data(), src.ordinal(),
                                       src.size() * sizeof(T), s.handle()));
   }

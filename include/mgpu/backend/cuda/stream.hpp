@@ -2,7 +2,9 @@
 //
 // `stream<gpu>` is a non-blocking stream (cudaStreamNonBlocking): it never synchronises
 // with the legacy null stream, and nothing in mgpu uses the null stream. `event<gpu>` is
-// a timing-free event. Their interface mirrors the host kind's (core/stream.hpp):
+// a timing-free event. Every call selects the object's own device first (device_guard),
+// so a thread that never chose a device never gets a context on device 0 from them.
+// Their interface mirrors the host kind's (core/stream.hpp):
 // record / wait / synchronize.
 //
 // Host-compilable: this header needs the CUDA Toolkit's headers, not nvcc.
@@ -50,7 +52,10 @@ class stream<gpu> {
 
   /// Blocks the calling thread until the stream is drained. @throws cuda_error with the
   /// first asynchronous error of the work queued on it.
-  void synchronize() const { MGPU_CUDA_TRY(cudaStreamSynchronize(handle_)); }
+  void synchronize() const {
+    backend::cuda::device_guard guard(ordinal_);  // never let the runtime pick device 0
+    MGPU_CUDA_TRY(cudaStreamSynchronize(handle_));
+  }
 
   /// Work queued after this call starts only once `e`'s latest recording has completed.
   void wait(event<gpu> const& e) const;
@@ -91,9 +96,9 @@ class event<gpu> {
   /// The event completes when `s` has run everything queued on it before this call.
   void record(stream<gpu> const& s) {
     // An event is recorded on streams of the device it was created on.
-    if (handle_ == nullptr || ordinal_ != s.ordinal()) {
-      release();
-      backend::cuda::device_guard guard(s.ordinal());
+    if (handle_ == nullptr || ordinal_ != s.ordinal()) release();
+    backend::cuda::device_guard guard(s.ordinal());
+    if (handle_ == nullptr) {
       MGPU_CUDA_TRY(cudaEventCreateWithFlags(&handle_, cudaEventDisableTiming));
       ordinal_ = s.ordinal();
     }
@@ -102,12 +107,15 @@ class event<gpu> {
 
   /// Blocks until the latest recording completes. @throws cuda_error.
   void synchronize() const {
-    if (handle_ != nullptr) MGPU_CUDA_TRY(cudaEventSynchronize(handle_));
+    if (handle_ == nullptr) return;
+    backend::cuda::device_guard guard(ordinal_);
+    MGPU_CUDA_TRY(cudaEventSynchronize(handle_));
   }
 
   /// True if the latest recording has completed. @throws cuda_error.
   [[nodiscard]] bool query() const {
     if (handle_ == nullptr) return true;
+    backend::cuda::device_guard guard(ordinal_);
     cudaError_t const s = cudaEventQuery(handle_);
     if (s == cudaErrorNotReady) return false;
     if (s != cudaSuccess) backend::cuda::detail::throw_cuda(s, "cudaEventQuery(handle_)", __FILE__, __LINE__);
@@ -130,7 +138,9 @@ class event<gpu> {
 };
 
 inline void stream<gpu>::wait(event<gpu> const& e) const {
-  if (e.handle() != nullptr) MGPU_CUDA_TRY(cudaStreamWaitEvent(handle_, e.handle(), 0));
+  if (e.handle() == nullptr) return;
+  backend::cuda::device_guard guard(ordinal_);
+  MGPU_CUDA_TRY(cudaStreamWaitEvent(handle_, e.handle(), 0));
 }
 
 }  // namespace mgpu
