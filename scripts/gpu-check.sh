@@ -19,7 +19,9 @@
 # Steps: the GPUs (nvidia-smi -L); build; shared libraries of every program (ldd: a
 # "not found" fails); every GPU test program; compute-sanitizer memcheck and racecheck
 # on the cosine and ALS cases; the three examples on small real data from the
-# repository on `cpu` and on `cuda:0`, outputs compared; GPU benchmarks (none yet).
+# repository on `cpu`, on `cuda:0` and on `cuda:0,0` (two logical devices of GPU 0,
+# MGPU_CUDA_SHARED_DEVICES=1, so the multi-device paths run on one card), outputs
+# compared; the GPU benchmarks (bench_gpu: SpMV, cosine, k-NN, ALS against the roofline).
 #
 # Exit: 0 when every step passed, 1 when one failed or timed out, 77 when no GPU is
 # visible (nvidia-smi missing, failing, or listing none), 2 for bad arguments.
@@ -115,10 +117,15 @@ gpu_tests=(test_cuda test_sparse_cuda test_knn_cuda test_als_cuda)
 examples=(document_similarity knn_classify als_recommend)
 if [ ! -f "$build/CMakeCache.txt" ]; then
   step configure cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
-    -DMGPU_ENABLE_CUDA=ON -DMGPU_BUILD_TESTS=ON -DMGPU_BUILD_EXAMPLES=ON \
+    -DMGPU_ENABLE_CUDA=ON -DMGPU_BUILD_TESTS=ON -DMGPU_BUILD_EXAMPLES=ON -DMGPU_BUILD_BENCHMARKS=ON \
     "-DCMAKE_CUDA_ARCHITECTURES=$arch"
 fi
-step build cmake --build "$build" --parallel "$(nproc)" --target "${gpu_tests[@]}" "${examples[@]}"
+# A carried tree may have been configured without the benchmarks; build what it has.
+targets=("${gpu_tests[@]}" "${examples[@]}")
+if [ "$dry_run" = 1 ] || grep -q '^MGPU_BUILD_BENCHMARKS:BOOL=ON' "$build/CMakeCache.txt" 2>/dev/null; then
+  targets+=(bench_gpu)
+fi
+step build cmake --build "$build" --parallel "$(nproc)" --target "${targets[@]}"
 
 program() {  # the path of a built program, wherever CMake put it
   find "$build" -type f -name "$1" -perm -u+x 2>/dev/null | head -n 1
@@ -161,24 +168,26 @@ import sys
 a = [l.rstrip("\n").split("\t") for l in open(sys.argv[1])]
 b = [l.rstrip("\n").split("\t") for l in open(sys.argv[2])]
 if len(a) != len(b):
-    sys.exit(f"{len(a)} rows on cpu, {len(b)} on cuda:0")
+    sys.exit(f"{len(a)} rows in {sys.argv[1]}, {len(b)} in {sys.argv[2]}")
 bad = 0
 for i, (x, y) in enumerate(zip(a, b)):
     if x[:-1] != y[:-1] or abs(float(x[-1]) - float(y[-1])) > 1e-4 * max(1.0, abs(float(x[-1]))):
         bad += 1
         if bad <= 10:
-            print(f"row {i + 1}: cpu {x} cuda:0 {y}")
+            print(f"row {i + 1}: {x} vs {y}")
 print(f"{len(a)} rows, {bad} differ")
 sys.exit(1 if bad else 0)
 EOF
 }
-run_pair() {  # NAME OUTPUT_ARG PROGRAM ARGS...: runs on cpu then cuda:0 and compares
+run_pair() {  # NAME OUTPUT_ARG PROGRAM ARGS...: runs on cpu, cuda:0 and cuda:0,0; compares
   local name=$1 outflag=$2 prog; shift 2
   prog=$(program "$1"); shift
   [ -n "$prog" ] || { echo "$name: not built"; return 1; }
   "$prog" "$@" --devices cpu "$outflag" "$out/examples/$name.cpu.tsv" &&
     "$prog" "$@" --devices cuda:0 "$outflag" "$out/examples/$name.cuda0.tsv" &&
-    compare_outputs "$out/examples/$name.cpu.tsv" "$out/examples/$name.cuda0.tsv"
+    MGPU_CUDA_SHARED_DEVICES=1 "$prog" "$@" --devices cuda:0,0 "$outflag" "$out/examples/$name.cuda00.tsv" &&
+    compare_outputs "$out/examples/$name.cpu.tsv" "$out/examples/$name.cuda0.tsv" &&
+    compare_outputs "$out/examples/$name.cpu.tsv" "$out/examples/$name.cuda00.tsv"
 }
 export data
 export -f compare_outputs run_pair
@@ -209,18 +218,31 @@ als_factors() {  # ALS factors differ in round-off between devices; compare the 
   [ -n "$prog" ] || { echo "als_recommend: not built"; return 1; }
   "$prog" --input "$data/als/dpkg-status.mtx" --iterations 3 --devices cpu | tee "$out/examples/als.cpu.txt" &&
     "$prog" --input "$data/als/dpkg-status.mtx" --iterations 3 --devices cuda:0 | tee "$out/examples/als.cuda0.txt" &&
-    python3 - "$out/examples/als.cpu.txt" "$out/examples/als.cuda0.txt" <<'EOF'
+    MGPU_CUDA_SHARED_DEVICES=1 "$prog" --input "$data/als/dpkg-status.mtx" --iterations 3 --devices cuda:0,0 |
+    tee "$out/examples/als.cuda00.txt" &&
+    python3 - "$out/examples/als.cpu.txt" "$out/examples/als.cuda0.txt" "$out/examples/als.cuda00.txt" <<'EOF'
 import re, sys
 loss = lambda f: [float(m) for m in re.findall(r"loss=([0-9.eE+-]+)", open(f).read())]
-a, b = loss(sys.argv[1]), loss(sys.argv[2])
-print("cpu", a, "cuda:0", b)
-sys.exit(0 if a and len(a) == len(b) and all(abs(x - y) <= 1e-3 * max(1.0, abs(x)) for x, y in zip(a, b)) else 1)
+a = loss(sys.argv[1])
+ok = bool(a)
+for other in sys.argv[2:]:
+    b = loss(other)
+    print(sys.argv[1], a, other, b)
+    ok = ok and len(a) == len(b) and all(abs(x - y) <= 1e-3 * max(1.0, abs(x)) for x, y in zip(a, b))
+sys.exit(0 if ok else 1)
 EOF
 }
 export -f als_factors
 step als_recommend als_factors
 
-echo "| GPU benchmarks | none yet (issue 15) | 0 | |" >>"$report"
+gpu_benchmarks() {  # short runs; the JSON keeps every counter for the report's reader
+  local prog
+  prog=$(program bench_gpu)
+  [ -n "$prog" ] || { echo "bench_gpu: not built (configure with -DMGPU_BUILD_BENCHMARKS=ON)"; return 1; }
+  "$prog" --benchmark_min_time=0.2 --benchmark_out="$out/bench_gpu.json" --benchmark_out_format=json
+}
+export -f gpu_benchmarks
+step bench_gpu gpu_benchmarks
 
 {
   echo

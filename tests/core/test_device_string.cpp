@@ -130,8 +130,21 @@ TEST_CASE("reliability row 15: unknown kind gpu is invalid_argument quoting the 
 }
 
 TEST_CASE("reliability row 15: a repeated CUDA ordinal is invalid_argument", "[core][device]") {
-  CHECK_THAT(parse_error_message("cuda:0,0"), Contains("\"cuda:0,0\""));
+  ::unsetenv("MGPU_CUDA_SHARED_DEVICES");
+  CHECK_THAT(parse_error_message("cuda:0,0"), Contains("\"cuda:0,0\"") && Contains("listed twice"));
   CHECK_THAT(parse_error_message("cuda:1,0,1"), Contains("\"cuda:1,0,1\""));
+}
+
+TEST_CASE("with MGPU_CUDA_SHARED_DEVICES=1 a CUDA ordinal may repeat (logical devices on one GPU)",
+          "[core][device]") {
+  ::setenv("MGPU_CUDA_SHARED_DEVICES", "1", 1);
+  auto const spec = mgpu::parse_device_string("cuda:0,0");
+  ::unsetenv("MGPU_CUDA_SHARED_DEVICES");
+  CHECK(spec.ordinals == std::vector<int>{0, 0});
+  CHECK(spec.count == 2);
+  ::setenv("MGPU_CUDA_SHARED_DEVICES", "0", 1);
+  CHECK_THAT(parse_error_message("cuda:0,0"), Contains("listed twice"));
+  ::unsetenv("MGPU_CUDA_SHARED_DEVICES");
 }
 
 TEST_CASE("device strings with a bad host-device count are invalid_argument quoting the string",

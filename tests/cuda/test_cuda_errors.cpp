@@ -149,14 +149,6 @@ TEST_CASE("a repeated CUDA ordinal is invalid_argument unless shared logical dev
   CHECK_NOTHROW(bc::check_ordinals("cuda:1,0", {1, 0}, 2, false));
 }
 
-namespace {
-struct step_without_budget {
-  int factors = 0;
-};
-struct step_with_budget {
-  std::size_t memory_budget = 0;
-};
-}  // namespace
 
 // Issue 15, item 10: Cholesky batches follow the budget given; potrs' info is checked per batch.
 TEST_CASE("ALS Cholesky batches are sized by the budget, and potrs' info is checked", "[cuda-host][als]") {
@@ -166,8 +158,6 @@ TEST_CASE("ALS Cholesky batches are sized by the budget, and potrs' info is chec
   CHECK(bcd::als_cholesky_rows(1000, 10, 2 * 900 * 7) == 7);
   CHECK(bcd::als_cholesky_rows(3, 10, 2 * 900 * 7) == 3);
   CHECK_THROWS_AS(bcd::als_cholesky_rows(1000, 10, 2 * 900 - 1), mgpu::out_of_memory);
-  CHECK(bcd::requested_budget(step_without_budget{}) == 0);
-  CHECK(bcd::requested_budget(step_with_budget{4096}) == 4096);
   CHECK_NOTHROW(bcd::check_potrs_info(0, 0));
   std::string what;
   try {

@@ -20,7 +20,7 @@ report="$tmp/out/report.md"
 grep -q 'Fake GPU' "$report" || fail "the report does not list the GPU"
 for s in configure build shared-libraries test_cuda test_sparse_cuda test_knn_cuda test_als_cuda \
   memcheck-cosine racecheck-cosine memcheck-als racecheck-als document_similarity knn-data knn_classify \
-  als_recommend; do
+  als_recommend bench_gpu; do
   grep -q "^| $s | dry run |" "$report" || fail "step $s missing from the dry-run report"
   [ -s "$tmp/out/logs/$s.log" ] || fail "step $s has no log"
 done

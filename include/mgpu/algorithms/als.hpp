@@ -463,7 +463,8 @@ class als {
                           options_.model == als_model::weighted,
                           options_.solver,
                           options_.cg_steps,
-                          "user"};
+                          "user",
+                          policy.memory_budget()};
     std::vector<typename leaf::replica> replicas(n_dev);
     auto gram_items = detail::als_gram(std::as_const(items_).view());
     for (int it = 1; it <= options_.iterations; ++it) {

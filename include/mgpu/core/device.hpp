@@ -68,6 +68,14 @@ namespace detail {
                                  " (expected \"cpu\", \"cpu:N\", \"cuda\" or \"cuda:I,J,...\")"));
 }
 
+/// True when MGPU_CUDA_SHARED_DEVICES=1: a CUDA device string may then list an ordinal
+/// more than once, each a logical device of its own (stream, pool, worker) on the same
+/// GPU, so that multi-device code runs on one card. For tests only.
+inline bool shared_cuda_devices_allowed() {
+  char const* v = std::getenv("MGPU_CUDA_SHARED_DEVICES");
+  return v != nullptr && std::string_view(v) == "1";
+}
+
 /// A whole number of decimal digits in [min, max]; `what` names it in errors.
 inline int parse_device_number(std::string_view text, std::string_view digits, int min, int max,
                                std::string_view what) {
@@ -116,8 +124,11 @@ inline device_spec parse_device_string(std::string_view text) {
       int const id = detail::parse_device_number(text, rest.substr(0, comma), 0,
                                                  std::numeric_limits<int>::max(), "CUDA device");
       for (int seen : spec.ordinals) {
-        if (seen == id) {
-          detail::bad_device_string(text, detail::message("device ", id, " is listed twice"));
+        if (seen == id && !detail::shared_cuda_devices_allowed()) {
+          detail::bad_device_string(text, detail::message("device ", id,
+                                                          " is listed twice (tests may set "
+                                                          "MGPU_CUDA_SHARED_DEVICES=1 to run "
+                                                          "several logical devices on one GPU)"));
         }
       }
       spec.ordinals.push_back(id);

@@ -63,6 +63,9 @@ struct als_step {
   int cg_steps = 3;
   /// "user" or "item": the side being solved, for error messages.
   char const* side = "user";
+  /// The policy's memory budget per device in bytes (0: decided from free memory); GPU
+  /// leaves size their batches by it.
+  std::size_t memory_budget = 0;
 };
 
 /// The two per-entry coefficients of an observed entry r: (w − w0) for the system and

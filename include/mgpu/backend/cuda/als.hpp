@@ -106,17 +106,6 @@ void ensure_size(buffer<T, gpu>& b, std::size_t size, stream<gpu> const& s) {
   if (b.size() != size) b = buffer<T, gpu>(size, s);
 }
 
-/// The policy's memory budget when the step carries one (a `memory_budget` member; 0:
-/// the device's free memory), else 0.
-template <class Step>
-std::size_t requested_budget(Step const& step) {
-  if constexpr (requires { step.memory_budget; }) {
-    return static_cast<std::size_t>(step.memory_budget);
-  } else {
-    return 0;
-  }
-}
-
 /// Rows per Cholesky batch: each row's system takes (f² + f) doubles, two pointers and
 /// an info word, and half of `budget` is left to cuSOLVER's workspace.
 /// @throws out_of_memory when not even one row fits.
@@ -295,7 +284,7 @@ struct als_leaf<gpu> {
     auto const f = static_cast<std::int32_t>(step.factors);
     auto const fs = static_cast<std::size_t>(f);
     auto const batch = bc::detail::als_cholesky_rows(rows, step.factors,
-                                                     ctx.memory_budget(bc::detail::requested_budget(step)));
+                                                     ctx.memory_budget(step.memory_budget));
     std::vector<int> info(static_cast<std::size_t>(rows), 0);
     buffer<double, gpu> a(static_cast<std::size_t>(batch) * fs * fs, s);
     buffer<double, gpu> rhs(static_cast<std::size_t>(batch) * fs, s);

@@ -103,13 +103,6 @@ void drain_on_error(stream<gpu> const& s, F&& f) {
   }
 }
 
-/// True when MGPU_CUDA_SHARED_DEVICES=1: device specs may repeat an ordinal (testing
-/// only; file comment).
-inline bool shared_devices_allowed() {
-  char const* v = std::getenv("MGPU_CUDA_SHARED_DEVICES");
-  return v != nullptr && std::string_view(v) == "1";
-}
-
 /// Checks the ordinals of a CUDA device spec against `visible` devices.
 /// @throws invalid_argument quoting `text` for an ordinal that does not exist, or one
 /// listed twice unless `allow_shared`.
@@ -191,7 +184,7 @@ class device_set<gpu> {
     if (ordinals.empty()) {
       for (int i = 0; i < visible; ++i) ordinals.push_back(i);
     }
-    backend::cuda::check_ordinals(spec.text, ordinals, visible, backend::cuda::shared_devices_allowed());
+    backend::cuda::check_ordinals(spec.text, ordinals, visible, mgpu::detail::shared_cuda_devices_allowed());
     contexts_.reserve(ordinals.size());
     for (std::size_t i = 0; i < ordinals.size(); ++i) {
       contexts_.push_back(std::make_unique<device_context<gpu>>(ordinals[i], i));
