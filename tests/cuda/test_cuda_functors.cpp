@@ -4,6 +4,9 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <array>
+#include <numeric>
+#include <random>
 #include <cstdint>
 #include <span>
 #include <utility>
@@ -121,6 +124,47 @@ TEST_CASE("gpu top-k selection agrees with the host's topk_heap on random rows",
     for (std::size_t j = 0; j < expected.size(); ++j) {
       CHECK(first + out.columns[j] == expected[j].index);
       CHECK(out.scores[j] == expected[j].score);
+    }
+  }
+}
+
+TEST_CASE("the two-pass k-selection of k-NN tiles equals a full stable sort of each row, ties by column",
+          "[cuda][functors][knn]") {
+  // The reference is what the GPU leaf did before: a stable sort of each row by score,
+  // descending, over columns in ascending order, then the first k.
+  std::mt19937 gen(7);
+  std::uniform_int_distribution<int> small(0, 5);  // few distinct values: many ties
+  for (auto [rows, cols, chunk, k] : std::vector<std::array<std::int64_t, 4>>{
+           {3, 1, 1, 1}, {4, 17, 5, 3}, {2, 64, 64, 10}, {5, 100, 7, 100}, {3, 50, 8, 64}, {6, 333, 32, 16}}) {
+    INFO("rows " << rows << " cols " << cols << " chunk " << chunk << " k " << k);
+    std::vector<float> scores(static_cast<std::size_t>(rows * cols));
+    for (auto& v : scores) v = static_cast<float>(small(gen)) * 0.5f - 1.0f;
+    std::int64_t const chunks = (cols + chunk - 1) / chunk;
+    auto const kk = static_cast<std::size_t>(k);
+    std::vector<float> chunk_scores(static_cast<std::size_t>(rows * chunks) * kk);
+    std::vector<std::int32_t> chunk_columns(chunk_scores.size());
+    std::vector<std::int32_t> chunk_counts(static_cast<std::size_t>(rows * chunks));
+    mgpu::backend::cuda::select_chunk_topk<float> const first{scores.data(), cols, chunk, chunks, k,
+                                                              chunk_scores.data(), chunk_columns.data(),
+                                                              chunk_counts.data()};
+    for (std::int64_t i = 0; i < rows * chunks; ++i) first(i);
+    std::vector<float> top(static_cast<std::size_t>(rows) * kk);
+    std::vector<std::int32_t> top_columns(top.size());
+    mgpu::backend::cuda::merge_chunk_topk<float> const second{chunk_scores.data(), chunk_columns.data(),
+                                                              chunk_counts.data(), chunks, k, top.data(),
+                                                              top_columns.data()};
+    for (std::int64_t r = 0; r < rows; ++r) second(r);
+
+    auto const kept = static_cast<std::size_t>(std::min(k, cols));
+    for (std::int64_t r = 0; r < rows; ++r) {
+      std::vector<std::int32_t> order(static_cast<std::size_t>(cols));
+      std::iota(order.begin(), order.end(), 0);
+      auto const* row = scores.data() + r * cols;
+      std::stable_sort(order.begin(), order.end(), [&](std::int32_t a, std::int32_t b) { return row[a] > row[b]; });
+      for (std::size_t j = 0; j < kept; ++j) {
+        CHECK(top_columns[static_cast<std::size_t>(r) * kk + j] == order[j]);
+        CHECK(top[static_cast<std::size_t>(r) * kk + j] == row[order[j]]);
+      }
     }
   }
 }

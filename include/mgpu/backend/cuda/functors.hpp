@@ -46,6 +46,86 @@ struct select_sorted_row {
   }
 };
 
+/// The order of k-NN and cosine results: a higher score first, equal scores by the
+/// smaller column (index) first.
+template <class T>
+constexpr bool ranks_higher(T score, std::int32_t column, T other_score, std::int32_t other_column) {
+  return score > other_score || (score == other_score && column < other_column);
+}
+
+/// Inserts (score, column) into a list of `n` entries kept best first (ranks_higher),
+/// at most `k` long: the last entry falls off a full list. Returns the new length.
+/// O(k) per insertion; a list fed many candidates sees few insertions once it is full.
+template <class T>
+constexpr std::int64_t insert_ranked(T* scores, std::int32_t* columns, std::int64_t n, std::int64_t k, T score,
+                                     std::int32_t column) {
+  if (n == k && !ranks_higher(score, column, scores[k - 1], columns[k - 1])) return n;
+  std::int64_t at = n < k ? n : k - 1;
+  while (at > 0 && ranks_higher(score, column, scores[at - 1], columns[at - 1])) {
+    scores[at] = scores[at - 1];
+    columns[at] = columns[at - 1];
+    --at;
+  }
+  scores[at] = score;
+  columns[at] = column;
+  return n < k ? n + 1 : n;
+}
+
+/// First pass of a k-selection over the rows of a row-major rows x cols score tile:
+/// call i takes chunk i % chunks of row i / chunks (columns [c * chunk, min(cols,
+/// (c + 1) * chunk))) and writes its best min(k, width) entries, best first, to
+/// out_scores / out_columns[i * k ...] and their number to out_counts[i]. On the GPU,
+/// one thread per (row, chunk): O(cols) work per row instead of a sort's O(cols log cols).
+template <class T>
+struct select_chunk_topk {
+  T const* scores;  // rows x cols
+  std::int64_t cols;
+  std::int64_t chunk;   // columns per chunk, >= 1
+  std::int64_t chunks;  // per row: ceil(cols / chunk)
+  std::int64_t k;       // >= 1
+  T* out_scores;        // rows x chunks x k
+  std::int32_t* out_columns;
+  std::int32_t* out_counts;  // rows x chunks
+
+  constexpr void operator()(std::int64_t i) const {
+    std::int64_t const r = i / chunks;
+    std::int64_t const begin = (i - r * chunks) * chunk;
+    std::int64_t const end = begin + chunk < cols ? begin + chunk : cols;
+    T* const best = out_scores + i * k;
+    std::int32_t* const best_columns = out_columns + i * k;
+    std::int64_t n = 0;
+    for (std::int64_t c = begin; c < end; ++c) {
+      n = insert_ranked(best, best_columns, n, k, scores[r * cols + c], static_cast<std::int32_t>(c));
+    }
+    out_counts[i] = static_cast<std::int32_t>(n);
+  }
+};
+
+/// Second pass: row r's best k of its chunks' lists (select_chunk_topk's outputs), best
+/// first, to out_scores / out_columns[r * k ...]; one call (GPU thread) per row. Chunks
+/// are merged in column order, so ties keep the smaller column as a full sort would.
+template <class T>
+struct merge_chunk_topk {
+  T const* chunk_scores;  // rows x chunks x k
+  std::int32_t const* chunk_columns;
+  std::int32_t const* chunk_counts;  // rows x chunks
+  std::int64_t chunks;
+  std::int64_t k;
+  T* out_scores;  // rows x k
+  std::int32_t* out_columns;
+
+  constexpr void operator()(std::int64_t r) const {
+    T* const best = out_scores + r * k;
+    std::int32_t* const best_columns = out_columns + r * k;
+    std::int64_t n = 0;
+    for (std::int64_t c = r * chunks; c < (r + 1) * chunks; ++c) {
+      for (std::int64_t j = 0; j < chunk_counts[c]; ++j) {
+        n = insert_ranked(best, best_columns, n, k, chunk_scores[c * k + j], chunk_columns[c * k + j]);
+      }
+    }
+  }
+};
+
 /// Scales the values of one CSR row by a per-row factor (used to L2-normalise rows on
 /// the host before upload and by tests): values[p] *= scale[r] for p in row r.
 template <class T, class I>

@@ -1,6 +1,8 @@
 // mgpu/backend/cuda/knn.cuh — the GPU tile search of brute-force k-NN (method in
 // knn.hpp): cuBLAS GEMM for the dot products, the host's score functors applied on the
-// device, a CUB segmented sort per query row, the first k of each row copied back.
+// device, then each query row's best k: for k <= knn_select_max_k a two-pass
+// k-selection (select_chunk_topk / merge_chunk_topk of functors.hpp, tested on the host),
+// above it a CUB segmented sort of each row; the k of each row are copied back.
 //
 // Host-compiled programs that call knn on an execution_policy<gpu> instantiate the
 // kernels once in a .cu file:
@@ -20,6 +22,7 @@
 #include <cub/device/device_for.cuh>
 #include <cub/device/device_segmented_sort.cuh>
 
+#include "mgpu/backend/cuda/functors.hpp"
 #include "mgpu/backend/cuda/knn.hpp"
 
 namespace mgpu::backend::cuda::detail {
@@ -39,9 +42,17 @@ struct knn_score_tile {
     std::int64_t const r = i / cols;
     std::int64_t const c = i - r * cols;
     values[i] = score(values[i], query_terms[r], base_terms[c]);
-    columns[i] = static_cast<std::int32_t>(c);
+    if (columns != nullptr) columns[i] = static_cast<std::int32_t>(c);
   }
 };
+
+/// The largest k the tile search selects in two passes instead of sorting whole rows
+/// (selection inserts each candidate in O(k), so a large k is better served by a sort).
+inline constexpr std::int64_t knn_select_max_k = 256;
+
+/// Columns per first-pass chunk of the k-selection: enough that most candidates of a
+/// chunk are rejected by one comparison with the k-th best.
+constexpr std::int64_t knn_select_chunk(std::int64_t k) { return std::max<std::int64_t>(1024, 8 * k); }
 
 /// offsets[i] = i * cols: the row starts of a rows x cols tile.
 struct knn_row_starts {
@@ -116,31 +127,51 @@ void knn_search_tile(device_context<gpu>& ctx, knn_shard<T> const& shard, dense_
                shard.data.data() + b_begin * dim, static_cast<int>(dim), d_queries.data(),
                static_cast<int>(dim), values.data(), static_cast<int>(cols));
   }
-  buffer<std::int32_t, gpu> columns(entries, s);
+  bool const select = k <= knn_select_max_k;
+  buffer<std::int32_t, gpu> columns(select ? 0 : entries, s);
   MGPU_CUDA_TRY(cub::DeviceFor::Bulk(static_cast<std::int64_t>(entries),
-                                     knn_score_tile<T, Score>{values.data(), columns.data(), d_terms.data(),
-                                                              shard.terms.data() + b_begin, cols, score},
+                                     knn_score_tile<T, Score>{values.data(), select ? nullptr : columns.data(),
+                                                              d_terms.data(), shard.terms.data() + b_begin, cols,
+                                                              score},
                                      s.handle()));
-
-  // Each row best first: scores descending; the sort is stable and columns start in
-  // ascending order, so equal scores keep the smaller index first.
-  buffer<std::int64_t, gpu> offsets(static_cast<std::size_t>(rows) + 1, s);
-  MGPU_CUDA_TRY(cub::DeviceFor::Bulk(rows + 1, knn_row_starts{offsets.data(), cols}, s.handle()));
-  buffer<T, gpu> sorted_values(entries, s);
-  buffer<std::int32_t, gpu> sorted_columns(entries, s);
-  std::size_t temp_bytes = 0;
-  MGPU_CUDA_TRY(cub::DeviceSegmentedSort::StableSortPairsDescending(
-      nullptr, temp_bytes, values.data(), sorted_values.data(), columns.data(), sorted_columns.data(),
-      static_cast<std::int64_t>(entries), rows, offsets.data(), offsets.data() + 1, s.handle()));
-  buffer<unsigned char, gpu> temp(temp_bytes, s);
-  MGPU_CUDA_TRY(cub::DeviceSegmentedSort::StableSortPairsDescending(
-      temp.data(), temp_bytes, values.data(), sorted_values.data(), columns.data(), sorted_columns.data(),
-      static_cast<std::int64_t>(entries), rows, offsets.data(), offsets.data() + 1, s.handle()));
 
   auto const out_size = static_cast<std::size_t>(rows * k);
   buffer<T, gpu> top_scores(out_size, s);
   buffer<std::int32_t, gpu> top_columns(out_size, s);
-  if (rows * kept > 0) {
+  if (select && rows * kept > 0) {
+    // Two passes (functors.hpp): each (row, chunk) keeps its best k, then each row
+    // merges its chunks' lists in column order; ties keep the smaller column.
+    std::int64_t const chunk = knn_select_chunk(k);
+    std::int64_t const chunks = (cols + chunk - 1) / chunk;
+    auto const lists = static_cast<std::size_t>(rows * chunks);
+    buffer<T, gpu> chunk_scores(lists * static_cast<std::size_t>(k), s);
+    buffer<std::int32_t, gpu> chunk_columns(lists * static_cast<std::size_t>(k), s);
+    buffer<std::int32_t, gpu> chunk_counts(lists, s);
+    MGPU_CUDA_TRY(cub::DeviceFor::Bulk(static_cast<std::int64_t>(lists),
+                                       select_chunk_topk<T>{values.data(), cols, chunk, chunks, k,
+                                                            chunk_scores.data(), chunk_columns.data(),
+                                                            chunk_counts.data()},
+                                       s.handle()));
+    MGPU_CUDA_TRY(cub::DeviceFor::Bulk(rows,
+                                       merge_chunk_topk<T>{chunk_scores.data(), chunk_columns.data(),
+                                                           chunk_counts.data(), chunks, k, top_scores.data(),
+                                                           top_columns.data()},
+                                       s.handle()));
+  } else if (rows * kept > 0) {
+    // Each row best first: scores descending; the sort is stable and columns start in
+    // ascending order, so equal scores keep the smaller index first.
+    buffer<std::int64_t, gpu> offsets(static_cast<std::size_t>(rows) + 1, s);
+    MGPU_CUDA_TRY(cub::DeviceFor::Bulk(rows + 1, knn_row_starts{offsets.data(), cols}, s.handle()));
+    buffer<T, gpu> sorted_values(entries, s);
+    buffer<std::int32_t, gpu> sorted_columns(entries, s);
+    std::size_t temp_bytes = 0;
+    MGPU_CUDA_TRY(cub::DeviceSegmentedSort::StableSortPairsDescending(
+        nullptr, temp_bytes, values.data(), sorted_values.data(), columns.data(), sorted_columns.data(),
+        static_cast<std::int64_t>(entries), rows, offsets.data(), offsets.data() + 1, s.handle()));
+    buffer<unsigned char, gpu> temp(temp_bytes, s);
+    MGPU_CUDA_TRY(cub::DeviceSegmentedSort::StableSortPairsDescending(
+        temp.data(), temp_bytes, values.data(), sorted_values.data(), columns.data(), sorted_columns.data(),
+        static_cast<std::int64_t>(entries), rows, offsets.data(), offsets.data() + 1, s.handle()));
     MGPU_CUDA_TRY(cub::DeviceFor::Bulk(rows * kept,
                                        knn_take_first<T>{sorted_values.data(), sorted_columns.data(), cols, kept,
                                                          k, top_scores.data(), top_columns.data()},
