@@ -290,3 +290,103 @@ TEST_CASE("a stream knows whether the calling thread is its worker", "[core][str
   s.synchronize();
   CHECK(inside.load());
 }
+
+TEST_CASE("fork_join_async returns before its tasks run and wait() joins them",
+          "[core][fork_join][async]") {
+  host_policy const policy(std::make_shared<host_set>(2, 2));
+  std::atomic<bool> release{false};
+  std::vector<std::atomic<int>> ran(2);
+  auto h = mgpu::detail::fork_join_async(policy, [&](auto&, std::size_t i) {
+    while (!release.load()) std::this_thread::yield();
+    ran[i].fetch_add(1);
+  });
+  // The tasks cannot have finished: they wait for `release`, set only now.
+  CHECK(h.valid());
+  CHECK(ran[0].load() + ran[1].load() == 0);
+  release = true;
+  h.wait();
+  CHECK_FALSE(h.valid());
+  CHECK(ran[0].load() == 1);
+  CHECK(ran[1].load() == 1);
+}
+
+TEST_CASE("two fork_join_async calls in flight on one set each get their own results and errors",
+          "[core][fork_join][async][errors]") {
+  host_policy const policy(std::make_shared<host_set>(2, 2));
+  std::atomic<bool> release{false};
+  std::vector<int> first(2, 0), second(2, 0);
+  auto a = mgpu::detail::fork_join_async(policy, [&](auto&, std::size_t i) {
+    while (!release.load()) std::this_thread::yield();
+    first[i] = 10 + static_cast<int>(i);
+    if (i == 0) throw std::runtime_error("call A failed on device 0");
+  });
+  auto b = mgpu::detail::fork_join_async(policy, [&](auto&, std::size_t i) {
+    second[i] = 20 + static_cast<int>(i);
+    if (i == 1) throw std::runtime_error("call B failed on device 1");
+  });
+  release = true;
+  // Waited in the opposite order of submission: each handle reports only its call.
+  CHECK_THROWS_WITH(b.wait(), "call B failed on device 1");
+  CHECK_THROWS_WITH(a.wait(), "call A failed on device 0");
+  CHECK(first == std::vector<int>{10, 11});
+  CHECK(second == std::vector<int>{20, 21});
+}
+
+TEST_CASE("a fork_join_async handle's destructor waits for the tasks and does not throw",
+          "[core][fork_join][async][errors]") {
+  host_policy const policy(std::make_shared<host_set>(2, 2));
+  std::atomic<bool> release{false};
+  std::vector<std::atomic<int>> ran(2);
+  std::thread releaser;
+  {
+    auto h = mgpu::detail::fork_join_async(policy, [&](auto&, std::size_t i) {
+      while (!release.load()) std::this_thread::yield();
+      ran[i].fetch_add(1);
+      throw std::runtime_error("dropped by the destructor");
+    });
+    releaser = std::thread([&] {
+      std::this_thread::sleep_for(20ms);
+      release = true;
+    });
+  }  // ~fork_join_handle: both tasks have run when it returns
+  CHECK(ran[0].load() == 1);
+  CHECK(ran[1].load() == 1);
+  releaser.join();
+}
+
+TEST_CASE("fork_join_async owns its function: a temporary callable outlives the call",
+          "[core][fork_join][async]") {
+  host_policy const policy(std::make_shared<host_set>(3, 3));
+  std::vector<std::atomic<int>> sum(3);
+  auto h = mgpu::detail::fork_join_async(policy, [&sum, offset = std::make_unique<int>(5)](auto&, std::size_t i) {
+    sum[i].fetch_add(*offset + static_cast<int>(i));
+  });
+  h.wait();
+  CHECK(sum[0].load() == 5);
+  CHECK(sum[1].load() == 6);
+  CHECK(sum[2].load() == 7);
+}
+
+TEST_CASE("fork_join_async from inside a task of the same set throws invalid_argument",
+          "[core][fork_join][async][errors]") {
+  host_policy const policy(std::make_shared<host_set>(2, 2));
+  std::atomic<int> inner_runs{0};
+  auto const what = mgpu_test::message_of<mgpu::invalid_argument>([&] {
+    mgpu::detail::fork_join(policy, [&](auto&, std::size_t i) {
+      if (i != 0) return;
+      auto inner = mgpu::detail::fork_join_async(policy, [&](auto&, std::size_t) { inner_runs.fetch_add(1); });
+      inner.wait();
+    });
+  });
+  CHECK_THAT(what, Contains("inside a task of device 0") && Contains("cpu:2"));
+  CHECK(inner_runs.load() == 0);
+}
+
+TEST_CASE("waiting on an empty fork_join handle is invalid_argument", "[core][fork_join][async][errors]") {
+  host_policy const policy(std::make_shared<host_set>(1, 1));
+  auto h = mgpu::detail::fork_join_async(policy, [](auto&, std::size_t) {});
+  auto moved = std::move(h);
+  CHECK_FALSE(h.valid());
+  CHECK_THROWS_AS(h.wait(), mgpu::invalid_argument);
+  CHECK_NOTHROW(moved.wait());
+}
