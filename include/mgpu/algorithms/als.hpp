@@ -58,6 +58,7 @@
 
 #include <omp.h>
 
+#include "mgpu/algorithms/detail/als_leaf.hpp"
 #include "mgpu/backend/cpu/als.hpp"
 #include "mgpu/backend/cpu/blas.hpp"
 #include "mgpu/core/error.hpp"
@@ -106,25 +107,6 @@ struct als_match {
 
 namespace detail {
 
-/// Per-kind part of ALS: how a device holds its block of rows and the replicated fixed
-/// side, and how it solves its rows. Everything else (validation, Gram matrices,
-/// partitioning, fork/join, the loss) is shared by every kind. A backend provides
-///
-///   template <class T, class I> using block = ...;     // rows [first, last) of R or Rᵀ
-///   static block<T, I> make_block(device_context<Kind>&, csr_view<T, I>, I first, I last);
-///   using replica = ...;                                 // fixed factors + system base
-///   static void load_root(device_context<Kind>&, replica&, dense_view<float const> fixed,
-///                         std::span<double const> base);  // on device 0 only
-///   static void replicate(device_set<Kind>&, std::vector<replica>&);  // 0 -> the others
-///   static void solve(device_context<Kind>&, block<T, I> const&, replica const&,
-///                     dense_view<float> solving, als_step const&);
-///
-/// `base` is B = w0·FᵀF + λI (f x f, full, double). `solve` writes its rows of the host
-/// matrix `solving` (and reads them first, for the CG warm start). make_block, load_root
-/// and solve run as fork_join tasks; replicate runs on the calling thread between them.
-template <class Kind>
-struct als_leaf;
-
 /// Host devices: the kernels of backend/cpu/als.hpp, reading the host matrices in place.
 template <>
 struct als_leaf<cpu> {
@@ -152,13 +134,18 @@ struct als_leaf<cpu> {
     root.base_single.assign(base.begin(), base.end());
   }
 
+  static constexpr bool host_memory = true;
+
+  static void resize_like(device_context<cpu>&, replica&, replica const&) noexcept {}
+
   /// Host devices share one memory: the factors are read in place; the system base is
   /// copied so that each device works on its own.
-  static void replicate(device_set<cpu>&, std::vector<replica>& replicas) {
-    for (std::size_t d = 1; d < replicas.size(); ++d) {
-      replicas[d].fixed = replicas[0].fixed;
-      replicas[d].base = replicas[0].base;
-      replicas[d].base_single = replicas[0].base_single;
+  static void broadcast(device_set<cpu>&, replica const& root, std::span<replica* const> targets) {
+    for (auto* target : targets) {
+      if (target == nullptr) continue;
+      target->fixed = root.fixed;
+      target->base = root.base;
+      target->base_single = root.base_single;
     }
   }
 
@@ -172,6 +159,31 @@ struct als_leaf<cpu> {
     }
   }
 };
+
+static_assert(als_leaf_for<als_leaf<cpu>, float, std::int32_t> && als_leaf_for<als_leaf<cpu>, double, std::int64_t>);
+
+/// Gives every device of the policy the fixed side F (n x f floats, host) and the system
+/// base B (f x f doubles): device 0 loads them (a fork_join task), then the root replica
+/// is broadcast to the others. This is the one place ALS replicates factors: with a
+/// collectives layer it becomes `broadcast(policy, root 0, ...)`, and with factors kept
+/// sharded on the devices (not on the host) an all_gather of the solved blocks replaces
+/// load_root + broadcast. Leaves the replicas' contents equal to device 0's.
+template <class Kind>
+void replicate_factors(execution_policy<Kind> const& policy, std::vector<typename als_leaf<Kind>::replica>& replicas,
+                       dense_view<float const> fixed, std::span<double const> base) {
+  using leaf = als_leaf<Kind>;
+  using replica = typename leaf::replica;
+  fork_join(policy, [&](auto& ctx, std::size_t d) {
+    if (d == 0) leaf::load_root(ctx, replicas[0], fixed, base);
+  });
+  auto& set = policy.devices();
+  std::vector<replica*> targets(replicas.size(), nullptr);
+  for (std::size_t d = 1; d < replicas.size(); ++d) {
+    leaf::resize_like(set[d], replicas[d], replicas[0]);
+    targets[d] = &replicas[d];
+  }
+  leaf::broadcast(set, replicas[0], std::span<replica* const>(targets));
+}
 
 /// FᵀF (f x f, full symmetric) in double: syrk over blocks of rows converted to double.
 inline std::vector<double> als_gram(dense_view<float const> a) {
@@ -390,7 +402,7 @@ class als {
     auto const rows = static_cast<std::uint64_t>(r.rows) + static_cast<std::uint64_t>(r.cols);
     auto const nnz = static_cast<std::uint64_t>(r.nnz());
     auto const square = als_mul(als_mul(f, f), sizeof(double));
-    bool const host_devices = std::is_same_v<Kind, cpu>;
+    bool const host_devices = detail::als_leaf<Kind>::host_memory;
     auto const devices = static_cast<std::uint64_t>(policy.device_count());
     // Gram matrices of both sides and the system base B, plus each host device's copy of B
     // in double and float.
@@ -497,10 +509,7 @@ class als {
     std::vector<double> base(fs * fs);
     for (std::size_t i = 0; i < base.size(); ++i) base[i] = options_.unobserved_weight * gram[i];
     for (std::size_t j = 0; j < fs; ++j) base[j * fs + j] += options_.regularization;
-    detail::fork_join(policy, [&](auto& ctx, std::size_t d) {
-      if (d == 0) leaf::load_root(ctx, replicas[0], fixed.view(), base);
-    });
-    leaf::replicate(policy.devices(), replicas);
+    detail::replicate_factors(policy, replicas, fixed.view(), std::span<double const>(base));
     auto const out = solving.view();
     detail::fork_join(policy, [&](auto& ctx, std::size_t d) {
       if (blocks[d]) leaf::solve(ctx, *blocks[d], replicas[d], out, step);

@@ -30,6 +30,8 @@
 #include <type_traits>
 #include <vector>
 
+#include "mgpu/algorithms/detail/cosine_leaf.hpp"
+#include "mgpu/algorithms/detail/sharded_topk.hpp"
 #include "mgpu/algorithms/topk_result.hpp"
 #include "mgpu/backend/cpu/cosine_topk.hpp"
 #include "mgpu/core/error.hpp"
@@ -103,26 +105,6 @@ std::int64_t cosine_batch_rows(std::int64_t requested, std::size_t budget, std::
   return std::max<std::int64_t>(1, std::min(batch, std::max<std::int64_t>(queries, 1)));
 }
 
-/// The per-kind leaf of cosine_topk: how a device holds its corpus shard and scores a
-/// block of queries against it. Everything else (validation, norms, partitioning,
-/// batching, the exact merge) is shared by every kind. A backend specialises it with
-///
-///   template <class T, class I> using shard = ...;    // one device's resident shard
-///   static shard<T, I> make_shard(device_context<Kind>&, csr_view<T, I> corpus,
-///       std::span<T const> inv_norms, I first, I last, bool non_negative,
-///       std::size_t budget);                           // corpus rows [first, last)
-///   static void score(device_context<Kind>&, csr_view<T, I> queries,
-///       std::span<T const> query_inv_norms, shard<T, I> const&, I q_first, I q_last,
-///       std::size_t k, bool exclude_self, std::span<scored<T, I>> out,
-///       std::span<std::int32_t> counts, std::size_t budget);
-///
-/// `score` writes query q's best (up to) k nonzero scores, ranked by ranks_before, to
-/// out[(q - q_first) * k ...] and their number to counts[q - q_first], with global
-/// corpus indices. `budget` is the policy's memory budget per device (0: automatic).
-/// Both run as fork_join tasks, so they may use the device's stream and handles.
-template <class Kind>
-struct cosine_leaf;
-
 /// Host devices: the sparse-accumulation kernel of backend/cpu/cosine_topk.hpp.
 template <>
 struct cosine_leaf<cpu> {
@@ -141,9 +123,58 @@ struct cosine_leaf<cpu> {
                     std::span<T const> query_inv_norms, shard<T, I> const& s, I q_first, I q_last,
                     std::size_t k, bool exclude_self, std::span<scored<T, I>> out,
                     std::span<std::int32_t> counts, std::size_t,
-                    std::span<std::atomic<T>> shared_theta = {}) {
+                    std::span<std::atomic<T>> shared_bounds) {
     backend::cpu::cosine_topk_shard<T, I>(queries, query_inv_norms, s, q_first, q_last, k,
-                                          exclude_self, out, counts, shared_theta);
+                                          exclude_self, out, counts, shared_bounds);
+  }
+};
+
+static_assert(cosine_leaf_for<cosine_leaf<cpu>, float, std::int32_t> &&
+              cosine_leaf_for<cosine_leaf<cpu>, double, std::int64_t>);
+
+/// cosine_topk's adapter for sharded_topk: scores a batch on each shard and appends the
+/// merged lists to the result's rows.
+template <class Leaf, class T, class I>
+struct cosine_batches {
+  using shard = typename Leaf::template shard<T, I>;
+  std::vector<std::optional<shard>> const& shards;
+  csr_view<T, I> queries;
+  std::span<T const> query_inv;
+  std::size_t k;
+  cosine_topk_options const& options;
+  std::size_t budget;
+  std::int64_t total;
+  topk_result<T, I>& result;
+  std::unique_ptr<std::atomic<T>[]> bounds[2];  // empty with one device
+  std::size_t bound_rows[2] = {0, 0};
+
+  void prepare(int slot, std::int64_t q0, std::int64_t q1) {
+    if (!bounds[slot]) return;
+    bound_rows[slot] = static_cast<std::size_t>(q1 - q0);
+    for (std::size_t r = 0; r < bound_rows[slot]; ++r) {
+      bounds[slot][r].store(-std::numeric_limits<T>::infinity(), std::memory_order_relaxed);
+    }
+  }
+
+  template <class Context>
+  void search(Context& ctx, std::size_t dev, int slot, std::int64_t q0, std::int64_t q1,
+              std::span<scored<T, I>> out, std::span<std::int32_t> counts) const {
+    std::span<std::atomic<T>> const shared(bounds[slot].get(), bounds[slot] ? bound_rows[slot] : 0);
+    Leaf::template score<T, I>(ctx, queries, query_inv, *shards[dev], static_cast<I>(q0), static_cast<I>(q1), k,
+                               options.exclude_self, out, counts, budget, shared);
+  }
+
+  void emit(std::int64_t q0, std::span<scored<T, I> const> merged, std::span<std::int32_t const> counts) {
+    for (std::size_t r = 0; r < counts.size(); ++r) {
+      auto const q = static_cast<std::size_t>(q0) + r;
+      result.row_offsets[q + 1] = result.row_offsets[q] + counts[r];
+      for (std::int32_t j = 0; j < counts[r]; ++j) {
+        auto const& c = merged[r * k + static_cast<std::size_t>(j)];
+        result.indices.push_back(c.index);
+        result.scores.push_back(c.score);
+      }
+    }
+    if (options.progress) options.progress(q0 + static_cast<std::int64_t>(counts.size()), total);
   }
 };
 
@@ -197,78 +228,25 @@ topk_result<T, I> cosine_topk(execution_policy<Kind> const& policy, csr_view<T, 
       detail::all_non_negative(corpus) && (same_matrix || detail::all_non_negative(queries));
   auto const n_devices = policy.device_count();
   auto const bounds = partition_rows_by_nnz(corpus, n_devices);
-  std::vector<std::optional<typename leaf::template shard<T, I>>> shards(n_devices);
-  detail::fork_join(policy, [&](auto& ctx, std::size_t dev) {
-    if (bounds[dev] == bounds[dev + 1]) return;
-    shards[dev].emplace(leaf::template make_shard<T, I>(ctx, corpus, corpus_inv, bounds[dev],
-                                                        bounds[dev + 1], non_negative,
-                                                        policy.memory_budget()));
-  });
+  auto const shards = detail::make_shards<typename leaf::template shard<T, I>>(
+      policy, std::span<I const>(bounds), [&](auto& ctx, I first, I last) {
+        return leaf::template make_shard<T, I>(ctx, corpus, corpus_inv, first, last, non_negative,
+                                               policy.memory_budget());
+      });
+  std::vector<bool> has_shard(n_devices);
+  for (std::size_t d = 0; d < n_devices; ++d) has_shard[d] = shards[d].has_value();
 
   auto const batch = detail::cosine_batch_rows<T, I>(options.query_batch, policy.memory_budget(),
                                                      static_cast<std::int64_t>(kk), n_queries);
-  std::vector<std::vector<detail::scored<T, I>>> shard_out(n_devices);
-  std::vector<std::vector<std::int32_t>> shard_counts(n_devices);
-  for (std::size_t dev = 0; dev < n_devices; ++dev) {
-    if (!shards[dev]) continue;
-    shard_out[dev].resize(static_cast<std::size_t>(batch) * kk);
-    shard_counts[dev].resize(static_cast<std::size_t>(batch));
+  detail::cosine_batches<leaf, T, I> batches{shards, queries, query_inv, kk, options, policy.memory_budget(),
+                                             n_queries, result, {}};
+  // Devices scoring the same batch share each query's best known lower bound of the
+  // k-th score (see cosine_topk_shard): exact, and it spares a device the work that
+  // another device's better candidates make useless. One array per buffer set.
+  if (n_devices > 1) {
+    for (auto& b : batches.bounds) b = std::make_unique<std::atomic<T>[]>(static_cast<std::size_t>(batch));
   }
-
-  // Host shards scoring the same batch share each query's best known lower bound of
-  // the k-th score (see cosine_topk_shard): exact, and it spares a shard the work that
-  // another shard's better candidates make useless.
-  std::size_t const sharing = std::is_same_v<Kind, cpu> && n_devices > 1 ? static_cast<std::size_t>(batch) : 0;
-  auto const shared_theta = std::make_unique<std::atomic<T>[]>(sharing);
-  std::vector<detail::scored<T, I>> merged;
-  for (std::int64_t q0 = 0; q0 < n_queries; q0 += batch) {
-    auto const q1 = std::min(n_queries, q0 + batch);
-    auto const rows = static_cast<std::size_t>(q1 - q0);
-    std::span<std::atomic<T>> const shared(shared_theta.get(), sharing == 0 ? 0 : rows);
-    for (auto& t : shared) t.store(-std::numeric_limits<T>::infinity(), std::memory_order_relaxed);
-    detail::fork_join(policy, [&](auto& ctx, std::size_t dev) {
-      if (!shards[dev]) return;
-      if constexpr (std::is_same_v<Kind, cpu>) {
-        leaf::template score<T, I>(ctx, queries, query_inv, *shards[dev], static_cast<I>(q0),
-                                   static_cast<I>(q1), kk, options.exclude_self, shard_out[dev],
-                                   shard_counts[dev], policy.memory_budget(), shared);
-      } else {
-        leaf::template score<T, I>(ctx, queries, query_inv, *shards[dev], static_cast<I>(q0),
-                                   static_cast<I>(q1), kk, options.exclude_self, shard_out[dev],
-                                   shard_counts[dev], policy.memory_budget());
-      }
-    });
-
-    // Merge: every shard list is ranked by the same total order, so the best kk of
-    // their union is the exact answer.
-    merged.resize(rows * kk);
-    std::vector<std::int64_t> merged_counts(rows);
-#pragma omp parallel
-    {
-      detail::topk_heap<T, I> heap(kk);
-#pragma omp for schedule(static)
-      for (std::int64_t i = 0; i < static_cast<std::int64_t>(rows); ++i) {
-        auto const r = static_cast<std::size_t>(i);
-        for (std::size_t dev = 0; dev < n_devices; ++dev) {
-          if (!shards[dev]) continue;
-          auto const* list = shard_out[dev].data() + r * kk;
-          for (std::int32_t j = 0; j < shard_counts[dev][r]; ++j) heap.push(list[j]);
-        }
-        merged_counts[r] = static_cast<std::int64_t>(heap.size());
-        heap.drain_sorted(merged.begin() + static_cast<std::ptrdiff_t>(r * kk));
-      }
-    }
-    for (std::size_t r = 0; r < rows; ++r) {
-      auto const q = static_cast<std::size_t>(q0) + r;
-      result.row_offsets[q + 1] = result.row_offsets[q] + merged_counts[r];
-      for (std::int64_t j = 0; j < merged_counts[r]; ++j) {
-        auto const& c = merged[r * kk + static_cast<std::size_t>(j)];
-        result.indices.push_back(c.index);
-        result.scores.push_back(c.score);
-      }
-    }
-    if (options.progress) options.progress(q1, n_queries);
-  }
+  detail::sharded_topk<T, I>(policy, has_shard, n_queries, batch, kk, batches);
   return result;
 }
 

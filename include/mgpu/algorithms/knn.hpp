@@ -45,6 +45,8 @@
 #include <type_traits>
 #include <vector>
 
+#include "mgpu/algorithms/detail/knn_leaf.hpp"
+#include "mgpu/algorithms/detail/sharded_topk.hpp"
 #include "mgpu/backend/cpu/knn.hpp"
 #include "mgpu/core/error.hpp"
 #include "mgpu/dense/dense_matrix.hpp"
@@ -64,44 +66,7 @@ struct knn_result {
   dense_matrix<cpu, std::int64_t> indices;  ///< queries x k base rows, -1 past the last
 };
 
-struct knn_options {
-  /// Queries per batch (bounds the host memory for shard results: batch x k x devices
-  /// entries); 0: 16384, or fewer if the policy's memory budget requires.
-  std::int64_t query_batch = 0;
-  /// Host tile shape (queries x base rows per GEMM call); 0: chosen from the L2 cache
-  /// size (backend::cpu::choose_knn_blocking). Ignored by GPUs.
-  std::int64_t query_block = 0;
-  std::int64_t base_block = 0;
-};
-
 namespace detail {
-
-// Scores: larger is better, so that detail::ranks_before orders every metric. They are
-// plain constexpr functors so that the GPU kernels run the very same code.
-
-/// −‖q − b‖² from q·b, ‖q‖² and ‖b‖² (negated so that larger is better; a negative
-/// computed distance, from cancellation, is 0).
-template <class T>
-struct knn_l2_score {
-  constexpr T operator()(T dot, T query_norm2, T base_norm2) const noexcept {
-    T const d = query_norm2 + base_norm2 - T{2} * dot;
-    return d < T{0} ? T{0} : -d;
-  }
-};
-
-/// q·b.
-template <class T>
-struct knn_ip_score {
-  constexpr T operator()(T dot, T, T) const noexcept { return dot; }
-};
-
-/// q·b / (‖q‖ ‖b‖) from q·b, 1/‖q‖ and 1/‖b‖ (0 for a zero row).
-template <class T>
-struct knn_cosine_score {
-  constexpr T operator()(T dot, T query_inv_norm, T base_inv_norm) const noexcept {
-    return dot * query_inv_norm * base_inv_norm;
-  }
-};
 
 /// The value reported for a score: the distance for l2, the score itself otherwise.
 template <class T>
@@ -161,25 +126,6 @@ inline std::int64_t knn_batch_rows(std::int64_t requested, std::size_t budget, s
   return std::max<std::int64_t>(1, std::min(batch, std::max<std::int64_t>(queries, 1)));
 }
 
-/// The per-kind leaf of knn: how a device holds its shard of the base and searches it
-/// for a batch of queries. Everything else (validation, norms, sharding, batching, the
-/// exact merge) is shared by every kind. A backend specialises it with
-///
-///   template <class T> using shard = ...;                 // one device's resident shard
-///   static shard<T> make_shard(device_context<Kind>&, dense_view<T const> base,
-///       std::span<T const> base_terms, std::int64_t first, std::int64_t last,
-///       std::size_t budget);                               // base rows [first, last)
-///   static void search(device_context<Kind>&, shard<T> const&, dense_view<T const> queries,
-///       std::span<T const> query_terms, Score const&, std::size_t k,
-///       knn_options const&, std::span<scored<T, std::int64_t>> out,
-///       std::span<std::int32_t> counts, std::size_t budget);
-///
-/// `search` writes query q's (row q of the batch `queries`) best min(k, shard rows)
-/// scores, ranked by ranks_before, to out[q * k ...] with global base indices and their
-/// number to counts[q]. Score is knn_l2_score<T>, knn_ip_score<T> or knn_cosine_score<T>.
-template <class Kind>
-struct knn_leaf;
-
 /// Host devices: the fused GEMM + selection kernel of backend/cpu/knn.hpp.
 template <>
 struct knn_leaf<cpu> {
@@ -204,6 +150,50 @@ struct knn_leaf<cpu> {
   }
 };
 
+static_assert(knn_leaf_for<knn_leaf<cpu>, float> && knn_leaf_for<knn_leaf<cpu>, double>);
+
+/// knn's adapter for sharded_topk: searches a batch on each shard, writes the merged
+/// lists into the result's rows (the padding is already there).
+template <class Leaf, class T, class Score>
+struct knn_batches {
+  using shard = typename Leaf::template shard<T>;
+  std::vector<std::optional<shard>> const& shards;
+  dense_view<T const> queries;
+  std::span<T const> query_terms;
+  Score const& score;
+  std::size_t k;
+  knn_options const& options;
+  std::size_t budget;
+  knn_metric metric;
+  knn_result<T>& result;
+
+  void prepare(int, std::int64_t, std::int64_t) const noexcept {}
+
+  template <class Context>
+  void search(Context& ctx, std::size_t dev, int, std::int64_t q0, std::int64_t q1,
+              std::span<scored<T, std::int64_t>> out, std::span<std::int32_t> counts) const {
+    dense_view<T const> const block{q1 - q0, queries.cols, queries.ld, queries.data + q0 * queries.ld};
+    Leaf::template search<T>(ctx, *shards[dev], block, query_terms.subspan(static_cast<std::size_t>(q0), static_cast<std::size_t>(q1 - q0)),
+                             score, k, options, out, counts, budget);
+  }
+
+  void emit(std::int64_t q0, std::span<scored<T, std::int64_t> const> merged,
+            std::span<std::int32_t const> counts) const {
+    auto* const distances = result.distances.data();
+    auto* const indices = result.indices.data();
+    auto const rows = static_cast<std::int64_t>(counts.size());
+#pragma omp parallel for schedule(static)
+    for (std::int64_t i = 0; i < rows; ++i) {
+      auto const r = static_cast<std::size_t>(i);
+      auto const row = static_cast<std::size_t>(q0 + i) * k;
+      for (std::size_t j = 0; j < static_cast<std::size_t>(counts[r]); ++j) {
+        distances[row + j] = knn_reported(metric, merged[r * k + j].score);
+        indices[row + j] = merged[r * k + j].index;
+      }
+    }
+  }
+};
+
 template <class Kind, class T, class Score>
 void knn_run(execution_policy<Kind> const& policy, dense_view<T const> base,
              dense_view<T const> queries, std::size_t k, knn_metric metric, Score const& score,
@@ -215,67 +205,23 @@ void knn_run(execution_policy<Kind> const& policy, dense_view<T const> base,
 
   // Equal row shards: every row costs the same.
   std::size_t const n_devices = policy.device_count();
-  std::vector<std::int64_t> bounds(n_devices + 1);
-  for (std::size_t d = 0; d <= n_devices; ++d) {
-    bounds[d] = static_cast<std::int64_t>(static_cast<std::size_t>(base.rows) * d / n_devices);
-  }
-  std::vector<std::optional<typename leaf::template shard<T>>> shards(n_devices);
-  fork_join(policy, [&](auto& ctx, std::size_t dev) {
-    if (bounds[dev] == bounds[dev + 1]) return;
-    shards[dev].emplace(leaf::template make_shard<T>(ctx, base, std::span<T const>(base_terms), bounds[dev],
-                                                     bounds[dev + 1], policy.memory_budget()));
-  });
+  auto const bounds = equal_row_bounds(base.rows, n_devices);
+  auto const shards = make_shards<typename leaf::template shard<T>>(
+      policy, std::span<std::int64_t const>(bounds), [&](auto& ctx, std::int64_t first, std::int64_t last) {
+        return leaf::template make_shard<T>(ctx, base, std::span<T const>(base_terms), first, last,
+                                            policy.memory_budget());
+      });
+  std::vector<bool> has_shard(n_devices);
+  for (std::size_t d = 0; d < n_devices; ++d) has_shard[d] = shards[d].has_value();
 
-  std::size_t const active = static_cast<std::size_t>(
-      std::count_if(shards.begin(), shards.end(), [](auto const& s) { return s.has_value(); }));
+  auto const active = static_cast<std::size_t>(std::count(has_shard.begin(), has_shard.end(), true));
+  // Two sets of device lists (double buffering) and the merged batch.
   auto const batch = knn_batch_rows(options.query_batch, policy.memory_budget(),
-                                    k * (sizeof(entry) * active + sizeof(entry)) + 4 * active,
+                                    k * (2 * sizeof(entry) * active + sizeof(entry)) + 8 * active,
                                     queries.rows);
-  std::vector<std::vector<entry>> shard_out(n_devices);
-  std::vector<std::vector<std::int32_t>> shard_counts(n_devices);
-  for (std::size_t dev = 0; dev < n_devices; ++dev) {
-    if (!shards[dev]) continue;
-    shard_out[dev].resize(static_cast<std::size_t>(batch) * k);
-    shard_counts[dev].resize(static_cast<std::size_t>(batch));
-  }
-
-  auto* const distances = result.distances.data();
-  auto* const indices = result.indices.data();
-  for (std::int64_t q0 = 0; q0 < queries.rows; q0 += batch) {
-    std::int64_t const rows = std::min(batch, queries.rows - q0);
-    dense_view<T const> const block{rows, queries.cols, queries.ld, queries.data + q0 * queries.ld};
-    std::span<T const> const block_terms(query_terms.data() + q0, static_cast<std::size_t>(rows));
-    fork_join(policy, [&](auto& ctx, std::size_t dev) {
-      if (!shards[dev]) return;
-      leaf::template search<T>(ctx, *shards[dev], block, block_terms, score, k, options,
-                               std::span<entry>(shard_out[dev]), std::span<std::int32_t>(shard_counts[dev]),
-                               policy.memory_budget());
-    });
-
-    // Merge: every shard list is ranked by the same total order, so the best k of their
-    // union is the exact answer.
-#pragma omp parallel
-    {
-      topk_heap<T, std::int64_t> heap(k);
-      std::vector<entry> best(k);
-#pragma omp for schedule(static)
-      for (std::int64_t i = 0; i < rows; ++i) {
-        auto const r = static_cast<std::size_t>(i);
-        for (std::size_t dev = 0; dev < n_devices; ++dev) {
-          if (!shards[dev]) continue;
-          auto const* list = shard_out[dev].data() + r * k;
-          for (std::int32_t j = 0; j < shard_counts[dev][r]; ++j) heap.push(list[j]);
-        }
-        std::size_t const found = heap.size();
-        heap.drain_sorted(best.begin());
-        auto const row = static_cast<std::size_t>(q0 + i) * k;
-        for (std::size_t j = 0; j < found; ++j) {
-          distances[row + j] = knn_reported(metric, best[j].score);
-          indices[row + j] = best[j].index;
-        }
-      }
-    }
-  }
+  knn_batches<leaf, T, Score> batches{shards, queries, std::span<T const>(query_terms), score, k,
+                                      options, policy.memory_budget(), metric, result};
+  sharded_topk<T, std::int64_t>(policy, has_shard, queries.rows, batch, k, batches);
 }
 
 }  // namespace detail

@@ -71,6 +71,7 @@
 #include <immintrin.h>
 #endif
 
+#include "mgpu/algorithms/detail/weighting_leaf.hpp"
 #include "mgpu/algorithms/term_list.hpp"
 #include "mgpu/core/buffer.hpp"
 #include "mgpu/core/device.hpp"
@@ -1011,14 +1012,20 @@ csr_matrix<cpu, T, I> weight_counts(execution_policy<cpu> const& policy, csr_vie
   return weight_counts_on<T>(&policy, counts, idf, o);
 }
 
-// ---- Weighting on other device kinds (the GPU backend) ---------------------------
-/// A device backend specialises this (mgpu/cuda.hpp does for gpu) with
-///   template <class T, class C, class I>
-///   static csr_matrix<cpu, T, I> weight(execution_policy<Kind> const&, csr_view<C, I>,
-///                                       std::span<double const> idf, tfidf_options const&);
-/// computing what weight_rows computes (it may run tfidf_row_weighting on its devices).
-template <class Kind>
-struct weighting_leaf;
+/// Host devices: the weighting above, on the policy's devices (its threads).
+template <>
+struct weighting_leaf<cpu> {
+  static constexpr bool weights_host_memory = true;
+
+  template <class T, class C, class I>
+  static csr_matrix<cpu, T, I> weight(execution_policy<cpu> const& policy, csr_view<C, I> counts,
+                                      std::span<double const> idf, tfidf_options const& o) {
+    return weight_counts_on<T>(&policy, counts, idf, o);
+  }
+};
+
+static_assert(weighting_leaf_for<weighting_leaf<cpu>, float, std::uint32_t, std::int32_t> &&
+              weighting_leaf_for<weighting_leaf<cpu>, double, double, std::int64_t>);
 
 /// Weighting on a device backend's policy.
 template <class T, class C, class I, class Kind>
@@ -1033,7 +1040,6 @@ csr_matrix<cpu, T, I> weight_counts(execution_policy<Kind> const& policy, csr_vi
   }
   return weighting_leaf<Kind>::template weight<T>(policy, counts, idf, o);
 }
-// ---- end of weighting on other device kinds ---------------------------------------
 
 }  // namespace detail
 
@@ -1058,7 +1064,7 @@ csr_matrix<cpu, T, I> tfidf_weight(execution_policy<Kind> const& policy,
 template <class Kind, class T, class I>
 csr_matrix<cpu, T, I> tfidf_weight(execution_policy<Kind> const& policy, csr_matrix<cpu, T, I>&& counts,
                                    std::span<double const> idf, tfidf_options const& options) {
-  if constexpr (std::is_same_v<Kind, cpu>) {
+  if constexpr (detail::weighting_leaf<Kind>::weights_host_memory) {
     detail::weight_counts_into(&policy, counts.view(), idf, options, counts.values().data());
     return std::move(counts);
   } else {
@@ -1116,7 +1122,7 @@ class tfidf_vectorizer {
   template <class Kind, text_corpus C>
   csr_matrix<cpu, T, I> fit_transform(execution_policy<Kind> const& policy, C&& docs) {
     auto fit = fit_corpus(std::forward<C>(docs), true);
-    if constexpr (std::is_same_v<Kind, cpu>) {
+    if constexpr (detail::weighting_leaf<Kind>::weights_host_memory) {
       auto result = weighted(fit.counter, fit.idf);
       adopt(fit);
       return result;
@@ -1144,7 +1150,7 @@ class tfidf_vectorizer {
   csr_matrix<cpu, T, I> transform(execution_policy<Kind> const& policy, C&& docs) const {
     expect_fitted("transform");
     auto counter = count_corpus(std::forward<C>(docs), true, &fitted_);
-    if constexpr (std::is_same_v<Kind, cpu>) {
+    if constexpr (detail::weighting_leaf<Kind>::weights_host_memory) {
       return weighted(counter, idf_);
     } else {
       auto const counts = counter.template assemble<I>();

@@ -210,28 +210,33 @@ struct als_leaf<gpu> {
     s.synchronize();
   }
 
-  // fork_join (algorithms/als.hpp) keeps the host arrays of load_root alive until this
-  // returns, so staged devices are uploaded from them.
-  static void replicate(device_set<gpu>& set, std::vector<replica>& replicas) {
-    auto& root = replicas[0];
-    std::vector<buffer<float, gpu>*> fixed(replicas.size(), nullptr);
-    std::vector<buffer<double, gpu>*> base(replicas.size(), nullptr);
-    std::vector<buffer<float, gpu>*> base_single(replicas.size(), nullptr);
-    for (std::size_t d = 1; d < replicas.size(); ++d) {
-      auto& r = replicas[d];
-      auto const& s = set[d].work;
-      r.rows = root.rows;
-      r.factors = root.factors;
-      backend::cuda::detail::ensure_size(r.fixed, root.fixed.size(), s);
-      backend::cuda::detail::ensure_size(r.base, root.base.size(), s);
-      backend::cuda::detail::ensure_size(r.base_single, root.base_single.size(), s);
-      fixed[d] = &r.fixed;
-      base[d] = &r.base;
-      base_single[d] = &r.base_single;
+  static constexpr bool host_memory = false;
+
+  /// Sizes a target replica's device buffers like the root's (stream-ordered on its device).
+  static void resize_like(device_context<gpu>& ctx, replica& target, replica const& root) {
+    auto const& s = ctx.work;
+    target.rows = root.rows;
+    target.factors = root.factors;
+    backend::cuda::detail::ensure_size(target.fixed, root.fixed.size(), s);
+    backend::cuda::detail::ensure_size(target.base, root.base.size(), s);
+    backend::cuda::detail::ensure_size(target.base_single, root.base_single.size(), s);
+  }
+
+  // replicate_factors (algorithms/als.hpp) keeps the host arrays of load_root alive until
+  // this returns, so staged devices are uploaded from them.
+  static void broadcast(device_set<gpu>& set, replica& root, std::span<replica* const> targets) {
+    std::vector<buffer<float, gpu>*> fixed(targets.size(), nullptr);
+    std::vector<buffer<double, gpu>*> base(targets.size(), nullptr);
+    std::vector<buffer<float, gpu>*> base_single(targets.size(), nullptr);
+    for (std::size_t d = 0; d < targets.size(); ++d) {
+      if (targets[d] == nullptr) continue;
+      fixed[d] = &targets[d]->fixed;
+      base[d] = &targets[d]->base;
+      base_single[d] = &targets[d]->base_single;
     }
-    broadcast(set, 0, fixed, root.fixed, root.host_fixed);
-    broadcast(set, 0, base, root.base, root.host_base);
-    broadcast(set, 0, base_single, root.base_single, std::span<float const>(root.host_base_single));
+    mgpu::broadcast(set, 0, fixed, root.fixed, root.host_fixed);
+    mgpu::broadcast(set, 0, base, root.base, root.host_base);
+    mgpu::broadcast(set, 0, base_single, root.base_single, std::span<float const>(root.host_base_single));
     root.host_fixed = {};
     root.host_base = {};
   }
@@ -327,5 +332,7 @@ struct als_leaf<gpu> {
     return info;
   }
 };
+
+static_assert(als_leaf_for<als_leaf<gpu>, float, std::int32_t> && als_leaf_for<als_leaf<gpu>, double, std::int64_t>);
 
 }  // namespace mgpu::detail

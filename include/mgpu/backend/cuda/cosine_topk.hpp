@@ -32,6 +32,7 @@
 #pragma once
 
 #include <algorithm>
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <limits>
@@ -161,7 +162,8 @@ struct cosine_leaf<gpu> {
   static void score(device_context<gpu>& ctx, csr_view<T, I> queries,
                     std::span<T const> query_inv_norms, shard<T, I> const& sh, I q_first, I q_last,
                     std::size_t k, bool exclude_self, std::span<scored<T, I>> out,
-                    std::span<std::int32_t> counts, std::size_t budget) {
+                    std::span<std::int32_t> counts, std::size_t budget,
+                    std::span<std::atomic<T>> /*shared_bounds: each batch's lists come from one SpGEMM*/) {
     namespace bc = backend::cuda;
     auto const prefix = bc::query_products<I>(queries.row_offsets, queries.col_indices, q_first, q_last,
                                               std::span<std::int32_t const>(sh.host_offsets));
@@ -188,5 +190,8 @@ struct cosine_leaf<gpu> {
         });
   }
 };
+
+static_assert(cosine_leaf_for<cosine_leaf<gpu>, float, std::int32_t> &&
+              cosine_leaf_for<cosine_leaf<gpu>, double, std::int64_t>);
 
 }  // namespace mgpu::detail

@@ -275,14 +275,25 @@ class device_set<gpu> {
 namespace detail {
 
 /// fork_join on GPUs: the task runs on the device's host worker with the device
-/// current, issues its work onto ctx.work, and ends when that stream has drained, so the
-/// join waits for the device work and reports its asynchronous errors.
+/// current and issues its work onto ctx.work; the worker then records an event on that
+/// stream and moves on to its next task without waiting. The join waits on the event,
+/// which also reports the work's asynchronous errors.
+///
+/// Host memory a task hands to an asynchronous copy must live until its event
+/// completes. The device's pinned scratch (ctx.scratch) is reused by the next task, so
+/// before running a task the worker waits until the stream has finished the work issued
+/// before it (the previous task's); that wait's errors belong to the earlier call, whose
+/// event reports them.
 template <>
 struct device_worker<gpu> {
+  using completion = event<gpu>;
+
   static stream<cpu>& queue(device_context<gpu>& ctx) noexcept { return ctx.host; }
+
   template <class F>
-  static void run(device_context<gpu>& ctx, F& f) {
+  static completion run(device_context<gpu>& ctx, F& f) {
     backend::cuda::device_guard guard(ctx.dev.ordinal);
+    static_cast<void>(cudaStreamSynchronize(ctx.work.handle()));
     try {
       f(ctx, ctx.index);
     } catch (...) {
@@ -290,8 +301,12 @@ struct device_worker<gpu> {
       static_cast<void>(cudaStreamSynchronize(ctx.work.handle()));
       throw;
     }
-    ctx.work.synchronize();
+    completion done;
+    done.record(ctx.work);
+    return done;
   }
+
+  static void wait(completion& done) { done.synchronize(); }
 };
 
 }  // namespace detail

@@ -179,4 +179,6 @@ struct knn_leaf<gpu> {
   }
 };
 
+static_assert(knn_leaf_for<knn_leaf<gpu>, float> && knn_leaf_for<knn_leaf<gpu>, double>);
+
 }  // namespace mgpu::detail

@@ -40,6 +40,8 @@ namespace mgpu::detail {
 
 template <>
 struct weighting_leaf<gpu> {
+  static constexpr bool weights_host_memory = false;
+
   /// See detail::weight_counts; the caller has checked idf's size.
   template <class T, class C, class I>
   static csr_matrix<cpu, T, I> weight(execution_policy<gpu> const& policy, csr_view<C, I> counts,
@@ -105,5 +107,8 @@ struct weighting_leaf<gpu> {
     }
   }
 };
+
+static_assert(weighting_leaf_for<weighting_leaf<gpu>, float, std::uint32_t, std::int32_t> &&
+              weighting_leaf_for<weighting_leaf<gpu>, float, float, std::int32_t>);
 
 }  // namespace mgpu::detail
