@@ -37,6 +37,8 @@ struct backend_available<gpu> : std::true_type {};
 #include "mgpu/backend/cuda/als.hpp"
 #include "mgpu/backend/cuda/buffer.hpp"
 #include "mgpu/backend/cuda/copy.hpp"
+#include "mgpu/backend/cuda/csr_matrix.hpp"
+#include "mgpu/backend/cuda/dense_matrix.hpp"
 #include "mgpu/backend/cuda/cosine_topk.hpp"
 #include "mgpu/backend/cuda/device_set.hpp"
 #include "mgpu/backend/cuda/functors.hpp"
@@ -45,6 +47,7 @@ struct backend_available<gpu> : std::true_type {};
 #include "mgpu/backend/cuda/sparse_csr.hpp"
 #include "mgpu/backend/cuda/stream.hpp"
 #include "mgpu/backend/cuda/tfidf.hpp"
+#include "mgpu/backend/cuda/transfer.hpp"
 
 #if defined(__CUDACC__)
 #include "mgpu/backend/cuda/als.cuh"

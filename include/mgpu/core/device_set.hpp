@@ -7,10 +7,18 @@
 // than one. `OMP_NUM_THREADS=N` with "cpu:N" thus gives one thread per device, which is
 // how the multi-device scaling of the benchmarks is measured. The set is shared by the policies that name it; its streams are
 // thread-safe, so one set may serve several user threads.
+//
+// `transfer_counter` (one per set, `set.transfers()`) counts the bytes that the copy and
+// collective layer (core/transfer.hpp, execution/collectives.hpp and their CUDA
+// overloads) moves between endpoints: the set's devices by position, and the host's user
+// memory as `host_endpoint`. A kernel reading a view in place moves nothing and counts
+// nothing; a copy within one device is not a transfer either.
 #pragma once
 
 #include <algorithm>
+#include <atomic>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <utility>
@@ -19,12 +27,74 @@
 #include <omp.h>
 
 #include "mgpu/core/device.hpp"
+#include "mgpu/core/error.hpp"
 #include "mgpu/core/stream.hpp"
 
 namespace mgpu {
 
 template <class Kind>
 class device_set;
+
+/// The endpoint that stands for the host's user memory (the caller's arrays) in a
+/// transfer_counter; devices are their positions in the set (0-based).
+inline constexpr int host_endpoint = -1;
+
+/// Bytes moved per ordered (source, destination) pair of endpoints of one device set
+/// (see the file comment). Every member is thread-safe (relaxed atomics: the counts are
+/// exact once the transfers that add to them have been joined).
+class transfer_counter {
+ public:
+  /// A counter for `devices` devices plus the host endpoint, all counts zero.
+  explicit transfer_counter(std::size_t devices)
+      : endpoints_(devices + 1), counts_(new std::atomic<std::uint64_t>[(devices + 1) * (devices + 1)]) {
+    reset();
+  }
+
+  /// Adds `bytes` to the pair (from, to). For the copy layer; O(1).
+  /// @throws invalid_argument if an endpoint is outside [host_endpoint, devices).
+  void add(int from, int to, std::uint64_t bytes) {
+    counts_[slot(from, to)].fetch_add(bytes, std::memory_order_relaxed);
+  }
+
+  /// Bytes moved from endpoint `from` to endpoint `to` since the last reset.
+  /// @throws invalid_argument if an endpoint is outside [host_endpoint, devices).
+  [[nodiscard]] std::uint64_t bytes(int from, int to) const {
+    return counts_[slot(from, to)].load(std::memory_order_relaxed);
+  }
+  /// Bytes `endpoint` sent to any other endpoint.
+  [[nodiscard]] std::uint64_t sent(int endpoint) const {
+    std::uint64_t sum = 0;
+    for (int to = host_endpoint; to + 1 < static_cast<int>(endpoints_); ++to) sum += bytes(endpoint, to);
+    return sum;
+  }
+  /// Bytes `endpoint` received from any other endpoint.
+  [[nodiscard]] std::uint64_t received(int endpoint) const {
+    std::uint64_t sum = 0;
+    for (int from = host_endpoint; from + 1 < static_cast<int>(endpoints_); ++from) sum += bytes(from, endpoint);
+    return sum;
+  }
+  /// Bytes moved between all pairs.
+  [[nodiscard]] std::uint64_t total() const noexcept {
+    std::uint64_t sum = 0;
+    for (std::size_t i = 0; i < endpoints_ * endpoints_; ++i) sum += counts_[i].load(std::memory_order_relaxed);
+    return sum;
+  }
+  /// Sets every count to zero.
+  void reset() noexcept {
+    for (std::size_t i = 0; i < endpoints_ * endpoints_; ++i) counts_[i].store(0, std::memory_order_relaxed);
+  }
+
+ private:
+  [[nodiscard]] std::size_t slot(int from, int to) const {
+    auto const n = static_cast<int>(endpoints_) - 1;
+    MGPU_EXPECTS(from >= host_endpoint && from < n && to >= host_endpoint && to < n,
+                 "transfer endpoints must be in [host_endpoint = -1, ", n, "), got ", from, " -> ", to);
+    return static_cast<std::size_t>(from + 1) * endpoints_ + static_cast<std::size_t>(to + 1);
+  }
+
+  std::size_t endpoints_;
+  std::unique_ptr<std::atomic<std::uint64_t>[]> counts_;
+};
 
 /// One device of a set and the resources the set keeps for it.
 template <class Kind>
@@ -54,6 +124,7 @@ class device_set<cpu> {
       contexts_.push_back(std::make_unique<device_context<cpu>>(
           device_context<cpu>{device<cpu>{static_cast<int>(i)}, i, stream<cpu>(threads)}));
     }
+    transfers_ = std::make_unique<transfer_counter>(n);
   }
 
   /// The set a parsed device string asks for. @throws invalid_argument if `spec` is
@@ -72,6 +143,10 @@ class device_set<cpu> {
   /// Host devices share one memory: every pair has direct access, none is staged.
   [[nodiscard]] std::vector<std::pair<int, int>> staged_pairs() const { return {}; }
 
+  /// The bytes the copy and collective layer moved between this set's devices and the
+  /// host (see transfer_counter). Shared by every policy naming the set.
+  [[nodiscard]] transfer_counter& transfers() const noexcept { return *transfers_; }
+
  private:
   static int checked_count(device_spec const& spec) {
     MGPU_EXPECTS(spec.kind == device_spec::kind_id::cpu, "device string \"", spec.text,
@@ -81,6 +156,7 @@ class device_set<cpu> {
 
   // unique_ptr: contexts stay put, so tasks may keep references to them.
   std::vector<std::unique_ptr<device_context<cpu>>> contexts_;
+  std::unique_ptr<transfer_counter> transfers_;
 };
 
 }  // namespace mgpu

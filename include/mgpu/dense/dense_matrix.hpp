@@ -3,30 +3,54 @@
 // Element (i, j) is at data[i * ld + j], ld >= cols (the leading dimension). The
 // owning `dense_matrix` is move-only and allocates with ld == cols; views are
 // trivially copyable and may describe sub-blocks with ld > cols.
+//
+// The memory space is part of the type: `dense_view<T>` (Kind = cpu) points into host
+// memory, `dense_view<T, gpu>` into one GPU's (from dense_matrix<gpu>::view(),
+// mgpu/backend/cuda/dense_matrix.hpp); element access exists for host views only.
+// `dense_matrix<gpu, T>` lives in the CUDA backend (mgpu/cuda.hpp).
 #pragma once
 
 #include <algorithm>
+#include <concepts>
 #include <cstddef>
 #include <cstdint>
 #include <span>
 
 #include "mgpu/core/buffer.hpp"
+#include "mgpu/core/device.hpp"
 #include "mgpu/core/error.hpp"
 
 namespace mgpu {
 
-template <class T>
+template <class T, class Kind = cpu>
 struct dense_view {
+  using value_type = T;
+  using kind = Kind;
+
   std::int64_t rows = 0;
   std::int64_t cols = 0;
   std::int64_t ld = 0;
   T* data = nullptr;
 
-  T& operator()(std::int64_t i, std::int64_t j) const noexcept { return data[i * ld + j]; }
-  [[nodiscard]] std::span<T> row(std::int64_t i) const noexcept {
+  T& operator()(std::int64_t i, std::int64_t j) const noexcept
+    requires std::same_as<Kind, cpu>
+  {
+    return data[i * ld + j];
+  }
+  [[nodiscard]] std::span<T> row(std::int64_t i) const noexcept
+    requires std::same_as<Kind, cpu>
+  {
     return {data + i * ld, static_cast<std::size_t>(cols)};
   }
+  /// The same elements, read-only.
+  [[nodiscard]] dense_view<T const, Kind> as_const() const noexcept { return {rows, cols, ld, data}; }
 };
+
+/// A host vector as an n x 1 dense view (for the collectives and resident products).
+template <class T>
+[[nodiscard]] dense_view<T> column_view(std::span<T> v) noexcept {
+  return {static_cast<std::int64_t>(v.size()), 1, 1, v.data()};
+}
 
 template <class Kind, class T = float>
 class dense_matrix;

@@ -1,32 +1,44 @@
 // mgpu/sparse/distributed_csr.hpp — a CSR matrix split into nnz-balanced row blocks,
 // one per device of a policy, kept resident for repeated products (iterative methods).
 //
-//   mgpu::distributed_csr<mgpu::cpu, float> a(policy, matrix);   // partition once
-//   for (...) a.spmv(1.0f, x, 0.0f, y);                          // y = A x, many times
+//   mgpu::distributed_csr<mgpu::cpu, float> a(policy, matrix, {.resident = true});
+//   auto x = mgpu::distributed_dense<mgpu::cpu, float>::replicated(policy, a.cols(), 1);
+//   auto y = mgpu::distributed_dense<mgpu::cpu, float>::row_blocks(policy, a.rows(), 1, a.row_bounds());
+//   mgpu::broadcast(mgpu::column_view(host_x), x);    // x moves once
+//   for (...) a.spmv(1.0f, x, 0.0f, y);                // moves nothing
+//   mgpu::gather(y, mgpu::column_view(host_y));        // y moves once
 //
-// Each product replicates x (or B) to every device, runs every device's rows on that
-// device's own stream through detail::fork_join, and gathers the row blocks of y (or C)
-// into the caller's array: broadcast / compute / gather steps that collectives could
-// replace. What a device keeps for its block is the per-kind leaf's business
+// Two ways to multiply:
+//   resident  spmv(alpha, x, beta, y) / spmm(alpha, b, beta, c) on distributed_dense
+//             operands (x / b replicated, y / c in this matrix's row blocks): every
+//             device multiplies its block by its own copy of x into its own block of y,
+//             and nothing crosses devices; the collectives (execution/collectives.hpp)
+//             move data between products where the algorithm needs it.
+//   host      spmv(alpha, x_span, beta, y_span) / spmm on host arrays: x (or B) is
+//             replicated to every device, each device computes its rows, and the row
+//             blocks of y (C) land in the caller's array. On host devices x is read in
+//             place (host devices share one memory: a copy per device would only add
+//             traffic to a bandwidth-bound product) and each block of y is written in
+//             place, so nothing is counted as moved; on GPUs x is broadcast and y
+//             gathered by the CUDA collectives (backend/cuda/sparse_csr.hpp).
+// What a device keeps for its block is the per-kind leaf's business
 // (detail::sparse_leaf<Kind>):
-//   cpu  a view of the caller's rows, or a copy of the block in the tiled layout of
-//        backend/cpu/sparse_spmv.hpp when its columns are too scattered for x to stay in
-//        cache, or in the SELL-C-σ layout when they are not and its rows pad well into
-//        chunks of 16 (chosen per block by `spmv_layout::automatic`, built once here).
-//        Host devices share one address space, so replicating x is not a copy: every
-//        device reads the caller's x directly (a copy per device would only add traffic
-//        to a bandwidth-bound operation).
+//   cpu  a view of the caller's rows, or, with `resident`, an owning copy of the block
+//        made and first touched by the device's own worker; or a copy of the block in the
+//        tiled layout of backend/cpu/sparse_spmv.hpp when its columns are too scattered
+//        for x to stay in cache, or in the SELL-C-σ layout when they are not and its
+//        rows pad well into chunks of 16 (chosen per block by `spmv_layout::automatic`,
+//        built once here, on the device's worker).
 //   gpu  the block's CSR arrays, cuSPARSE descriptors and workspaces in device memory,
-//        and device copies of x / B that are uploaded to the first device and peer-copied
-//        to the others on every product (backend/cuda/sparse_csr.hpp).
+//        and device copies of x / B used by the host-array products.
 //
-// Lifetime: on host devices a `csr` block is a view, so the matrix given to the
-// constructor must outlive the distributed_csr (the tiled and sell layouts and GPU
-// blocks are copies). Thread safety: products on one object must not run concurrently
-// (the device workspaces are reused); distinct objects may share a policy.
+// Lifetime: on host devices a `csr` block without `resident` is a view, so the matrix
+// given to the constructor must outlive the distributed_csr (resident, tiled and sell
+// blocks and GPU blocks are copies). Thread safety: products on one object must not run
+// concurrently (the device workspaces are reused); distinct objects may share a policy.
 // Results: every row sums its entries in an order fixed by the row alone in each host
-// layout, so products do not depend on the number of devices for a given layout (bitwise);
-// layouts (and cuSPARSE) round differently and agree to round-off.
+// layout, so products do not depend on the number of devices for a given layout, nor on
+// residency (bitwise); layouts (and cuSPARSE) round differently and agree to round-off.
 #pragma once
 
 #include <cstddef>
@@ -39,7 +51,9 @@
 #include "mgpu/backend/cpu/sparse_spmm.hpp"
 #include "mgpu/backend/cpu/sparse_spmv.hpp"
 #include "mgpu/core/error.hpp"
+#include "mgpu/core/transfer.hpp"
 #include "mgpu/dense/dense_matrix.hpp"
+#include "mgpu/dense/distributed_dense.hpp"
 #include "mgpu/execution/fork_join.hpp"
 #include "mgpu/execution/policy.hpp"
 #include "mgpu/sparse/csr_view.hpp"
@@ -71,6 +85,12 @@ struct distributed_csr_options {
   std::int64_t sell_sigma = 256;
   /// automatic picks sell only if its padding is at most this fraction of nnz.
   double sell_max_padding = 0.25;
+  /// Host devices: copy each `csr` block into memory allocated and first touched by its
+  /// device's own worker, so the matrix given may be destroyed and every device reads
+  /// its own copy (NUMA-local where the workers are pinned). False: blocks are views of
+  /// the caller's rows (no copy; what the one-shot spmv() uses). GPU blocks are always
+  /// device copies.
+  bool resident = false;
 };
 
 namespace detail {
@@ -88,6 +108,9 @@ namespace detail {
 ///   static void replicate_b(..., dense_view<T const> b);     // broadcast B (caller thread)
 ///   static void spmm(device_context<Kind>&, shard<T, I>&, T alpha, dense_view<T const> b,
 ///                    T beta, dense_view<T> c_block);
+///   static void spmm_resident(device_context<Kind>&, shard<T, I>&, T alpha,
+///                             dense_view<T const, Kind> b, T beta, dense_view<T, Kind> c_block);
+///                    // resident operands in the device's memory (spmv: n = 1)
 ///
 /// spmv / spmm run as fork_join tasks on the device's stream; replicate_* run on the
 /// caller's thread before the fork, ordered on the devices' streams.
@@ -130,10 +153,11 @@ spmv_layout host_layout(csr_view<T, I> block, distributed_csr_options const& opt
 /// Host devices: the kernels of backend/cpu/sparse_spmv.hpp and sparse_spmm.hpp.
 template <>
 struct sparse_leaf<cpu> {
-  /// The rows as given, plus at most one of the copied layouts.
+  /// The rows (as given, or of `owned`), plus at most one of the copied layouts.
   template <class T, class I>
   struct shard {
     csr_view<T, I> rows;
+    std::optional<csr_matrix<cpu, T, I>> owned;  // the resident copy `rows` views
     std::optional<backend::cpu::tiled_csr<T, I>> tiled;
     std::optional<backend::cpu::sell_csr<T, I>> sell;
 
@@ -145,8 +169,13 @@ struct sparse_leaf<cpu> {
   template <class T, class I>
   static shard<T, I> make_shard(device_context<cpu>&, csr_view<T, I> block,
                                 distributed_csr_options const& options) {
-    shard<T, I> s{block, std::nullopt, std::nullopt};
-    switch (host_layout(block, options)) {
+    shard<T, I> s{block, std::nullopt, std::nullopt, std::nullopt};
+    auto const layout = host_layout(block, options);
+    if (options.resident) {  // spmm reads `rows` whatever the SpMV layout
+      s.owned.emplace(copy_csr(block));  // on this device's worker: first touch here
+      s.rows = s.owned->view();
+    }
+    switch (layout) {
       case spmv_layout::tiled:
         s.tiled.emplace(backend::cpu::make_tiled(block));
         break;
@@ -183,6 +212,17 @@ struct sparse_leaf<cpu> {
   static void spmm(device_context<cpu>&, shard<T, I>& s, T alpha, dense_view<T const> b, T beta,
                    dense_view<T> c_block) {
     backend::cpu::csr_spmm(s.rows, alpha, b, beta, c_block);
+  }
+
+  template <class T, class I>
+  static void spmm_resident(device_context<cpu>& ctx, shard<T, I>& s, T alpha, dense_view<T const> b, T beta,
+                            dense_view<T> c_block) {
+    if (b.cols == 1) {
+      spmv<T, I>(ctx, s, alpha, std::span<T const>(b.data, static_cast<std::size_t>(b.rows)), beta,
+                 std::span<T>(c_block.data, static_cast<std::size_t>(c_block.rows)));
+    } else {
+      backend::cpu::csr_spmm(s.rows, alpha, b, beta, c_block);
+    }
   }
 };
 
@@ -286,7 +326,55 @@ class distributed_csr {
     });
   }
 
+  /// Resident y = alpha·A·x + beta·y: x is a replicated cols x 1 distributed_dense, y a
+  /// rows x 1 one in this matrix's row blocks (row_blocks(policy, rows(), 1,
+  /// row_bounds())), both on this matrix's device set. Each device multiplies its block
+  /// by its own copy of x into its own block of y: nothing is copied between devices or
+  /// to the host, nothing is counted. beta == 0: y is not read. O(nnz + rows) spread over
+  /// the devices; equal bitwise to the host-array spmv with the same layout.
+  /// @throws invalid_argument (distributions, device sets, y's row blocks),
+  ///         dimension_mismatch (shapes), device errors.
+  void spmv(T alpha, distributed_dense<Kind, T> const& x, T beta, distributed_dense<Kind, T>& y) {
+    MGPU_EXPECTS(x.cols() == 1 && y.cols() == 1, "spmv: x and y must be vectors (one column), got ",
+                 x.cols(), " and ", y.cols(), " columns; use spmm");
+    resident_product("spmv", alpha, x, beta, y);
+  }
+
+  /// Resident C = alpha·A·B + beta·C: B replicated (cols x n), C in this matrix's row
+  /// blocks (rows x n), both on this matrix's device set; nothing moves. beta == 0: C is
+  /// not read. O(nnz·n + rows·n) spread over the devices.
+  /// @throws invalid_argument, dimension_mismatch, device errors (as spmv).
+  void spmm(T alpha, distributed_dense<Kind, T> const& b, T beta, distributed_dense<Kind, T>& c) {
+    resident_product("spmm", alpha, b, beta, c);
+  }
+
  private:
+  void resident_product(char const* what, T alpha, distributed_dense<Kind, T> const& b, T beta,
+                        distributed_dense<Kind, T>& c) {
+    MGPU_EXPECTS(&b.policy().devices() == &policy_.devices() && &c.policy().devices() == &policy_.devices(), what,
+                 ": the operands must live on the matrix's device set (", policy_.devices().to_string(), ")");
+    MGPU_EXPECTS(b.distribution() == distribution::replicated, what,
+                 ": the right-hand side must be replicated on every device (distributed_dense::replicated)");
+    MGPU_EXPECTS(c.distribution() == distribution::row_blocks, what,
+                 ": the result must be in the matrix's row blocks (distributed_dense::row_blocks with row_bounds())");
+    if (b.rows() != static_cast<std::int64_t>(cols_) || c.rows() != static_cast<std::int64_t>(rows_) ||
+        c.cols() != b.cols()) {
+      throw dimension_mismatch(detail::message(what, ": A is ", static_cast<std::int64_t>(rows_), " x ",
+                                               static_cast<std::int64_t>(cols_), ", the right-hand side ", b.rows(),
+                                               " x ", b.cols(), " and the result ", c.rows(), " x ", c.cols()));
+    }
+    for (std::size_t d = 0; d < bounds_.size(); ++d) {
+      MGPU_EXPECTS(c.row_bounds()[d] == static_cast<std::int64_t>(bounds_[d]), what,
+                   ": the result's row bound ", d, " is ", c.row_bounds()[d], " but the matrix's is ",
+                   static_cast<std::int64_t>(bounds_[d]), "; build the result with row_bounds()");
+    }
+    if (rows_ == 0 || b.cols() == 0) return;
+    detail::fork_join(policy_, [&](auto& ctx, std::size_t dev) {
+      if (!shards_[dev]) return;
+      leaf::template spmm_resident<T, I>(ctx, *shards_[dev], alpha, b.view(dev), beta, c.view(dev));
+    });
+  }
+
   execution_policy<Kind> policy_;
   I rows_ = 0;
   I cols_ = 0;

@@ -12,6 +12,11 @@
 //   copy_between(set, dst, dst_buffer, src, src_buffer)
 //                                               a broadcast to one device
 //
+// broadcast and copy_between add what they move to set.transfers() (per ordered pair of
+// set positions; a staged pair counts its two legs, root -> host and host -> device, or
+// host -> device when the caller's host copy is uploaded); the plain `copy` calls know no
+// set and count nothing (backend/cuda/transfer.hpp's transfers do).
+//
 // Asynchronous copies from or to pageable host memory are only asynchronous with
 // respect to the device: the runtime copies through its own staging buffer, so the host
 // span may be reused as soon as a host -> device call returns, and a device -> host call
@@ -21,6 +26,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <span>
 #include <vector>
 
@@ -103,6 +109,8 @@ void broadcast(device_set<gpu>& set, std::size_t root, std::vector<buffer<T, gpu
     if (!set.peer_access(d, root)) staged.push_back(d);
   }
   if (src.empty()) return;
+  auto& counter = set.transfers();
+  auto const src_bytes = static_cast<std::uint64_t>(src.size() * sizeof(T));
   auto& from = set[root];
   event<gpu> src_ready;
   src_ready.record(from.work);
@@ -115,6 +123,7 @@ void broadcast(device_set<gpu>& set, std::size_t root, std::vector<buffer<T, gpu
     to.work.wait(src_ready);
     copy(*targets[d], src, to.work);
     copied.emplace_back().record(to.work);
+    counter.add(static_cast<int>(root), static_cast<int>(d), src_bytes);
   }
   if (!staged.empty()) {
     if (!host_copy.empty()) {
@@ -124,6 +133,7 @@ void broadcast(device_set<gpu>& set, std::size_t root, std::vector<buffer<T, gpu
         bc::device_guard guard(to.dev.ordinal);
         copy(*targets[d], host_copy, to.work);
         copied.emplace_back().record(to.work);
+        counter.add(host_endpoint, static_cast<int>(d), src_bytes);
       }
     } else {
       auto [lock, bytes] = set.staging(src.size() * sizeof(T));
@@ -132,6 +142,7 @@ void broadcast(device_set<gpu>& set, std::size_t root, std::vector<buffer<T, gpu
         bc::device_guard guard(from.dev.ordinal);
         bc::detail::copy_async(staging, src.data(), src.size(), from.work);
         src_ready.record(from.work);
+        counter.add(static_cast<int>(root), host_endpoint, src_bytes);
       }
       std::vector<event<gpu>> uploaded(staged.size());
       for (std::size_t i = 0; i < staged.size(); ++i) {
@@ -140,6 +151,7 @@ void broadcast(device_set<gpu>& set, std::size_t root, std::vector<buffer<T, gpu
         to.work.wait(src_ready);
         bc::detail::copy_async(targets[staged[i]]->data(), staging, src.size(), to.work);
         uploaded[i].record(to.work);
+        counter.add(host_endpoint, static_cast<int>(staged[i]), src_bytes);
       }
       for (auto const& e : uploaded) e.synchronize();  // the staging buffer is released below
     }

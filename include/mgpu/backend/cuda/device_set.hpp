@@ -15,6 +15,10 @@
 // enables it where the hardware allows (for ordinary and pool memory); a pair whose
 // enabling fails is not an error: `staged_pairs()` lists the pairs without peer access,
 // whose copies are staged through the set's pinned staging buffer (backend/cuda/copy.hpp).
+// `transfers()` is the set's transfer_counter (core/device_set.hpp): the copies of
+// backend/cuda/copy.hpp's broadcast, backend/cuda/transfer.hpp and the collectives add the
+// bytes they move per (source, destination) pair of set positions, the host as
+// host_endpoint.
 // Every handle, stream and buffer is destroyed with its own device current.
 //
 // Testing only: with MGPU_CUDA_SHARED_DEVICES=1 in the environment, a device spec may
@@ -190,6 +194,7 @@ class device_set<gpu> {
       contexts_.push_back(std::make_unique<device_context<gpu>>(ordinals[i], i));
     }
     enable_peer_access();
+    transfers_ = std::make_unique<transfer_counter>(contexts_.size());
   }
 
   [[nodiscard]] std::size_t size() const noexcept { return contexts_.size(); }
@@ -223,6 +228,10 @@ class device_set<gpu> {
     }
     return {std::move(lock), staging_.data()};
   }
+
+  /// The bytes the copy and collective layer moved between this set's devices and the
+  /// host (core/device_set.hpp's transfer_counter).
+  [[nodiscard]] transfer_counter& transfers() const noexcept { return *transfers_; }
 
   /// The ordered pairs (dst ordinal, src ordinal) of CUDA devices without peer access:
   /// copies between them go through pinned host memory.
@@ -270,6 +279,7 @@ class device_set<gpu> {
   std::vector<unsigned char> peer_;  // peer_[dst * size() + src]
   std::mutex staging_mutex_;
   pinned_buffer<std::byte> staging_;
+  std::unique_ptr<transfer_counter> transfers_;
 };
 
 namespace detail {

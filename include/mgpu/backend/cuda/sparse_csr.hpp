@@ -4,15 +4,17 @@
 // distributed_csr on GPUs (detail::sparse_leaf<gpu>): each device keeps its row block's
 // CSR arrays (32- or 64-bit indices, as given), one cuSPARSE matrix descriptor created
 // once, device copies of x and of its block of y with their dense-vector descriptors,
-// and the SpMV / SpMM workspaces, sized on first use and reused. A product uploads x to
-// the first device holding rows, broadcasts it to the others (copy.hpp broadcast: staged
-// through pinned memory where a pair has no peer access), runs cusparseSpMV on every
-// device's stream, and downloads each block of y into the caller's y. SpMM does the same
-// with B (packed to ld = cols on the host when needed) and the blocks of C.
+// and the SpMV / SpMM workspaces, sized on first use and reused. A product on host arrays
+// broadcasts x to every device holding rows (the CUDA collective of transfer.hpp: one
+// upload per device, all issued before any wait, counted in set.transfers()), runs
+// cusparseSpMV on every device's stream, and downloads each block of y into the caller's
+// y. SpMM does the same with B (any leading dimension: 2D copies) and the blocks of C.
+// Products on resident operands (spmm_resident: distributed_dense x / B and y / C on the
+// devices) run cuSPARSE on them directly and copy nothing.
 // beta == 0: the device y (C) is zeroed first, so the caller's values are never read.
 // Blocks without entries are handled on the host (y = beta·y), never launched.
 //
-// SpGEMM (detail::spgemm_leaf<gpu>): B is uploaded once and peer-copied; each device runs
+// SpGEMM (detail::spgemm_leaf<gpu>): B is broadcast by the same collective; each device runs
 // cusparseSpGEMM (CUSPARSE_SPGEMM_DEFAULT) on its block in the symbolic phase (work
 // estimation, compute, copy: cuSPARSE forms the values there too) and reports its row
 // counts; the numeric phase downloads the block into its place in the gathered host
@@ -38,6 +40,7 @@
 #include "mgpu/backend/cuda/copy.hpp"
 #include "mgpu/backend/cuda/device_set.hpp"
 #include "mgpu/backend/cuda/runtime.hpp"
+#include "mgpu/backend/cuda/transfer.hpp"
 #include "mgpu/core/error.hpp"
 #include "mgpu/dense/dense_matrix.hpp"
 #include "mgpu/sparse/csr_view.hpp"
@@ -174,6 +177,7 @@ struct sparse_shard {
   sparse_detail::dn_mat c_descr;
   buffer<unsigned char, gpu> spmm_work;
   bool spmm_sized = false;
+  buffer<unsigned char, gpu> resident_work;  // products on distributed_dense operands
 };
 
 }  // namespace mgpu::backend::cuda
@@ -219,18 +223,13 @@ struct sparse_leaf<gpu> {
   template <class T, class I>
   static void replicate_x(execution_policy<gpu> const& policy, std::vector<std::optional<shard<T, I>>>& shards,
                           std::span<T const> x) {
-    auto& set = policy.devices();
-    auto const root = backend::cuda::sparse_detail::first_used(shards);
-    if (root == shards.size() || x.empty()) return;
-    {
-      backend::cuda::device_guard guard(set[root].dev.ordinal);
-      copy(shards[root]->x, x, set[root].work);
+    if (x.empty()) return;
+    auto const n = static_cast<std::int64_t>(x.size());
+    std::vector<copy_job<T>> jobs;  // x to every device holding rows: the broadcast collective
+    for (std::size_t d = 0; d < shards.size(); ++d) {
+      if (shards[d]) jobs.push_back({host_endpoint, static_cast<int>(d), shards[d]->x.data(), n, x.data(), n, 1, n});
     }
-    std::vector<buffer<T, gpu>*> targets(shards.size(), nullptr);
-    for (std::size_t d = root + 1; d < shards.size(); ++d) {
-      if (shards[d]) targets[d] = &shards[d]->x;
-    }
-    broadcast(set, root, targets, shards[root]->x, x);
+    collective_transport<gpu>::copy(policy, jobs);
   }
 
   template <class T, class I>
@@ -267,16 +266,13 @@ struct sparse_leaf<gpu> {
     auto& set = policy.devices();
     auto const root = backend::cuda::sparse_detail::first_used(shards);
     if (root == shards.size()) return;
-    std::vector<T> packed(static_cast<std::size_t>(b.rows * b.cols));
-    for (std::int64_t i = 0; i < b.rows; ++i) {
-      std::copy(b.data + i * b.ld, b.data + i * b.ld + b.cols, packed.begin() + i * b.cols);
-    }
+    auto const packed_size = static_cast<std::size_t>(b.rows * b.cols);
     for (std::size_t d = root; d < shards.size(); ++d) {
       if (!shards[d] || shards[d]->b_cols == b.cols) continue;
       auto& sh = *shards[d];
       auto& s = set[d].work;
       backend::cuda::device_guard guard(set[d].dev.ordinal);
-      sh.b = buffer<T, gpu>(packed.size(), s);
+      sh.b = buffer<T, gpu>(packed_size, s);
       sh.c = buffer<T, gpu>(static_cast<std::size_t>(sh.rows * b.cols), s);
       sh.b_descr = {};
       sh.c_descr = {};
@@ -287,16 +283,11 @@ struct sparse_leaf<gpu> {
       sh.b_cols = b.cols;
       sh.spmm_sized = false;
     }
-    {
-      backend::cuda::device_guard guard(set[root].dev.ordinal);
-      copy(shards[root]->b, std::span<T const>(packed), set[root].work);
-      set[root].work.synchronize();  // `packed` dies with this call
+    std::vector<copy_job<T>> jobs;  // B to every device holding rows: the broadcast collective
+    for (std::size_t d = root; d < shards.size(); ++d) {
+      if (shards[d]) jobs.push_back({host_endpoint, static_cast<int>(d), shards[d]->b.data(), b.cols, b.data, b.ld, b.rows, b.cols});
     }
-    std::vector<buffer<T, gpu>*> targets(shards.size(), nullptr);
-    for (std::size_t d = root + 1; d < shards.size(); ++d) {
-      if (shards[d]) targets[d] = &shards[d]->b;
-    }
-    broadcast(set, root, targets, shards[root]->b, std::span<T const>(packed));
+    collective_transport<gpu>::copy(policy, jobs);
   }
 
   template <class T, class I>
@@ -336,6 +327,53 @@ struct sparse_leaf<gpu> {
     for (std::int64_t i = 0; i < sh.rows; ++i) {
       std::copy(packed.begin() + i * n, packed.begin() + (i + 1) * n, c_block.data + i * c_block.ld);
     }
+  }
+
+  /// Resident operands in this device's memory (x / B replicated, y / C its row block,
+  /// ld == cols): cusparseSpMV for one column, cusparseSpMM otherwise; nothing is copied.
+  template <class T, class I>
+  static void spmm_resident(device_context<gpu>& ctx, shard<T, I>& sh, T alpha, dense_view<T const, gpu> b, T beta,
+                            dense_view<T, gpu> c_block) {
+    namespace sd = backend::cuda::sparse_detail;
+    auto& s = ctx.work;
+    auto const bytes = static_cast<std::size_t>(c_block.rows * c_block.cols) * sizeof(T);
+    if (beta == T{0} && bytes > 0) MGPU_CUDA_TRY(cudaMemsetAsync(c_block.data, 0, bytes, s.handle()));
+    if (sh.nnz == 0) {
+      if (beta != T{0} && beta != T{1}) {
+        MGPU_CUBLAS_TRY(cublas_scal(ctx.libraries.cublas(), c_block.rows * c_block.cols, beta, c_block.data));
+      }
+      return;
+    }
+    auto const handle = ctx.libraries.cusparse();
+    constexpr auto type = sd::value_type<T>();
+    constexpr auto op = CUSPARSE_OPERATION_NON_TRANSPOSE;
+    auto* b_data = const_cast<T*>(b.data);  // cuSPARSE's descriptors take non-const pointers
+    std::size_t work = 0;
+    if (b.cols == 1) {
+      auto const x = sd::make_dn_vec(b.rows, b_data);
+      auto const y = sd::make_dn_vec(c_block.rows, c_block.data);
+      MGPU_CUSPARSE_TRY(cusparseSpMV_bufferSize(handle, op, &alpha, sh.matrix.get(), x.get(), &beta, y.get(), type,
+                                                CUSPARSE_SPMV_ALG_DEFAULT, &work));
+      if (sh.resident_work.size() < work) sh.resident_work = buffer<unsigned char, gpu>(work, s);
+      MGPU_CUSPARSE_TRY(cusparseSpMV(handle, op, &alpha, sh.matrix.get(), x.get(), &beta, y.get(), type,
+                                     CUSPARSE_SPMV_ALG_DEFAULT, sh.resident_work.data()));
+    } else {
+      auto const bm = sd::make_dn_mat(b.rows, b.cols, b_data);
+      auto const cm = sd::make_dn_mat(c_block.rows, c_block.cols, c_block.data);
+      MGPU_CUSPARSE_TRY(cusparseSpMM_bufferSize(handle, op, op, &alpha, sh.matrix.get(), bm.get(), &beta, cm.get(),
+                                                type, CUSPARSE_SPMM_ALG_DEFAULT, &work));
+      if (sh.resident_work.size() < work) sh.resident_work = buffer<unsigned char, gpu>(work, s);
+      MGPU_CUSPARSE_TRY(cusparseSpMM(handle, op, op, &alpha, sh.matrix.get(), bm.get(), &beta, cm.get(), type,
+                                     CUSPARSE_SPMM_ALG_DEFAULT, sh.resident_work.data()));
+    }
+  }
+
+ private:
+  static cublasStatus_t cublas_scal(cublasHandle_t h, std::int64_t n, float alpha, float* x) {
+    return cublasSscal(h, static_cast<int>(n), &alpha, x, 1);
+  }
+  static cublasStatus_t cublas_scal(cublasHandle_t h, std::int64_t n, double alpha, double* x) {
+    return cublasDscal(h, static_cast<int>(n), &alpha, x, 1);
   }
 };
 
@@ -385,26 +423,22 @@ struct spgemm_leaf<gpu> {
       r.columns = buffer<std::int32_t, gpu>(columns.size(), s);
       r.values = buffer<T, gpu>(columns.size(), s);
     }
-    {
-      auto& s = set[root].work;
-      backend::cuda::device_guard guard(set[root].dev.ordinal);
-      copy(out[root]->offsets, std::span<std::int32_t const>(offsets), s);
-      copy(out[root]->columns, std::span<std::int32_t const>(columns), s);
-      copy(out[root]->values, std::span<T const>(b.values + b.row_offsets[0], columns.size()), s);
-      s.synchronize();  // the host arrays die with this call
-    }
-    std::vector<buffer<std::int32_t, gpu>*> offsets_to(used.size(), nullptr);
-    std::vector<buffer<std::int32_t, gpu>*> columns_to(used.size(), nullptr);
-    std::vector<buffer<T, gpu>*> values_to(used.size(), nullptr);
-    for (std::size_t d = root + 1; d < used.size(); ++d) {
+    // B's arrays to every device that multiplies: the broadcast collective.
+    auto const one_row = [](auto* dst, auto const* src, std::size_t size, std::size_t d) {
+      auto const n = static_cast<std::int64_t>(size);
+      using V = std::remove_cv_t<std::remove_pointer_t<decltype(dst)>>;
+      return copy_job<V>{host_endpoint, static_cast<int>(d), dst, n, src, n, 1, n};
+    };
+    std::vector<copy_job<std::int32_t>> index_jobs;
+    std::vector<copy_job<T>> value_jobs;
+    for (std::size_t d = root; d < used.size(); ++d) {
       if (!used[d]) continue;
-      offsets_to[d] = &out[d]->offsets;
-      columns_to[d] = &out[d]->columns;
-      values_to[d] = &out[d]->values;
+      index_jobs.push_back(one_row(out[d]->offsets.data(), offsets.data(), offsets.size(), d));
+      index_jobs.push_back(one_row(out[d]->columns.data(), columns.data(), columns.size(), d));
+      value_jobs.push_back(one_row(out[d]->values.data(), b.values + b.row_offsets[0], columns.size(), d));
     }
-    broadcast(set, root, offsets_to, out[root]->offsets, std::span<std::int32_t const>(offsets));
-    broadcast(set, root, columns_to, out[root]->columns, std::span<std::int32_t const>(columns));
-    broadcast(set, root, values_to, out[root]->values, std::span<T const>(b.values + b.row_offsets[0], columns.size()));
+    collective_transport<gpu>::copy(policy, index_jobs);
+    collective_transport<gpu>::copy(policy, value_jobs);
     return out;
   }
 
