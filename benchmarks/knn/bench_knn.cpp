@@ -77,6 +77,25 @@ BENCHMARK(knn_fused)
     ->UseRealTime()
     ->MeasureProcessCPUTime();
 
+// Batches of state.range(1) queries on cpu:N (N = state.range(2)): with several batches,
+// the devices search batch i+1 while the calling thread merges batch i.
+void knn_batched(benchmark::State& state) {
+  auto const& d = fashion();
+  auto const queries = first_rows(d.queries, state.range(0));
+  mgpu::knn_options const options{.query_batch = state.range(1)};
+  mgpu::execution_policy<mgpu::cpu> const policy("cpu:" + std::to_string(state.range(2)));
+  for (auto _ : state) {
+    auto r = mgpu::knn(policy, d.base.view(), queries, 100, mgpu::knn_metric::l2, options);
+    benchmark::DoNotOptimize(r.indices.data());
+  }
+  set_flops(state, queries.rows, d.base.rows(), d.base.cols());
+}
+BENCHMARK(knn_batched)
+    ->ArgNames({"q", "batch", "devices"})
+    ->Args({4000, 250, 2})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+
 // The ceiling: q x n x d sgemm with BLAS's own threads, writing the whole q x n matrix.
 void sgemm(benchmark::State& state) {
   auto const& d = fashion();
