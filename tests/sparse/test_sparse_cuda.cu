@@ -133,3 +133,64 @@ TEST_CASE("GPU spgemm whose product has no entries returns an empty matrix", "[g
   CHECK(c.cols() == 4);
   CHECK(c.nnz() == 0);
 }
+
+// Residency on GPUs (issue 14 part 1): compiled, not run on a GPU here.
+
+TEST_CASE("GPU upload and download round-trip a CSR block and a dense matrix, counted", "[gpu][transfers]") {
+  mgpu::execution_policy<mgpu::gpu> policy{"cuda:0"};
+  auto& set = policy.devices();
+  // [[1 0 2], [0 0 0], [0 3 0]]; rows 1..2 uploaded: offsets rebased to {0, 0, 1}.
+  mgpu::csr_matrix<mgpu::cpu, float, std::int32_t> a(3, 3, std::vector<std::int32_t>{0, 2, 2, 3},
+                                                      std::vector<std::int32_t>{0, 2, 1}, std::vector<float>{1, 2, 3});
+  mgpu::event<mgpu::gpu> e;
+  auto on_gpu = mgpu::upload(set, 0, a.view().row_block(1, 3), set[0].work, e);
+  auto back = mgpu::download(set, 0, on_gpu, set[0].work, e);
+  e.synchronize();
+  CHECK(std::vector<std::int32_t>(back.row_offsets().begin(), back.row_offsets().end()) ==
+        std::vector<std::int32_t>{0, 0, 1});
+  CHECK(back.col_indices()[0] == 1);
+  CHECK(back.values()[0] == 3.0f);
+  CHECK(set.transfers().bytes(mgpu::host_endpoint, 0) == 20);
+  CHECK(set.transfers().bytes(0, mgpu::host_endpoint) == 20);
+
+  std::vector<float> wide = {1, 2, 0, 3, 4, 0};  // 2 x 2 inside ld = 3
+  auto dm = mgpu::upload(set, 0, mgpu::dense_view<float const>{2, 2, 3, wide.data()}, set[0].work, e);
+  std::vector<float> out(6, -1.0f);
+  mgpu::download(set, 0, std::as_const(dm).view(), mgpu::dense_view<float>{2, 2, 3, out.data()}, set[0].work, e);
+  e.synchronize();
+  CHECK(out == std::vector<float>{1, 2, -1, 3, 4, -1});
+}
+
+TEST_CASE("GPU collectives and resident spmv: x in once, y out once, equal to the host", "[gpu][collectives]") {
+  std::mt19937 rng(14);
+  mgpu::execution_policy<mgpu::gpu> policy{"cuda"};
+  auto& set = policy.devices();
+  auto const n = set.size();
+  auto const a = make<float, std::int32_t>(rng, 60, 40, 0.2);
+  std::vector<float> x_host(40);
+  for (std::size_t j = 0; j < x_host.size(); ++j) x_host[j] = static_cast<float>(j % 7) - 3.0f;
+  mgpu::distributed_csr<mgpu::gpu, float, std::int32_t> da(policy, a.csr.view());
+  using dd = mgpu::distributed_dense<mgpu::gpu, float>;
+  auto x = dd::replicated(policy, 40, 1);
+  auto y = dd::row_blocks(policy, 60, 1, da.row_bounds());
+  set.transfers().reset();
+  mgpu::broadcast(std::span<float const>(x_host), x);
+  for (int k = 0; k < 5; ++k) da.spmv(1.0f, x, 0.0f, y);
+  std::vector<float> y_host(60, -1.0f);
+  mgpu::gather(y, std::span<float>(y_host));
+  for (std::size_t d = 0; d < n; ++d) CHECK(set.transfers().bytes(mgpu::host_endpoint, static_cast<int>(d)) == 160);
+  CHECK(set.transfers().received(mgpu::host_endpoint) == 240);
+  CHECK(set.transfers().total() == 160 * n + 240);
+  for (std::int64_t i = 0; i < 60; ++i) {
+    double s = 0;
+    for (std::int64_t j = 0; j < 40; ++j) s += a.dense[static_cast<std::size_t>(i * 40 + j)] * x_host[static_cast<std::size_t>(j)];
+    CHECK(y_host[static_cast<std::size_t>(i)] == static_cast<float>(s));
+  }
+
+  // all_gather then reduce_sum on the host: every device holds y, so the sum is n·y.
+  auto replicated_y = dd::replicated(policy, 60, 1);
+  mgpu::all_gather(y, replicated_y);
+  std::vector<float> sum(60);
+  mgpu::reduce_sum(replicated_y, std::span<float>(sum));
+  for (std::size_t i = 0; i < 60; ++i) CHECK(sum[i] == static_cast<float>(n) * y_host[i]);
+}
