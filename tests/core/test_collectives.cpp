@@ -1,4 +1,4 @@
-// The transfer counter, the explicit transfers (core/transfer.hpp) and the collectives
+// The transfer counter, the explicit transfers (execution/transfer.hpp) and the collectives
 // (execution/collectives.hpp) on host devices cpu:1..4: values written here by hand
 // (element (i, j) of the host matrix is 10·i + j), byte counts computed from the shapes.
 #include "core_test_support.hpp"
@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "mgpu/core/device_set.hpp"
-#include "mgpu/core/transfer.hpp"
+#include "mgpu/execution/transfer.hpp"
 #include "mgpu/dense/distributed_dense.hpp"
 #include "mgpu/execution/collectives.hpp"
 #include "mgpu/execution/policy.hpp"

@@ -9,7 +9,7 @@
 // thread-safe, so one set may serve several user threads.
 //
 // `transfer_counter` (one per set, `set.transfers()`) counts the bytes that the copy and
-// collective layer (core/transfer.hpp, execution/collectives.hpp and their CUDA
+// collective layer (execution/transfer.hpp, execution/collectives.hpp and their CUDA
 // overloads) moves between endpoints: the set's devices by position, and the host's user
 // memory as `host_endpoint`. A kernel reading a view in place moves nothing and counts
 // nothing; a copy within one device is not a transfer either.

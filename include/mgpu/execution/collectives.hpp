@@ -38,7 +38,7 @@
 
 #include "mgpu/core/device_set.hpp"
 #include "mgpu/core/error.hpp"
-#include "mgpu/core/transfer.hpp"
+#include "mgpu/execution/transfer.hpp"
 #include "mgpu/dense/dense_matrix.hpp"
 #include "mgpu/dense/distributed_dense.hpp"
 #include "mgpu/execution/fork_join.hpp"

@@ -51,7 +51,7 @@
 #include "mgpu/backend/cpu/sparse_spmm.hpp"
 #include "mgpu/backend/cpu/sparse_spmv.hpp"
 #include "mgpu/core/error.hpp"
-#include "mgpu/core/transfer.hpp"
+#include "mgpu/execution/transfer.hpp"
 #include "mgpu/dense/dense_matrix.hpp"
 #include "mgpu/dense/distributed_dense.hpp"
 #include "mgpu/execution/fork_join.hpp"

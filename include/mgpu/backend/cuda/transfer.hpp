@@ -1,4 +1,4 @@
-// mgpu/backend/cuda/transfer.hpp — the GPU overloads of core/transfer.hpp (upload,
+// mgpu/backend/cuda/transfer.hpp — the GPU overloads of execution/transfer.hpp (upload,
 // download, peer_copy of csr_matrix and dense_matrix) and the CUDA implementation of the
 // collectives (execution/collectives.hpp: detail::collective_transport<gpu>).
 //
@@ -36,7 +36,7 @@
 #include "mgpu/backend/cuda/device_set.hpp"
 #include "mgpu/backend/cuda/runtime.hpp"
 #include "mgpu/backend/cuda/stream.hpp"
-#include "mgpu/core/transfer.hpp"
+#include "mgpu/execution/transfer.hpp"
 #include "mgpu/execution/collectives.hpp"
 
 namespace mgpu {

@@ -1,4 +1,4 @@
-// mgpu/core/transfer.hpp — explicit, asynchronous transfers of whole matrices between
+// mgpu/execution/transfer.hpp — explicit, asynchronous transfers of whole matrices between
 // the host and the devices of a set, and between two devices of a set.
 //
 //   upload(set, d, host_view, stream, done)        host -> device d: a new owning matrix
