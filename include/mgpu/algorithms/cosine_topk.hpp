@@ -10,8 +10,11 @@
 // batch by sparse accumulation and keeps its own top-k; the shards' lists are then
 // merged exactly (the shard lists are ranked by the same total order). The full score
 // matrix is never formed: memory is O(corpus nnz + batch·k·devices + threads·shard rows).
-// Results are identical for any number of devices. The per-device part (holding a
-// shard, scoring a batch against it) is detail::cosine_leaf<Kind>: sparse accumulation
+// Results are identical for any number of devices. The batching, the fork per shard
+// and the merge are the shared skeleton detail::sharded_topk (batch i+1 is scored on the
+// devices while the host merges batch i). The per-device part (holding a shard,
+// scoring a batch against it; contract: detail::cosine_leaf_for) is
+// detail::cosine_leaf<Kind>: sparse accumulation
 // on host devices (backend/cpu/cosine_topk.hpp), cuSPARSE SpGEMM and a CUB segmented
 // sort on GPUs (backend/cuda/cosine_topk.cuh).
 // Semantics follow scikit-learn's `cosine_similarity` followed by a stable top-k.

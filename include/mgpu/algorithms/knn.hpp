@@ -19,8 +19,9 @@
 // each query's running k best, so the full queries x base matrix never exists. The base
 // is split into equal row shards, one per device of the policy; queries go through in
 // batches; each device returns its shard's k best per query and the shards' lists are
-// merged exactly (one total order ranks them all). The per-device part is
-// detail::knn_leaf<Kind>: backend/cpu/knn.hpp on host devices, backend/cuda/knn.cuh on
+// merged exactly (one total order ranks them all) by the shared skeleton
+// detail::sharded_topk, which searches batch i+1 while the host merges batch i. The
+// per-device part (contract: detail::knn_leaf_for) is detail::knn_leaf<Kind>: backend/cpu/knn.hpp on host devices, backend/cuda/knn.cuh on
 // GPUs.
 //
 // "Exact" means exact search on the distances computed in T: every base row is
