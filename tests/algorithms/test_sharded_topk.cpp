@@ -16,7 +16,11 @@
 #include "mgpu/algorithms/cosine_topk.hpp"
 #include "mgpu/algorithms/detail/sharded_topk.hpp"
 #include "mgpu/algorithms/knn.hpp"
+#include "mgpu/algorithms/detail/sparse_leaf.hpp"
+#include "mgpu/algorithms/detail/spgemm_leaf.hpp"
 #include "mgpu/algorithms/tfidf.hpp"
+#include "mgpu/sparse/distributed_csr.hpp"
+#include "mgpu/sparse/spgemm.hpp"
 #include "mgpu/core/device_set.hpp"
 #include "mgpu/execution/policy.hpp"
 
@@ -33,6 +37,10 @@ TEST_CASE("the host leaves meet the leaf contracts", "[algorithms][leaf][concept
   STATIC_REQUIRE(knn_leaf_for<knn_leaf<mgpu::cpu>, double>);
   STATIC_REQUIRE(als_leaf_for<als_leaf<mgpu::cpu>, float, std::int32_t>);
   STATIC_REQUIRE(weighting_leaf_for<weighting_leaf<mgpu::cpu>, float, std::uint32_t, std::int32_t>);
+  STATIC_REQUIRE(sparse_leaf_for<sparse_leaf<mgpu::cpu>, float, std::int32_t>);
+  STATIC_REQUIRE(sparse_leaf_for<sparse_leaf<mgpu::cpu>, double, std::int64_t>);
+  STATIC_REQUIRE(spgemm_leaf_for<spgemm_leaf<mgpu::cpu>, float, std::int32_t>);
+  STATIC_REQUIRE(spgemm_leaf_for<spgemm_leaf<mgpu::cpu>, double, std::int64_t>);
 }
 
 namespace {
