@@ -11,6 +11,8 @@
 #include <thread>
 #include <vector>
 
+#include <mgpu/algorithms/detail/sparse_leaf.hpp>
+#include <mgpu/algorithms/detail/spgemm_leaf.hpp>
 #include <mgpu/cuda.hpp>
 
 namespace {
@@ -399,4 +401,14 @@ TEST_CASE("cosine top-k with a budget that allows a few rows per batch equals th
   auto const corpus = random_csr<double, std::int32_t>(500, 40, 0.2, true, 12);
   // About 5 KiB: a handful of rows per batch, so batches are cut by cosine_batch_end.
   compare_cosine("cuda", corpus, corpus, 5, {.exclude_self = true}, std::size_t{5} << 10);
+}
+
+TEST_CASE("the GPU leaves meet the same leaf contracts as the host leaves", "[cuda][leaf][concepts]") {
+  using namespace mgpu::detail;
+  STATIC_REQUIRE(cosine_leaf_for<cosine_leaf<mgpu::gpu>, float, std::int32_t>);
+  STATIC_REQUIRE(knn_leaf_for<knn_leaf<mgpu::gpu>, float>);
+  STATIC_REQUIRE(als_leaf_for<als_leaf<mgpu::gpu>, float, std::int32_t>);
+  STATIC_REQUIRE(weighting_leaf_for<weighting_leaf<mgpu::gpu>, float, std::uint32_t, std::int32_t>);
+  STATIC_REQUIRE(sparse_leaf_for<sparse_leaf<mgpu::gpu>, float, std::int32_t>);
+  STATIC_REQUIRE(spgemm_leaf_for<spgemm_leaf<mgpu::gpu>, float, std::int32_t>);
 }
