@@ -11,8 +11,8 @@
 #include <thread>
 #include <vector>
 
-#include <mgpu/algorithms/detail/sparse_leaf.hpp>
-#include <mgpu/algorithms/detail/spgemm_leaf.hpp>
+#include <mgpu/sparse/detail/sparse_leaf.hpp>
+#include <mgpu/sparse/detail/spgemm_leaf.hpp>
 #include <mgpu/cuda.hpp>
 
 namespace {

@@ -57,6 +57,7 @@
 #include "mgpu/execution/fork_join.hpp"
 #include "mgpu/execution/policy.hpp"
 #include "mgpu/sparse/csr_view.hpp"
+#include "mgpu/sparse/detail/sparse_leaf.hpp"
 #include "mgpu/sparse/partition.hpp"
 
 namespace mgpu {
@@ -225,6 +226,8 @@ struct sparse_leaf<cpu> {
     }
   }
 };
+static_assert(sparse_leaf_for<sparse_leaf<cpu>, float, std::int32_t> && sparse_leaf_for<sparse_leaf<cpu>, double, std::int64_t>,
+              "the host sparse leaf meets the contract of sparse/detail/sparse_leaf.hpp");
 
 /// @throws invalid_argument if the two ranges of memory overlap (in-place products are
 /// not supported: every device reads all of x while others write y).

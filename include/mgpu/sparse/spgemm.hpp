@@ -26,6 +26,7 @@
 #include "mgpu/execution/policy.hpp"
 #include "mgpu/sparse/csr_matrix.hpp"
 #include "mgpu/sparse/csr_view.hpp"
+#include "mgpu/sparse/detail/spgemm_leaf.hpp"
 #include "mgpu/sparse/partition.hpp"
 
 namespace mgpu {
@@ -75,6 +76,8 @@ struct spgemm_leaf<cpu> {
     backend::cpu::spgemm_numeric(a_block, b, offsets, cols, vals);
   }
 };
+static_assert(spgemm_leaf_for<spgemm_leaf<cpu>, float, std::int32_t> && spgemm_leaf_for<spgemm_leaf<cpu>, double, std::int64_t>,
+              "the host spgemm leaf meets the contract of sparse/detail/spgemm_leaf.hpp");
 
 }  // namespace detail
 

@@ -25,7 +25,7 @@
 #include <cstdint>
 #include <span>
 
-#include "mgpu/algorithms/detail/leaf_kind.hpp"
+#include "mgpu/detail/leaf_kind.hpp"
 #include "mgpu/core/device_set.hpp"
 #include "mgpu/detail/topk_heap.hpp"
 #include "mgpu/sparse/csr_view.hpp"

@@ -22,7 +22,7 @@
 #include <cstdint>
 #include <span>
 
-#include "mgpu/algorithms/detail/leaf_kind.hpp"
+#include "mgpu/detail/leaf_kind.hpp"
 #include "mgpu/core/device_set.hpp"
 #include "mgpu/dense/dense_matrix.hpp"
 #include "mgpu/detail/topk_heap.hpp"

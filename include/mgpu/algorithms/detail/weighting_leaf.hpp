@@ -16,7 +16,7 @@
 #include <concepts>
 #include <span>
 
-#include "mgpu/algorithms/detail/leaf_kind.hpp"
+#include "mgpu/detail/leaf_kind.hpp"
 #include "mgpu/execution/policy.hpp"
 #include "mgpu/sparse/csr_matrix.hpp"
 

@@ -376,6 +376,8 @@ struct sparse_leaf<gpu> {
     return cublasDscal(h, static_cast<int>(n), &alpha, x, 1);
   }
 };
+static_assert(mgpu::detail::sparse_leaf_for<sparse_leaf<gpu>, float, std::int32_t>,
+              "the GPU sparse leaf meets the contract of sparse/detail/sparse_leaf.hpp");
 
 /// GPUs: cuSPARSE SpGEMM per device (backend/cuda/sparse_csr.hpp).
 template <>
@@ -537,5 +539,7 @@ struct spgemm_leaf<gpu> {
     }
   }
 };
+static_assert(mgpu::detail::spgemm_leaf_for<spgemm_leaf<gpu>, float, std::int32_t>,
+              "the GPU spgemm leaf meets the contract of sparse/detail/spgemm_leaf.hpp");
 
 }  // namespace mgpu::detail

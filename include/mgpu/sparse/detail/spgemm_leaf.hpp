@@ -1,4 +1,4 @@
-// mgpu/algorithms/detail/spgemm_leaf.hpp — the contract of spgemm's per-kind leaf
+// mgpu/sparse/detail/spgemm_leaf.hpp — the contract of spgemm's per-kind leaf
 // (sparse/spgemm.hpp states the semantics).
 //
 //   replica<T, I>                          B as a device holds it
@@ -9,8 +9,7 @@
 //   numeric(ctx, state, a_block, b, replica, offsets, cols, vals)
 //                                          fills the block's rows at offsets (host arrays)
 //
-// symbolic and numeric run as fork_join tasks. Kept beside the algorithms' leaf
-// contracts until the sparse layer has a detail folder of its own.
+// symbolic and numeric run as fork_join tasks.
 #pragma once
 
 #include <concepts>
@@ -19,7 +18,7 @@
 #include <span>
 #include <vector>
 
-#include "mgpu/algorithms/detail/leaf_kind.hpp"
+#include "mgpu/detail/leaf_kind.hpp"
 #include "mgpu/core/device_set.hpp"
 #include "mgpu/execution/policy.hpp"
 #include "mgpu/sparse/csr_view.hpp"

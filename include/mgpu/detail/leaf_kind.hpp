@@ -1,4 +1,4 @@
-// mgpu/algorithms/detail/leaf_kind.hpp — the device kind a per-kind leaf serves.
+// mgpu/detail/leaf_kind.hpp — the device kind a per-kind leaf serves.
 //
 // Every leaf is a class template over the kind (cosine_leaf<Kind>, knn_leaf<Kind>, ...);
 // leaf_kind_t<L> recovers Kind from the specialisation, so that the leaf concepts can

@@ -1,4 +1,4 @@
-// mgpu/algorithms/detail/sparse_leaf.hpp — the contract of distributed_csr's per-kind
+// mgpu/sparse/detail/sparse_leaf.hpp — the contract of distributed_csr's per-kind
 // leaf (spmv, spmm on row blocks; sparse/distributed_csr.hpp states the semantics).
 //
 //   shard<T, I>                                   one device's row block (movable)
@@ -8,8 +8,7 @@
 //   replicate_b(policy, shards, b)                calling thread: B to every device
 //   spmm(ctx, shard, alpha, b, beta, c_block)     C_block = alpha A_block B + beta C_block
 //
-// make_shard, spmv and spmm run as fork_join tasks. Kept beside the algorithms' leaf
-// contracts until the sparse layer has a detail folder of its own.
+// make_shard, spmv and spmm run as fork_join tasks.
 #pragma once
 
 #include <concepts>
@@ -17,7 +16,7 @@
 #include <span>
 #include <vector>
 
-#include "mgpu/algorithms/detail/leaf_kind.hpp"
+#include "mgpu/detail/leaf_kind.hpp"
 #include "mgpu/core/device_set.hpp"
 #include "mgpu/dense/dense_matrix.hpp"
 #include "mgpu/execution/policy.hpp"
