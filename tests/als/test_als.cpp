@@ -14,6 +14,8 @@
 
 #include <mgpu/algorithms/als.hpp>
 #include <mgpu/io/matrix_market.hpp>
+#include <mgpu/sparse/partition.hpp>
+#include <mgpu/sparse/transpose.hpp>
 
 #include "../test_support.hpp"
 
@@ -318,6 +320,46 @@ TEST_CASE("cpu:3 gives bitwise the factors and loss of cpu", "[als][concurrency]
     CHECK(to_dense(one.user_factors()) == to_dense(three.user_factors()));
     CHECK(to_dense(one.item_factors()) == to_dense(three.item_factors()));
     CHECK(one.loss_history() == three.loss_history());
+  }
+}
+
+TEST_CASE("a fit on cpu:3 moves the initial scatter, one all_gather per side and iteration, the final gather",
+          "[als][concurrency][transfers]") {
+  // Users 0..4 with 4, 1, 1, 1, 1 entries (8 in all); items 0..3 with 3, 2, 2, 1.
+  // nnz-balanced bounds (lower_bound of 8p/3 = 2, 5 on the row offsets): users
+  // {0}, {1}, {2, 3, 4} from offsets 0 4 5 6 7 8; items {0}, {1}, {2, 3} from 0 3 5 7 8.
+  auto const r = from_dense({{1, 2, 1, 3}, {1, 0, 0, 0}, {0, 2, 0, 0}, {4, 0, 0, 0}, {0, 0, 1, 0}}, 4);
+  REQUIRE(mgpu::partition_rows_by_nnz(r.view(), 3) == std::vector<std::int32_t>{0, 1, 2, 5});
+  REQUIRE(mgpu::partition_rows_by_nnz(mgpu::transpose(r.view()).view(), 3) == std::vector<std::int32_t>{0, 1, 2, 4});
+  int constexpr host = mgpu::host_endpoint;
+  int constexpr iterations = 4;
+  std::uint64_t constexpr row = 2 * sizeof(float);  // f = 2
+  std::uint64_t const users[3] = {1 * row, 1 * row, 3 * row};
+  std::uint64_t const items[3] = {1 * row, 1 * row, 2 * row};
+  for (auto solver : {mgpu::als_solver::cholesky, mgpu::als_solver::conjugate_gradient}) {
+    INFO((solver == mgpu::als_solver::cholesky ? "cholesky" : "conjugate gradient"));
+    policy_t const policy("cpu:3");
+    auto& t = policy.devices().transfers();
+    t.reset();
+    mgpu::als model({.factors = 2, .iterations = iterations, .solver = solver});
+    model.fit(policy, r);
+    for (int d = 0; d < 3; ++d) {
+      // Once: device d's user and item blocks scattered, all 4 items broadcast; its blocks
+      // gathered back at the end.
+      CHECK(t.bytes(host, d) == users[d] + items[d] + 4 * row);
+      CHECK(t.bytes(d, host) == users[d] + items[d]);
+      // Per iteration: device d's solved user block, then item block, to each other device.
+      for (int e = 0; e < 3; ++e) {
+        if (e != d) CHECK(t.bytes(d, e) == iterations * (users[d] + items[d]));
+      }
+    }
+    // 5 users x 8 B and 4 items x 8 B: scatter 40 + 32, broadcast 3 x 32, per iteration
+    // each block to 2 devices (2 x 40 + 2 x 32 = 144), final gather 40 + 32.
+    CHECK(t.total() == 40 + 32 + 96 + iterations * 144 + 40 + 32);
+    mgpu::als one({.factors = 2, .iterations = iterations, .solver = solver});
+    one.fit(policy_t("cpu"), r);
+    CHECK(to_dense(one.user_factors()) == to_dense(model.user_factors()));
+    CHECK(to_dense(one.item_factors()) == to_dense(model.item_factors()));
   }
 }
 

@@ -31,12 +31,15 @@
 // (Takács, Pilászy & Tikk 2011, as in `implicit`): much cheaper, approximate.
 //
 // Devices. Users (and items) are split into nnz-balanced row blocks, one per device
-// of the policy (partition_rows_by_nnz). Each half-step computes the fixed side's Gram
-// matrix once (double, syrk), replicates it with the fixed factors to every device by
-// explicit copies (host devices share one memory, so they copy the small f x f system
-// and read the factors in place; GPUs get peer copies), then every device solves its
-// rows. Each row's solve is independent of the partition, so the factors for
-// `cpu:3` are bitwise those for `cpu`.
+// of the policy (partition_rows_by_nnz). Both sides' factors stay on the devices for the
+// whole fit as distributed_dense: each side in those row blocks, plus a replicated copy
+// on every device. A half-step has every device compute the fixed side's Gram matrix from
+// its own copy (double, syrk; redundant, but it moves nothing) and solve its block, then
+// all_gathers the solved blocks into every device's copy: the half-step's only transfer
+// (execution/collectives.hpp). The initial factors are scattered (and the items
+// broadcast) once, and the blocks gathered into user_factors()/item_factors() once at
+// the end. Each row's solve and every Gram matrix are independent of the partition, so
+// the factors for `cpu:3` are bitwise those for `cpu`.
 //
 // Initial factors: uniform in [0, 0.01) from a hash of (seed, side, row, column), as
 // `implicit` scales its random start, except that users and items without any entry
@@ -63,6 +66,8 @@
 #include "mgpu/backend/cpu/blas.hpp"
 #include "mgpu/core/error.hpp"
 #include "mgpu/dense/dense_matrix.hpp"
+#include "mgpu/dense/distributed_dense.hpp"
+#include "mgpu/execution/collectives.hpp"
 #include "mgpu/detail/topk_heap.hpp"
 #include "mgpu/execution/fork_join.hpp"
 #include "mgpu/execution/policy.hpp"
@@ -107,84 +112,6 @@ struct als_match {
 
 namespace detail {
 
-/// Host devices: the kernels of backend/cpu/als.hpp, reading the host matrices in place.
-template <>
-struct als_leaf<cpu> {
-  template <class T, class I>
-  struct block {
-    csr_view<T, I> rows;
-    I first = 0;
-    I last = 0;
-  };
-  struct replica {
-    dense_view<float const> fixed;
-    std::vector<double> base;
-    std::vector<float> base_single;
-  };
-
-  template <class T, class I>
-  static block<T, I> make_block(device_context<cpu>&, csr_view<T, I> m, I first, I last) {
-    return {m, first, last};
-  }
-
-  static void load_root(device_context<cpu>&, replica& root, dense_view<float const> fixed,
-                        std::span<double const> base) {
-    root.fixed = fixed;
-    root.base.assign(base.begin(), base.end());
-    root.base_single.assign(base.begin(), base.end());
-  }
-
-  static constexpr bool host_memory = true;
-
-  static void resize_like(device_context<cpu>&, replica&, replica const&) noexcept {}
-
-  /// Host devices share one memory: the factors are read in place; the system base is
-  /// copied so that each device works on its own.
-  static void broadcast(device_set<cpu>&, replica const& root, std::span<replica* const> targets) {
-    for (auto* target : targets) {
-      if (target == nullptr) continue;
-      target->fixed = root.fixed;
-      target->base = root.base;
-      target->base_single = root.base_single;
-    }
-  }
-
-  template <class T, class I>
-  static void solve(device_context<cpu>&, block<T, I> const& b, replica const& rep,
-                    dense_view<float> solving, als_step const& step) {
-    if (step.solver == als_solver::cholesky) {
-      backend::cpu::als_solve_cholesky(b.rows, b.first, b.last, rep.fixed, rep.base, solving, step);
-    } else {
-      backend::cpu::als_solve_cg(b.rows, b.first, b.last, rep.fixed, rep.base_single, solving, step);
-    }
-  }
-};
-
-static_assert(als_leaf_for<als_leaf<cpu>, float, std::int32_t> && als_leaf_for<als_leaf<cpu>, double, std::int64_t>);
-
-/// Gives every device of the policy the fixed side F (n x f floats, host) and the system
-/// base B (f x f doubles): device 0 loads them (a fork_join task), then the root replica
-/// is broadcast to the others. This is the one place ALS replicates factors: with a
-/// collectives layer it becomes `broadcast(policy, root 0, ...)`, and with factors kept
-/// sharded on the devices (not on the host) an all_gather of the solved blocks replaces
-/// load_root + broadcast. Leaves the replicas' contents equal to device 0's.
-template <class Kind>
-void replicate_factors(execution_policy<Kind> const& policy, std::vector<typename als_leaf<Kind>::replica>& replicas,
-                       dense_view<float const> fixed, std::span<double const> base) {
-  using leaf = als_leaf<Kind>;
-  using replica = typename leaf::replica;
-  fork_join(policy, [&](auto& ctx, std::size_t d) {
-    if (d == 0) leaf::load_root(ctx, replicas[0], fixed, base);
-  });
-  auto& set = policy.devices();
-  std::vector<replica*> targets(replicas.size(), nullptr);
-  for (std::size_t d = 1; d < replicas.size(); ++d) {
-    leaf::resize_like(set[d], replicas[d], replicas[0]);
-    targets[d] = &replicas[d];
-  }
-  leaf::broadcast(set, replicas[0], std::span<replica* const>(targets));
-}
-
 /// FᵀF (f x f, full symmetric) in double: syrk over blocks of rows converted to double.
 inline std::vector<double> als_gram(dense_view<float const> a) {
   auto const f = a.cols;
@@ -206,6 +133,53 @@ inline std::vector<double> als_gram(dense_view<float const> a) {
   }
   return g;
 }
+
+/// Host devices: the kernels of backend/cpu/als.hpp on the device's blocks of the
+/// resident factors (host memory first touched by the device's worker).
+template <>
+struct als_leaf<cpu> {
+  template <class T, class I>
+  struct block {
+    csr_view<T, I> rows;
+    I first = 0;
+    I last = 0;
+  };
+  /// B in double (Cholesky) and in float (CG).
+  struct system {
+    std::vector<double> base;
+    std::vector<float> base_single;
+  };
+
+  template <class T, class I>
+  static block<T, I> make_block(device_context<cpu>&, csr_view<T, I> m, I first, I last) {
+    return {m, first, last};
+  }
+
+  static constexpr bool host_memory = true;
+
+  /// The Gram matrix on the device's worker (its share of the threads) from its own copy
+  /// of F; every device runs the same operations on the same values.
+  static void prepare(device_context<cpu>&, system& s, dense_view<float const> fixed, double unobserved_weight,
+                      double regularization) {
+    s.base = als_gram(fixed);
+    auto const fs = static_cast<std::size_t>(fixed.cols);
+    for (auto& v : s.base) v *= unobserved_weight;
+    for (std::size_t j = 0; j < fs; ++j) s.base[j * fs + j] += regularization;
+    s.base_single.assign(s.base.begin(), s.base.end());
+  }
+
+  template <class T, class I>
+  static void solve(device_context<cpu>&, block<T, I> const& b, dense_view<float const> fixed, system const& s,
+                    dense_view<float> out, als_step const& step) {
+    if (step.solver == als_solver::cholesky) {
+      backend::cpu::als_solve_cholesky(b.rows, b.first, b.last, fixed, s.base, out, step);
+    } else {
+      backend::cpu::als_solve_cg(b.rows, b.first, b.last, fixed, s.base_single, out, step);
+    }
+  }
+};
+
+static_assert(als_leaf_for<als_leaf<cpu>, float, std::int32_t> && als_leaf_for<als_leaf<cpu>, double, std::int64_t>);
 
 /// a * b and a + b saturated at UINT64_MAX, for memory estimates from user-given sizes.
 constexpr std::uint64_t als_mul(std::uint64_t a, std::uint64_t b) noexcept {
@@ -272,9 +246,13 @@ class als {
   ///         index types.
   /// Cost per iteration: Cholesky O(nnz f² + (users + items) f³/3), CG
   /// O(cg_steps (nnz f + (users + items) f²)). Host memory: 4 (users + items) f bytes of
-  /// factors, 8 f² bytes for each of the 3 shared f x f matrices and (host devices) 12 f²
-  /// for each device's copy of the system, per solver thread 8 f² + 4104 f (Cholesky) or
-  /// 12 f + 16 MiB (CG), and O(nnz + users + items) for Rᵀ and the seen lists.
+  /// factors, and on host devices (devices + 1) times that for the resident row blocks and
+  /// each device's replica; 8 f² bytes for each of the loss's 2 Gram matrices and (host
+  /// devices) 20 f² for each device's Gram matrix and system; per solver thread 8 f² +
+  /// 4104 f (Cholesky) or 12 f + 16 MiB (CG); O(nnz + users + items) for Rᵀ and the seen
+  /// lists. Transfers (set.transfers()): the scatter of both sides and the broadcast of
+  /// the items once, per iteration one all_gather of each side, the final gather once;
+  /// on kinds without host memory, compute_loss adds a gather of both sides per iteration.
   template <class Kind, class T, class I>
   void fit(execution_policy<Kind> const& policy, csr_view<T, I> interactions) {
     validate(interactions);
@@ -404,22 +382,27 @@ class als {
     auto const square = als_mul(als_mul(f, f), sizeof(double));
     bool const host_devices = detail::als_leaf<Kind>::host_memory;
     auto const devices = static_cast<std::uint64_t>(policy.device_count());
-    // Gram matrices of both sides and the system base B, plus each host device's copy of B
-    // in double and float.
-    auto const systems = als_add(als_mul(3, square), host_devices ? als_mul(devices, als_add(square, square / 2)) : 0);
+    // The loss's two Gram matrices on the host, plus each host device's Gram matrix and its
+    // B in double and float.
+    auto const systems =
+        als_add(als_mul(2, square), host_devices ? als_mul(devices, als_add(als_mul(2, square), square / 2)) : 0);
     auto const threads = host_devices ? static_cast<std::uint64_t>(std::max(1, omp_get_max_threads())) : 0;
     auto const per_thread = options_.solver == als_solver::cholesky
                                 ? als_add(square, als_mul(f, (1 + 2 * 256) * sizeof(double)))
                                 : als_add(als_mul(f, 3 * sizeof(float)), std::uint64_t{16} << 20);
     auto const workspaces = als_mul(threads, per_thread);
-    auto const factors = new_factors ? als_mul(als_mul(rows, f), sizeof(float)) : 0;
+    auto const one_copy = als_mul(als_mul(rows, f), sizeof(float));
+    auto const factors = new_factors ? one_copy : 0;
+    // Host devices: the row blocks (one copy in all) and every device's replicated copy.
+    auto const resident = host_devices ? als_mul(devices + 1, one_copy) : 0;
     auto const others = als_add(als_mul(nnz, sizeof(T) + sizeof(I) + sizeof(std::int64_t)),
                                 als_mul(rows + 2, sizeof(I) + sizeof(std::int64_t) + 1));
-    auto const total = als_add(als_add(factors, systems), als_add(workspaces, others));
+    auto const total = als_add(als_add(als_add(factors, resident), systems), als_add(workspaces, others));
     auto const bytes = static_cast<std::size_t>(std::min<std::uint64_t>(total, SIZE_MAX));
     detail::require_host_memory(
         bytes, detail::message("ALS with ", options_.factors, " factors needs ", total, " bytes for ", factors,
-                               " of user and item factors (", rows, " rows x ", f, " floats), ", systems,
+                               " of user and item factors (", rows, " rows x ", f, " floats), ", resident,
+                               " of their copies on the devices (row blocks and one replica each), ", systems,
                                " of f x f systems (", square, " bytes each in double), ", workspaces, " of ",
                                threads, " solver threads' workspaces and ", others,
                                " for the transposed interactions and the seen lists; use fewer factors"));
@@ -442,6 +425,26 @@ class als {
     }
   }
 
+  /// One side's factors on the devices: `rows`, the row blocks this side is solved into
+  /// (the nnz-balanced bounds of its solve), and `all`, every device's full copy, read
+  /// when the other side is solved.
+  template <class Kind>
+  struct resident_factors {
+    distributed_dense<Kind, float> rows;
+    distributed_dense<Kind, float> all;
+  };
+
+  template <class Kind, class I>
+  static resident_factors<Kind> make_resident(execution_policy<Kind> const& policy,
+                                              dense_matrix<cpu, float> const& host, std::vector<I> const& bounds) {
+    return {distributed_dense<Kind, float>::row_blocks(policy, host.rows(), host.cols(), bounds),
+            distributed_dense<Kind, float>::replicated(policy, host.rows(), host.cols())};
+  }
+
+  /// The fit on the devices: both sides' factors are scattered into their row blocks once
+  /// and the items broadcast once; each half-step then solves every device's block from
+  /// its copy of the fixed side and all_gathers the blocks it solved (its only transfer);
+  /// the blocks are gathered into users_ and items_ once at the end.
   template <class Kind, class T, class I>
   void fit_from(execution_policy<Kind> const& policy, csr_view<T, I> r, dense_matrix<cpu, float> users,
                 dense_matrix<cpu, float> items) {
@@ -462,6 +465,11 @@ class als {
         item_blocks[d].emplace(leaf::make_block(ctx, rt.view(), item_bounds[d], item_bounds[d + 1]));
       }
     });
+    auto x = make_resident(policy, users, user_bounds);
+    auto y = make_resident(policy, items, item_bounds);
+    scatter(std::as_const(users).view(), x.rows);
+    scatter(std::as_const(items).view(), y.rows);
+    broadcast(std::as_const(items).view(), y.all);
 
     fitted_ = false;
     remember_seen(r);
@@ -477,53 +485,67 @@ class als {
                           options_.cg_steps,
                           "user",
                           policy.memory_budget()};
-    std::vector<typename leaf::replica> replicas(n_dev);
-    auto gram_items = detail::als_gram(std::as_const(items_).view());
+    std::vector<typename leaf::system> systems(n_dev);
     for (int it = 1; it <= options_.iterations; ++it) {
       auto const start = std::chrono::steady_clock::now();
       step.side = "user";
-      half_step(policy, user_blocks, replicas, items_, gram_items, users_, step);
-      auto const gram_users = detail::als_gram(std::as_const(users_).view());
+      half_step(policy, user_blocks, systems, y.all, x, step);
       step.side = "item";
-      half_step(policy, item_blocks, replicas, users_, gram_users, items_, step);
-      gram_items = detail::als_gram(std::as_const(items_).view());
+      half_step(policy, item_blocks, systems, x.all, y, step);
       double const seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       seconds_.push_back(seconds);
       double loss = std::numeric_limits<double>::quiet_NaN();
       if (options_.compute_loss) {
-        loss = objective(r, gram_users, gram_items, step);
+        loss = resident_objective(r, x, y, step);
         loss_.push_back(loss);
       }
       if (options_.on_iteration) options_.on_iteration(it, loss, seconds);
     }
+    gather(x.rows, users_.view());
+    gather(y.rows, items_.view());
     fitted_ = true;
   }
 
-  template <class Kind, class Block, class Replica>
+  /// Every device with rows to solve forms its system from its copy of the fixed side and
+  /// solves its block; then the solved blocks are all_gathered into every device's copy.
+  template <class Kind, class Block, class System>
   void half_step(execution_policy<Kind> const& policy, std::vector<std::optional<Block>> const& blocks,
-                 std::vector<Replica>& replicas, dense_matrix<cpu, float> const& fixed,
-                 std::vector<double> const& gram, dense_matrix<cpu, float>& solving,
-                 detail::als_step const& step) const {
+                 std::vector<System>& systems, distributed_dense<Kind, float> const& fixed,
+                 resident_factors<Kind>& solving, detail::als_step const& step) const {
     using leaf = detail::als_leaf<Kind>;
-    auto const fs = static_cast<std::size_t>(options_.factors);
-    std::vector<double> base(fs * fs);
-    for (std::size_t i = 0; i < base.size(); ++i) base[i] = options_.unobserved_weight * gram[i];
-    for (std::size_t j = 0; j < fs; ++j) base[j * fs + j] += options_.regularization;
-    detail::replicate_factors(policy, replicas, fixed.view(), std::span<double const>(base));
-    auto const out = solving.view();
     detail::fork_join(policy, [&](auto& ctx, std::size_t d) {
-      if (blocks[d]) leaf::solve(ctx, *blocks[d], replicas[d], out, step);
+      if (!blocks[d]) return;
+      leaf::prepare(ctx, systems[d], fixed.view(d), options_.unobserved_weight, options_.regularization);
+      leaf::solve(ctx, *blocks[d], fixed.view(d), std::as_const(systems[d]), solving.rows.view(d), step);
     });
+    all_gather(solving.rows, solving.all);
+  }
+
+  /// The loss of the resident factors. Host devices: device 0's copies are read in place
+  /// (one memory; not a transfer). Other kinds: the row blocks are gathered to the host
+  /// (counted transfers), so compute_loss costs (users + items)·f floats per iteration.
+  template <class Kind, class T, class I>
+  double resident_objective(csr_view<T, I> r, resident_factors<Kind> const& x, resident_factors<Kind> const& y,
+                            detail::als_step const& step) {
+    if constexpr (detail::als_leaf<Kind>::host_memory) {
+      return objective(r, x.all.view(0), y.all.view(0), step);
+    } else {
+      gather(x.rows, users_.view());
+      gather(y.rows, items_.view());
+      return objective(r, std::as_const(users_).view(), std::as_const(items_).view(), step);
+    }
   }
 
   /// L from the Gram matrices (all pairs at weight w0: w0·Σ (XᵀX)∘(YᵀY)), the observed
   /// corrections summed per user in double and then in user order, and λ·(tr XᵀX + tr YᵀY).
+  /// X and Y are host views; the Gram matrices are computed here, on the calling thread.
   template <class T, class I>
-  double objective(csr_view<T, I> r, std::vector<double> const& gram_users,
-                   std::vector<double> const& gram_items, detail::als_step const& step) const {
+  double objective(csr_view<T, I> r, dense_view<float const> users, dense_view<float const> items,
+                   detail::als_step const& step) const {
+    auto const gram_users = detail::als_gram(users);
+    auto const gram_items = detail::als_gram(items);
     std::vector<double> per_user(static_cast<std::size_t>(r.rows));
-    backend::cpu::als_observed_loss(r, I{0}, r.rows, std::as_const(users_).view(),
-                                    std::as_const(items_).view(), step, per_user);
+    backend::cpu::als_observed_loss(r, I{0}, r.rows, users, items, step, per_user);
     double observed = 0;
     for (double v : per_user) observed += v;
     double all_pairs = 0;

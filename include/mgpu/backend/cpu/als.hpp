@@ -222,7 +222,8 @@ inline void prefetch_row(dense_view<float const> fixed, std::span<I const> cols,
 /// Rows [first, last) of `m` solved exactly: for each non-empty row, A_u (double) is
 /// `base` plus rank-k updates by syrk over chunks of the row's scaled fixed-side rows,
 /// factored by potrf and solved by potrs; the result is rounded to float into
-/// `out.row(u)`. Empty rows get zero factors.
+/// `out.row(u - first)` (`out` is the block of the solving side: rows [first, last)).
+/// Empty rows get zero factors.
 /// @param base  f x f, row-major, full symmetric B = w0·YᵀY + λI in double.
 /// @throws numerical_error naming the smallest row whose system is not SPD or whose
 ///         solution is not finite.
@@ -248,7 +249,7 @@ void als_solve_cholesky(csr_view<T, I> m, I first, I last, dense_view<float cons
 #pragma omp for schedule(dynamic, 16)
     for (std::int64_t r = first; r < static_cast<std::int64_t>(last); ++r) {
       auto const row = static_cast<I>(r);
-      auto x = out.row(r);
+      auto x = out.row(r - static_cast<std::int64_t>(first));
       auto const cols = m.row_columns(row);
       auto const vals = m.row_values(row);
       if (cols.empty()) {
@@ -296,7 +297,8 @@ void als_solve_cholesky(csr_view<T, I> m, I first, I last, dense_view<float cons
 
 
 /// Rows [first, last) of `m` improved by `step.cg_steps` conjugate-gradient steps on
-/// A_u x = b_u, warm-started from the current `out.row(u)`; A_u is applied as
+/// A_u x = b_u, warm-started from the current `out.row(u - first)` (`out` is the block of
+/// the solving side: rows [first, last)); A_u is applied as
 /// B p + Σ (w − w0)(y_i·p) y_i and never formed (as the `implicit` library does,
 /// after Takács, Pilászy & Tikk 2011). Iteration stops early once ‖r‖² < 1e-20.
 /// Empty rows get zero factors. Single precision throughout.
@@ -331,7 +333,7 @@ void cg_rows(csr_view<T, I> m, I first, I last, dense_view<float const> fixed, s
 #pragma omp for schedule(dynamic, 64)
     for (std::int64_t r = first; r < static_cast<std::int64_t>(last); ++r) {
       auto const row = static_cast<I>(r);
-      float* x = out.row(r).data();
+      float* x = out.row(r - static_cast<std::int64_t>(first)).data();
       auto const cols = m.row_columns(row);
       auto const vals = m.row_values(row);
       auto const k = cols.size();
@@ -386,7 +388,8 @@ void cg_rows(csr_view<T, I> m, I first, I last, dense_view<float const> fixed, s
 }  // namespace als_kernels
 
 /// Rows [first, last) of `m` improved by `step.cg_steps` conjugate-gradient steps on
-/// A_u x = b_u, warm-started from the current `out.row(u)`; A_u is applied as
+/// A_u x = b_u, warm-started from the current `out.row(u - first)` (`out` is the block of
+/// the solving side: rows [first, last)); A_u is applied as
 /// B p + Σ (w − w0)(y_i·p) y_i and never formed (as the `implicit` library does,
 /// after Takács, Pilászy & Tikk 2011). Iteration stops early once ‖r‖² < 1e-20.
 /// Empty rows get zero factors. Single precision throughout.
