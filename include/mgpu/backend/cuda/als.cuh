@@ -1,5 +1,6 @@
 // mgpu/backend/cuda/als.cuh — the device kernels of ALS on GPUs (method in als.hpp):
-// forming the Cholesky systems, rounding the solutions, and the per-row CG.
+// the system base from the Gram matrix, forming the Cholesky systems, rounding the
+// solutions, the per-row CG, and flagging non-finite solutions.
 //
 // Every kernel works on one row per thread block, because rows are independent and their
 // lengths follow a power law; the per-entry weights are detail::als_entry_weights, the
@@ -161,6 +162,76 @@ __global__ void als_cg_kernel(std::int32_t const* offsets, std::int32_t const* c
   for (std::size_t j = threadIdx.x; j < fs; j += blockDim.x) x_out[j] = static_cast<Real>(x[j]);
 }
 
+/// out[i] = (double) x[i] for i < n.
+template <class Real>
+__global__ void als_widen_kernel(std::int64_t n, Real const* x, double* out) {
+  auto const stride = static_cast<std::int64_t>(gridDim.x) * blockDim.x;
+  for (auto i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride) {
+    out[i] = static_cast<double>(x[i]);
+  }
+}
+
+/// B = w0·G + λI, full, from the column-major lower triangle of G (cublasDsyrk's), in
+/// double and rounded to Real; the operations of the host's system base.
+template <class Real>
+__global__ void als_base_kernel(std::int32_t factors, double const* gram, double unobserved_weight,
+                                double regularization, double* base, Real* base_single) {
+  auto const n = static_cast<std::int64_t>(factors) * factors;
+  auto const stride = static_cast<std::int64_t>(gridDim.x) * blockDim.x;
+  for (auto k = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; k < n; k += stride) {
+    auto const i = k / factors, j = k % factors;
+    double v = unobserved_weight * gram[std::min(i, j) * factors + std::max(i, j)];
+    if (i == j) v += regularization;
+    base[k] = v;
+    base_single[k] = static_cast<Real>(v);
+  }
+}
+
+/// status[row] = 2 where row `row` of x (rows x f) holds a NaN or Inf and no earlier
+/// failure is recorded. One thread block per row.
+template <class Real>
+__global__ void als_flag_nonfinite_kernel(std::int32_t factors, Real const* x, std::int32_t* status) {
+  __shared__ int bad;
+  if (threadIdx.x == 0) bad = 0;
+  __syncthreads();
+  auto const* row = x + static_cast<std::size_t>(blockIdx.x) * static_cast<std::size_t>(factors);
+  for (std::int32_t j = threadIdx.x; j < factors; j += blockDim.x) {
+    if (!isfinite(static_cast<double>(row[j]))) bad = 1;
+  }
+  __syncthreads();
+  if (threadIdx.x == 0 && bad != 0 && status[blockIdx.x] == 0) status[blockIdx.x] = 2;
+}
+
+inline unsigned als_grid(std::int64_t n) {
+  return static_cast<unsigned>(std::min<std::int64_t>((n + als_block_threads - 1) / als_block_threads, 65535));
+}
+
+template <class Real>
+void als_launch_widen(stream<gpu> const& s, std::int64_t n, Real const* x, double* out) {
+  if (n == 0) return;
+  als_widen_kernel<Real><<<als_grid(n), als_block_threads, 0, s.handle()>>>(n, x, out);
+  MGPU_CUDA_TRY(cudaGetLastError());
+}
+
+template <class Real>
+void als_launch_base(stream<gpu> const& s, std::int32_t factors, double const* gram, double unobserved_weight,
+                     double regularization, double* base, Real* base_single) {
+  auto const n = static_cast<std::int64_t>(factors) * factors;
+  if (n == 0) return;
+  als_base_kernel<Real><<<als_grid(n), als_block_threads, 0, s.handle()>>>(factors, gram, unobserved_weight,
+                                                                           regularization, base, base_single);
+  MGPU_CUDA_TRY(cudaGetLastError());
+}
+
+template <class Real>
+void als_launch_flag_nonfinite(stream<gpu> const& s, std::int32_t rows, std::int32_t factors, Real const* x,
+                               std::int32_t* status) {
+  if (rows == 0) return;
+  als_flag_nonfinite_kernel<Real><<<static_cast<unsigned>(rows), als_block_threads, 0, s.handle()>>>(factors, x,
+                                                                                                      status);
+  MGPU_CUDA_TRY(cudaGetLastError());
+}
+
 template <class Real>
 void als_launch_build_systems(stream<gpu> const& s, std::int32_t rows, std::int32_t const* offsets,
                               std::int32_t const* columns, Real const* values, Real const* fixed,
@@ -208,4 +279,10 @@ void als_launch_cg(stream<gpu> const& s, std::int32_t rows, std::int32_t const* 
   template void ::mgpu::backend::cuda::detail::als_launch_cg<T>(                                     \
       ::mgpu::stream<::mgpu::gpu> const&, std::int32_t, std::int32_t const*, std::int32_t const*,      \
       T const*, T const*, std::int32_t, T const*, ::mgpu::detail::als_entry_weights, int, T*,          \
-      std::int32_t*)
+      std::int32_t*);                                                                                  \
+  template void ::mgpu::backend::cuda::detail::als_launch_widen<T>(::mgpu::stream<::mgpu::gpu> const&, \
+                                                                   std::int64_t, T const*, double*);   \
+  template void ::mgpu::backend::cuda::detail::als_launch_base<T>(                                   \
+      ::mgpu::stream<::mgpu::gpu> const&, std::int32_t, double const*, double, double, double*, T*);   \
+  template void ::mgpu::backend::cuda::detail::als_launch_flag_nonfinite<T>(                         \
+      ::mgpu::stream<::mgpu::gpu> const&, std::int32_t, std::int32_t, T const*, std::int32_t*)

@@ -1,26 +1,26 @@
 // mgpu/backend/cuda/als.hpp — GPU leaf of ALS (algorithms/als.hpp): each device keeps
-// its nnz-balanced blocks of R and Rᵀ resident and solves its rows against a replica of
-// the fixed side.
+// its nnz-balanced blocks of R and Rᵀ resident and solves its rows against its resident
+// copy of the fixed side.
 //
-// Per half-step:
-//   replicate  device 0 uploads the fixed factors and the system base B = w0·FᵀF + λI
-//              (computed once on the host, in double); every other device receives
-//              them by one broadcast per array (copy.hpp): peer copies, all queued at
-//              once, where the pair has peer access; devices without it are uploaded
-//              from the host arrays directly (never device 0 -> host -> device).
+// Per half-step (algorithms/als.hpp moves the factors: the fixed side is the device's
+// replicated copy, the solving side its row block, both resident distributed_dense
+// blocks; the all_gather of the solved blocks is the half-step's only factor transfer):
+//   prepare    the Gram matrix FᵀF of the device's copy of F, in double (cublasDsyrk over
+//              blocks of 4096 rows widened to double), and B = w0·FᵀF + λI in double and
+//              float, all on the device: no transfer.
 //   Cholesky   rows in batches sized by the memory budget: one kernel forms each row's
 //              system A = B + Σ (w − w0) y yᵀ and b = Σ w t y in double (empty rows get
 //              A = I, b = 0, hence zero factors), cusolverDnDpotrfBatched factors them,
 //              the info array is copied back and checked (the smallest failing row is
 //              reported as numerical_error), cusolverDnDpotrsBatched solves (its info,
 //              a parameter check, is checked for every batch), and a kernel rounds the
-//              solutions to float.
+//              solutions to float into the device's row block.
 //   CG         one thread block per row runs the same fixed number of CG steps as the
-//              host, warm-started from the current factors (uploaded first), in float,
-//              with the block's sums reduced by warp shuffles; a status array flags rows
-//              with non-positive curvature.
-//   The solved rows are copied back into the host factor matrix, which stays the
-//   authoritative copy; non-finite results are numerical_error naming the row.
+//              host, warm-started from the row block in place, in float, with the
+//              block's sums reduced by warp shuffles; a status array flags rows with
+//              non-positive curvature.
+//   A kernel flags rows whose solution is not finite; the status array (4 bytes a row)
+//   is copied back and the smallest failing row raises numerical_error.
 // Results agree with the host backend to round-off (other summation orders).
 //
 // Host-compilable; the kernel launches (als_launch_*) are defined in als.cuh, compiled
@@ -38,7 +38,9 @@
 #include "mgpu/algorithms/als.hpp"
 #include "mgpu/backend/cuda/buffer.hpp"
 #include "mgpu/backend/cuda/copy.hpp"
+#include "mgpu/backend/cuda/dense_matrix.hpp"
 #include "mgpu/backend/cuda/device_set.hpp"
+#include "mgpu/backend/cuda/transfer.hpp"
 #include "mgpu/core/error.hpp"
 #include "mgpu/dense/dense_matrix.hpp"
 #include "mgpu/sparse/csr_view.hpp"
@@ -56,18 +58,17 @@ struct als_block {
   buffer<float, gpu> values;
 };
 
-/// One device's copy of the fixed side: factors (rows x f, row-major) and the system base.
-struct als_replica {
-  std::int64_t rows = 0;
-  std::int64_t factors = 0;
-  buffer<float, gpu> fixed;
+/// One device's system base B = w0·FᵀF + λI (f x f, double and float) and the scratch
+/// it is computed in.
+struct als_system {
+  buffer<double, gpu> gram;
+  buffer<double, gpu> widened;
   buffer<double, gpu> base;
   buffer<float, gpu> base_single;
-  // The root's host copies (load_root), alive until the replication that follows it.
-  std::span<float const> host_fixed;
-  std::span<double const> host_base;
-  std::vector<float> host_base_single;
 };
+
+/// Rows of the fixed side widened to double per cublasDsyrk call (as on the host).
+inline constexpr std::int64_t als_gram_rows = 4096;
 
 /// Largest f the CG kernel takes: it keeps four f-vectors in 48 KiB of shared memory.
 inline constexpr std::int64_t als_cg_max_factors = 3000;
@@ -85,6 +86,18 @@ void als_launch_build_systems(stream<gpu> const& s, std::int32_t rows, std::int3
 /// out[i] = (Real) x[i] for i < n.
 template <class Real>
 void als_launch_round(stream<gpu> const& s, std::int64_t n, double const* x, Real* out);
+/// out[i] = (double) x[i] for i < n.
+template <class Real>
+void als_launch_widen(stream<gpu> const& s, std::int64_t n, Real const* x, double* out);
+/// base = w0·G + λI (full, double) and base_single = (Real) base, from the column-major
+/// lower triangle of the f x f matrix G.
+template <class Real>
+void als_launch_base(stream<gpu> const& s, std::int32_t factors, double const* gram, double unobserved_weight,
+                     double regularization, double* base, Real* base_single);
+/// status[row] = 2 for rows of x (rows x f) holding a NaN or Inf, unless already nonzero.
+template <class Real>
+void als_launch_flag_nonfinite(stream<gpu> const& s, std::int32_t rows, std::int32_t factors, Real const* x,
+                               std::int32_t* status);
 /// CG on rows [0, rows), x (rows x f) in place; status[row] = 1 on non-positive curvature.
 template <class Real>
 void als_launch_cg(stream<gpu> const& s, std::int32_t rows, std::int32_t const* offsets,
@@ -126,28 +139,21 @@ inline void check_potrs_info(int info, std::int64_t batch_first) {
   }
 }
 
-/// Throws for the smallest row of a block whose potrf info or CG status reports a failure.
+/// Throws for the smallest row of a block whose potrf info or status reports a failure
+/// (status 1: CG met non-positive curvature; 2: the solution is not finite).
 inline void check_status(char const* side, std::int64_t first, std::span<int const> potrf_info,
-                         std::span<std::int32_t const> cg_status) {
+                         std::span<std::int32_t const> status) {
   for (std::size_t i = 0; i < potrf_info.size(); ++i) {
     if (potrf_info[i] != 0) mgpu::detail::throw_not_spd(side, first + static_cast<std::int64_t>(i), potrf_info[i]);
   }
-  for (std::size_t i = 0; i < cg_status.size(); ++i) {
-    if (cg_status[i] != 0) {
+  for (std::size_t i = 0; i < status.size(); ++i) {
+    auto const row = first + static_cast<std::int64_t>(i);
+    if (status[i] == 1) {
       throw numerical_error(mgpu::detail::message(
-          "ALS: conjugate gradient met non-positive curvature in the system of ", side, " ",
-          first + static_cast<std::int64_t>(i), ": it is not positive definite; use regularization > 0"));
+          "ALS: conjugate gradient met non-positive curvature in the system of ", side, " ", row,
+          ": it is not positive definite; use regularization > 0"));
     }
-  }
-}
-
-/// Throws for the smallest of rows [first, first + rows) of `out` holding a NaN or Inf.
-inline void check_finite(char const* side, std::int64_t first, std::int64_t rows, dense_view<float> out) {
-  for (std::int64_t i = 0; i < rows; ++i) {
-    auto const x = out.row(first + i);
-    if (!std::all_of(x.begin(), x.end(), [](float v) { return std::isfinite(v); })) {
-      mgpu::detail::throw_not_finite(side, first + i);
-    }
+    if (status[i] != 0) mgpu::detail::throw_not_finite(side, row);
   }
 }
 
@@ -161,7 +167,7 @@ template <>
 struct als_leaf<gpu> {
   template <class T, class I>
   using block = backend::cuda::als_block<I>;
-  using replica = backend::cuda::als_replica;
+  using system = backend::cuda::als_system;
 
   template <class T, class I>
   static block<T, I> make_block(device_context<gpu>& ctx, csr_view<T, I> m, I first, I last) {
@@ -192,88 +198,63 @@ struct als_leaf<gpu> {
     return b;
   }
 
-  static void load_root(device_context<gpu>& ctx, replica& root, dense_view<float const> fixed,
-                        std::span<double const> base) {
-    auto& s = ctx.work;
-    auto const n = static_cast<std::size_t>(fixed.rows * fixed.cols);
-    root.rows = fixed.rows;
-    root.factors = fixed.cols;
-    backend::cuda::detail::ensure_size(root.fixed, n, s);
-    backend::cuda::detail::ensure_size(root.base, base.size(), s);
-    backend::cuda::detail::ensure_size(root.base_single, base.size(), s);
-    root.host_fixed = std::span<float const>(fixed.data, n);
-    root.host_base = base;
-    root.host_base_single.assign(base.begin(), base.end());
-    copy(root.fixed, root.host_fixed, s);
-    copy(root.base, base, s);
-    copy(root.base_single, std::span<float const>(root.host_base_single), s);
-    s.synchronize();
-  }
-
   static constexpr bool host_memory = false;
 
-  /// Sizes a target replica's device buffers like the root's (stream-ordered on its device).
-  static void resize_like(device_context<gpu>& ctx, replica& target, replica const& root) {
-    auto const& s = ctx.work;
-    target.rows = root.rows;
-    target.factors = root.factors;
-    backend::cuda::detail::ensure_size(target.fixed, root.fixed.size(), s);
-    backend::cuda::detail::ensure_size(target.base, root.base.size(), s);
-    backend::cuda::detail::ensure_size(target.base_single, root.base_single.size(), s);
-  }
-
-  // replicate_factors (algorithms/als.hpp) keeps the host arrays of load_root alive until
-  // this returns, so staged devices are uploaded from them.
-  static void broadcast(device_set<gpu>& set, replica& root, std::span<replica* const> targets) {
-    std::vector<buffer<float, gpu>*> fixed(targets.size(), nullptr);
-    std::vector<buffer<double, gpu>*> base(targets.size(), nullptr);
-    std::vector<buffer<float, gpu>*> base_single(targets.size(), nullptr);
-    for (std::size_t d = 0; d < targets.size(); ++d) {
-      if (targets[d] == nullptr) continue;
-      fixed[d] = &targets[d]->fixed;
-      base[d] = &targets[d]->base;
-      base_single[d] = &targets[d]->base_single;
+  /// B from the device's copy of the fixed side, on the device (see the file comment).
+  static void prepare(device_context<gpu>& ctx, system& sys, dense_view<float const, gpu> fixed,
+                      double unobserved_weight, double regularization) {
+    namespace bc = backend::cuda;
+    auto& s = ctx.work;
+    auto const f = bc::detail::als_int32(fixed.cols, "factors");
+    auto const fs = static_cast<std::size_t>(f);
+    MGPU_EXPECTS(fixed.ld == fixed.cols, "ALS on GPUs: the fixed factors must be packed (ld ", fixed.ld,
+                 ", cols ", fixed.cols, ")");
+    bc::detail::ensure_size(sys.gram, fs * fs, s);
+    bc::detail::ensure_size(sys.base, fs * fs, s);
+    bc::detail::ensure_size(sys.base_single, fs * fs, s);
+    auto const chunk = std::min(fixed.rows, bc::als_gram_rows);
+    bc::detail::ensure_size(sys.widened, static_cast<std::size_t>(chunk) * fs, s);
+    MGPU_CUDA_TRY(cudaMemsetAsync(sys.gram.data(), 0, fs * fs * sizeof(double), s.handle()));
+    double const one = 1.0;
+    for (std::int64_t r0 = 0; r0 < fixed.rows; r0 += bc::als_gram_rows) {
+      auto const n = std::min(bc::als_gram_rows, fixed.rows - r0);
+      bc::detail::als_launch_widen<float>(s, n * f, fixed.data + static_cast<std::size_t>(r0) * fs,
+                                          sys.widened.data());
+      // Row-major F (n x f) is column-major Fᵀ: FᵀF = Fᵀ (Fᵀ)ᵀ, trans = N, lower triangle.
+      MGPU_CUBLAS_TRY(cublasDsyrk(ctx.libraries.cublas(), CUBLAS_FILL_MODE_LOWER, CUBLAS_OP_N, f,
+                                  static_cast<int>(n), &one, sys.widened.data(), f, &one, sys.gram.data(), f));
     }
-    mgpu::broadcast(set, 0, fixed, root.fixed, root.host_fixed);
-    mgpu::broadcast(set, 0, base, root.base, root.host_base);
-    mgpu::broadcast(set, 0, base_single, root.base_single, std::span<float const>(root.host_base_single));
-    root.host_fixed = {};
-    root.host_base = {};
+    bc::detail::als_launch_base<float>(s, f, sys.gram.data(), unobserved_weight, regularization, sys.base.data(),
+                                       sys.base_single.data());
   }
 
+  /// The block's rows into `out` (the device's row block of the solving side, packed).
   template <class I>
-  static void solve(device_context<gpu>& ctx, backend::cuda::als_block<I> const& b, replica const& rep,
-                    dense_view<float> solving, als_step const& step) {
+  static void solve(device_context<gpu>& ctx, backend::cuda::als_block<I> const& b, dense_view<float const, gpu> fixed,
+                    system const& sys, dense_view<float, gpu> out, als_step const& step) {
     namespace bc = backend::cuda;
     auto& s = ctx.work;
     auto const rows = static_cast<std::int32_t>(b.last - b.first);
     auto const f = bc::detail::als_int32(step.factors, "factors");
-    auto const fs = static_cast<std::size_t>(f);
+    MGPU_EXPECTS(out.rows == rows && out.cols == f && out.ld == f, "ALS on GPUs: the solving block is ", out.rows,
+                 " x ", out.cols, " (ld ", out.ld, ") but the block of R has ", rows, " rows and f = ", f);
     als_entry_weights const wt{step.alpha, step.unobserved_weight, step.weighted_targets};
-    std::span<float> host_rows(solving.row(b.first).data(), static_cast<std::size_t>(rows) * fs);
-    buffer<float, gpu> x(host_rows.size(), s);
+    buffer<std::int32_t, gpu> d_status(static_cast<std::size_t>(rows), s);
+    MGPU_CUDA_TRY(cudaMemsetAsync(d_status.data(), 0, d_status.size() * sizeof(std::int32_t), s.handle()));
     std::vector<int> info;
-    std::vector<std::int32_t> status;
     if (step.solver == als_solver::cholesky) {
-      info = cholesky_batches(ctx, b, rep, step, wt, x);
+      info = cholesky_batches(ctx, b, fixed.data, sys, step, wt, out.data);
     } else {
       MGPU_EXPECTS(step.factors <= bc::als_cg_max_factors, "ALS on GPUs: the CG solver takes at most ",
                    bc::als_cg_max_factors, " factors, got ", step.factors);
-      copy(x, std::span<float const>(host_rows), s);
-      buffer<std::int32_t, gpu> d_status(static_cast<std::size_t>(rows), s);
-      MGPU_CUDA_TRY(cudaMemsetAsync(d_status.data(), 0, d_status.size() * sizeof(std::int32_t), s.handle()));
-      bc::detail::als_launch_cg<float>(s, rows, b.offsets.data(), b.columns.data(), b.values.data(),
-                                       rep.fixed.data(), f, rep.base_single.data(), wt, step.cg_steps,
-                                       x.data(), d_status.data());
-      status.resize(static_cast<std::size_t>(rows));
-      copy(std::span<std::int32_t>(status), d_status, s);
+      bc::detail::als_launch_cg<float>(s, rows, b.offsets.data(), b.columns.data(), b.values.data(), fixed.data, f,
+                                       sys.base_single.data(), wt, step.cg_steps, out.data, d_status.data());
     }
+    bc::detail::als_launch_flag_nonfinite<float>(s, rows, f, out.data, d_status.data());
+    std::vector<std::int32_t> status(static_cast<std::size_t>(rows));
+    copy(std::span<std::int32_t>(status), d_status, s);
     s.synchronize();
-    // Statuses first: the rows of a failed solve are never copied into the factors.
     bc::detail::check_status(step.side, static_cast<std::int64_t>(b.first), info, status);
-    copy(host_rows, x, s);
-    s.synchronize();
-    bc::detail::check_finite(step.side, static_cast<std::int64_t>(b.first), rows, solving);
   }
 
  private:
@@ -281,8 +262,8 @@ struct als_leaf<gpu> {
   /// info of every row (all zero when every system was factored).
   template <class I>
   static std::vector<int> cholesky_batches(device_context<gpu>& ctx, backend::cuda::als_block<I> const& b,
-                                           backend::cuda::als_replica const& rep, als_step const& step,
-                                           als_entry_weights const& wt, buffer<float, gpu>& x) {
+                                           float const* fixed, system const& sys, als_step const& step,
+                                           als_entry_weights const& wt, float* x) {
     namespace bc = backend::cuda;
     auto& s = ctx.work;
     auto const rows = static_cast<std::int64_t>(b.last - b.first);
@@ -309,7 +290,7 @@ struct als_leaf<gpu> {
     for (std::int64_t r0 = 0; r0 < rows; r0 += batch) {
       auto const n = static_cast<std::int32_t>(std::min(batch, rows - r0));
       bc::detail::als_launch_build_systems<float>(s, n, b.offsets.data() + r0, b.columns.data(), b.values.data(),
-                                                  rep.fixed.data(), f, rep.base.data(), wt, a.data(), rhs.data());
+                                                  fixed, f, sys.base.data(), wt, a.data(), rhs.data());
       MGPU_CUSOLVER_TRY(cusolverDnDpotrfBatched(handle, CUBLAS_FILL_MODE_LOWER, f, a_ptrs.data(), f,
                                                 d_info.data(), n));
       // The info array is always checked: a failed factorisation must not be solved.
@@ -321,7 +302,7 @@ struct als_leaf<gpu> {
       MGPU_CUSOLVER_TRY(cusolverDnDpotrsBatched(handle, CUBLAS_FILL_MODE_LOWER, f, 1, a_ptrs.data(), f,
                                                 b_ptrs.data(), f, d_solve_info.data(), n));
       bc::detail::als_launch_round<float>(s, static_cast<std::int64_t>(n) * f, rhs.data(),
-                                          x.data() + static_cast<std::size_t>(r0) * fs);
+                                          x + static_cast<std::size_t>(r0) * fs);
       // potrs' info is checked per batch: the next batch's potrs would overwrite it.
       int solve_info = 0;
       MGPU_CUDA_TRY(cudaMemcpyAsync(&solve_info, d_solve_info.data(), sizeof(int), cudaMemcpyDeviceToHost,
