@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <string>
+#include <vector>
 
 #include <mgpu/cuda.hpp>
 #include <mgpu/algorithms/als.hpp>
@@ -114,4 +115,29 @@ TEST_CASE("GPU: 1024 factors work", "[als][gpu]") {
   check_same_model({.factors = 1024, .iterations = 1, .regularization = 0.5}, "cuda:0", 1e-3, r);
   check_same_model({.factors = 1024, .iterations = 1, .regularization = 0.5,
                     .solver = mgpu::als_solver::conjugate_gradient}, "cuda:0", 1e-3, r);
+}
+
+TEST_CASE("GPU: a fit moves the initial scatter, one all_gather per side and iteration, the final gather",
+          "[als][gpu][transfers]") {
+  // Users 0..4 with 4, 1, 1, 1, 1 entries, items 0..3 with 3, 2, 2, 1 (8 in all). On 2
+  // devices the nnz-balanced bounds (lower_bound of 4 on the row offsets 0 4 5 6 7 8 and
+  // 0 3 5 7 8) are users {0}, {1..4} and items {0, 1}, {2, 3}; f = 2: 8 bytes a row.
+  interactions_t const r(5, 4, std::vector<std::int32_t>{0, 4, 5, 6, 7, 8},
+                         std::vector<std::int32_t>{0, 1, 2, 3, 0, 1, 0, 2},
+                         std::vector<float>{1, 2, 1, 3, 1, 2, 4, 1});
+  int constexpr iterations = 3;
+  auto const gpu = two_logical_devices();
+  auto& t = gpu.devices().transfers();
+  t.reset();
+  mgpu::als model({.factors = 2, .iterations = iterations, .compute_loss = false});
+  model.fit(gpu, r);
+  // Once: scatter 5 + 4 rows, broadcast 4 rows to 2 devices; per iteration each device's
+  // user and item blocks to the other (5 + 4 rows); once: gather 5 + 4 rows.
+  CHECK(t.bytes(mgpu::host_endpoint, 0) == (1 + 2 + 4) * 8);
+  CHECK(t.bytes(mgpu::host_endpoint, 1) == (4 + 2 + 4) * 8);
+  CHECK(t.bytes(0, 1) == iterations * (1 + 2) * 8);
+  CHECK(t.bytes(1, 0) == iterations * (4 + 2) * 8);
+  CHECK(t.bytes(0, mgpu::host_endpoint) == (1 + 2) * 8);
+  CHECK(t.bytes(1, mgpu::host_endpoint) == (4 + 2) * 8);
+  CHECK(t.total() == (5 + 4 + 2 * 4) * 8 + iterations * (5 + 4) * 8 + (5 + 4) * 8);
 }
