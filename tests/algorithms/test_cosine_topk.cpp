@@ -447,3 +447,34 @@ TEST_CASE("cosine_topk: many short text-like rows (impact tiers, early completio
   CHECK(three.indices == got.indices);
   CHECK(three.scores == got.scores);
 }
+
+TEST_CASE("cosine_topk: passing options (a progress callback) does not change the self rule", "[cosine]") {
+  // Issue 18: the all-pairs overload excluded the self match only while no options were
+  // passed, because the exclusion lived in that overload's default argument.
+  std::mt19937 rng(5);
+  auto const a = random_dense(rng, 12, 6, 0.6);
+  auto const m = from_dense(a, 6);
+  std::int64_t calls = 0;
+  mgpu::cosine_topk_options opts;
+  opts.progress = [&](std::int64_t, std::int64_t) { ++calls; };
+  auto const got = mgpu::cosine_topk(policy_t("cpu"), m, 3, opts);
+  CHECK(calls > 0);
+  require_matches(got, dense_reference(a, a, 3, true));
+  require_matches(mgpu::cosine_topk(policy_t("cpu"), m, 3), dense_reference(a, a, 3, true));
+}
+
+TEST_CASE("cosine_topk: one matrix passed as queries and corpus excludes the self match unless asked",
+          "[cosine]") {
+  std::mt19937 rng(6);
+  auto const a = random_dense(rng, 12, 6, 0.6);
+  auto const m = from_dense(a, 6);
+  require_matches(mgpu::cosine_topk(policy_t("cpu:2"), m.view(), m.view(), 3), dense_reference(a, a, 3, true));
+  require_matches(mgpu::cosine_topk(policy_t("cpu:2"), m, m, 3, {.exclude_self = false}),
+                  dense_reference(a, a, 3, false));
+  // A copy is another corpus: its row i is not query i, so nothing is excluded.
+  auto const copy = from_dense(a, 6);
+  require_matches(mgpu::cosine_topk(policy_t("cpu"), m, copy, 3), dense_reference(a, a, 3, false));
+  // Asked to exclude with two distinct matrices, row i of the corpus is skipped for query i.
+  require_matches(mgpu::cosine_topk(policy_t("cpu"), m, copy, 3, {.exclude_self = true}),
+                  dense_reference(a, a, 3, true));
+}

@@ -47,9 +47,13 @@
 namespace mgpu {
 
 struct cosine_topk_options {
-  /// Skip corpus row i in the results of query row i: set it when the queries and the
-  /// corpus are the same matrix, so a document is not its own best match.
-  bool exclude_self = false;
+  /// Skip corpus row i in the results of query row i. Unset (the default): skipped
+  /// exactly when the queries and the corpus are the same matrix (the same arrays, as
+  /// with the all-pairs overload or `cosine_topk(p, x, x, k)`), so a document is never
+  /// its own best match unless asked; `false` keeps the self match, `true` forces the
+  /// skip for two distinct matrices whose rows correspond. The default does not depend
+  /// on the overload or on which other options are passed.
+  std::optional<bool> exclude_self{};
   /// Queries per batch; 0 chooses from the policy's memory budget (default 16384).
   std::int64_t query_batch = 0;
   /// Called on the calling thread after each batch with (queries done, total).
@@ -145,6 +149,7 @@ struct cosine_batches {
   std::span<T const> query_inv;
   std::size_t k;
   cosine_topk_options const& options;
+  bool exclude_self;
   std::size_t budget;
   std::int64_t total;
   topk_result<T, I>& result;
@@ -164,7 +169,7 @@ struct cosine_batches {
               std::span<scored<T, I>> out, std::span<std::int32_t> counts) const {
     std::span<std::atomic<T>> const shared(bounds[slot].get(), bounds[slot] ? bound_rows[slot] : 0);
     Leaf::template score<T, I>(ctx, queries, query_inv, *shards[dev], static_cast<I>(q0), static_cast<I>(q1), k,
-                               options.exclude_self, out, counts, budget, shared);
+                               exclude_self, out, counts, budget, shared);
   }
 
   void emit(std::int64_t q0, std::span<scored<T, I> const> merged, std::span<std::int32_t const> counts) {
@@ -191,6 +196,8 @@ struct cosine_batches {
 /// @param queries  q x d sparse matrix (host).
 /// @param corpus   n x d sparse matrix (host).
 /// @param k        neighbours per query, k >= 1; rows list min(k, qualifying) pairs.
+/// @param options  the self match is skipped by default when `queries` and `corpus` are
+///                 the same matrix (see cosine_topk_options::exclude_self).
 /// @returns q rows of (corpus index, score) pairs, best first.
 /// @throws invalid_argument (k < 1, NaN/Inf values), dimension_mismatch (d differs),
 ///         out_of_memory (the memory budget cannot hold one query's results).
@@ -241,8 +248,9 @@ topk_result<T, I> cosine_topk(execution_policy<Kind> const& policy, csr_view<T, 
 
   auto const batch = detail::cosine_batch_rows<T, I>(options.query_batch, policy.memory_budget(),
                                                      static_cast<std::int64_t>(kk), n_queries);
-  detail::cosine_batches<leaf, T, I> batches{shards, queries, query_inv, kk, options, policy.memory_budget(),
-                                             n_queries, result, {}};
+  bool const exclude_self = options.exclude_self.value_or(same_matrix);
+  detail::cosine_batches<leaf, T, I> batches{shards, queries, query_inv, kk, options, exclude_self,
+                                             policy.memory_budget(), n_queries, result, {}};
   // Devices scoring the same batch share each query's best known lower bound of the
   // k-th score (see cosine_topk_shard): exact, and it spares a device the work that
   // another device's better candidates make useless. One array per buffer set.
@@ -263,11 +271,10 @@ topk_result<T, I> cosine_topk(execution_policy<Kind> const& policy,
 }
 
 /// All pairs within one matrix: each row's k most similar *other* rows (the self match
-/// is excluded unless `options.exclude_self` is set to false).
+/// is excluded unless `options.exclude_self` is set to false), whatever else `options` sets.
 template <class Kind, class T, class I>
 topk_result<T, I> cosine_topk(execution_policy<Kind> const& policy, csr_matrix<cpu, T, I> const& rows,
-                              std::int64_t k,
-                              cosine_topk_options const& options = {.exclude_self = true}) {
+                              std::int64_t k, cosine_topk_options const& options = {}) {
   return cosine_topk(policy, rows.view(), rows.view(), k, options);
 }
 
