@@ -295,3 +295,22 @@ TEST_CASE("knn_vote on the Fashion-MNIST subset matches numpy's majority labels"
   int label = 0;
   while (in >> q >> label) CHECK(votes[static_cast<std::size_t>(q)] == label);
 }
+
+TEST_CASE("knn: matrices and views, writable or not, mix freely", "[knn]") {
+  // Issue 18: a dense_matrix base with a dense_view of the caller's queries did not compile.
+  mgpu::execution_policy<mgpu::cpu> const policy("cpu");
+  mgpu::dense_matrix<mgpu::cpu, float> base(3, 1, std::vector<float>{0.f, 10.f, 4.f});
+  std::vector<float> q{3.f};
+  mgpu::dense_view<float> const writable{1, 1, 1, q.data()};
+  mgpu::dense_view<float const> const read_only{1, 1, 1, q.data()};
+  auto const a = mgpu::knn(policy, base, writable, 2);
+  auto const b = mgpu::knn(policy, base.view(), read_only, 2);
+  auto const c = mgpu::knn(policy, read_only, base, 1);
+  CHECK(a.indices(0, 0) == 2);  // |3 - 4| = 1
+  CHECK(a.indices(0, 1) == 0);  // |3 - 0| = 3
+  CHECK(b.indices(0, 0) == 2);
+  CHECK(b.indices(0, 1) == 0);
+  CHECK(c.indices(0, 0) == 0);  // from 0, 10 or 4: the only base row
+  CHECK(c.indices(1, 0) == 0);
+  CHECK(c.indices(2, 0) == 0);
+}

@@ -599,3 +599,30 @@ TEST_CASE("the sell layout stores 16-bit column offsets only when every chunk sp
     }
   }
 }
+
+TEST_CASE("spmv and spmm take std::vector operands and scalars that convert to the value type",
+          "[spmv][spmm]") {
+  // Issue 18: spmv needed explicit spans and a float literal for a float matrix.
+  mgpu::execution_policy<mgpu::cpu> const policy("cpu:2");
+  mgpu::csr_matrix<mgpu::cpu, float, std::int32_t> const a(2, 2, {0, 2, 3}, {0, 1, 1}, {1.f, 2.f, 3.f});
+  std::vector<float> const x{1.f, 2.f};
+  std::vector<float> y{10.f, 20.f};
+  mgpu::spmv(policy, 1.0, a, x, 1, y);  // [1 2; 0 3]·(1, 2) + y
+  CHECK(y == std::vector<float>{15.f, 26.f});
+  mgpu::spmv(policy, 2, a.view(), x, 0.0, y);
+  CHECK(y == std::vector<float>{10.f, 12.f});
+
+  mgpu::dense_matrix<mgpu::cpu, float> b(2, 1, std::vector<float>{1.f, 2.f});
+  mgpu::dense_matrix<mgpu::cpu, float> c(2, 1, 0.f);
+  mgpu::spmm(policy, 1.0, a, b.view(), 0.0, c.view());  // a writable view of B is accepted
+  CHECK(c(0, 0) == 5.f);
+  CHECK(c(1, 0) == 6.f);
+}
+
+TEST_CASE("dense_matrix from row-major elements checks their count", "[dense]") {
+  mgpu::dense_matrix<mgpu::cpu, double> const m(2, 3, std::vector<double>{1, 2, 3, 4, 5, 6});
+  CHECK(m(1, 0) == 4.0);
+  CHECK(m(0, 2) == 3.0);
+  CHECK_THROWS_AS((mgpu::dense_matrix<mgpu::cpu, double>(2, 2, std::vector<double>{1, 2, 3})),
+                  mgpu::dimension_mismatch);
+}

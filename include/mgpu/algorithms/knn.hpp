@@ -38,12 +38,14 @@
 
 #include <algorithm>
 #include <cmath>
+#include <concepts>
 #include <cstddef>
 #include <cstdint>
 #include <limits>
 #include <optional>
 #include <span>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "mgpu/algorithms/detail/knn_leaf.hpp"
@@ -294,21 +296,29 @@ knn_result<T> knn(execution_policy<Kind> const& policy, dense_view<T const> base
   return result;
 }
 
-/// Overload for views of mutable data (the data are only read).
-template <class Kind, class T>
-  requires(!std::is_const_v<T>)
-knn_result<T> knn(execution_policy<Kind> const& policy, dense_view<T> base, dense_view<T> queries,
-                  std::int64_t k, knn_metric metric = knn_metric::l2, knn_options const& options = {}) {
-  return knn(policy, dense_view<T const>{base.rows, base.cols, base.ld, base.data},
-             dense_view<T const>{queries.rows, queries.cols, queries.ld, queries.data}, k, metric, options);
-}
+namespace detail {
+template <class M>
+using knn_operand_value = std::remove_const_t<typename decltype(const_view(std::declval<M const&>()))::value_type>;
+template <class M>
+inline constexpr bool is_read_only_view = false;
+template <class T>
+inline constexpr bool is_read_only_view<dense_view<T const, cpu>> = true;
+}  // namespace detail
 
-/// Overload for owning host matrices.
-template <class Kind, class T>
-knn_result<T> knn(execution_policy<Kind> const& policy, dense_matrix<cpu, T> const& base,
-                  dense_matrix<cpu, T> const& queries, std::int64_t k,
-                  knn_metric metric = knn_metric::l2, knn_options const& options = {}) {
-  return knn(policy, base.view(), queries.view(), k, metric, options);
+/// Overload for any mix of host dense operands: dense_matrix<cpu, T>, dense_view<T> and
+/// dense_view<T const>, e.g. a matrix read from disk as the base and a view of the
+/// caller's array as the queries. The same contract as above.
+template <class Kind, class B, class Q>
+  requires requires(B const& b, Q const& q) {
+    const_view(b);
+    const_view(q);
+  } && (!(detail::is_read_only_view<B> && detail::is_read_only_view<Q>)) &&
+           std::same_as<detail::knn_operand_value<B>, detail::knn_operand_value<Q>>
+knn_result<detail::knn_operand_value<B>> knn(execution_policy<Kind> const& policy, B const& base,
+                                             Q const& queries, std::int64_t k,
+                                             knn_metric metric = knn_metric::l2,
+                                             knn_options const& options = {}) {
+  return knn(policy, const_view(base), const_view(queries), k, metric, options);
 }
 
 /// Majority vote of the neighbours' labels, per row of `indices` (as knn returns them):

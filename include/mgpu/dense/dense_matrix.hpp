@@ -15,6 +15,9 @@
 #include <cstddef>
 #include <cstdint>
 #include <span>
+#include <type_traits>
+#include <utility>
+#include <vector>
 
 #include "mgpu/core/buffer.hpp"
 #include "mgpu/core/device.hpp"
@@ -44,7 +47,20 @@ struct dense_view {
   }
   /// The same elements, read-only.
   [[nodiscard]] dense_view<T const, Kind> as_const() const noexcept { return {rows, cols, ld, data}; }
+  /// A writable view converts to a read-only one, as T* converts to T const*.
+  operator dense_view<T const, Kind>() const noexcept  // NOLINT: implicit, like the pointer
+    requires(!std::is_const_v<T>)
+  {
+    return {rows, cols, ld, data};
+  }
 };
+
+/// A host dense operand, read-only: any dense_view (writable or not), or a host
+/// dense_matrix. Lets algorithms take matrices and views interchangeably.
+template <class T, class Kind>
+[[nodiscard]] dense_view<T const, Kind> const_view(dense_view<T, Kind> v) noexcept {
+  return {v.rows, v.cols, v.ld, v.data};
+}
 
 /// A host vector as an n x 1 dense view (for the collectives and resident products).
 template <class T>
@@ -54,6 +70,9 @@ template <class T>
 
 template <class Kind, class T = float>
 class dense_matrix;
+
+template <class T>
+[[nodiscard]] dense_view<T const> const_view(dense_matrix<cpu, T> const& m) noexcept;
 
 /// Host dense matrix, row-major, ld == cols. Elements start uninitialised unless a
 /// fill value is given.
@@ -76,6 +95,19 @@ class dense_matrix<cpu, T> {
   dense_matrix(std::int64_t rows, std::int64_t cols, T fill) : dense_matrix(rows, cols) {
     std::fill(data_.data(), data_.data() + data_.size(), fill);
   }
+  /// A rows x cols matrix from its elements in row-major order (copied). O(rows·cols).
+  /// @throws invalid_argument (negative shape), dimension_mismatch (values.size() is
+  ///         not rows·cols), out_of_memory.
+  dense_matrix(std::int64_t rows, std::int64_t cols, std::span<T const> values) : dense_matrix(rows, cols) {
+    if (values.size() != data_.size()) {
+      throw dimension_mismatch(detail::message("dense_matrix: ", values.size(), " values for a ", rows,
+                                               " x ", cols, " matrix"));
+    }
+    std::copy(values.begin(), values.end(), data_.data());
+  }
+  /// Overload for a vector or a braced list of elements.
+  dense_matrix(std::int64_t rows, std::int64_t cols, std::vector<T> const& values)
+      : dense_matrix(rows, cols, std::span<T const>(values)) {}
 
   [[nodiscard]] std::int64_t rows() const noexcept { return rows_; }
   [[nodiscard]] std::int64_t cols() const noexcept { return cols_; }
@@ -88,11 +120,17 @@ class dense_matrix<cpu, T> {
   }
   [[nodiscard]] dense_view<T> view() noexcept { return {rows_, cols_, cols_, data_.data()}; }
   [[nodiscard]] dense_view<T const> view() const noexcept { return {rows_, cols_, cols_, data_.data()}; }
+  operator dense_view<T const>() const noexcept { return view(); }  // NOLINT: views convert implicitly
 
  private:
   std::int64_t rows_ = 0;
   std::int64_t cols_ = 0;
   buffer<T, cpu> data_;
 };
+
+template <class T>
+dense_view<T const> const_view(dense_matrix<cpu, T> const& m) noexcept {
+  return m.view();
+}
 
 }  // namespace mgpu

@@ -6,6 +6,8 @@
 // (distributed_csr.hpp). NaN / Inf propagate.
 #pragma once
 
+#include <type_traits>
+
 #include "mgpu/dense/dense_matrix.hpp"
 #include "mgpu/execution/policy.hpp"
 #include "mgpu/sparse/csr_matrix.hpp"
@@ -18,9 +20,12 @@ namespace mgpu {
 /// leading dimension ≥ cols). O(nnz·n + m·n).
 /// @throws dimension_mismatch (shapes, giving all three), invalid_argument (B and C
 ///         overlap, or a leading dimension below the column count), device errors.
+/// T is A's value type; alpha and beta convert to it, B may be a dense_matrix or a
+/// writable view.
 template <class Kind, class T, class I>
-void spmm(execution_policy<Kind> const& policy, T alpha, csr_view<T, I> a, dense_view<T const> b,
-          T beta, dense_view<T> c) {
+void spmm(execution_policy<Kind> const& policy, std::type_identity_t<T> alpha, csr_view<T, I> a,
+          std::type_identity_t<dense_view<T const>> b, std::type_identity_t<T> beta,
+          std::type_identity_t<dense_view<T>> c) {
   static_assert(backend_available<Kind>::value,
                 "spmm: this device kind's backend is not compiled in (for gpu, include "
                 "<mgpu/cuda.hpp> and link mgpu::cuda)");
@@ -29,8 +34,9 @@ void spmm(execution_policy<Kind> const& policy, T alpha, csr_view<T, I> a, dense
 
 /// Overload for an owning host matrix.
 template <class Kind, class T, class I>
-void spmm(execution_policy<Kind> const& policy, T alpha, csr_matrix<cpu, T, I> const& a,
-          dense_view<T const> b, T beta, dense_view<T> c) {
+void spmm(execution_policy<Kind> const& policy, std::type_identity_t<T> alpha, csr_matrix<cpu, T, I> const& a,
+          std::type_identity_t<dense_view<T const>> b, std::type_identity_t<T> beta,
+          std::type_identity_t<dense_view<T>> c) {
   spmm(policy, alpha, a.view(), b, beta, c);
 }
 

@@ -11,6 +11,7 @@
 #pragma once
 
 #include <span>
+#include <type_traits>
 
 #include "mgpu/execution/policy.hpp"
 #include "mgpu/sparse/csr_matrix.hpp"
@@ -21,11 +22,14 @@ namespace mgpu {
 
 /// y = alpha·A·x + beta·y. A: rows x cols, x: cols entries, y: rows entries (host).
 /// O(nnz + rows), bandwidth-bound: reads 8 bytes per entry with float and 32-bit indices.
+/// T is A's value type; alpha and beta convert to it (1.0 for a float matrix), and x and
+/// y may be std::vector<T> or anything else that converts to the spans.
 /// @throws dimension_mismatch (sizes, giving all of them), invalid_argument (x and y
 ///         overlap), out_of_memory / device errors on GPUs.
 template <class Kind, class T, class I>
-void spmv(execution_policy<Kind> const& policy, T alpha, csr_view<T, I> a, std::span<T const> x,
-          T beta, std::span<T> y) {
+void spmv(execution_policy<Kind> const& policy, std::type_identity_t<T> alpha, csr_view<T, I> a,
+          std::type_identity_t<std::span<T const>> x, std::type_identity_t<T> beta,
+          std::type_identity_t<std::span<T>> y) {
   static_assert(backend_available<Kind>::value,
                 "spmv: this device kind's backend is not compiled in (for gpu, include "
                 "<mgpu/cuda.hpp> and link mgpu::cuda)");
@@ -34,8 +38,9 @@ void spmv(execution_policy<Kind> const& policy, T alpha, csr_view<T, I> a, std::
 
 /// Overload for an owning host matrix.
 template <class Kind, class T, class I>
-void spmv(execution_policy<Kind> const& policy, T alpha, csr_matrix<cpu, T, I> const& a,
-          std::span<T const> x, T beta, std::span<T> y) {
+void spmv(execution_policy<Kind> const& policy, std::type_identity_t<T> alpha, csr_matrix<cpu, T, I> const& a,
+          std::type_identity_t<std::span<T const>> x, std::type_identity_t<T> beta,
+          std::type_identity_t<std::span<T>> y) {
   spmv(policy, alpha, a.view(), x, beta, y);
 }
 
