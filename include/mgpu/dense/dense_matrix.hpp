@@ -48,9 +48,11 @@ struct dense_view {
   /// The same elements, read-only.
   [[nodiscard]] dense_view<T const, Kind> as_const() const noexcept { return {rows, cols, ld, data}; }
   /// A writable view converts to a read-only one, as T* converts to T const*.
-  operator dense_view<T const, Kind>() const noexcept  // NOLINT: implicit, like the pointer
-    requires(!std::is_const_v<T>)
-  {
+  /// (A template, so that no conversion of dense_view<T const> to its own type is ever
+  /// declared: nvcc warns about that even when a constraint removes it.)
+  template <class U>
+    requires(std::is_same_v<U, T const> && !std::is_const_v<T>)
+  operator dense_view<U, Kind>() const noexcept {  // NOLINT: implicit, like the pointer
     return {rows, cols, ld, data};
   }
 };
