@@ -243,8 +243,7 @@ topk_result<T, I> cosine_topk(execution_policy<Kind> const& policy, csr_view<T, 
         return leaf::template make_shard<T, I>(ctx, corpus, corpus_inv, first, last, non_negative,
                                                policy.memory_budget());
       });
-  std::vector<bool> has_shard(n_devices);
-  for (std::size_t d = 0; d < n_devices; ++d) has_shard[d] = shards[d].has_value();
+  auto const has_shard = detail::shard_presence(shards);
 
   auto const batch = detail::cosine_batch_rows<T, I>(options.query_batch, policy.memory_budget(),
                                                      static_cast<std::int64_t>(kk), n_queries);

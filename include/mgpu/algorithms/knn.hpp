@@ -214,8 +214,7 @@ void knn_run(execution_policy<Kind> const& policy, dense_view<T const> base,
         return leaf::template make_shard<T>(ctx, base, std::span<T const>(base_terms), first, last,
                                             policy.memory_budget());
       });
-  std::vector<bool> has_shard(n_devices);
-  for (std::size_t d = 0; d < n_devices; ++d) has_shard[d] = shards[d].has_value();
+  auto const has_shard = shard_presence(shards);
 
   auto const active = static_cast<std::size_t>(std::count(has_shard.begin(), has_shard.end(), true));
   // Two sets of device lists (double buffering) and the merged batch.

@@ -57,6 +57,14 @@ std::vector<std::optional<Shard>> make_shards(execution_policy<Kind> const& poli
   return shards;
 }
 
+/// Which devices hold a shard: the `has_shard` argument of sharded_topk.
+template <class Shard>
+std::vector<bool> shard_presence(std::vector<std::optional<Shard>> const& shards) {
+  std::vector<bool> present(shards.size());
+  for (std::size_t d = 0; d < shards.size(); ++d) present[d] = shards[d].has_value();
+  return present;
+}
+
 /// One device's lists for one batch: out (rows x k), counts (rows).
 template <class T, class Index>
 struct topk_lists {
