@@ -40,7 +40,7 @@ void all_pairs_top10(benchmark::State& state, std::string const& devices) {
   mgpu::execution_policy<mgpu::cpu> const policy(devices);
   for (auto _ : state) {
     auto top = mgpu::cosine_topk(policy, corpus, 10);
-    benchmark::DoNotOptimize(top.indices.data());
+    benchmark::DoNotOptimize(top.ids.data());
   }
   state.counters["queries/s"] =
       benchmark::Counter(static_cast<double>(rows) * static_cast<double>(state.iterations()),
@@ -56,7 +56,7 @@ void all_pairs_top10_batched(benchmark::State& state, std::string const& devices
   mgpu::cosine_topk_options const options{.exclude_self = true, .query_batch = state.range(1)};
   for (auto _ : state) {
     auto top = mgpu::cosine_topk(policy, corpus.view(), corpus.view(), 10, options);
-    benchmark::DoNotOptimize(top.indices.data());
+    benchmark::DoNotOptimize(top.ids.data());
   }
   state.counters["queries/s"] =
       benchmark::Counter(static_cast<double>(rows) * static_cast<double>(state.iterations()),

@@ -101,9 +101,9 @@ CLI::Validator integer_in(long long lo, long long hi) {
       "INT in " + range);
 }
 
-template <class T, class I>
+template <class T>
 void write_neighbors(std::ostream& out, mgpu::text_format format, std::vector<std::string> const& ids,
-                     mgpu::topk_result<T, I> const& top) {
+                     mgpu::topk_result<T> const& top) {
   mgpu::neighbor_writer rows(out, format);
   for (std::int64_t q = 0; q < top.rows(); ++q) {
     auto const nb = top.neighbors(q);

@@ -77,7 +77,7 @@ std::vector<std::vector<ref_pair>> dense_reference(std::vector<std::vector<float
 // Scores must agree rank by rank; indices must agree except where the reference has a
 // near-tie (float round-off may then order the tied entries either way). The reference
 // lists may hold more than the k entries compared, so that a tie at rank k is seen.
-void require_matches(mgpu::topk_result<float, std::int32_t> const& got,
+void require_matches(mgpu::topk_result<float> const& got,
                      std::vector<std::vector<ref_pair>> const& want,
                      std::size_t k = std::numeric_limits<std::size_t>::max()) {
   REQUIRE(got.rows() == static_cast<std::int64_t>(want.size()));
@@ -191,7 +191,7 @@ TEST_CASE("cosine_topk: the pruned path is bitwise the same on cpu, cpu:2 and cp
     INFO(devices);
     auto const got = mgpu::cosine_topk(policy_t(devices), m, 10);
     CHECK(got.row_offsets == base.row_offsets);
-    CHECK(got.indices == base.indices);
+    CHECK(got.ids == base.ids);
     CHECK(got.scores == base.scores);
   }
 }
@@ -247,7 +247,7 @@ TEST_CASE("cosine_topk: stored zeros on a text-like corpus where the walk stops 
   auto const base = mgpu::cosine_topk(policy_t("cpu"), m, 10);
   require_matches(base, want);
   auto const two = mgpu::cosine_topk(policy_t("cpu:2"), m, 10);
-  CHECK(two.indices == base.indices);
+  CHECK(two.ids == base.ids);
   CHECK(two.scores == base.scores);
 }
 
@@ -271,7 +271,7 @@ TEST_CASE("cosine_topk: cpu:N and any batch size give bitwise the same result as
       mgpu::cosine_topk_options opts{.exclude_self = true, .query_batch = batch};
       auto const got = mgpu::cosine_topk(policy_t(devices), a, 7, opts);
       CHECK(got.row_offsets == base.row_offsets);
-      CHECK(got.indices == base.indices);
+      CHECK(got.ids == base.ids);
       CHECK(got.scores == base.scores);
     }
   }
@@ -287,7 +287,7 @@ TEST_CASE("reliability row 6: fewer corpus rows than devices, empty matrices", "
   CHECK(mgpu::cosine_topk(policy_t("cpu:2"), empty, a, 3).rows() == 0);
   auto const none = mgpu::cosine_topk(policy_t("cpu:2"), a, empty, 3);
   REQUIRE(none.rows() == 2);
-  CHECK(none.indices.empty());
+  CHECK(none.ids.empty());
 }
 
 TEST_CASE("reliability row 9: zero rows score 0, never NaN, and are not reported", "[cosine][reliability]") {
@@ -346,7 +346,7 @@ TEST_CASE("reliability row 11: a memory budget too small for one query is out_of
   // A budget that holds a few queries at a time still gives the full answer, in batches.
   auto const small = mgpu::cosine_topk(policy_t("cpu").with_memory_budget(64), a, 1);
   auto const full = mgpu::cosine_topk(policy_t("cpu"), a, 1);
-  CHECK(small.indices == full.indices);
+  CHECK(small.ids == full.ids);
 }
 
 TEST_CASE("cosine_topk: 64-bit indices give the same neighbours", "[cosine]") {
@@ -359,7 +359,7 @@ TEST_CASE("cosine_topk: 64-bit indices give the same neighbours", "[cosine]") {
   mgpu::csr_matrix<mgpu::cpu, float, std::int64_t> const b(20, 9, off, idx, val);
   auto const r32 = mgpu::cosine_topk(policy_t("cpu:2"), a, 4);
   auto const r64 = mgpu::cosine_topk(policy_t("cpu:2"), b, 4);
-  CHECK(std::vector<std::int64_t>(r32.indices.begin(), r32.indices.end()) == r64.indices);
+  CHECK(r32.ids == r64.ids);
   CHECK(r32.scores == r64.scores);
 }
 
@@ -444,7 +444,7 @@ TEST_CASE("cosine_topk: many short text-like rows (impact tiers, early completio
     REQUIRE(std::adjacent_find(sorted.begin(), sorted.end()) == sorted.end());
   }
   auto const three = mgpu::cosine_topk(policy_t("cpu:3"), m, k);
-  CHECK(three.indices == got.indices);
+  CHECK(three.ids == got.ids);
   CHECK(three.scores == got.scores);
 }
 

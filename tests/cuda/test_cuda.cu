@@ -54,17 +54,17 @@ mgpu::csr_matrix<mgpu::cpu, T, I> random_csr(std::int64_t rows, std::int64_t col
 // Same neighbours and scores up to round-off: positions may swap only between scores
 // that are equal up to round-off (cuSPARSE sums in another order than the host).
 template <class T, class I>
-void check_same_topk(mgpu::topk_result<T, I> const& gpu, mgpu::topk_result<T, I> const& host) {
+void check_same_topk(mgpu::topk_result<T> const& gpu, mgpu::topk_result<T> const& host) {
   REQUIRE(gpu.row_offsets == host.row_offsets);
-  REQUIRE(gpu.indices.size() == host.indices.size());
+  REQUIRE(gpu.ids.size() == host.ids.size());
   double const tol = std::is_same_v<T, float> ? 1e-5 : 1e-12;
-  for (std::size_t p = 0; p < host.indices.size(); ++p) {
+  for (std::size_t p = 0; p < host.ids.size(); ++p) {
     CHECK(std::abs(static_cast<double>(gpu.scores[p]) - static_cast<double>(host.scores[p])) <= tol);
-    if (gpu.indices[p] != host.indices[p]) {
+    if (gpu.ids[p] != host.ids[p]) {
       // Then the host's neighbour at p must score the same (to round-off) in the GPU row.
       bool found = false;
-      for (std::size_t q = 0; q < host.indices.size(); ++q) {
-        if (gpu.indices[q] == host.indices[p]) {
+      for (std::size_t q = 0; q < host.ids.size(); ++q) {
+        if (gpu.ids[q] == host.ids[p]) {
           found = std::abs(static_cast<double>(gpu.scores[q]) - static_cast<double>(host.scores[p])) <= tol;
         }
       }
@@ -392,7 +392,7 @@ TEST_CASE("cosine top-k where no query shares a term with the corpus (an empty S
   mgpu::csr_matrix<mgpu::cpu, float, std::int32_t> const corpus(20, 20, c_offsets, c_columns, c_values);
   mgpu::csr_matrix<mgpu::cpu, float, std::int32_t> const queries(20, 20, q_offsets, q_columns, q_values);
   auto const got = mgpu::cosine_topk(mgpu::execution_policy<mgpu::gpu>("cuda"), queries, corpus, 3, {});
-  CHECK(got.indices.empty());
+  CHECK(got.ids.empty());
   CHECK(got.row_offsets == std::vector<std::int64_t>(21, 0));
 }
 

@@ -57,8 +57,8 @@ std::vector<float> reference_spmv(matrix const& a, std::vector<float> const& x) 
   return y;
 }
 
-bool same(mgpu::topk_result<float, std::int32_t> const& a, mgpu::topk_result<float, std::int32_t> const& b) {
-  return a.row_offsets == b.row_offsets && a.indices == b.indices && a.scores == b.scores;
+bool same(mgpu::topk_result<float> const& a, mgpu::topk_result<float> const& b) {
+  return a.row_offsets == b.row_offsets && a.ids == b.ids && a.scores == b.scores;
 }
 
 struct tally {

@@ -152,7 +152,7 @@ struct cosine_batches {
   bool exclude_self;
   std::size_t budget;
   std::int64_t total;
-  topk_result<T, I>& result;
+  topk_result<T>& result;
   std::unique_ptr<std::atomic<T>[]> bounds[2];  // empty with one device
   std::size_t bound_rows[2] = {0, 0};
 
@@ -178,7 +178,7 @@ struct cosine_batches {
       result.row_offsets[q + 1] = result.row_offsets[q] + counts[r];
       for (std::int32_t j = 0; j < counts[r]; ++j) {
         auto const& c = merged[r * k + static_cast<std::size_t>(j)];
-        result.indices.push_back(c.index);
+        result.ids.push_back(static_cast<std::int64_t>(c.index));
         result.scores.push_back(c.score);
       }
     }
@@ -198,12 +198,12 @@ struct cosine_batches {
 /// @param k        neighbours per query, k >= 1; rows list min(k, qualifying) pairs.
 /// @param options  the self match is skipped by default when `queries` and `corpus` are
 ///                 the same matrix (see cosine_topk_options::exclude_self).
-/// @returns q rows of (corpus index, score) pairs, best first.
+/// @returns q rows of (corpus row, score) pairs, best first (ids int64 whatever I is).
 /// @throws invalid_argument (k < 1, NaN/Inf values), dimension_mismatch (d differs),
 ///         out_of_memory (the memory budget cannot hold one query's results).
 /// Complexity: O(Σ_q Σ_{t∈q} |postings(t)| + q·k·log k); never O(q·n) memory.
 template <class Kind, class T, class I>
-topk_result<T, I> cosine_topk(execution_policy<Kind> const& policy, csr_view<T, I> queries,
+topk_result<T> cosine_topk(execution_policy<Kind> const& policy, csr_view<T, I> queries,
                               csr_view<T, I> corpus, std::int64_t k,
                               cosine_topk_options const& options = {}) {
   static_assert(backend_available<Kind>::value,
@@ -226,7 +226,9 @@ topk_result<T, I> cosine_topk(execution_policy<Kind> const& policy, csr_view<T, 
   auto const n_queries = static_cast<std::int64_t>(queries.rows);
   auto const kk = static_cast<std::size_t>(std::min<std::int64_t>(k, std::max<I>(corpus.rows, 1)));
 
-  topk_result<T, I> result;
+  topk_result<T> result;
+  result.k = k;
+  result.candidates = static_cast<std::int64_t>(corpus.rows);
   result.row_offsets.assign(static_cast<std::size_t>(n_queries) + 1, 0);
   if (n_queries == 0 || corpus.rows == 0) return result;
 
@@ -262,7 +264,7 @@ topk_result<T, I> cosine_topk(execution_policy<Kind> const& policy, csr_view<T, 
 
 /// Overload for owning matrices.
 template <class Kind, class T, class I>
-topk_result<T, I> cosine_topk(execution_policy<Kind> const& policy,
+topk_result<T> cosine_topk(execution_policy<Kind> const& policy,
                               csr_matrix<cpu, T, I> const& queries,
                               csr_matrix<cpu, T, I> const& corpus, std::int64_t k,
                               cosine_topk_options const& options = {}) {
@@ -272,7 +274,7 @@ topk_result<T, I> cosine_topk(execution_policy<Kind> const& policy,
 /// All pairs within one matrix: each row's k most similar *other* rows (the self match
 /// is excluded unless `options.exclude_self` is set to false), whatever else `options` sets.
 template <class Kind, class T, class I>
-topk_result<T, I> cosine_topk(execution_policy<Kind> const& policy, csr_matrix<cpu, T, I> const& rows,
+topk_result<T> cosine_topk(execution_policy<Kind> const& policy, csr_matrix<cpu, T, I> const& rows,
                               std::int64_t k, cosine_topk_options const& options = {}) {
   return cosine_topk(policy, rows.view(), rows.view(), k, options);
 }

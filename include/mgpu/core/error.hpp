@@ -44,6 +44,14 @@ class index_overflow : public error {
   using error::error;
 };
 
+/// A saved index or model that cannot be loaded: not an mgpu file, another kind or an
+/// unsupported version, truncated, or corrupted (a checksum that does not match). The
+/// message names the file, the byte offset and what was expected there.
+class file_format_error : public error {
+ public:
+  using error::error;
+};
+
 /// Malformed input file or stream; the message starts with `file:line:`.
 class parse_error : public error {
  public:
