@@ -152,7 +152,7 @@ void BM_knn(benchmark::State& state) {
   mgpu::execution_policy<mgpu::gpu> const policy("cuda");
   for (auto _ : state) {
     auto r = mgpu::knn(policy, base.view(), queries.view(), 10, mgpu::knn_metric::l2);
-    benchmark::DoNotOptimize(r.indices.data());
+    benchmark::DoNotOptimize(r.ids.data());
   }
   report_flops(state, 2.0 * static_cast<double>(q) * static_cast<double>(n) * static_cast<double>(d));
 }

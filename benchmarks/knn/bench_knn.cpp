@@ -63,7 +63,7 @@ void knn_fused(benchmark::State& state) {
   mgpu::execution_policy<mgpu::cpu> const policy(devices);
   for (auto _ : state) {
     auto r = mgpu::knn(policy, d.base.view(), queries, 10, mgpu::knn_metric::l2, options);
-    benchmark::DoNotOptimize(r.indices.data());
+    benchmark::DoNotOptimize(r.ids.data());
   }
   set_flops(state, queries.rows, d.base.rows(), d.base.cols());
 }
@@ -86,7 +86,7 @@ void knn_batched(benchmark::State& state) {
   mgpu::execution_policy<mgpu::cpu> const policy("cpu:" + std::to_string(state.range(2)));
   for (auto _ : state) {
     auto r = mgpu::knn(policy, d.base.view(), queries, 100, mgpu::knn_metric::l2, options);
-    benchmark::DoNotOptimize(r.indices.data());
+    benchmark::DoNotOptimize(r.ids.data());
   }
   set_flops(state, queries.rows, d.base.rows(), d.base.cols());
 }

@@ -105,13 +105,12 @@ CLI::Validator integer_in(long long lo, long long hi) {
 }
 
 void write_neighbors(std::ostream& out, mgpu::text_format format, std::string_view value_name,
-                     mgpu::knn_result<float> const& r) {
+                     mgpu::topk_result<float> const& r) {
   mgpu::neighbor_writer rows(out, format, {"query", "train", value_name});
-  for (std::int64_t q = 0; q < r.indices.rows(); ++q) {
-    for (std::int64_t j = 0; j < r.indices.cols(); ++j) {
-      if (r.indices(q, j) < 0) break;  // fewer training images than k
-      rows.write(q, static_cast<std::int64_t>(r.indices(q, j)), static_cast<double>(r.distances(q, j)));
-    }
+  for (std::int64_t q = 0; q < r.rows(); ++q) {
+    auto const ids = r.neighbors(q);  // fewer than k when there are fewer training images
+    auto const scores = r.scores_of(q);
+    for (std::size_t j = 0; j < ids.size(); ++j) rows.write(q, ids[j], static_cast<double>(scores[j]));
   }
 }
 
@@ -151,7 +150,7 @@ int run(settings const& s) {
                           static_cast<double>(train.cols()) / seconds * 1e-9;
     std::fprintf(stderr, "search:  %8.3f s  k = %d, %s on %s\n", seconds, s.k, s.metric.c_str(), s.devices.c_str());
 
-    auto const predicted = mgpu::knn_vote(result.indices, std::span<int const>(train_labels));
+    auto const predicted = mgpu::knn_vote(result, train_labels);
     std::int64_t correct = 0;
     for (std::int64_t q = 0; q < queries; ++q) {
       correct += predicted[static_cast<std::size_t>(q)] == test_labels[static_cast<std::size_t>(q)] ? 1 : 0;

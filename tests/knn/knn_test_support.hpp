@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <numeric>
 #include <random>
+#include <utility>
 #include <vector>
 
 #include <mgpu/algorithms/knn.hpp>
@@ -75,3 +76,11 @@ inline std::vector<reference_row> reference_knn(mgpu::dense_view<float const> b,
 }
 
 }  // namespace knn_test
+
+/// mgpu::knn in FAISS's rows x k layout (topk_result::padded()), which the cases below
+/// index as (query, position).
+template <class... A>
+auto padded_knn(A&&... args) {
+  return mgpu::knn(std::forward<A>(args)...).padded();
+}
+

@@ -10,11 +10,17 @@
 #include <limits>
 #include <random>
 #include <string>
+#include <utility>
 
 #include <mgpu/backend/cuda/knn.cuh>
 #include <mgpu/cuda.hpp>
 
 namespace {
+
+template <class... A>
+auto padded_knn(A&&... args) {
+  return mgpu::knn(std::forward<A>(args)...).padded();
+}
 
 mgpu::dense_matrix<mgpu::cpu, float> random_matrix(std::int64_t rows, std::int64_t cols, unsigned seed) {
   std::mt19937 gen(seed);
@@ -24,14 +30,14 @@ mgpu::dense_matrix<mgpu::cpu, float> random_matrix(std::int64_t rows, std::int64
   return m;
 }
 
-void require_same(mgpu::knn_result<float> const& gpu, mgpu::knn_result<float> const& host) {
-  REQUIRE(gpu.indices.rows() == host.indices.rows());
-  REQUIRE(gpu.indices.cols() == host.indices.cols());
-  for (std::int64_t q = 0; q < host.indices.rows(); ++q) {
-    for (std::int64_t j = 0; j < host.indices.cols(); ++j) {
+void require_same(mgpu::padded_topk<float> const& gpu, mgpu::padded_topk<float> const& host) {
+  REQUIRE(gpu.ids.rows() == host.ids.rows());
+  REQUIRE(gpu.ids.cols() == host.ids.cols());
+  for (std::int64_t q = 0; q < host.ids.rows(); ++q) {
+    for (std::int64_t j = 0; j < host.ids.cols(); ++j) {
       INFO("query " << q << ", rank " << j);
-      REQUIRE(gpu.indices(q, j) == host.indices(q, j));
-      REQUIRE(gpu.distances(q, j) == Approx(host.distances(q, j)).margin(1e-5));
+      REQUIRE(gpu.ids(q, j) == host.ids(q, j));
+      REQUIRE(gpu.scores(q, j) == Approx(host.scores(q, j)).margin(1e-5));
     }
   }
 }
@@ -42,7 +48,7 @@ void compare(std::int64_t n, std::int64_t q, std::int64_t d, std::int64_t k, mgp
   auto const queries = random_matrix(q, d, 2);
   mgpu::execution_policy<mgpu::cpu> const host("cpu");
   auto const gpu = devices.with_memory_budget(budget);
-  require_same(mgpu::knn(gpu, base, queries, k, metric), mgpu::knn(host, base, queries, k, metric));
+  require_same(padded_knn(gpu, base, queries, k, metric), padded_knn(host, base, queries, k, metric));
 }
 
 }  // namespace
@@ -62,10 +68,10 @@ TEST_CASE("GPU knn with a small memory budget cuts the shard into chunks and mer
 TEST_CASE("GPU knn pads with -1 when k exceeds the base", "[knn][gpu]") {
   auto const base = random_matrix(3, 4, 3);
   auto const queries = random_matrix(2, 4, 4);
-  auto const r = mgpu::knn(mgpu::execution_policy<mgpu::gpu>("cuda"), base, queries, 5);
-  CHECK(r.indices(1, 3) == -1);
-  CHECK(r.distances(1, 4) == std::numeric_limits<float>::infinity());
-  require_same(r, mgpu::knn(mgpu::execution_policy<mgpu::cpu>("cpu"), base, queries, 5));
+  auto const r = padded_knn(mgpu::execution_policy<mgpu::gpu>("cuda"), base, queries, 5);
+  CHECK(r.ids(1, 3) == -1);
+  CHECK(r.scores(1, 4) == std::numeric_limits<float>::infinity());
+  require_same(r, padded_knn(mgpu::execution_policy<mgpu::cpu>("cpu"), base, queries, 5));
 }
 
 TEST_CASE("GPU knn on two logical devices of one GPU equals the host's (exact merge)", "[knn][gpu]") {

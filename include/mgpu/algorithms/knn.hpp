@@ -8,9 +8,9 @@
 //                  everything (never NaN).
 // Ties break toward the smaller base index. The returned `distances` hold the metric's
 // value (squared distance, inner product or cosine similarity, as FAISS's IndexFlatL2 /
-// IndexFlatIP report them) and `indices` the 0-based base rows. Both are queries x k:
-// when the base has fewer than k rows, the columns after the last real neighbour hold
-// index -1 and distance +inf (l2) or -inf (inner product, cosine), FAISS's convention.
+// IndexFlatIP report them) and `ids` the 0-based base rows, in a topk_result (the one
+// result type of every top-k search). Every query lists min(k, base rows) neighbours;
+// topk_result::padded() gives FAISS's queries x k layout with its padding.
 //
 // Method (as FAISS's exhaustive_L2sqr_blas): ‖q − b‖² = ‖q‖² + ‖b‖² − 2 q·b with the dot
 // products from GEMM (BLAS sgemm / dgemm on host devices, cuBLAS on GPUs) and the norms
@@ -50,6 +50,7 @@
 
 #include "mgpu/algorithms/detail/knn_leaf.hpp"
 #include "mgpu/algorithms/detail/sharded_topk.hpp"
+#include "mgpu/algorithms/topk_result.hpp"
 #include "mgpu/backend/cpu/knn.hpp"
 #include "mgpu/core/error.hpp"
 #include "mgpu/dense/dense_matrix.hpp"
@@ -62,12 +63,6 @@ namespace mgpu {
 /// The dissimilarity or similarity k-NN ranks by (see the file comment).
 enum class knn_metric { l2, inner_product, cosine };
 
-/// The neighbour lists of knn(): row q lists query q's neighbours, best first.
-template <class T>
-struct knn_result {
-  dense_matrix<cpu, T> distances;           ///< queries x k metric values
-  dense_matrix<cpu, std::int64_t> indices;  ///< queries x k base rows, -1 past the last
-};
 
 namespace detail {
 
@@ -168,7 +163,7 @@ struct knn_batches {
   knn_options const& options;
   std::size_t budget;
   knn_metric metric;
-  knn_result<T>& result;
+  topk_result<T>& result;
 
   void prepare(int, std::int64_t, std::int64_t) const noexcept {}
 
@@ -182,16 +177,17 @@ struct knn_batches {
 
   void emit(std::int64_t q0, std::span<scored<T, std::int64_t> const> merged,
             std::span<std::int32_t const> counts) const {
-    auto* const distances = result.distances.data();
-    auto* const indices = result.indices.data();
+    // Every row holds k entries (k <= base rows), so row q's pairs start at q * k.
+    auto* const scores = result.scores.data();
+    auto* const ids = result.ids.data();
     auto const rows = static_cast<std::int64_t>(counts.size());
 #pragma omp parallel for schedule(static)
     for (std::int64_t i = 0; i < rows; ++i) {
       auto const r = static_cast<std::size_t>(i);
       auto const row = static_cast<std::size_t>(q0 + i) * k;
       for (std::size_t j = 0; j < static_cast<std::size_t>(counts[r]); ++j) {
-        distances[row + j] = knn_reported(metric, merged[r * k + j].score);
-        indices[row + j] = merged[r * k + j].index;
+        scores[row + j] = knn_reported(metric, merged[r * k + j].score);
+        ids[row + j] = merged[r * k + j].index;
       }
     }
   }
@@ -200,7 +196,7 @@ struct knn_batches {
 template <class Kind, class T, class Score>
 void knn_run(execution_policy<Kind> const& policy, dense_view<T const> base,
              dense_view<T const> queries, std::size_t k, knn_metric metric, Score const& score,
-             knn_options const& options, knn_result<T>& result) {
+             knn_options const& options, topk_result<T>& result) {
   using leaf = knn_leaf<Kind>;
   using entry = scored<T, std::int64_t>;
   auto const base_terms = knn_row_terms(base, metric);
@@ -236,13 +232,14 @@ void knn_run(execution_policy<Kind> const& policy, dense_view<T const> base,
 /// @param base     n x d row-major matrix (host memory).
 /// @param queries  q x d row-major matrix (host memory).
 /// @param k        neighbours per query, k >= 1.
-/// @returns q x k distances and base indices, best first.
+/// @returns q rows of min(k, n) (base row, metric value) pairs, best first
+///          (topk_result::padded() for FAISS's q x k layout).
 /// @throws invalid_argument (k < 1, NaN/Inf values, a malformed view),
 ///         dimension_mismatch (d differs), index_overflow (q x k too large),
 ///         out_of_memory (the memory budget cannot hold one query's results).
 /// Complexity: O(q n d) flops, as GEMM; memory O(q k + devices x tiles), never O(q n).
 template <class Kind, class T>
-knn_result<T> knn(execution_policy<Kind> const& policy, dense_view<T const> base,
+topk_result<T> knn(execution_policy<Kind> const& policy, dense_view<T const> base,
                   dense_view<T const> queries, std::int64_t k, knn_metric metric = knn_metric::l2,
                   knn_options const& options = {}) {
   static_assert(backend_available<Kind>::value,
@@ -265,22 +262,19 @@ knn_result<T> knn(execution_policy<Kind> const& policy, dense_view<T const> base
   detail::knn_require_finite(base, "knn: the base");
   detail::knn_require_finite(queries, "knn: the queries");
 
-  T const pad = metric == knn_metric::l2 ? std::numeric_limits<T>::infinity()
-                                         : -std::numeric_limits<T>::infinity();
-  knn_result<T> result{dense_matrix<cpu, T>(queries.rows, k, pad),
-                       dense_matrix<cpu, std::int64_t>(queries.rows, k, std::int64_t{-1})};
+  topk_result<T> result;
+  result.k = k;
+  result.candidates = base.rows;
+  result.larger_is_better = metric != knn_metric::l2;
+  auto const kk = static_cast<std::size_t>(std::min(k, base.rows));
+  result.row_offsets.resize(static_cast<std::size_t>(queries.rows) + 1);
+  for (std::size_t q = 0; q < result.row_offsets.size(); ++q) {
+    result.row_offsets[q] = static_cast<std::int64_t>(q * kk);
+  }
+  result.ids.resize(static_cast<std::size_t>(queries.rows) * kk);
+  result.scores.resize(static_cast<std::size_t>(queries.rows) * kk);
   if (queries.rows == 0 || base.rows == 0) return result;
 
-  auto const kk = static_cast<std::size_t>(std::min(k, base.rows));
-  if (kk < static_cast<std::size_t>(k)) {
-    // Search with the k that exists, then spread the rows out to k columns.
-    auto narrow = knn(policy, base, queries, static_cast<std::int64_t>(kk), metric, options);
-    for (std::int64_t q = 0; q < queries.rows; ++q) {
-      std::copy_n(narrow.distances.data() + q * narrow.distances.ld(), kk, result.distances.data() + q * k);
-      std::copy_n(narrow.indices.data() + q * narrow.indices.ld(), kk, result.indices.data() + q * k);
-    }
-    return result;
-  }
   switch (metric) {
     case knn_metric::l2:
       detail::knn_run(policy, base, queries, kk, metric, detail::knn_l2_score<T>{}, options, result);
@@ -313,16 +307,44 @@ template <class Kind, class B, class Q>
     const_view(q);
   } && (!(detail::is_read_only_view<B> && detail::is_read_only_view<Q>)) &&
            std::same_as<detail::knn_operand_value<B>, detail::knn_operand_value<Q>>
-knn_result<detail::knn_operand_value<B>> knn(execution_policy<Kind> const& policy, B const& base,
+topk_result<detail::knn_operand_value<B>> knn(execution_policy<Kind> const& policy, B const& base,
                                              Q const& queries, std::int64_t k,
                                              knn_metric metric = knn_metric::l2,
                                              knn_options const& options = {}) {
   return knn(policy, const_view(base), const_view(queries), k, metric, options);
 }
 
-/// Majority vote of the neighbours' labels, per row of `indices` (as knn returns them):
-/// the label that occurs most often among the row's neighbours (entries -1 are padding
-/// and do not vote), ties toward the smaller label — scikit-learn's
+namespace detail {
+/// The vote of one row (see knn_vote); `votes` is scratch.
+template <class L>
+L knn_vote_row(std::span<std::int64_t const> ids, std::span<L const> labels, std::int64_t q, std::vector<L>& votes) {
+  votes.clear();
+  for (std::int64_t i : ids) {
+    if (i == -1) continue;
+    MGPU_EXPECTS(i >= 0 && static_cast<std::size_t>(i) < labels.size(), "knn_vote: row ", q, " names neighbour ", i,
+                 " but there are ", labels.size(), " labels");
+    votes.push_back(labels[static_cast<std::size_t>(i)]);
+  }
+  MGPU_EXPECTS(!votes.empty(), "knn_vote: row ", q, " has no neighbours to vote");
+  std::sort(votes.begin(), votes.end());
+  L best = votes.front();
+  std::size_t best_count = 0;
+  for (std::size_t a = 0; a < votes.size();) {
+    std::size_t b = a;
+    while (b < votes.size() && votes[b] == votes[a]) ++b;
+    if (b - a > best_count) {  // strictly more: ties keep the smaller label
+      best = votes[a];
+      best_count = b - a;
+    }
+    a = b;
+  }
+  return best;
+}
+}  // namespace detail
+
+/// Majority vote of the neighbours' labels, per row of `indices` (as topk_result::padded()
+/// lays them out): the label that occurs most often among the row's neighbours (entries -1
+/// are padding and do not vote), ties toward the smaller label — scikit-learn's
 /// KNeighborsClassifier(weights='uniform') rule, whose mode also takes the smallest
 /// of the most frequent labels. O(rows x k log k).
 /// @throws invalid_argument for a neighbour index outside [0, labels.size()) other
@@ -333,35 +355,32 @@ std::vector<L> knn_vote(dense_view<std::int64_t const> indices, std::span<L cons
   std::vector<L> out(static_cast<std::size_t>(indices.rows));
   std::vector<L> votes;
   for (std::int64_t q = 0; q < indices.rows; ++q) {
-    votes.clear();
-    for (std::int64_t i : indices.row(q)) {
-      if (i == -1) continue;
-      MGPU_EXPECTS(i >= 0 && static_cast<std::size_t>(i) < labels.size(), "knn_vote: row ", q,
-                   " names neighbour ", i, " but there are ", labels.size(), " labels");
-      votes.push_back(labels[static_cast<std::size_t>(i)]);
-    }
-    MGPU_EXPECTS(!votes.empty(), "knn_vote: row ", q, " has no neighbours to vote");
-    std::sort(votes.begin(), votes.end());
-    L best = votes.front();
-    std::size_t best_count = 0;
-    for (std::size_t a = 0; a < votes.size();) {
-      std::size_t b = a;
-      while (b < votes.size() && votes[b] == votes[a]) ++b;
-      if (b - a > best_count) {  // strictly more: ties keep the smaller label
-        best = votes[a];
-        best_count = b - a;
-      }
-      a = b;
-    }
-    out[static_cast<std::size_t>(q)] = best;
+    auto const row = indices.row(q);
+    out[static_cast<std::size_t>(q)] = detail::knn_vote_row(std::span<std::int64_t const>(row.data(), row.size()), labels, q, votes);
   }
   return out;
 }
 
-/// Overload taking the indices matrix that knn returns.
+/// Overload taking the ids matrix of topk_result::padded().
 template <class L>
 std::vector<L> knn_vote(dense_matrix<cpu, std::int64_t> const& indices, std::span<L const> labels) {
   return knn_vote(indices.view(), labels);
+}
+
+/// Overload taking knn's result directly, and the labels as any contiguous range
+/// (std::vector, std::span, std::array): the same rule, over each row's neighbours.
+template <class T, class Labels>
+  requires requires(Labels const& l) { std::span(l); }
+auto knn_vote(topk_result<T> const& neighbours, Labels const& labels) {
+  using L = std::remove_cv_t<typename decltype(std::span(labels))::element_type>;
+  static_assert(std::is_integral_v<L>, "knn_vote: labels must be integers");
+  std::span<L const> const all(std::data(labels), std::size(labels));
+  std::vector<L> out(static_cast<std::size_t>(neighbours.rows()));
+  std::vector<L> votes;
+  for (std::int64_t q = 0; q < neighbours.rows(); ++q) {
+    out[static_cast<std::size_t>(q)] = detail::knn_vote_row(neighbours.neighbors(q), all, q, votes);
+  }
+  return out;
 }
 
 }  // namespace mgpu
