@@ -53,7 +53,7 @@ mgpu::csr_matrix<mgpu::cpu, T, I> random_csr(std::int64_t rows, std::int64_t col
 
 // Same neighbours and scores up to round-off: positions may swap only between scores
 // that are equal up to round-off (cuSPARSE sums in another order than the host).
-template <class T, class I>
+template <class T>
 void check_same_topk(mgpu::topk_result<T> const& gpu, mgpu::topk_result<T> const& host) {
   REQUIRE(gpu.row_offsets == host.row_offsets);
   REQUIRE(gpu.ids.size() == host.ids.size());

@@ -6,8 +6,10 @@
 // draws, on standard error when it is a terminal,
 //   cosine top-k: 41000/117659 queries (35%), 52100 queries/s, ETA 1.5 s
 // rewriting the line in place (carriage return) at most every 100 ms, and ends it with a
-// newline when done == total. When standard error is not a terminal (a file, a pipe, a
-// CI log) it prints nothing at all, so outputs and logs stay as they were.
+// newline when done == total. A total <= 0 means "not known yet" (a streamed corpus):
+// the line then shows the count and the rate only, and finish() ends it. When standard
+// error is not a terminal (a file, a pipe, a CI log) it prints nothing at all, so outputs
+// and logs stay as they were.
 #pragma once
 
 #include <unistd.h>
@@ -45,6 +47,10 @@ class progress_line {
   /// Draws (done, total) now if due; the callbacks call this.
   void operator()(std::int64_t done, std::int64_t total) const { state_->update(done, total); }
 
+  /// Ends a line left open (an unknown total, or work stopped early): draws the last
+  /// count and a newline. Does nothing if nothing was drawn or the line already ended.
+  void finish() const { state_->finish(); }
+
  private:
   using clock = std::chrono::steady_clock;
 
@@ -57,18 +63,38 @@ class progress_line {
     clock::time_point start = clock::now();
     clock::time_point last{};
     bool finished = false;
+    bool drawn = false;
+    std::int64_t last_done = 0;
+    std::int64_t last_total = 0;
+
+    void finish() {
+      if (!tty || finished || !drawn) return;
+      last = clock::time_point{};
+      draw(last_done, last_total, true);
+    }
 
     void update(std::int64_t done, std::int64_t total) {
       if (!tty || finished) return;
+      last_done = done;
+      last_total = total;
       auto const now = clock::now();
       bool const end = total > 0 && done >= total;
       if (!end && last != clock::time_point{} && now - last < std::chrono::milliseconds(100)) return;
+      draw(done, total, end);
+    }
+
+    void draw(std::int64_t done, std::int64_t total, bool end) {
+      auto const now = clock::now();
       last = now;
+      drawn = true;
       double const seconds = std::chrono::duration<double>(now - start).count();
       double const rate = seconds > 0 ? static_cast<double>(done) / seconds : 0.0;
       char line[512];
-      int n = std::snprintf(line, sizeof line, "\r%s: %lld/%lld%s%s", label.c_str(), static_cast<long long>(done),
-                            static_cast<long long>(total), unit.empty() ? "" : " ", unit.c_str());
+      int n = total > 0 ? std::snprintf(line, sizeof line, "\r%s: %lld/%lld%s%s", label.c_str(),
+                                        static_cast<long long>(done), static_cast<long long>(total),
+                                        unit.empty() ? "" : " ", unit.c_str())
+                        : std::snprintf(line, sizeof line, "\r%s: %lld%s%s", label.c_str(), static_cast<long long>(done),
+                                        unit.empty() ? "" : " ", unit.c_str());
       auto append = [&](char const* fmt, auto... args) {
         if (n >= 0 && static_cast<std::size_t>(n) < sizeof line) {
           n += std::snprintf(line + n, sizeof line - static_cast<std::size_t>(n), fmt, args...);
