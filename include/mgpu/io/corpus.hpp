@@ -20,6 +20,17 @@
 // order mark at the start of the file (ignored). An empty file is a valid corpus with no
 // documents.
 //
+// Compression: a file that starts with gzip's magic bytes (1f 8b) is decompressed while it
+// is read (zlib's inflate, one block at a time, never the whole file), whatever its name;
+// several gzip members one after another (`cat a.gz b.gz`) are one corpus, as for gzip -d.
+// Everything else about the corpus is as for the uncompressed file: the same documents,
+// ids, line numbers and errors. A truncated or corrupted stream (a bad deflate block or a
+// CRC-32 that does not match) and bytes after the last member that are not a gzip member
+// are parse_errors naming the compressed byte offset. The stream is checked as it is read,
+// so damaged data may first surface as an error in the text it garbles (invalid UTF-8 or
+// JSON on its line); damage that still parses is caught by the member's CRC-32 at its
+// end. A damaged corpus is never read to its end without an error.
+//
 // Errors (RELIABILITY.md row 14): every problem is a `mgpu::parse_error` carrying the file and
 // the 1-based line number — invalid UTF-8 anywhere in a line, invalid JSON, a line that is not
 // an object, a missing or non-string text member, an id that is neither a string nor an
@@ -31,9 +42,11 @@
 #pragma once
 
 #include <simdjson.h>
+#include <zlib.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -89,6 +102,82 @@ namespace detail {
 
 struct file_closer {
   void operator()(std::FILE* file) const noexcept { std::fclose(file); }
+};
+
+/// zlib's inflate over a gzip stream read from a FILE in blocks (see corpus.hpp's
+/// "Compression"). `read` fills `out` with up to `wanted` decompressed bytes.
+class gzip_source {
+ public:
+  /// `head`: bytes already read from the file (they start with the gzip magic).
+  gzip_source(std::string name, std::FILE* file, std::size_t block, std::string_view head)
+      : name_(std::move(name)), file_(file), in_(std::max(block, head.size())) {
+    if (::inflateInit2(&z_, 15 + 16) != Z_OK) throw error("zlib: inflateInit2 failed");
+    std::memcpy(in_.data(), head.data(), head.size());
+    z_.next_in = in_.data();
+    z_.avail_in = static_cast<uInt>(head.size());
+  }
+  gzip_source(gzip_source const&) = delete;
+  gzip_source& operator=(gzip_source const&) = delete;
+  ~gzip_source() { ::inflateEnd(&z_); }
+
+  /// Decompressed bytes written to out (fewer than `wanted` only at the end of the stream).
+  /// @throws parse_error (line `line`) for a read error, a truncated or corrupted stream.
+  std::size_t read(char* out, std::size_t wanted, std::size_t line) {
+    wanted = std::min<std::size_t>(wanted, std::numeric_limits<uInt>::max());
+    z_.next_out = reinterpret_cast<Bytef*>(out);
+    z_.avail_out = static_cast<uInt>(wanted);
+    while (z_.avail_out > 0) {
+      if (z_.avail_in == 0) {
+        if (raw_eof_) break;
+        errno = 0;
+        auto const got = std::fread(in_.data(), 1, in_.size(), file_);
+        if (got < in_.size()) {
+          if (std::ferror(file_)) {
+            throw parse_error(name_, line, "read error: " + std::error_code(errno, std::generic_category()).message());
+          }
+          raw_eof_ = true;
+        }
+        z_.next_in = in_.data();
+        z_.avail_in = static_cast<uInt>(got);
+        if (got == 0) break;
+      }
+      if (member_ended_) {
+        // Another member follows: it must start with the gzip magic (gzip -d refuses other
+        // trailing bytes too, with a warning).
+        if (z_.next_in[0] != 0x1f || (z_.avail_in > 1 && z_.next_in[1] != 0x8b)) {
+          fail(line, offset(), "bytes after the last gzip member are not a gzip member");
+        }
+        member_base_ += z_.total_in;
+        ::inflateReset(&z_);
+        member_ended_ = false;
+      }
+      int const rc = ::inflate(&z_, Z_NO_FLUSH);
+      if (rc == Z_STREAM_END) {
+        member_ended_ = true;
+      } else if (rc == Z_BUF_ERROR) {
+        if (z_.avail_in != 0) fail(line, offset(), "zlib made no progress");
+      } else if (rc != Z_OK) {
+        fail(line, offset(), std::string("corrupt gzip data (") + (z_.msg != nullptr ? z_.msg : "zlib error") + ")");
+      }
+    }
+    auto const produced = wanted - z_.avail_out;
+    if (produced < wanted && !member_ended_) fail(line, offset(), "truncated gzip stream");
+    return produced;
+  }
+
+ private:
+  [[nodiscard]] std::uint64_t offset() const noexcept { return member_base_ + z_.total_in; }
+  [[noreturn]] void fail(std::size_t line, std::uint64_t at, std::string const& what) const {
+    throw parse_error(name_, line, detail::message(what, " at compressed byte ", at));
+  }
+
+  std::string name_;
+  std::FILE* file_;
+  std::vector<unsigned char> in_;
+  z_stream z_{};
+  bool raw_eof_ = false;
+  bool member_ended_ = false;
+  std::uint64_t member_base_ = 0;
 };
 
 [[nodiscard]] inline char const* json_type_name(simdjson::dom::element_type type) noexcept {
@@ -215,14 +304,37 @@ class corpus_reader {
       buffer_.resize(std::max(2 * capacity, end_ + options_.read_bytes) + padding);
     }
     auto const wanted = options_.read_bytes;
-    auto const got = std::fread(buffer_.data() + end_, 1, wanted, file_.get());
-    end_ += got;
-    if (got < wanted) {
-      if (std::ferror(file_.get())) {
-        throw parse_error(name_, lines_read_ + 1, "read error: " + system_reason(errno));
-      }
-      at_eof_ = true;
+    if (gzip_) {
+      fill_decompressed();
+      return;
     }
+    // The first read takes at least the two bytes that tell a gzip file.
+    auto const asked = started_ ? wanted : std::max<std::size_t>(wanted, 2);
+    if (end_ + asked + padding > buffer_.size()) buffer_.resize(end_ + asked + padding);
+    auto const got = std::fread(buffer_.data() + end_, 1, asked, file_.get());
+    if (got < asked && std::ferror(file_.get())) {
+      throw parse_error(name_, lines_read_ + 1, "read error: " + system_reason(errno));
+    }
+    if (!started_) {
+      started_ = true;
+      if (got >= 2 && static_cast<unsigned char>(buffer_[end_]) == 0x1f &&
+          static_cast<unsigned char>(buffer_[end_ + 1]) == 0x8b) {
+        // A gzip file: what was read is compressed input; decompress from here on.
+        gzip_ = std::make_unique<detail::gzip_source>(name_, file_.get(), options_.read_bytes,
+                                                      std::string_view(buffer_.data() + end_, got));
+        fill_decompressed();
+        return;
+      }
+    }
+    end_ += got;
+    if (got < asked) at_eof_ = true;
+  }
+
+  void fill_decompressed() {
+    auto const wanted = options_.read_bytes;
+    auto const got = gzip_->read(buffer_.data() + end_, wanted, lines_read_ + 1);
+    end_ += got;
+    if (got < wanted) at_eof_ = true;
   }
 
   void check_utf8(std::string_view line) const {
@@ -290,6 +402,8 @@ class corpus_reader {
   std::string name_;
   corpus_options options_;
   std::unique_ptr<std::FILE, detail::file_closer> file_;
+  std::unique_ptr<detail::gzip_source> gzip_;  // set when the file is gzip-compressed
+  bool started_ = false;
   // Unconsumed input is [begin_, end_); [begin_, scanned_) is known to hold no "\n".
   std::vector<char> buffer_;
   std::size_t begin_ = 0;
