@@ -246,3 +246,39 @@ TEST_CASE("reliability row 11: the cgroup limit is the least headroom of the cgr
                                                    false) == 0);
   fs::remove_all(root);
 }
+
+TEST_CASE("a buffer adopts a moved-in vector's storage without copying it", "[core][buffer]") {
+  std::vector<double> v{1.5, 2.5, 3.5};
+  double const* storage = v.data();
+  mgpu::buffer<double, mgpu::cpu> b(std::move(v));
+  CHECK(b.data() == storage);
+  CHECK(b.size() == 3);
+  CHECK(v.empty());  // NOLINT(bugprone-use-after-move): the moved-from state is specified
+  CHECK(std::vector<double>(b.span().begin(), b.span().end()) == std::vector<double>{1.5, 2.5, 3.5});
+  b[1] = -1.0;
+  CHECK(storage[1] == -1.0);
+
+  // Moving and move-assigning keep the adopted storage; the buffer assigned over frees
+  // its own allocation (AddressSanitizer's leak and mismatch checks watch both kinds).
+  mgpu::buffer<double, mgpu::cpu> moved(std::move(b));
+  CHECK(moved.data() == storage);
+  CHECK(b.data() == nullptr);  // NOLINT(bugprone-use-after-move)
+  mgpu::buffer<double, mgpu::cpu> allocated(1000);
+  allocated = std::move(moved);
+  CHECK(allocated.data() == storage);
+  CHECK(allocated.size() == 3);
+  mgpu::buffer<double, mgpu::cpu> other(std::vector<double>(2, 0.0));
+  other = mgpu::buffer<double, mgpu::cpu>(5);
+  CHECK(other.size() == 5);
+}
+
+TEST_CASE("a buffer adopting an empty vector is empty", "[core][buffer]") {
+  mgpu::buffer<int, mgpu::cpu> const none(std::vector<int>{});
+  CHECK(none.empty());
+  CHECK(none.data() == nullptr);
+  std::vector<int> reserved;
+  reserved.reserve(100);  // storage but no elements
+  mgpu::buffer<int, mgpu::cpu> const still_none(std::move(reserved));
+  CHECK(still_none.empty());
+  CHECK(still_none.data() == nullptr);
+}

@@ -134,6 +134,23 @@ TEST_CASE("GPU spgemm whose product has no entries returns an empty matrix", "[g
   CHECK(c.nnz() == 0);
 }
 
+TEST_CASE("GPU products take the kind-less host matrices csr_matrix<float> and dense_matrix<float>", "[gpu][sparse]") {
+  // A = [1 0 2; 0 3 0]. A·(1, 2, 3) = (7, 6); A·[1 0; 0 1; 1 1] = [3 2; 0 3]; A·Aᵀ = diag(5, 9).
+  mgpu::execution_policy<mgpu::gpu> policy{"cuda"};
+  mgpu::csr_matrix<float> const a(2, 3, {0, 2, 3}, {0, 2, 1}, {1.f, 2.f, 3.f});
+  std::vector<float> const x{1, 2, 3};
+  std::vector<float> y(2);
+  mgpu::spmv(policy, 1.0, a, x, 0.0, y);
+  CHECK(y == std::vector<float>{7, 6});
+  mgpu::dense_matrix<float> const b(3, 2, {1.f, 0.f, 0.f, 1.f, 1.f, 1.f});
+  mgpu::dense_matrix<float> c(2, 2, 0.f);
+  mgpu::spmm(policy, 1.0, a, b, 0.0, c.view());
+  CHECK(std::vector<float>(c.data(), c.data() + 4) == std::vector<float>{3, 2, 0, 3});
+  mgpu::csr_matrix<float> const at(3, 2, {0, 1, 2, 3}, {0, 1, 0}, {1.f, 3.f, 2.f});
+  mgpu::csr_matrix<float> const gram = mgpu::spgemm(policy, a, at);
+  CHECK(std::vector<float>(gram.values().begin(), gram.values().end()) == std::vector<float>{5, 9});
+}
+
 // Residency on GPUs (issue 14 part 1): compiled, not run on a GPU here.
 
 TEST_CASE("GPU upload and download round-trip a CSR block and a dense matrix, counted", "[gpu][transfers]") {

@@ -3,8 +3,11 @@
 // `buffer<T, Kind>` is move-only. The host specialisation allocates 64-byte aligned
 // memory and leaves elements uninitialised (T must be trivially copyable, as every
 // element type in mgpu is); buffers of 1 MiB and more are mapped onto transparent huge
-// pages (detail/large_pages.hpp: a quarter of the page-fault time of 4 KiB pages). The
-// GPU specialisation lives in the CUDA backend. Allocation failures report the memory
+// pages (detail/large_pages.hpp: a quarter of the page-fault time of 4 KiB pages). A host
+// buffer may instead adopt a std::vector's storage (moved in, no copy): it then keeps the
+// vector's own alignment (that of operator new, 16 bytes on x86-64 Linux) and pages, and
+// frees it as the vector would. Nothing in mgpu needs more than the element's alignment;
+// 64 bytes only keeps rows on cache lines. The GPU specialisation lives in the CUDA backend. Allocation failures report the memory
 // the process can still get (detail::host_free_bytes: MemAvailable, cgroup and RLIMIT_AS).
 // Thread safety: none beyond that of the memory it owns.
 #pragma once
@@ -17,6 +20,7 @@
 #include <span>
 #include <type_traits>
 #include <utility>
+#include <vector>
 #include <unistd.h>
 
 #include "mgpu/core/device.hpp"
@@ -35,7 +39,8 @@ inline constexpr std::size_t host_alignment = 64;
 
 }  // namespace detail
 
-/// Host memory: `size()` elements of T, 64-byte aligned, uninitialised.
+/// Host memory: `size()` elements of T, 64-byte aligned (or a std::vector's, adopted),
+/// uninitialised.
 template <class T>
 class buffer<T, cpu> {
   static_assert(std::is_trivially_copyable_v<T>, "buffer elements must be trivially copyable");
@@ -46,14 +51,18 @@ class buffer<T, cpu> {
 
   buffer() = default;
   buffer(buffer&& other) noexcept
-      : data_(std::exchange(other.data_, nullptr)), size_(std::exchange(other.size_, 0)) {}
+      : data_(std::exchange(other.data_, nullptr)),
+        size_(std::exchange(other.size_, 0)),
+        adopted_(std::move(other.adopted_)) {}
   buffer& operator=(buffer&& other) noexcept {
     buffer(std::move(other)).swap(*this);
     return *this;
   }
   buffer(buffer const&) = delete;
   buffer& operator=(buffer const&) = delete;
-  ~buffer() { detail::host_free(data_, size_ * sizeof(T)); }
+  ~buffer() {
+    if (adopted_.capacity() == 0) detail::host_free(data_, size_ * sizeof(T));
+  }
 
   /// @throws out_of_memory with the requested and free bytes when allocation fails.
   explicit buffer(std::size_t size) : size_(size) {
@@ -76,6 +85,15 @@ class buffer<T, cpu> {
     if (!values.empty()) std::memcpy(data(), values.data(), values.size_bytes());
   }
 
+  /// A buffer that takes over `values`' storage: no allocation, no copy, data() ==
+  /// the vector's data() before the move; `values` is left empty. Unused capacity stays
+  /// allocated until the buffer is destroyed. O(1).
+  explicit buffer(std::vector<T>&& values) noexcept
+    requires(!std::is_same_v<T, bool>)
+      : size_(values.size()), adopted_(std::move(values)) {
+    if (size_ > 0) data_ = adopted_.data();
+  }
+
   [[nodiscard]] T* data() noexcept { return static_cast<T*>(data_); }
   [[nodiscard]] T const* data() const noexcept { return static_cast<T const*>(data_); }
   [[nodiscard]] std::size_t size() const noexcept { return size_; }
@@ -89,10 +107,12 @@ class buffer<T, cpu> {
   void swap(buffer& other) noexcept {
     std::swap(data_, other.data_);
     std::swap(size_, other.size_);
+    adopted_.swap(other.adopted_);
   }
 
-  void* data_ = nullptr;  // host_allocate(size_ * sizeof(T)) bytes
+  void* data_ = nullptr;  // host_allocate(size_ * sizeof(T)) bytes, or adopted_'s storage
   std::size_t size_ = 0;
+  std::vector<T> adopted_;  // owns data_ when it has capacity; without storage otherwise
 };
 
 }  // namespace mgpu

@@ -8,6 +8,11 @@
 // memory, `dense_view<T, gpu>` into one GPU's (from dense_matrix<gpu>::view(),
 // mgpu/backend/cuda/dense_matrix.hpp); element access exists for host views only.
 // `dense_matrix<gpu, T>` lives in the CUDA backend (mgpu/cuda.hpp).
+//
+// Host code may leave the kind out: `dense_matrix<float>` is a complete type derived
+// from `dense_matrix<cpu, float>` and adding nothing to it, accepted wherever
+// dense_matrix<cpu, T> is, into which a dense_matrix<cpu, T> (an algorithm's result)
+// moves without a copy. Elements given as a moved-in std::vector are adopted, not copied.
 #pragma once
 
 #include <algorithm>
@@ -107,9 +112,24 @@ class dense_matrix<cpu, T> {
     }
     std::copy(values.begin(), values.end(), data_.data());
   }
-  /// Overload for a vector or a braced list of elements.
+  /// Overload for a vector of elements (copied).
   dense_matrix(std::int64_t rows, std::int64_t cols, std::vector<T> const& values)
       : dense_matrix(rows, cols, std::span<T const>(values)) {}
+  /// A rows x cols matrix that takes over a moved-in vector's (or a braced list's)
+  /// storage, row-major, without copying it: data() is values.data() before the call.
+  /// O(1). @throws invalid_argument (negative shape), dimension_mismatch (values.size()
+  ///         is not rows·cols); the vector is left as it was when it throws.
+  dense_matrix(std::int64_t rows, std::int64_t cols, std::vector<T>&& values) : rows_(rows), cols_(cols) {
+    MGPU_EXPECTS(rows >= 0 && cols >= 0, "matrix shape must be non-negative, got ", rows, " x ",
+                 cols);
+    auto const n = values.size();
+    auto const c = static_cast<std::size_t>(cols);
+    if (c == 0 ? n != 0 : n % c != 0 || n / c != static_cast<std::size_t>(rows)) {  // rows·cols may overflow
+      throw dimension_mismatch(detail::message("dense_matrix: ", values.size(), " values for a ", rows,
+                                               " x ", cols, " matrix"));
+    }
+    data_ = buffer<T, cpu>(std::move(values));
+  }
 
   [[nodiscard]] std::int64_t rows() const noexcept { return rows_; }
   [[nodiscard]] std::int64_t cols() const noexcept { return cols_; }
@@ -134,5 +154,24 @@ template <class T>
 dense_view<T const> const_view(dense_matrix<cpu, T> const& m) noexcept {
   return m.view();
 }
+
+/// `dense_matrix<T>`: the host matrix for code that names no kind (see the file
+/// comment); dense_matrix<float> is dense_matrix<cpu, float> as a class derived from it
+/// with the same constructors and members.
+template <class T>
+  requires std::is_arithmetic_v<T>
+class dense_matrix<T, float> : public dense_matrix<cpu, T> {
+ public:
+  using base_type = dense_matrix<cpu, T>;
+  using base_type::base_type;
+
+  dense_matrix() = default;
+  /// Takes over `m`'s elements (an algorithm's result, say), without copying them. O(1).
+  dense_matrix(base_type&& m) noexcept : base_type(std::move(m)) {}  // NOLINT: implicit, so that results convert
+  dense_matrix& operator=(base_type&& m) noexcept {
+    base_type::operator=(std::move(m));
+    return *this;
+  }
+};
 
 }  // namespace mgpu

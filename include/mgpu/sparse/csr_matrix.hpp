@@ -12,6 +12,17 @@
 // Values are stored as given; NaN and Inf propagate through arithmetic as IEEE 754
 // says (algorithms that cannot order them, such as top-k, reject them).
 //
+// Arrays passed as spans or lvalue vectors are copied; vectors moved in
+// (`csr_matrix(rows, cols, std::move(offsets), std::move(cols), std::move(values))`, or
+// braced lists) are adopted: the matrix keeps their storage, canonicalised in place.
+//
+// Host code may leave the kind out: `csr_matrix<float>` is the host matrix with 32-bit
+// indices and `csr_matrix<float, std::int64_t>` the one with 64-bit indices, complete
+// types derived from `csr_matrix<cpu, float, I>` and adding nothing to it. They are
+// accepted wherever csr_matrix<cpu, T, I> is (the algorithms deduce T and I through the
+// base class), and an algorithm's csr_matrix<cpu, T, I> result moves into one without
+// copying its arrays: `mgpu::csr_matrix<float> x = vectorizer.fit_transform(docs);`.
+//
 // Thread safety: const member functions may be called concurrently.
 #pragma once
 
@@ -20,9 +31,10 @@
 #include <cstdint>
 #include <limits>
 #include <new>
-#include <stdexcept>
 #include <numeric>
 #include <span>
+#include <stdexcept>
+#include <tuple>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -118,6 +130,42 @@ bool check_csr_arrays(std::int64_t rows, std::int64_t cols, std::span<I const> r
   return canonical;
 }
 
+/// Sorts each row's entries by column (stably) and sums the entries of a repeated column
+/// in their order, in the arrays' own storage; the vectors shrink to the entries kept
+/// (their capacity stays). The arrays must have passed check_csr_arrays. O(nnz) for
+/// sorted rows, O(row length log(row length)) extra for each unsorted row.
+template <class T, class I>
+void canonicalize_in_place(std::vector<I>& row_offsets, std::vector<I>& col_indices, std::vector<T>& values) {
+  std::vector<std::pair<I, T>> row;
+  I* const cols = col_indices.data();
+  T* const vals = values.data();
+  std::size_t out = 0;
+  auto begin = static_cast<std::size_t>(row_offsets[0]);
+  for (std::size_t r = 0; r + 1 < row_offsets.size(); ++r) {
+    auto const end = static_cast<std::size_t>(row_offsets[r + 1]);
+    if (!std::is_sorted(cols + begin, cols + end)) {
+      row.clear();
+      for (std::size_t p = begin; p < end; ++p) row.emplace_back(cols[p], vals[p]);
+      std::stable_sort(row.begin(), row.end(), [](auto const& a, auto const& b) { return a.first < b.first; });
+      for (std::size_t p = begin; p < end; ++p) std::tie(cols[p], vals[p]) = row[p - begin];
+    }
+    std::size_t const row_out = out;
+    for (std::size_t p = begin; p < end; ++p) {  // out <= p: the writes trail the reads
+      if (out > row_out && cols[out - 1] == cols[p]) {
+        vals[out - 1] += vals[p];
+      } else {
+        cols[out] = cols[p];
+        vals[out] = vals[p];
+        ++out;
+      }
+    }
+    row_offsets[r + 1] = static_cast<I>(out);
+    begin = end;
+  }
+  col_indices.resize(out);
+  values.resize(out);
+}
+
 }  // namespace detail
 
 template <class Kind, class T = float, class I = std::int32_t>
@@ -157,15 +205,35 @@ class csr_matrix<cpu, T, I> {
       col_indices_ = buffer<I, cpu>(col_indices);
       values_ = buffer<T, cpu>(values);
     } else {
-      canonicalize(row_offsets, col_indices, values);
+      adopt(std::vector<I>(row_offsets.begin(), row_offsets.end()),
+            std::vector<I>(col_indices.begin(), col_indices.end()), std::vector<T>(values.begin(), values.end()),
+            false);
     }
   }
 
-  /// Overload for brace-initialised or vector arguments.
+  /// Overload for lvalue vectors (copied, as the spans above).
   csr_matrix(std::int64_t rows, std::int64_t cols, std::vector<I> const& row_offsets,
              std::vector<I> const& col_indices, std::vector<T> const& values)
       : csr_matrix(rows, cols, std::span<I const>(row_offsets), std::span<I const>(col_indices),
                    std::span<T const>(values)) {}
+
+  /// Moves the vectors in (std::move(v), or braced lists): the matrix takes over their
+  /// storage without copying it — row_offsets().data(), col_indices().data() and
+  /// values().data() are the vectors' data() before the call — after the same checks as
+  /// the copying constructors. Unsorted rows are sorted and duplicates summed in that
+  /// storage (col_indices and values keep their capacity). O(nnz) when canonical,
+  /// O(nnz log(row length)) otherwise, no allocation but a row's scratch.
+  /// @throws as the copying constructor; when a check throws, the vectors are left as
+  ///         they were.
+  csr_matrix(std::int64_t rows, std::int64_t cols, std::vector<I>&& row_offsets,
+             std::vector<I>&& col_indices, std::vector<T>&& values) {
+    bool const canonical = detail::check_csr_arrays<T, I>(rows, cols, std::span<I const>(row_offsets),
+                                                          std::span<I const>(col_indices),
+                                                          std::span<T const>(values));
+    rows_ = static_cast<I>(rows);
+    cols_ = static_cast<I>(cols);
+    adopt(std::move(row_offsets), std::move(col_indices), std::move(values), canonical);
+  }
 
   /// Adopts buffers that already satisfy every invariant, without checking them. For
   /// kernels that build canonical output; users construct from arrays instead.
@@ -210,32 +278,12 @@ class csr_matrix<cpu, T, I> {
     return detail::zeroed_offsets<I>(rows);
   }
 
-  void canonicalize(std::span<I const> row_offsets, std::span<I const> col_indices,
-                    std::span<T const> values) {
-    std::vector<I> offsets(row_offsets.size(), I{0});
-    std::vector<I> cols;
-    std::vector<T> vals;
-    cols.reserve(col_indices.size());
-    vals.reserve(values.size());
-    std::vector<std::pair<I, T>> row;
-    for (std::size_t r = 0; r + 1 < row_offsets.size(); ++r) {
-      row.clear();
-      for (I p = row_offsets[r]; p < row_offsets[r + 1]; ++p) row.emplace_back(col_indices[p], values[p]);
-      std::stable_sort(row.begin(), row.end(),
-                       [](auto const& a, auto const& b) { return a.first < b.first; });
-      for (auto const& [c, v] : row) {
-        if (cols.size() > static_cast<std::size_t>(offsets[r]) && cols.back() == c) {
-          vals.back() += v;
-        } else {
-          cols.push_back(c);
-          vals.push_back(v);
-        }
-      }
-      offsets[r + 1] = static_cast<I>(cols.size());
-    }
-    row_offsets_ = buffer<I, cpu>(std::span<I const>(offsets));
-    col_indices_ = buffer<I, cpu>(std::span<I const>(cols));
-    values_ = buffer<T, cpu>(std::span<T const>(vals));
+  // Takes the checked arrays' storage, canonicalising it first unless it is canonical.
+  void adopt(std::vector<I>&& row_offsets, std::vector<I>&& col_indices, std::vector<T>&& values, bool canonical) {
+    if (!canonical) detail::canonicalize_in_place(row_offsets, col_indices, values);
+    row_offsets_ = buffer<I, cpu>(std::move(row_offsets));
+    col_indices_ = buffer<I, cpu>(std::move(col_indices));
+    values_ = buffer<T, cpu>(std::move(values));
   }
 
   I rows_ = 0;
@@ -243,6 +291,43 @@ class csr_matrix<cpu, T, I> {
   buffer<I, cpu> row_offsets_;
   buffer<I, cpu> col_indices_;
   buffer<T, cpu> values_;
+};
+
+namespace detail {
+
+/// The index type of csr_matrix<T, X>: X, or 32-bit when X is the primary template's
+/// default second argument (float), i.e. when no index type was given.
+template <class X>
+struct host_csr_index {
+  using type = X;
+};
+template <>
+struct host_csr_index<float> {
+  using type = std::int32_t;
+};
+
+}  // namespace detail
+
+/// `csr_matrix<T>` / `csr_matrix<T, I>`: the host matrix for code that names no kind
+/// (see the file comment). csr_matrix<float> is csr_matrix<cpu, float, std::int32_t>,
+/// csr_matrix<float, std::int64_t> is csr_matrix<cpu, float, std::int64_t>, as a class
+/// derived from it with the same constructors, members and invariants.
+template <class T, class X>
+  requires std::is_arithmetic_v<T> && (std::is_same_v<X, float> || std::is_integral_v<X>)
+class csr_matrix<T, X, std::int32_t> : public csr_matrix<cpu, T, typename detail::host_csr_index<X>::type> {
+ public:
+  using base_type = csr_matrix<cpu, T, typename detail::host_csr_index<X>::type>;
+  using base_type::base_type;
+
+  csr_matrix() = default;
+  /// Takes over `m`'s arrays (an algorithm's result, say), without copying them. O(1).
+  csr_matrix(base_type&& m) noexcept : base_type(std::move(m)) {}  // NOLINT: implicit, so that results convert
+  csr_matrix& operator=(base_type&& m) noexcept {
+    base_type::operator=(std::move(m));
+    return *this;
+  }
+  /// Deep copy (see csr_matrix<cpu, T, I>::clone).
+  [[nodiscard]] csr_matrix clone() const { return base_type::clone(); }
 };
 
 }  // namespace mgpu
