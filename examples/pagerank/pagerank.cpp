@@ -29,8 +29,10 @@
 //
 // Output: `node<TAB>score` for every node in node order (names for the default graph,
 // 0-based row indices otherwise; names escaped as TSV), written with output_set
-// (io/output_file.hpp); the ten best nodes and the bytes moved on stdout. Any error ends
-// the program with a one-line message and exit code 1.
+// (io/output_file.hpp); the ten best nodes and the bytes moved on stdout. When standard
+// error is a terminal, a progress line counts the iterations there (io/progress_line.hpp);
+// otherwise nothing extra is printed. Any error ends the program with a one-line message
+// and exit code 1.
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>
@@ -48,6 +50,7 @@
 
 #include <mgpu/io/matrix_market.hpp>
 #include <mgpu/io/output_file.hpp>
+#include <mgpu/io/progress_line.hpp>
 #include <mgpu/io/text_output.hpp>
 #include <mgpu/mgpu.hpp>
 
@@ -133,6 +136,8 @@ int run(settings const& s) {
 
     double const d = s.damping;
     std::vector<mgpu::event<kind>> teleported(devices);
+    mgpu::progress_line const line("pagerank", "iterations");  // draws only on a terminal
+    auto const progress = line.callback();
     for (int it = 0; it < s.iterations; ++it) {
       a.spmv(d, x, 0.0, y);  // y_d = d·(Pᵀ x)_d on every device, from its own x: no copy
       // The teleport term, on each device's own stream from its own copy of x (the same
@@ -150,6 +155,7 @@ int run(settings const& s) {
       }
       for (auto const& e : teleported) e.synchronize();
       if (it + 1 < s.iterations) mgpu::all_gather(y, x);  // the iteration's only copy
+      mgpu::report_progress(progress, it + 1, s.iterations);
     }
     std::vector<double> ranks(static_cast<std::size_t>(n));
     mgpu::gather(y, std::span<double>(ranks));  // device -> host, once
