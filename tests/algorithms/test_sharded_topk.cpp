@@ -47,19 +47,41 @@ namespace {
 
 struct not_a_leaf {};
 
-/// A cosine leaf whose score lacks the shared bounds argument (the drift issue 14 names).
+/// A cosine leaf whose score lacks the shared bounds argument (the drift issue 14 names);
+/// everything else is as the contract asks.
 struct leaf_without_bounds {
   template <class T, class I>
   struct shard {};
   template <class T, class I>
-  static shard<T, I> make_shard(mgpu::device_context<mgpu::cpu>&, mgpu::csr_view<T, I>, std::span<T const>, I, I,
-                                bool, std::size_t) {
+  struct staged {};
+  template <class T, class I>
+  static staged<T, I> stage(mgpu::device_set<mgpu::cpu>&, std::size_t, mgpu::csr_view<T, I>, bool,
+                            mgpu::event<mgpu::cpu>&) {
+    return {};
+  }
+  template <class T, class I>
+  static shard<T, I> make_shard(mgpu::device_context<mgpu::cpu>&, staged<T, I>&, I, bool, bool, std::size_t) {
     return {};
   }
   template <class T, class I>
   static void score(mgpu::device_context<mgpu::cpu>&, mgpu::csr_view<T, I>, std::span<T const>, shard<T, I> const&,
-                    I, I, std::size_t, bool, std::span<mgpu::detail::scored<T, I>>, std::span<std::int32_t>,
+                    I, I, std::size_t, bool, bool, T, std::span<mgpu::detail::scored<T, I>>, std::span<std::int32_t>,
                     std::size_t) {}
+  template <class T, class I>
+  static void score_all(mgpu::device_context<mgpu::cpu>&, mgpu::csr_view<T, I>, std::span<T const>,
+                        shard<T, I> const&, I, I, bool, bool, T, std::vector<std::int64_t>&,
+                        std::vector<mgpu::detail::scored<T, I>>&, std::size_t) {}
+  template <class T, class I>
+  static void export_rows(mgpu::device_set<mgpu::cpu>&, std::size_t, shard<T, I> const&, std::vector<std::int64_t>&,
+                          std::vector<I>&, std::vector<T>&) {}
+};
+
+/// The same leaf with the shared bounds: it meets the contract.
+struct leaf_with_bounds : leaf_without_bounds {
+  template <class T, class I>
+  static void score(mgpu::device_context<mgpu::cpu>&, mgpu::csr_view<T, I>, std::span<T const>, shard<T, I> const&,
+                    I, I, std::size_t, bool, bool, T, std::span<mgpu::detail::scored<T, I>>, std::span<std::int32_t>,
+                    std::size_t, std::span<std::atomic<T>>) {}
 };
 
 }  // namespace
@@ -68,8 +90,13 @@ template <>
 struct mgpu::detail::leaf_kind<leaf_without_bounds> {
   using type = mgpu::cpu;
 };
+template <>
+struct mgpu::detail::leaf_kind<leaf_with_bounds> {
+  using type = mgpu::cpu;
+};
 
 TEST_CASE("the leaf contracts reject a leaf with other arguments", "[algorithms][leaf][concepts]") {
+  STATIC_REQUIRE(mgpu::detail::cosine_leaf_for<leaf_with_bounds, float, std::int32_t>);
   STATIC_REQUIRE_FALSE(mgpu::detail::cosine_leaf_for<leaf_without_bounds, float, std::int32_t>);
   STATIC_REQUIRE_FALSE(mgpu::detail::knn_leaf_for<mgpu::detail::cosine_leaf<mgpu::cpu>, float>);
 }
@@ -190,4 +217,49 @@ TEST_CASE("sharded_topk reports a device's error and joins the batch in flight",
                     "device 1 failed on batch 1");
   // Batch 2 was in flight when batch 1's error surfaced: its tasks ran before the throw.
   CHECK(a.searches.load() == 6);
+}
+
+TEST_CASE("sharded_matches merges the devices' variable-length lists exactly, in batch order",
+          "[algorithms][sharded_topk]") {
+  // Device d holds rows {d, d + devices, ...} < 7; a row matches query q when |q - row| <= 2,
+  // scored -|q - row|. Expected, by hand: the rows within 2 of q, nearest first, ties to
+  // the smaller row.
+  std::vector<std::vector<std::int64_t>> const expected{
+      {0, 1, 2}, {1, 0, 2, 3}, {2, 1, 3, 0, 4}, {3, 2, 4, 1, 5}, {4, 3, 5, 2, 6}};
+  for (std::size_t devices : {1u, 2u, 3u}) {
+    host_policy const policy(std::make_shared<host_set>(devices, devices));
+    struct unbounded {
+      std::size_t devices;
+      std::vector<std::vector<entry>> emitted;
+      void prepare(int, std::int64_t, std::int64_t) noexcept {}
+      void search_all(mgpu::device_context<mgpu::cpu>&, std::size_t dev, int, std::int64_t q0, std::int64_t q1,
+                      mgpu::detail::match_lists<float, std::int64_t>& lists) const {
+        lists.offsets.assign(1, 0);
+        lists.entries.clear();
+        for (std::int64_t q = q0; q < q1; ++q) {
+          std::vector<entry> row;
+          for (auto r = static_cast<std::int64_t>(dev); r < 7; r += static_cast<std::int64_t>(devices)) {
+            auto const distance = r > q ? r - q : q - r;
+            if (distance <= 2) row.push_back({-static_cast<float>(distance), r});
+          }
+          std::sort(row.begin(), row.end(), mgpu::detail::ranks_before<float, std::int64_t>);
+          lists.entries.insert(lists.entries.end(), row.begin(), row.end());
+          lists.offsets.push_back(static_cast<std::int64_t>(lists.entries.size()));
+        }
+      }
+      void emit_all(std::int64_t q0, std::span<std::int64_t const> offsets, std::span<entry const> entries) {
+        CHECK(static_cast<std::size_t>(q0) == emitted.size());
+        for (std::size_t r = 0; r + 1 < offsets.size(); ++r) {
+          emitted.emplace_back(entries.begin() + offsets[r], entries.begin() + offsets[r + 1]);
+        }
+      }
+    } a{devices, {}};
+    mgpu::detail::sharded_matches<float, std::int64_t>(policy, std::vector<bool>(devices, true), 5, 2, a);
+    REQUIRE(a.emitted.size() == 5);
+    for (std::size_t q = 0; q < 5; ++q) {
+      std::vector<std::int64_t> got;
+      for (auto const& e : a.emitted[q]) got.push_back(e.index);
+      CHECK(got == expected[q]);
+    }
+  }
 }

@@ -20,6 +20,17 @@
 //   a.emit(q0, merged, merged_counts)             calling thread, in batch order: the
 //                                                 merged lists (rows x k, best first)
 // Memory: 2 x devices x batch x k entries for the device lists, batch x k for the merge.
+//
+// Unbounded searches (k = 0: every match above a threshold, whose number per query is not
+// known in advance) use sharded_matches, the same skeleton with variable-length lists:
+// each device returns, per batch, CSR-like lists (offsets per query, entries ranked by
+// ranks_before), and the host merges each query's lists from all devices by the same
+// order. Its adapter has prepare and
+//   a.search_all(ctx, dev, slot, q0, q1, lists)   device dev's task: fills lists.offsets
+//                                                 (rows + 1, from 0) and lists.entries
+//   a.emit_all(q0, offsets, entries)              calling thread, in batch order: the
+//                                                 merged lists (offsets rows + 1, from 0)
+// Memory: the matches of two batches on every device, plus one merged batch.
 #pragma once
 
 #include <algorithm>
@@ -138,6 +149,82 @@ void sharded_topk(execution_policy<Kind> const& policy, std::vector<bool> const&
     }
     a.emit(q0, std::span<entry const>(merged.data(), static_cast<std::size_t>(rows) * k),
            std::span<std::int32_t const>(merged_counts.data(), static_cast<std::size_t>(rows)));
+    current = std::move(next);
+    slot = 1 - slot;
+  }
+}
+
+/// One device's variable-length lists for one batch (sharded_matches): query r's entries
+/// are entries[offsets[r] .. offsets[r + 1]), ranked by ranks_before.
+template <class T, class Index>
+struct match_lists {
+  std::vector<std::int64_t> offsets;
+  std::vector<scored<T, Index>> entries;
+};
+
+/// Prepares and submits batch [q0, min(queries, q0 + batch)) of an unbounded search into
+/// buffer set `slot`.
+template <class T, class Index, class Kind, class Adapter>
+fork_join_handle<Kind> submit_match_batch(execution_policy<Kind> const& policy, std::vector<bool> const& has_shard,
+                                          std::vector<match_lists<T, Index>>& lists, std::int64_t queries,
+                                          std::int64_t batch, std::int64_t q0, int slot, Adapter& a) {
+  auto const q1 = std::min(queries, q0 + batch);
+  a.prepare(slot, q0, q1);
+  return fork_join_async(policy, [&a, &has_shard, &lists, q0, q1, slot](auto& ctx, std::size_t dev) {
+    if (!has_shard[dev]) return;
+    a.search_all(ctx, dev, slot, q0, q1, lists[dev]);
+  });
+}
+
+/// The unbounded form of sharded_topk (file comment): every device lists all its matches
+/// per query, the host merges them exactly, batch i+1 runs on the devices while batch i
+/// is merged. `batch` >= 1. Rethrows a device's error (the batch in flight is joined
+/// first). O(matches x log devices) host work for the merges.
+template <class T, class Index, class Kind, class Adapter>
+void sharded_matches(execution_policy<Kind> const& policy, std::vector<bool> const& has_shard,
+                     std::int64_t queries, std::int64_t batch, Adapter& a) {
+  using entry = scored<T, Index>;
+  std::size_t const n_devices = policy.device_count();
+  std::vector<match_lists<T, Index>> slots[2];
+  for (auto& slot : slots) slot.resize(n_devices);
+  std::vector<std::int64_t> merged_offsets;
+  std::vector<entry> merged;
+
+  // Declared after the buffers: a handle's destructor joins before they die.
+  fork_join_handle<Kind> current;
+  fork_join_handle<Kind> next;
+  if (queries > 0) current = submit_match_batch<T, Index>(policy, has_shard, slots[0], queries, batch, 0, 0, a);
+  int slot = 0;
+  for (std::int64_t q0 = 0; q0 < queries; q0 += batch) {
+    auto const q1 = std::min(queries, q0 + batch);
+    if (q1 < queries) next = submit_match_batch<T, Index>(policy, has_shard, slots[1 - slot], queries, batch, q1, 1 - slot, a);
+    current.wait();
+
+    auto const rows = static_cast<std::int64_t>(q1 - q0);
+    auto const& lists_now = slots[slot];
+    merged_offsets.assign(static_cast<std::size_t>(rows) + 1, 0);
+    for (std::size_t dev = 0; dev < n_devices; ++dev) {
+      if (!has_shard[dev]) continue;
+      auto const& o = lists_now[dev].offsets;
+      for (std::size_t r = 0; r < static_cast<std::size_t>(rows); ++r) merged_offsets[r + 1] += o[r + 1] - o[r];
+    }
+    for (std::size_t r = 0; r < static_cast<std::size_t>(rows); ++r) merged_offsets[r + 1] += merged_offsets[r];
+    merged.resize(static_cast<std::size_t>(merged_offsets.back()));
+#pragma omp parallel for schedule(dynamic, 64)
+    for (std::int64_t i = 0; i < rows; ++i) {
+      auto const r = static_cast<std::size_t>(i);
+      auto const begin = merged.begin() + merged_offsets[r];
+      auto at = begin;
+      for (std::size_t dev = 0; dev < n_devices; ++dev) {
+        if (!has_shard[dev]) continue;
+        auto const& l = lists_now[dev];
+        auto const end = std::copy(l.entries.begin() + l.offsets[r], l.entries.begin() + l.offsets[r + 1], at);
+        // Each device's list is ranked already: merge it into the ranked prefix.
+        std::inplace_merge(begin, at, end, ranks_before<T, Index>);
+        at = end;
+      }
+    }
+    a.emit_all(q0, std::span<std::int64_t const>(merged_offsets), std::span<entry const>(merged));
     current = std::move(next);
     slot = 1 - slot;
   }

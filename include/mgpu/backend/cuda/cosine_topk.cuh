@@ -94,8 +94,8 @@ void score_batch(device_context<gpu>& ctx, csr_view<T, I> queries, std::span<T c
   T const beta = 0;
   const_sp_matrix a(rows, shard.terms, q_nnz, q_offsets.data(), q_columns.data(), q_values.data(),
                     type);
-  const_sp_matrix b(shard.terms, shard.documents, shard.nnz, shard.offsets.data(),
-                    shard.columns.data(), shard.values.data(), type);
+  const_sp_matrix b(shard.terms, shard.documents, shard.nnz, shard.postings.row_offsets().data(),
+                    shard.postings.col_indices().data(), shard.postings.values().data(), type);
   buffer<std::int32_t, gpu> s_offsets(static_cast<std::size_t>(rows) + 1, s);
   sp_matrix c(rows, shard.documents, 0, s_offsets.data(), nullptr, nullptr, type);
   spgemm_descr descr;

@@ -3,7 +3,8 @@
 //
 // Method (a simple, exact design built from library calls):
 //   shard   corpus rows [first, last), each scaled by 1/‖row‖, transposed on the host
-//           to terms x shard documents and kept resident in device memory (CSR, 32-bit
+//           to terms x shard documents, uploaded through the transfer layer (mgpu::upload,
+//           counted in set.transfers()) and kept resident in device memory (CSR, 32-bit
 //           indices as cuSPARSE SpGEMM requires).
 //   batch   the query rows, scaled by 1/‖row‖ (q x terms CSR), uploaded per batch;
 //           S = Q · shard by cuSPARSE SpGEMM (CUSPARSE_SPGEMM_DEFAULT): only the
@@ -27,6 +28,13 @@
 // agree with the host's to round-off, and documents whose scores differ by round-off
 // may be ranked differently.
 //
+// Thresholds: the k best of each row are selected as above, then the host drops those
+// below the threshold (a suffix of each ranked list), which is exact for "the k best
+// among the scores >= threshold". k = 0 (every match above a threshold) is not
+// implemented on GPUs: score_all throws invalid_argument. Saving an index downloads
+// each shard (counted) and transposes it back on the host, which restores the
+// normalised rows exactly (a transposition only moves entries).
+//
 // Host-compilable: the shard, the orchestration of batches and the leaf. The batch
 // scoring itself (score_batch) is defined in cosine_topk.cuh, compiled by nvcc.
 #pragma once
@@ -44,8 +52,10 @@
 #include "mgpu/backend/cuda/batching.hpp"
 #include "mgpu/backend/cuda/buffer.hpp"
 #include "mgpu/backend/cuda/copy.hpp"
+#include "mgpu/backend/cuda/csr_matrix.hpp"
 #include "mgpu/backend/cuda/device_set.hpp"
 #include "mgpu/backend/cuda/functors.hpp"
+#include "mgpu/backend/cuda/transfer.hpp"
 #include "mgpu/core/error.hpp"
 #include "mgpu/detail/topk_heap.hpp"
 #include "mgpu/sparse/csr_view.hpp"
@@ -67,10 +77,17 @@ struct cosine_shard {
   std::int32_t documents = 0;
   std::int32_t terms = 0;
   std::int32_t nnz = 0;
-  buffer<std::int32_t, gpu> offsets;  // terms + 1
-  buffer<std::int32_t, gpu> columns;  // shard-local document of each entry
-  buffer<T, gpu> values;              // c_dt / ‖c_d‖
+  // terms x documents: the shard-local document of each entry and c_dt / ‖c_d‖
+  csr_matrix<gpu, T, std::int32_t> postings;
   std::vector<std::int32_t> host_offsets;  // the offsets on the host: df of each term
+};
+
+/// A shard on its way to the GPU: the transposed rows on the host (the upload's source,
+/// kept until it completes) and their device copy.
+template <class T, class I>
+struct cosine_staged {
+  csr_matrix<mgpu::cpu, T, std::int32_t> host;
+  csr_matrix<gpu, T, std::int32_t> device;
 };
 
 namespace detail {
@@ -129,40 +146,41 @@ template <>
 struct cosine_leaf<gpu> {
   template <class T, class I>
   using shard = backend::cuda::cosine_shard<T, I>;
+  template <class T, class I>
+  using staged = backend::cuda::cosine_staged<T, I>;
 
   template <class T, class I>
-  static shard<T, I> make_shard(device_context<gpu>& ctx, csr_view<T, I> corpus,
-                                std::span<T const> inv_norms, I first, I last, bool,
-                                std::size_t) {
+  static staged<T, I> stage(device_set<gpu>& set, std::size_t device, csr_view<T, I> block, bool normalise,
+                            event<gpu>& done) {
     namespace bc = backend::cuda;
-    auto rows = bc::detail::scaled_rows(corpus, inv_norms, first, last);
-    auto const docs = bc::detail::to_int32(static_cast<std::int64_t>(last - first), "a shard's documents");
-    auto const terms = bc::detail::to_int32(static_cast<std::int64_t>(corpus.cols), "the number of columns");
-    csr_view<T, std::int32_t> const block{docs, terms, rows.offsets.data(), rows.columns.data(),
-                                          rows.values.data()};
-    auto const t = transpose(block);  // terms x documents
-    auto& s = ctx.work;
+    auto const docs = bc::detail::to_int32(static_cast<std::int64_t>(block.rows), "a shard's documents");
+    auto const terms = bc::detail::to_int32(static_cast<std::int64_t>(block.cols), "the number of columns");
+    auto const scale = normalise ? inverse_row_norms(block) : std::vector<T>(static_cast<std::size_t>(block.rows), T{1});
+    auto rows = bc::detail::scaled_rows(block, std::span<T const>(scale), I{0}, block.rows);
+    csr_view<T, std::int32_t> const scaled{docs, terms, rows.offsets.data(), rows.columns.data(), rows.values.data()};
+    staged<T, I> out;
+    out.host = transpose(scaled);  // terms x documents
+    out.device = mgpu::upload(set, device, out.host.view(), set[device].work, done);
+    return out;
+  }
+
+  template <class T, class I>
+  static shard<T, I> make_shard(device_context<gpu>&, staged<T, I>& rows, I first, bool, bool, std::size_t) {
     shard<T, I> out;
     out.first = first;
-    out.documents = docs;
-    out.terms = terms;
-    out.nnz = static_cast<std::int32_t>(t.nnz());
-    out.offsets = buffer<std::int32_t, gpu>(t.row_offsets().size(), s);
-    out.columns = buffer<std::int32_t, gpu>(t.col_indices().size(), s);
-    out.values = buffer<T, gpu>(t.values().size(), s);
-    copy(out.offsets, t.row_offsets(), s);
-    copy(out.columns, t.col_indices(), s);
-    copy(out.values, t.values(), s);
-    out.host_offsets.assign(t.row_offsets().begin(), t.row_offsets().end());
-    s.synchronize();
+    out.documents = rows.host.cols();
+    out.terms = rows.host.rows();
+    out.nnz = rows.host.nnz();
+    out.host_offsets.assign(rows.host.row_offsets().begin(), rows.host.row_offsets().end());
+    out.postings = std::move(rows.device);
     return out;
   }
 
   template <class T, class I>
   static void score(device_context<gpu>& ctx, csr_view<T, I> queries,
                     std::span<T const> query_inv_norms, shard<T, I> const& sh, I q_first, I q_last,
-                    std::size_t k, bool exclude_self, std::span<scored<T, I>> out,
-                    std::span<std::int32_t> counts, std::size_t budget,
+                    std::size_t k, bool exclude_self, bool /*queries_non_negative: no pruning here*/,
+                    T threshold, std::span<scored<T, I>> out, std::span<std::int32_t> counts, std::size_t budget,
                     std::span<std::atomic<T>> /*shared_bounds: each batch's lists come from one SpGEMM*/) {
     namespace bc = backend::cuda;
     auto const prefix = bc::query_products<I>(queries.row_offsets, queries.col_indices, q_first, q_last,
@@ -188,6 +206,35 @@ struct cosine_leaf<gpu> {
                                     counts.subspan(offset));
           });
         });
+    // Each list is ranked: the scores below the threshold are its tail.
+    for (std::size_t r = 0; r < counts.size(); ++r) {
+      auto const* const list = out.data() + r * k;
+      while (counts[r] > 0 && list[counts[r] - 1].score < threshold) --counts[r];
+    }
+  }
+
+  template <class T, class I>
+  static void score_all(device_context<gpu>&, csr_view<T, I>, std::span<T const>, shard<T, I> const&, I, I, bool,
+                        bool, T, std::vector<std::int64_t>&, std::vector<scored<T, I>>&, std::size_t) {
+    throw invalid_argument(
+        "cosine search on GPUs: k = 0 (every match above a threshold) is not implemented by the GPU leaf; "
+        "pass k >= 1 with the threshold, or use a host policy");
+  }
+
+  template <class T, class I>
+  static void export_rows(device_set<gpu>& set, std::size_t device, shard<T, I> const& sh,
+                          std::vector<std::int64_t>& offsets, std::vector<I>& columns, std::vector<T>& values) {
+    event<gpu> done;
+    auto const postings = mgpu::download(set, device, sh.postings, set[device].work, done);
+    done.synchronize();
+    auto const rows = transpose(postings.view());  // documents x terms
+    std::int64_t const base = offsets.empty() ? 0 : offsets.back();
+    if (offsets.empty()) offsets.push_back(0);
+    for (std::int32_t d = 0; d < rows.rows(); ++d) {
+      offsets.push_back(base + static_cast<std::int64_t>(rows.row_offsets()[static_cast<std::size_t>(d) + 1]));
+    }
+    for (auto c : rows.col_indices()) columns.push_back(static_cast<I>(c));
+    values.insert(values.end(), rows.values().begin(), rows.values().end());
   }
 };
 
