@@ -5,17 +5,27 @@
 //
 //   bench_knn --benchmark_filter='knn_fused|sgemm' --benchmark_repetitions=3
 //
+// And single-query serving: q searches of one query each (k = 10) against a knn_index
+// built once, next to q one-shot knn() calls (each one checks the base for NaN/Inf and
+// computes its norms again before searching). Counter: ms per query; build_ms (the
+// index's add, outside the timed loop).
+//
+//   bench_knn --benchmark_filter='single_queries'
+//
 // Uses /usr/share/datasets/fashion-mnist (Debian's dataset-fashion-mnist) when present,
 // random bytes otherwise (the selection's work depends on the data a little).
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdint>
+#include <optional>
 #include <filesystem>
 #include <random>
 #include <string>
 
 #include <mgpu/algorithms/knn.hpp>
+#include <mgpu/algorithms/knn_index.hpp>
 #include <mgpu/backend/cpu/blas.hpp>
 #include <mgpu/io/idx.hpp>
 
@@ -94,6 +104,48 @@ BENCHMARK(knn_batched)
     ->ArgNames({"q", "batch", "devices"})
     ->Args({4000, 250, 2})
     ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+
+// Args: single-query searches, devices (1: "cpu", N: "cpu:N"); `indexed`: knn_index::search
+// on an index built once, else one knn() call per query.
+void single_queries(benchmark::State& state, bool indexed) {
+  auto const& d = fashion();
+  auto const queries = std::min(state.range(0), d.queries.rows());
+  auto const devices = state.range(1) == 1 ? std::string("cpu") : "cpu:" + std::to_string(state.range(1));
+  mgpu::execution_policy<mgpu::cpu> const policy(devices);
+  std::optional<mgpu::knn_index<mgpu::cpu, float>> index;
+  if (indexed) {
+    auto const start = std::chrono::steady_clock::now();
+    index.emplace(policy, d.base.cols(), mgpu::knn_metric::l2);
+    index->add(d.base);
+    state.counters["build_ms"] = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  }
+  for (auto _ : state) {
+    for (std::int64_t q = 0; q < queries; ++q) {
+      mgpu::dense_view<float const> const one{1, d.queries.cols(), d.queries.ld(), d.queries.data() + q * d.queries.ld()};
+      auto r = indexed ? index->search(one, 10) : mgpu::knn(policy, d.base.view(), one, 10);
+      benchmark::DoNotOptimize(r.ids.data());
+    }
+  }
+  state.counters["ms/query"] = benchmark::Counter(static_cast<double>(queries) * 1e-3,
+                                                  benchmark::Counter::kIsIterationInvariantRate |
+                                                      benchmark::Counter::kInvert);
+}
+BENCHMARK_CAPTURE(single_queries, index, true)
+    ->ArgNames({"q", "devices"})
+    ->Args({1000, 1})
+    ->Args({10000, 1})
+    ->Args({10000, 2})
+    ->Iterations(1)
+    ->Unit(benchmark::kSecond)
+    ->UseRealTime();
+BENCHMARK_CAPTURE(single_queries, one_shot, false)
+    ->ArgNames({"q", "devices"})
+    ->Args({1000, 1})
+    ->Args({10000, 1})
+    ->Args({10000, 2})
+    ->Iterations(1)
+    ->Unit(benchmark::kSecond)
     ->UseRealTime();
 
 // The ceiling: q x n x d sgemm with BLAS's own threads, writing the whole q x n matrix.

@@ -11,7 +11,9 @@
 //                --output neighbors.tsv
 //
 // stdout: accuracy=0.xxxx, then the search time and its rate in GFLOP/s (2 q n d flops
-// for the GEMM part, as for FAISS's IndexFlatL2). Stage timings go to stderr.
+// for the GEMM part, as for FAISS's IndexFlatL2). Stage timings go to stderr, and on a
+// terminal a progress line for the search (queries done, rate, ETA); nothing more when
+// stderr is a file or a pipe.
 // --output: one line per (query, neighbour), best first. --output-format tsv:
 //   query_index <TAB> train_index <TAB> value (0-based indices; squared L2 distance for
 //   l2, inner product for ip, cosine similarity for cosine; 9 significant digits);
@@ -39,6 +41,7 @@
 #include <mgpu/algorithms/knn.hpp>
 #include <mgpu/io/idx.hpp>
 #include <mgpu/io/output_file.hpp>
+#include <mgpu/io/progress_line.hpp>
 #include <mgpu/io/text_output.hpp>
 #include <mgpu/mgpu.hpp>
 #ifdef MGPU_EXAMPLE_WITH_CUDA
@@ -144,7 +147,15 @@ int run(settings const& s) {
                         : s.metric == "cosine" ? mgpu::knn_metric::cosine
                                                : mgpu::knn_metric::l2;
     stage = "searching the nearest neighbours";
-    auto const result = mgpu::knn(policy, train.view(), query_view, s.k, metric);
+    // On a terminal, a progress line on stderr; batches of 1000 queries so that it moves
+    // (the neighbours do not depend on the batch size). Elsewhere nothing changes.
+    mgpu::progress_line progress("search", "queries");
+    mgpu::knn_options options;
+    if (progress.active()) {
+      options.query_batch = 1000;
+      options.progress = progress.callback();
+    }
+    auto const result = mgpu::knn(policy, train.view(), query_view, s.k, metric, options);
     double const seconds = clock.lap();
     double const gflops = 2.0 * static_cast<double>(queries) * static_cast<double>(train.rows()) *
                           static_cast<double>(train.cols()) / seconds * 1e-9;

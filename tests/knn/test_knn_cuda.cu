@@ -15,6 +15,8 @@
 #include <mgpu/backend/cuda/knn.cuh>
 #include <mgpu/cuda.hpp>
 
+#include "../test_support.hpp"
+
 namespace {
 
 template <class... A>
@@ -87,4 +89,38 @@ TEST_CASE("GPU knn on two logical devices of one GPU equals the host's (exact me
   ::unsetenv("MGPU_CUDA_SHARED_DEVICES");
   compare(777, 50, 24, 9, mgpu::knn_metric::l2, 0, two);
   compare(777, 50, 24, 9, mgpu::knn_metric::l2, std::size_t{64} << 10, two);  // chunks and halving
+}
+
+TEST_CASE("GPU knn_index built in two adds equals the host index, and moves its base once", "[knn][gpu][knn_index]") {
+  auto const base = random_matrix(900, 20, 5);
+  auto const queries = random_matrix(60, 20, 6);
+  mgpu::dense_view<float const> const first{500, 20, 20, base.data()};
+  mgpu::dense_view<float const> const second{400, 20, 20, base.data() + 500 * 20};
+  mgpu::execution_policy<mgpu::gpu> const gpu("cuda");
+  for (auto metric : {mgpu::knn_metric::l2, mgpu::knn_metric::inner_product, mgpu::knn_metric::cosine}) {
+    auto& t = gpu.devices().transfers();
+    t.reset();
+    mgpu::knn_index<mgpu::gpu, float> on_gpu(gpu, 20, metric);
+    on_gpu.add(first);
+    on_gpu.add(second);
+    // Each row's 20 values and its metric term, host -> device, once. (The queries' per-batch
+    // uploads inside the leaf are plain copies, not counted by the set.)
+    CHECK(t.received(0) == std::uint64_t{900} * 21 * 4);
+    mgpu::knn_index<mgpu::cpu, float> on_host(mgpu::execution_policy<mgpu::cpu>("cpu"), 20, metric);
+    on_host.add(base);
+    for (int i = 0; i < 3; ++i) require_same(on_gpu.search(queries, 11).padded(), on_host.search(queries, 11).padded());
+    CHECK(t.received(0) == std::uint64_t{900} * 21 * 4);
+  }
+}
+
+TEST_CASE("GPU knn_index saved and loaded searches like before", "[knn][gpu][knn_index]") {
+  auto const base = random_matrix(300, 12, 7);
+  auto const queries = random_matrix(20, 12, 8);
+  mgpu::execution_policy<mgpu::gpu> const gpu("cuda");
+  mgpu::knn_index<mgpu::gpu, float> saved(gpu, 12, mgpu::knn_metric::l2);
+  saved.add(base);
+  mgpu_test::temp_dir dir;
+  saved.save(dir / "index.knn");
+  auto const loaded = mgpu::knn_index<mgpu::gpu, float>::load(gpu, dir / "index.knn");
+  require_same(loaded.search(queries, 7).padded(), saved.search(queries, 7).padded());
 }

@@ -1,17 +1,26 @@
 // mgpu/algorithms/detail/knn_leaf.hpp — the contract of knn's per-kind leaf, and the
 // options and score functors it is called with.
 //
-// A leaf holds one device's shard of the base and searches it for a batch of queries;
-// everything else (validation, norms, sharding, batching, the exact merge) is the
-// shared skeleton (sharded_topk.hpp). Every kind takes the same arguments:
+// A leaf searches one device's shards of the base for a batch of queries; everything
+// else (validation, norms, sharding, moving the rows onto the devices, batching, the
+// exact merges) is shared by every kind (algorithms/knn_index.hpp and the skeleton
+// detail::sharded_topk). Every kind provides:
 //
-//   shard<T>                              one device's resident shard (movable)
-//   make_shard(ctx, base, base_terms, first, last, budget)     base rows [first, last)
+//   shard<T>                              one shard on one device: a view of base rows
+//                                         held in the device's memory (movable; it owns
+//                                         nothing, the index keeps the rows alive)
+//   make_shard(ctx, rows, terms, first, budget)
+//       rows:  the shard's rows, r x d, in the device's memory (dense_view<T const, Kind>);
+//       terms: r x 1 (ld 1) in the device's memory, each row's metric term;
+//       first: the global id (base index) of rows' row 0.
 //   search(ctx, shard, queries, query_terms, score, k, options, out, counts, budget)
-//       writes query q's (row q of the batch `queries`) best min(k, shard rows) scores,
-//       ranked by ranks_before, to out[q * k ...] with global base indices, and their
-//       number to counts[q]. Score is knn_l2_score<T>, knn_ip_score<T> or
-//       knn_cosine_score<T>.
+//       writes query q's (row q of the batch `queries`, host memory) best
+//       min(k, shard rows) scores, ranked by ranks_before, to out[q * k ...] with global
+//       base indices, and their number to counts[q] (host memory). Score is
+//       knn_l2_score<T>, knn_ip_score<T> or knn_cosine_score<T>.
+//   host_memory                           constexpr bool: the device reads host memory, so
+//                                         a shard may view the caller's rows in place
+//                                         (what the one-shot knn() does on host devices)
 //
 // `budget` is the policy's memory budget per device in bytes (0: automatic). Both run
 // as fork_join tasks on the device's queue and may use its stream and handles.
@@ -22,9 +31,10 @@
 #include <cstdint>
 #include <span>
 
-#include "mgpu/detail/leaf_kind.hpp"
 #include "mgpu/core/device_set.hpp"
+#include "mgpu/core/progress.hpp"
 #include "mgpu/dense/dense_matrix.hpp"
+#include "mgpu/detail/leaf_kind.hpp"
 #include "mgpu/detail/topk_heap.hpp"
 
 namespace mgpu {
@@ -37,6 +47,9 @@ struct knn_options {
   /// size (backend::cpu::choose_knn_blocking). Ignored by GPUs.
   std::int64_t query_block = 0;
   std::int64_t base_block = 0;
+  /// Called with (queries done, queries) on the calling thread after each batch of
+  /// queries is merged (core/progress.hpp); empty: no reports.
+  progress_callback progress = {};
 };
 
 namespace detail {
@@ -83,10 +96,10 @@ concept knn_search_with =
 
 template <class Leaf, class T>
 concept knn_leaf_for =
-    std::movable<typename Leaf::template shard<T>> &&
-    requires(device_context<leaf_kind_t<Leaf>>& ctx, dense_view<T const> base, std::span<T const> terms,
+    std::movable<typename Leaf::template shard<T>> && std::same_as<decltype(Leaf::host_memory), bool const> &&
+    requires(device_context<leaf_kind_t<Leaf>>& ctx, dense_view<T const, leaf_kind_t<Leaf>> rows,
              std::int64_t row, std::size_t size) {
-      { Leaf::template make_shard<T>(ctx, base, terms, row, row, size) } -> std::same_as<typename Leaf::template shard<T>>;
+      { Leaf::template make_shard<T>(ctx, rows, rows, row, size) } -> std::same_as<typename Leaf::template shard<T>>;
     } &&
     knn_search_with<Leaf, T, knn_l2_score<T>> && knn_search_with<Leaf, T, knn_ip_score<T>> &&
     knn_search_with<Leaf, T, knn_cosine_score<T>>;

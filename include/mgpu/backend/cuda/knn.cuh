@@ -124,14 +124,14 @@ void knn_search_tile(device_context<gpu>& ctx, knn_shard<T> const& shard, dense_
     MGPU_CUDA_TRY(cudaMemsetAsync(values.data(), 0, entries * sizeof(T), s.handle()));
   } else {
     gemm_tn<T>(ctx.libraries.cublas(), static_cast<int>(cols), static_cast<int>(rows), static_cast<int>(dim),
-               shard.data.data() + b_begin * dim, static_cast<int>(dim), d_queries.data(),
+               shard.data + b_begin * shard.ld, static_cast<int>(shard.ld), d_queries.data(),
                static_cast<int>(dim), values.data(), static_cast<int>(cols));
   }
   bool const select = k <= knn_select_max_k;
   buffer<std::int32_t, gpu> columns(select ? 0 : entries, s);
   MGPU_CUDA_TRY(cub::DeviceFor::Bulk(static_cast<std::int64_t>(entries),
                                      knn_score_tile<T, Score>{values.data(), select ? nullptr : columns.data(),
-                                                              d_terms.data(), shard.terms.data() + b_begin, cols,
+                                                              d_terms.data(), shard.terms + b_begin, cols,
                                                               score},
                                      s.handle()));
 

@@ -2,8 +2,9 @@
 // resident per device, queries searched in tiles sized by the device's memory budget.
 //
 // Method (a simple, exact design built from library calls):
-//   shard   base rows [first, last) and their per-row metric terms (‖b‖², 1/‖b‖),
-//           uploaded once and kept resident (row-major, ld = d).
+//   shard   a view of base rows [first, last) and their per-row metric terms (‖b‖²,
+//           1/‖b‖) resident on the GPU: the index (algorithms/knn_index.hpp) scatters
+//           them there once (counted by set.transfers()) and keeps them.
 //   tile    for a block of queries and a chunk of the shard's rows (as large as the
 //           budget allows; the whole shard when it fits): the dot products by cuBLAS
 //           sgemm / dgemm into a rows x chunk tile, turned into scores in place by the
@@ -39,20 +40,23 @@
 #include "mgpu/backend/cuda/buffer.hpp"
 #include "mgpu/backend/cuda/copy.hpp"
 #include "mgpu/backend/cuda/device_set.hpp"
+#include "mgpu/backend/cuda/transfer.hpp"
 #include "mgpu/core/error.hpp"
 #include "mgpu/cuda.hpp"
 #include "mgpu/detail/topk_heap.hpp"
 
 namespace mgpu::backend::cuda {
 
-/// One shard of the base resident on a GPU (see the file comment).
+/// One shard of the base resident on a GPU (see the file comment): views of device
+/// memory that the index owns.
 template <class T>
 struct knn_shard {
   std::int64_t first = 0;  ///< global index of the shard's row 0
   std::int64_t rows = 0;
   std::int64_t dim = 0;
-  buffer<T, gpu> data;   ///< rows x dim, row-major
-  buffer<T, gpu> terms;  ///< rows: the metric's per-row term
+  std::int64_t ld = 0;
+  T const* data = nullptr;   ///< rows x dim, row-major, leading dimension ld
+  T const* terms = nullptr;  ///< rows: the metric's per-row term
 };
 
 namespace detail {
@@ -86,28 +90,12 @@ struct knn_leaf<gpu> {
   template <class T>
   using shard = backend::cuda::knn_shard<T>;
 
+  static constexpr bool host_memory = false;
+
   template <class T>
-  static shard<T> make_shard(device_context<gpu>& ctx, dense_view<T const> base,
-                             std::span<T const> base_terms, std::int64_t first, std::int64_t last,
-                             std::size_t) {
-    auto& s = ctx.work;
-    std::int64_t const rows = last - first;
-    shard<T> out;
-    out.first = first;
-    out.rows = rows;
-    out.dim = base.cols;
-    // Packed to ld = d on the host: one contiguous upload.
-    std::vector<T> packed(static_cast<std::size_t>(rows * base.cols));
-    for (std::int64_t r = 0; r < rows; ++r) {
-      auto const row = base.row(first + r);
-      std::copy(row.begin(), row.end(), packed.begin() + r * base.cols);
-    }
-    out.data = buffer<T, gpu>(packed.size(), s);
-    out.terms = buffer<T, gpu>(static_cast<std::size_t>(rows), s);
-    copy(out.data, std::span<T const>(packed), s);
-    copy(out.terms, base_terms.subspan(static_cast<std::size_t>(first), static_cast<std::size_t>(rows)), s);
-    s.synchronize();  // `packed` is pageable host memory about to be freed
-    return out;
+  static shard<T> make_shard(device_context<gpu>&, dense_view<T const, gpu> rows, dense_view<T const, gpu> terms,
+                             std::int64_t first, std::size_t) {
+    return {first, rows.rows, rows.cols, rows.ld, rows.data, terms.data};
   }
 
   template <class T, class Score>
