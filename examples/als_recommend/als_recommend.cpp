@@ -8,6 +8,8 @@
 //
 //   python3 examples/als_recommend/make_package_matrix.py --output out/debian-packages
 //   als_recommend --solver cg --recommend vim python3-numpy
+//   als_recommend --recommend-all --top-k 10 --output recs.tsv --save-model out/model
+//   als_recommend --load-model out/model --recommend vim
 //
 // When PREFIX.users.txt and PREFIX.items.txt sit beside PREFIX.mtx (one name per line),
 // results are printed by name and --recommend accepts names; otherwise row numbers.
@@ -15,13 +17,23 @@
 // Output: one line per iteration, `iteration N: loss=L seconds=S`; with the Cholesky
 // solver, the largest relative residual of the item factors' normal equations over a
 // sample of items (a check that the last half-step solved its systems); then, for
-// every --recommend ID, its top-10 unseen items and, when ID also names an item, the 10
-// items whose factors are most similar to it. --save-factors PREFIX writes
-// PREFIX.users.mtx and PREFIX.items.mtx (Matrix Market array, rows x factors) as one
-// commit (mgpu/io/output_file.hpp): both new, or, on any failure (a full disk, a bad
-// path, SIGINT/SIGTERM/SIGHUP), neither changed and no temporary left.
-// Before the model is fitted: the --save-factors paths and --devices are checked first,
-// and every --recommend ID is resolved once the matrix and names are read.
+// every --recommend ID, its top-k unseen items and, when ID also names an item, the k
+// items whose factors are most similar to it (k = --top-k, 10 by default).
+// --recommend-all writes every user's top-k unseen items to --output as
+// `user<TAB>item<TAB>score` lines (names when the input has them, else 0-based rows;
+// TSV escapes, or NDJSON with --output-format ndjson), best first, users in order.
+// --save-factors PREFIX writes PREFIX.users.mtx and PREFIX.items.mtx (Matrix Market
+// array, rows x factors). --save-model DIR (made if missing; its parent must exist) writes
+// DIR/model.als (mgpu::als::save: options, factors and seen items) and, when the input
+// has names, DIR/users.txt and DIR/items.txt (names files of an earlier model are removed
+// otherwise); --load-model DIR reads them back instead of reading an input and fitting,
+// and recommends exactly as the saved model did. All outputs are one commit
+// (mgpu/io/output_file.hpp): all new, or, on any failure (a full disk, a bad path,
+// SIGINT/SIGTERM/SIGHUP), none changed and no temporary left.
+// Before the model is fitted: the output paths and --devices are checked first, and
+// every --recommend ID is resolved once the matrix (or model) and names are read.
+// On a terminal, stderr shows a progress line for the fit and for --recommend-all
+// (mgpu::progress_line); elsewhere nothing is added.
 // Any error ends the program with a one-line message (naming what ran out when memory
 // does) and exit code 1.
 #include <algorithm>
@@ -43,11 +55,14 @@
 #include <mgpu/algorithms/als.hpp>
 #include <mgpu/io/matrix_market.hpp>
 #include <mgpu/io/output_file.hpp>
+#include <mgpu/io/progress_line.hpp>
+#include <mgpu/io/text_output.hpp>
 #include <mgpu/mgpu.hpp>
 #ifdef MGPU_EXAMPLE_WITH_CUDA
 // The GPU backend: --devices cuda, cuda:0,1. Its kernels are instantiated in
 // als_recommend_cuda.cu; this file stays host code.
 #include <mgpu/backend/cuda/als.hpp>
+#include <mgpu/backend/cuda/knn.hpp>
 #include <mgpu/cuda.hpp>
 #endif
 
@@ -62,7 +77,12 @@ struct settings {
   std::string solver = "cholesky";
   std::string devices = "cpu";
   std::string save_factors;
+  std::string save_model;
+  std::string load_model;
   std::vector<std::string> recommend;
+  bool recommend_all = false;
+  std::string output;
+  std::string output_format = "tsv";
   int top = 10;
   mgpu::als_options als;
 };
@@ -169,73 +189,174 @@ struct recommend_target {
   std::optional<std::int64_t> user, item;
 };
 
+/// Writes one name per line.
+void write_names(std::ostream& out, std::vector<std::string> const& names) {
+  for (auto const& n : names) out << n << '\n';
+}
+
+/// --recommend-all's rows: user, item, score; names when there are names, else rows.
+void write_recommendations(std::ostream& out, mgpu::text_format format, mgpu::topk_result<float> const& recs,
+                           std::vector<std::string> const& user_names, std::vector<std::string> const& item_names) {
+  mgpu::neighbor_writer rows(out, format, {"user", "item", "score"});
+  for (std::int64_t u = 0; u < recs.rows(); ++u) {
+    auto const items = recs.neighbors(u);
+    auto const scores = recs.scores_of(u);
+    for (std::size_t j = 0; j < items.size(); ++j) {
+      auto const score = static_cast<double>(scores[j]);
+      if (user_names.empty() || item_names.empty()) {
+        rows.write(u, items[j], score);
+      } else {
+        rows.write(user_names[static_cast<std::size_t>(u)], item_names[static_cast<std::size_t>(items[j])], score);
+      }
+    }
+  }
+}
+
+void print_matches(mgpu::topk_result<float> const& found, std::vector<std::string> const& item_names) {
+  auto const items = found.neighbors(0);
+  auto const scores = found.scores_of(0);
+  for (std::size_t j = 0; j < items.size(); ++j) {
+    std::printf("  %-40s %.4f\n", name_of(item_names, items[j]).c_str(), static_cast<double>(scores[j]));
+  }
+}
+
 int run(settings& s) {
+  auto const format = mgpu::parse_text_format(s.output_format);
   // The outputs are checked before the long work and written as one commit.
   mgpu::output_set outs;
-  std::optional<mgpu::output_set::output_id> users_out, items_out;
+  std::optional<mgpu::output_set::output_id> users_out, items_out, recs_out, model_out, user_names_out,
+      item_names_out;
   if (!s.save_factors.empty()) {
     users_out = outs.add(s.save_factors + ".users.mtx", "--save-factors");
     items_out = outs.add(s.save_factors + ".items.mtx", "--save-factors");
   }
+  if (!s.output.empty()) recs_out = outs.add(s.output, "--output");
+  if (!s.save_model.empty()) {
+    fs::path const dir = s.save_model;
+    if (!fs::is_directory(dir)) fs::create_directory(dir);  // its parent must exist
+    model_out = outs.add(dir / "model.als", "--save-model");
+  }
   outs.check();
-  if (!fs::exists(s.input)) {
+  bool const loading = !s.load_model.empty();
+  if (loading && !fs::exists(fs::path(s.load_model) / "model.als")) {
+    throw std::runtime_error(s.load_model + ": no model.als in it (write one with --save-model)");
+  }
+  if (!loading && !fs::exists(s.input)) {
     throw std::runtime_error(s.input.string() +
                              ": no such file (for the default input run: python3 "
                              "examples/als_recommend/make_package_matrix.py --output out/debian-packages)");
   }
   return mgpu::with_policy(s.devices, [&](auto const& policy) {
-    stage = "reading the interactions";
-    auto const r = mgpu::read_matrix_market<float, std::int32_t>(s.input);
-    auto stem = s.input;
-    stem.replace_extension();
-    auto const user_names = read_names(stem.string() + ".users.txt", r.rows());
-    auto const item_names = read_names(stem.string() + ".items.txt", r.cols());
+    std::optional<interactions_t> r;
+    std::optional<mgpu::als> loaded;
+    std::vector<std::string> user_names, item_names;
+    std::int64_t users = 0, items = 0;
+    if (loading) {
+      stage = "reading the model";
+      fs::path const dir = s.load_model;
+      loaded.emplace(mgpu::als::load(dir / "model.als"));
+      users = loaded->user_factors().rows();
+      items = loaded->item_factors().rows();
+      user_names = read_names(dir / "users.txt", users);
+      item_names = read_names(dir / "items.txt", items);
+    } else {
+      stage = "reading the interactions";
+      r.emplace(mgpu::read_matrix_market<float, std::int32_t>(s.input));
+      auto stem = s.input;
+      stem.replace_extension();
+      users = r->rows();
+      items = r->cols();
+      user_names = read_names(stem.string() + ".users.txt", users);
+      item_names = read_names(stem.string() + ".items.txt", items);
+    }
+    if (model_out) {
+      // The names files, when there are names, join the commit (checked before the fit).
+      fs::path const dir = s.save_model;
+      if (!user_names.empty()) user_names_out = outs.add(dir / "users.txt", "--save-model");
+      if (!item_names.empty()) item_names_out = outs.add(dir / "items.txt", "--save-model");
+      outs.check();
+    }
     std::vector<recommend_target> targets;
     for (auto const& id : s.recommend) {
-      auto& t = targets.emplace_back(recommend_target{id, find_row(user_names, r.rows(), id),
-                                                      find_row(item_names, r.cols(), id)});
+      auto& t = targets.emplace_back(recommend_target{id, find_row(user_names, users, id),
+                                                      find_row(item_names, items, id)});
       if (!t.user && !t.item) {
-        throw std::runtime_error("--recommend " + id + ": no such user or item (" + std::to_string(r.rows()) +
-                                 " users, " + std::to_string(r.cols()) + " items)");
+        throw std::runtime_error("--recommend " + id + ": no such user or item (" + std::to_string(users) +
+                                 " users, " + std::to_string(items) + " items)");
       }
     }
-    std::printf("%s: %d users x %d items, %d entries\n", s.input.c_str(), r.rows(), r.cols(), r.nnz());
 
-    s.als.model = s.model == "weighted" ? mgpu::als_model::weighted : mgpu::als_model::implicit;
-    s.als.solver = s.solver == "cg" ? mgpu::als_solver::conjugate_gradient : mgpu::als_solver::cholesky;
-    s.als.on_iteration = [](int it, double loss, double seconds) {
-      std::printf("iteration %d: loss=%.9g seconds=%.3f\n", it, loss, seconds);
-      std::fflush(stdout);
-    };
-    stage = "fitting the model";
-    mgpu::als model(s.als);
-    model.fit(policy, r);
-
-    if (s.als.solver == mgpu::als_solver::cholesky && r.nnz() > 0) {
-      stage = "checking the residuals";
-      std::printf("normal equations of the item factors: max relative residual %.3g over a sample of items\n",
-                  item_residual(r, model, 500));
+    mgpu::als model;
+    if (loaded) {
+      model = std::move(*loaded);
+      std::printf("%s: a model of %lld users x %lld items, %lld factors\n", s.load_model.c_str(),
+                  static_cast<long long>(users), static_cast<long long>(items),
+                  static_cast<long long>(model.options().factors));
+    } else {
+      std::printf("%s: %d users x %d items, %d entries\n", s.input.c_str(), r->rows(), r->cols(), r->nnz());
+      s.als.model = s.model == "weighted" ? mgpu::als_model::weighted : mgpu::als_model::implicit;
+      s.als.solver = s.solver == "cg" ? mgpu::als_solver::conjugate_gradient : mgpu::als_solver::cholesky;
+      s.als.on_iteration = [](int it, double loss, double seconds) {
+        std::printf("iteration %d: loss=%.9g seconds=%.3f\n", it, loss, seconds);
+        std::fflush(stdout);
+      };
+      mgpu::progress_line const fit_progress("ALS fit", "iterations");
+      s.als.progress = fit_progress.callback();
+      stage = "fitting the model";
+      model = mgpu::als(s.als);
+      model.fit(policy, *r);
+      if (s.als.solver == mgpu::als_solver::cholesky && r->nnz() > 0) {
+        stage = "checking the residuals";
+        std::printf("normal equations of the item factors: max relative residual %.3g over a sample of items\n",
+                    item_residual(*r, model, 500));
+      }
     }
-    if (users_out) {
-      stage = "writing the factors";
-      outs.set_writer(*users_out, [&](std::ostream& out) { mgpu::write_matrix_market(out, model.user_factors()); });
-      outs.set_writer(*items_out, [&](std::ostream& out) { mgpu::write_matrix_market(out, model.item_factors()); });
+
+    mgpu::topk_result<float> all;
+    if (s.recommend_all) {
+      stage = "recommending for every user";
+      mgpu::progress_line const progress("recommend", "users");
+      all = model.recommend(policy, {}, s.top, {.progress = progress.callback()});
+    }
+    if (users_out || recs_out || model_out) {
+      stage = "writing the outputs";
+      if (users_out) {
+        outs.set_writer(*users_out, [&](std::ostream& out) { mgpu::write_matrix_market(out, model.user_factors()); });
+        outs.set_writer(*items_out, [&](std::ostream& out) { mgpu::write_matrix_market(out, model.item_factors()); });
+      }
+      if (recs_out) {
+        outs.set_writer(*recs_out, [&](std::ostream& out) {
+          write_recommendations(out, format, all, user_names, item_names);
+        });
+      }
+      if (model_out) outs.set_writer(*model_out, [&](std::ostream& out) { model.save(out); });
+      if (user_names_out) outs.set_writer(*user_names_out, [&](std::ostream& out) { write_names(out, user_names); });
+      if (item_names_out) outs.set_writer(*item_names_out, [&](std::ostream& out) { write_names(out, item_names); });
       outs.commit();
-      std::printf("wrote %s.users.mtx and %s.items.mtx\n", s.save_factors.c_str(), s.save_factors.c_str());
+      if (model_out) {
+        // Names left by an earlier model in DIR would name this one's rows wrongly.
+        fs::path const dir = s.save_model;
+        if (!user_names_out) fs::remove(dir / "users.txt");
+        if (!item_names_out) fs::remove(dir / "items.txt");
+      }
+      if (users_out) {
+        std::printf("wrote %s.users.mtx and %s.items.mtx\n", s.save_factors.c_str(), s.save_factors.c_str());
+      }
+      if (recs_out) {
+        std::printf("wrote %s: %lld recommendations for %lld users\n", s.output.c_str(),
+                    static_cast<long long>(all.size()), static_cast<long long>(all.rows()));
+      }
+      if (model_out) std::printf("wrote the model to %s\n", s.save_model.c_str());
     }
     stage = "recommending";
     for (auto const& t : targets) {
       if (t.user) {
         std::printf("recommended for %s:\n", t.id.c_str());
-        for (auto const& m : model.recommend(*t.user, s.top)) {
-          std::printf("  %-40s %.4f\n", name_of(item_names, m.index).c_str(), static_cast<double>(m.score));
-        }
+        print_matches(model.recommend(policy, std::span<std::int64_t const>(&*t.user, 1), s.top), item_names);
       }
       if (t.item) {
         std::printf("items similar to %s:\n", t.id.c_str());
-        for (auto const& m : model.similar_items(*t.item, s.top)) {
-          std::printf("  %-40s %.4f\n", name_of(item_names, m.index).c_str(), static_cast<double>(m.score));
-        }
+        print_matches(model.similar_items(policy, std::span<std::int64_t const>(&*t.item, 1), s.top), item_names);
       }
     }
     return 0;
@@ -268,7 +389,24 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--seed", s.als.seed, "seed of the initial factors")->capture_default_str();
   app.add_option("--save-factors", s.save_factors, "write PREFIX.users.mtx and PREFIX.items.mtx");
+  app.add_option("--save-model", s.save_model, "write the fitted model (and names) into directory DIR");
+  auto* load = app.add_option("--load-model", s.load_model,
+                              "recommend from the model saved in DIR instead of reading --input and fitting");
   app.add_option("--recommend", s.recommend, "users (names or rows) to recommend for");
+  app.add_option("--top-k", s.top, "recommendations and similar items per query")
+      ->check(integer_in(1, 100000))
+      ->capture_default_str();
+  auto* all = app.add_flag("--recommend-all", s.recommend_all, "every user's top-k unseen items into --output");
+  auto* output = app.add_option("--output", s.output, "where --recommend-all writes user<TAB>item<TAB>score rows");
+  app.add_option("--output-format", s.output_format, "tsv or ndjson")
+      ->check(CLI::IsMember({"tsv", "ndjson"}))
+      ->capture_default_str();
+  all->needs(output);
+  output->needs(all);
+  for (auto const* fit_option : {"--model", "--factors", "--iterations", "--regularization", "--alpha",
+                                 "--unobserved-weight", "--solver", "--cg-steps", "--seed", "--input"}) {
+    load->excludes(app.get_option(fit_option));
+  }
   CLI11_PARSE(app, argc, argv);
   mgpu::remove_temporaries_on_signal();
   try {

@@ -1,7 +1,8 @@
 // Specification of mgpu::als: each half-step against a dense double-precision reference
 // that sums the objective over ALL pairs (not the Gram-matrix shortcut the library
-// uses), the normal equations on real data, the loss, device-count independence, top-k
-// queries, and bad inputs.
+// uses), the normal equations on real data, the loss, device-count independence, early
+// stopping and progress, and bad inputs. Queries, recalculate_user and saved models:
+// test_als_serving.cpp.
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -10,6 +11,8 @@
 #include <limits>
 #include <random>
 #include <string>
+#include <thread>
+#include <utility>
 #include <vector>
 
 #include <mgpu/algorithms/als.hpp>
@@ -18,195 +21,9 @@
 #include <mgpu/sparse/transpose.hpp>
 
 #include "../test_support.hpp"
+#include "als_test_support.hpp"
 
-namespace {
-
-using policy_t = mgpu::execution_policy<mgpu::cpu>;
-using matrix = mgpu::csr_matrix<mgpu::cpu, float, std::int32_t>;
-using dense = std::vector<std::vector<double>>;
-using factors_t = mgpu::dense_matrix<mgpu::cpu, float>;
-
-matrix from_dense(dense const& rows, std::int32_t cols) {
-  std::vector<std::int32_t> offsets{0}, indices;
-  std::vector<float> values;
-  for (auto const& row : rows) {
-    for (std::int32_t c = 0; c < cols; ++c) {
-      if (row[static_cast<std::size_t>(c)] != 0.0) {
-        indices.push_back(c);
-        values.push_back(static_cast<float>(row[static_cast<std::size_t>(c)]));
-      }
-    }
-    offsets.push_back(static_cast<std::int32_t>(indices.size()));
-  }
-  return matrix(static_cast<std::int64_t>(rows.size()), cols, offsets, indices, values);
-}
-
-dense to_dense(matrix const& m) {
-  dense out(static_cast<std::size_t>(m.rows()), std::vector<double>(static_cast<std::size_t>(m.cols()), 0.0));
-  auto const v = m.view();
-  for (std::int32_t r = 0; r < m.rows(); ++r) {
-    for (std::int32_t p = v.row_begin(r); p < v.row_end(r); ++p) {
-      out[static_cast<std::size_t>(r)][static_cast<std::size_t>(v.col_indices[p])] = v.values[p];
-    }
-  }
-  return out;
-}
-
-dense transpose_dense(dense const& a) {
-  dense t(a.empty() ? 0 : a[0].size(), std::vector<double>(a.size()));
-  for (std::size_t i = 0; i < a.size(); ++i)
-    for (std::size_t j = 0; j < a[i].size(); ++j) t[j][i] = a[i][j];
-  return t;
-}
-
-dense to_dense(factors_t const& f) {
-  dense out(static_cast<std::size_t>(f.rows()), std::vector<double>(static_cast<std::size_t>(f.cols())));
-  for (std::int64_t i = 0; i < f.rows(); ++i)
-    for (std::int64_t j = 0; j < f.cols(); ++j) out[static_cast<std::size_t>(i)][static_cast<std::size_t>(j)] = f(i, j);
-  return out;
-}
-
-factors_t to_factors(dense const& d) {
-  factors_t f(static_cast<std::int64_t>(d.size()), static_cast<std::int64_t>(d[0].size()));
-  for (std::size_t i = 0; i < d.size(); ++i)
-    for (std::size_t j = 0; j < d[i].size(); ++j) f(static_cast<std::int64_t>(i), static_cast<std::int64_t>(j)) = static_cast<float>(d[i][j]);
-  return f;
-}
-
-dense random_factors(std::mt19937& rng, std::size_t rows, std::size_t f) {
-  std::uniform_real_distribution<double> u(-0.5, 0.5);
-  dense d(rows, std::vector<double>(f));
-  for (auto& row : d)
-    for (auto& v : row) v = static_cast<float>(u(rng));
-  return d;
-}
-
-dense random_interactions(std::mt19937& rng, std::size_t rows, std::size_t cols, double density) {
-  std::bernoulli_distribution keep(density);
-  std::uniform_int_distribution<int> count(1, 5);
-  dense d(rows, std::vector<double>(cols, 0.0));
-  for (auto& row : d)
-    for (auto& v : row)
-      if (keep(rng)) v = count(rng);
-  return d;
-}
-
-/// Weight and target of a pair, straight from the model definition.
-struct pair_terms {
-  double w, t;
-};
-pair_terms terms(double r, mgpu::als_options const& o) {
-  if (r == 0.0) return {o.unobserved_weight, 0.0};
-  return {1.0 + o.alpha * r, o.model == mgpu::als_model::weighted ? r : 1.0};
-}
-
-/// Gaussian elimination with partial pivoting, in double.
-std::vector<double> gauss_solve(dense a, std::vector<double> b) {
-  auto const n = b.size();
-  for (std::size_t k = 0; k < n; ++k) {
-    std::size_t piv = k;
-    for (std::size_t i = k + 1; i < n; ++i)
-      if (std::abs(a[i][k]) > std::abs(a[piv][k])) piv = i;
-    std::swap(a[k], a[piv]);
-    std::swap(b[k], b[piv]);
-    for (std::size_t i = k + 1; i < n; ++i) {
-      double const m = a[i][k] / a[k][k];
-      for (std::size_t j = k; j < n; ++j) a[i][j] -= m * a[k][j];
-      b[i] -= m * b[k];
-    }
-  }
-  std::vector<double> x(n);
-  for (std::size_t k = n; k-- > 0;) {
-    double s = b[k];
-    for (std::size_t j = k + 1; j < n; ++j) s -= a[k][j] * x[j];
-    x[k] = s / a[k][k];
-  }
-  return x;
-}
-
-/// Row u's system summed over every column i of `r` (observed or not).
-void normal_equations(std::vector<double> const& r_row, dense const& fixed, mgpu::als_options const& o,
-                      dense& a, std::vector<double>& b) {
-  auto const f = fixed[0].size();
-  a.assign(f, std::vector<double>(f, 0.0));
-  b.assign(f, 0.0);
-  for (std::size_t i = 0; i < r_row.size(); ++i) {
-    auto const [w, t] = terms(r_row[i], o);
-    for (std::size_t j = 0; j < f; ++j) {
-      b[j] += w * t * fixed[i][j];
-      for (std::size_t k = 0; k < f; ++k) a[j][k] += w * fixed[i][j] * fixed[i][k];
-    }
-  }
-  for (std::size_t j = 0; j < f; ++j) a[j][j] += o.regularization;
-}
-
-/// The reference half-step: every row solved from its full normal equations.
-dense reference_half_step(dense const& r, dense const& fixed, mgpu::als_options const& o) {
-  dense out;
-  dense a;
-  std::vector<double> b;
-  for (auto const& row : r) {
-    normal_equations(row, fixed, o, a, b);
-    out.push_back(gauss_solve(a, b));
-  }
-  return out;
-}
-
-/// max over rows of ‖A x − b‖ / ‖b‖ for the rows with b ≠ 0.
-double worst_relative_residual(dense const& r, dense const& fixed, dense const& solved,
-                               mgpu::als_options const& o) {
-  double worst = 0;
-  dense a;
-  std::vector<double> b;
-  for (std::size_t u = 0; u < r.size(); ++u) {
-    normal_equations(r[u], fixed, o, a, b);
-    double res = 0, nb = 0;
-    for (std::size_t j = 0; j < b.size(); ++j) {
-      double ax = 0;
-      for (std::size_t k = 0; k < b.size(); ++k) ax += a[j][k] * solved[u][k];
-      res += (ax - b[j]) * (ax - b[j]);
-      nb += b[j] * b[j];
-    }
-    if (nb > 0) worst = std::max(worst, std::sqrt(res / nb));
-  }
-  return worst;
-}
-
-double reference_loss(dense const& r, dense const& x, dense const& y, mgpu::als_options const& o) {
-  double loss = 0;
-  for (std::size_t u = 0; u < r.size(); ++u) {
-    for (std::size_t i = 0; i < r[u].size(); ++i) {
-      double p = 0;
-      for (std::size_t j = 0; j < x[u].size(); ++j) p += x[u][j] * y[i][j];
-      auto const [w, t] = terms(r[u][i], o);
-      loss += w * (t - p) * (t - p);
-    }
-  }
-  for (auto const* side : {&x, &y})
-    for (auto const& row : *side)
-      for (double v : row) loss += o.regularization * v * v;
-  return loss;
-}
-
-double max_abs_diff(dense const& a, dense const& b) {
-  double d = 0;
-  for (std::size_t i = 0; i < a.size(); ++i)
-    for (std::size_t j = 0; j < a[i].size(); ++j) d = std::max(d, std::abs(a[i][j] - b[i][j]));
-  return d;
-}
-
-double max_abs(dense const& a) {
-  double d = 0;
-  for (auto const& row : a)
-    for (double v : row) d = std::max(d, std::abs(v));
-  return d;
-}
-
-matrix read_fixture() {
-  return mgpu::read_matrix_market<float, std::int32_t>(std::string(MGPU_TEST_DATA_DIR) + "/als/dpkg-status.mtx");
-}
-
-}  // namespace
+using namespace als_test;
 
 TEST_CASE("a one-factor implicit model solves the scalar normal equations worked by hand", "[als]") {
   // R = [[2, 0], [0, 1]], y = (1, 2) at the start, α = 1, w0 = 1, λ = 0.5, so
@@ -446,65 +263,6 @@ TEST_CASE("reliability row 12: 1024 factors work with both solvers", "[als]") {
   }
 }
 
-TEST_CASE("recommend ranks unseen items by x_u·y_i, ties toward the smaller index", "[als]") {
-  std::mt19937 rng(5);
-  auto const rd = random_interactions(rng, 6, 12, 0.3);
-  mgpu::als model({.factors = 3, .iterations = 2});
-  model.fit(policy_t("cpu"), from_dense(rd, 12));
-  auto const x = to_dense(model.user_factors());
-  auto const y = to_dense(model.item_factors());
-  for (bool exclude : {true, false}) {
-    std::vector<std::pair<double, std::int64_t>> expected;
-    for (std::size_t i = 0; i < 12; ++i) {
-      if (exclude && rd[2][i] != 0) continue;
-      double s = 0;
-      for (std::size_t j = 0; j < 3; ++j) s += x[2][j] * y[i][j];
-      expected.emplace_back(-static_cast<double>(static_cast<float>(s)), static_cast<std::int64_t>(i));
-    }
-    std::sort(expected.begin(), expected.end());
-    auto const got = model.recommend(2, 4, exclude);
-    REQUIRE(got.size() == 4);
-    for (std::size_t k = 0; k < 4; ++k) {
-      CHECK(got[k].index == expected[k].second);
-      CHECK(got[k].score == Approx(-expected[k].first).epsilon(1e-6));
-    }
-  }
-  CHECK(model.recommend(0, 100, false).size() == 12);
-  CHECK_THROWS_AS(model.recommend(6, 1), mgpu::invalid_argument);
-  CHECK_THROWS_AS(model.recommend(0, 0), mgpu::invalid_argument);
-}
-
-TEST_CASE("similar_items ranks other items by cosine of their factors", "[als]") {
-  std::mt19937 rng(9);
-  auto const rd = random_interactions(rng, 8, 10, 0.35);
-  mgpu::als model({.factors = 3, .iterations = 2});
-  model.fit(policy_t("cpu"), from_dense(rd, 10));
-  auto const y = to_dense(model.item_factors());
-  auto const norm = [](std::vector<double> const& v) {
-    double s = 0;
-    for (double e : v) s += e * e;
-    return std::sqrt(s);
-  };
-  std::vector<std::pair<double, std::int64_t>> expected;
-  for (std::size_t i = 0; i < 10; ++i) {
-    if (i == 4) continue;
-    double s = 0;
-    for (std::size_t j = 0; j < 3; ++j) s += y[4][j] * y[i][j];
-    double const d = norm(y[4]) * norm(y[i]);
-    expected.emplace_back(d > 0 ? -s / d : 0.0, static_cast<std::int64_t>(i));
-  }
-  std::sort(expected.begin(), expected.end());
-  auto const got = model.similar_items(4, 9);
-  REQUIRE(got.size() == 9);
-  for (std::size_t k = 0; k < 9; ++k) {
-    // Scores within round-off of each other may swap; compare the scores in rank order.
-    CHECK(got[k].score == Approx(-expected[k].first).margin(1e-6));
-  }
-  CHECK(got[0].index == expected[0].second);
-  CHECK_THROWS_AS(model.similar_items(10, 1), mgpu::invalid_argument);
-  CHECK_THROWS_AS(mgpu::als().similar_items(0, 1), mgpu::invalid_argument);
-}
-
 TEST_CASE("reliability row 11: 100000 factors are out_of_memory before anything is allocated", "[als][reliability]") {
   // f = 1e5: each f x f matrix of doubles is 8e10 bytes; one host device keeps the two
   // Gram matrices and the base (3 of them) plus its copy of the base in double and float
@@ -527,4 +285,105 @@ TEST_CASE("reliability row 11: 100000 factors are out_of_memory before anything 
     }
     CHECK(model.user_factors().rows() == 0);
   }
+}
+
+TEST_CASE("early stopping ends the fit at the first iteration whose loss changed by less than the tolerance",
+          "[als]") {
+  std::mt19937 rng(21);
+  auto const r = random_interactions(rng, 12, 9, 0.3);
+  auto const x0 = random_factors(rng, 12, 3);
+  auto const y0 = random_factors(rng, 9, 3);
+  mgpu::als_options o{.factors = 3, .iterations = 12, .regularization = 0.1, .alpha = 2.0};
+  // The loss sequence of exact half-steps in double (the reference), and its relative
+  // changes d_i = |L_{i-1} − L_i| / L_{i-1}, i = 2..12.
+  std::vector<double> loss, change(1, 0.0);
+  dense x, y = y0;
+  for (int i = 0; i < o.iterations; ++i) {
+    x = reference_half_step(r, y, o);
+    y = reference_half_step(transpose_dense(r), x, o);
+    loss.push_back(reference_loss(r, x, y, o));
+    if (i > 0) change.push_back(std::abs(loss[loss.size() - 2] - loss.back()) / loss[loss.size() - 2]);
+  }
+  // A tolerance between two consecutive changes, at least 10% away from every change
+  // (float factors move the changes by about 1e-7 of L, far less): the fit must stop at
+  // the first change below it.
+  double tolerance = 0, margin = 0;
+  std::size_t expected = 0;
+  for (std::size_t i = 3; i + 2 < change.size(); ++i) {
+    double const tol = std::sqrt(change[i] * change[i + 1]);
+    double m = std::numeric_limits<double>::infinity();
+    for (std::size_t j = 1; j < change.size(); ++j) m = std::min(m, std::abs(std::log(change[j] / tol)));
+    std::size_t stop = 1;
+    while (stop < change.size() && change[stop] >= tol) ++stop;
+    if (m > margin) {
+      margin = m;
+      tolerance = tol;
+      expected = stop + 1;  // change[i] belongs to iteration i + 1
+    }
+  }
+  INFO("tolerance " << tolerance << ", expected stop after iteration " << expected);
+  REQUIRE(margin > std::log(1.1));
+  REQUIRE(expected >= 4);
+  REQUIRE(expected < static_cast<std::size_t>(o.iterations));
+  for (bool compute_loss : {true, false}) {
+    for (char const* devices : {"cpu", "cpu:3"}) {
+      auto options = o;
+      options.loss_tolerance = tolerance;
+      options.compute_loss = compute_loss;
+      mgpu::als model(options);
+      model.fit(policy_t(devices), from_dense(r, 9), to_factors(x0), to_factors(y0));
+      CHECK(model.iteration_seconds().size() == expected);
+      REQUIRE(model.loss_history().size() == expected);  // computed: early stopping needs it
+      for (std::size_t i = 0; i < expected; ++i) CHECK(model.loss_history()[i] == Approx(loss[i]).epsilon(1e-6));
+    }
+  }
+}
+
+TEST_CASE("early stopping: tolerance 1 stops after the second iteration, tolerance 0 never stops", "[als]") {
+  // Cholesky half-steps never increase L and L > 0 here, so |L1 − L2| < L1 always holds,
+  // and |L_{i-1} − L_i| < 0 never does.
+  auto const r = read_fixture();
+  mgpu::als one({.factors = 4, .iterations = 6, .loss_tolerance = 1.0});
+  one.fit(policy_t("cpu"), r);
+  CHECK(one.iteration_seconds().size() == 2);
+  REQUIRE(one.loss_history().size() == 2);
+  CHECK(one.loss_history()[1] <= one.loss_history()[0]);
+  mgpu::als zero({.factors = 4, .iterations = 6, .loss_tolerance = 0.0});
+  zero.fit(policy_t("cpu"), r);
+  CHECK(zero.iteration_seconds().size() == 6);
+  CHECK_THROWS_AS(mgpu::als({.loss_tolerance = -1.0}), mgpu::invalid_argument);
+  CHECK_THROWS_AS(mgpu::als({.loss_tolerance = std::numeric_limits<double>::quiet_NaN()}), mgpu::invalid_argument);
+}
+
+TEST_CASE("progress: (i, iterations) after every iteration on the calling thread, (i, i) when stopped early",
+          "[als][concurrency]") {
+  auto const r = read_fixture();
+  auto const caller = std::this_thread::get_id();
+  for (double tolerance : {0.0, 1.0}) {
+    std::vector<std::pair<std::int64_t, std::int64_t>> calls;
+    std::vector<int> iterations;
+    bool other_thread = false;
+    mgpu::als model({.factors = 3,
+                     .iterations = 5,
+                     .loss_tolerance = tolerance,
+                     .on_iteration = [&](int it, double, double) { iterations.push_back(it); },
+                     .progress = [&](std::int64_t done, std::int64_t total) {
+                       other_thread = other_thread || std::this_thread::get_id() != caller;
+                       calls.emplace_back(done, total);
+                     }});
+    model.fit(policy_t("cpu:3"), r);
+    CHECK_FALSE(other_thread);
+    std::vector<std::pair<std::int64_t, std::int64_t>> expected;
+    if (tolerance == 0.0) {
+      expected = {{1, 5}, {2, 5}, {3, 5}, {4, 5}, {5, 5}};
+    } else {
+      expected = {{1, 5}, {2, 2}};
+    }
+    CHECK(calls == expected);
+    CHECK(iterations.size() == calls.size());  // on_iteration still called
+  }
+  std::vector<std::pair<std::int64_t, std::int64_t>> none;
+  mgpu::als idle({.factors = 3, .iterations = 0, .progress = [&](std::int64_t d, std::int64_t t) { none.emplace_back(d, t); }});
+  idle.fit(policy_t("cpu"), r);
+  CHECK(none.empty());
 }

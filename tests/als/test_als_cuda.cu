@@ -1,5 +1,6 @@
 // ALS on GPUs: every result is compared with the host backend's on the same input (the
-// host backend is specified against dense references in test_als.cpp). Runs only where a
+// host backend is specified against dense references in test_als.cpp and
+// test_als_serving.cpp): fits, and the batched queries of a fitted model. Runs only where a
 // CUDA device is visible; reports Skipped otherwise (tests/cuda/test_cuda_main.cpp).
 #include <catch2/catch.hpp>
 
@@ -14,6 +15,7 @@
 #include <mgpu/algorithms/als.hpp>
 #include <mgpu/backend/cuda/als.cuh>
 #include <mgpu/backend/cuda/als.hpp>
+#include <mgpu/backend/cuda/knn.cuh>
 #include <mgpu/io/matrix_market.hpp>
 
 namespace {
@@ -140,4 +142,48 @@ TEST_CASE("GPU: a fit moves the initial scatter, one all_gather per side and ite
   CHECK(t.bytes(0, mgpu::host_endpoint) == (1 + 2) * 8);
   CHECK(t.bytes(1, mgpu::host_endpoint) == (4 + 2) * 8);
   CHECK(t.total() == (5 + 4 + 2 * 4) * 8 + iterations * (5 + 4) * 8 + (5 + 4) * 8);
+}
+
+namespace {
+
+/// Two results of the same queries agree up to float round-off: equal row lengths,
+/// scores equal within `tolerance` position by position, and where the ids differ, the
+/// scores there tie within it (an exchange between near-equal scores).
+void check_same_ranking(mgpu::topk_result<float> const& a, mgpu::topk_result<float> const& b, double tolerance) {
+  REQUIRE(a.row_offsets == b.row_offsets);
+  for (std::int64_t q = 0; q < a.rows(); ++q) {
+    auto const ai = a.neighbors(q), bi = b.neighbors(q);
+    auto const as = a.scores_of(q), bs = b.scores_of(q);
+    for (std::size_t j = 0; j < ai.size(); ++j) {
+      INFO("row " << q << ", position " << j);
+      CHECK(std::abs(static_cast<double>(as[j]) - static_cast<double>(bs[j])) <= tolerance);
+      if (ai[j] != bi[j] && j + 1 < ai.size()) {
+        CHECK(std::abs(static_cast<double>(as[j]) - static_cast<double>(as[j + 1])) <= 2 * tolerance);
+      }
+    }
+  }
+}
+
+}  // namespace
+
+TEST_CASE("GPU batched recommend, with and without candidates, and similar_items equal the host's",
+          "[als][gpu]") {
+  auto const r = fixture();
+  mgpu::als model({.factors = 16, .iterations = 3});
+  model.fit(mgpu::execution_policy<mgpu::cpu>("cpu"), r);
+  mgpu::execution_policy<mgpu::cpu> const host("cpu");
+  std::vector<std::int64_t> candidates;
+  for (std::int64_t i = 0; i < model.item_factors().rows(); i += 3) candidates.push_back(i);
+  for (auto const& gpu : {mgpu::execution_policy<mgpu::gpu>("cuda:0"), two_logical_devices()}) {
+    for (bool filtered : {false, true}) {
+      INFO("candidates " << filtered);
+      mgpu::als_recommend_options options;
+      if (filtered) options.items = candidates;
+      auto const expected = model.recommend(host, {}, 10, options);
+      auto const got = model.recommend(gpu, {}, 10, options);
+      CHECK(got.candidates == expected.candidates);
+      check_same_ranking(got, expected, 1e-5);
+    }
+    check_same_ranking(model.similar_items(gpu, {}, 5), model.similar_items(host, {}, 5), 1e-5);
+  }
 }

@@ -44,6 +44,20 @@
 // Initial factors: uniform in [0, 0.01) from a hash of (seed, side, row, column), as
 // `implicit` scales its random start, except that users and items without any entry
 // start (and stay) at zero. They never depend on the partition either.
+//
+// Serving. A fitted model answers top-k queries for many rows at once on a policy's
+// devices, returning topk_result<float> (the library's one top-k result type):
+// `recommend` ranks items by x_u·y_i, `similar_items` / `similar_users` rank rows of the
+// same side by the cosine of their factors. Each is a dense product fused with top-k
+// selection: mgpu::knn (inner_product or cosine metric) over the item (or user) factors,
+// the query rows gathered in batches. Excluded items (those a user has seen; the query
+// row itself for similar_*) are removed exactly as the `implicit` library does: the
+// search asks for k + (the most excluded items of any row in the batch) and drops the
+// excluded ones, so every row keeps its true k best. Rows are batched in order of their
+// exclusion counts, so that one very active user does not widen the search of the others.
+// `recalculate_user` solves one new user's system against the fitted item factors
+// without refitting; `save` / `load` write and read a fitted model as one binary file
+// (io/binary_file.hpp, kind "als_model", sections listed at `save`).
 #pragma once
 
 #include <algorithm>
@@ -51,10 +65,15 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <filesystem>
 #include <functional>
 #include <limits>
+#include <numeric>
 #include <optional>
+#include <ostream>
 #include <span>
+#include <string>
+#include <string_view>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -62,15 +81,18 @@
 #include <omp.h>
 
 #include "mgpu/algorithms/detail/als_leaf.hpp"
+#include "mgpu/algorithms/knn.hpp"
+#include "mgpu/algorithms/topk_result.hpp"
 #include "mgpu/backend/cpu/als.hpp"
 #include "mgpu/backend/cpu/blas.hpp"
 #include "mgpu/core/error.hpp"
+#include "mgpu/core/progress.hpp"
 #include "mgpu/dense/dense_matrix.hpp"
 #include "mgpu/dense/distributed_dense.hpp"
 #include "mgpu/execution/collectives.hpp"
-#include "mgpu/detail/topk_heap.hpp"
 #include "mgpu/execution/fork_join.hpp"
 #include "mgpu/execution/policy.hpp"
+#include "mgpu/io/binary_file.hpp"
 #include "mgpu/sparse/csr_matrix.hpp"
 #include "mgpu/sparse/partition.hpp"
 #include "mgpu/sparse/transpose.hpp"
@@ -99,15 +121,31 @@ struct als_options {
   std::uint64_t seed = 42;
   /// Compute the objective after every iteration (an extra O(nnz f + (users + items) f²)).
   bool compute_loss = true;
+  /// Early stopping: the fit ends after the first iteration i >= 2 whose loss L_i changed
+  /// by less than this fraction of the previous one, |L_{i-1} − L_i| < tol · L_{i-1}.
+  /// 0 (the default) runs every iteration; > 0 computes the loss whatever compute_loss
+  /// says. iteration_seconds().size() (and loss_history().size()) tell how many ran.
+  /// Finite and >= 0.
+  double loss_tolerance = 0;
   /// Called after every iteration with (iteration, 1-based; loss, NaN when not
   /// computed; seconds of the two half-steps, the loss excluded).
   std::function<void(int, double, double)> on_iteration{};
+  /// Progress of fit in iterations (core/progress.hpp): (i, iterations) after iteration i
+  /// on the calling thread, after on_iteration; when early stopping ends the fit at
+  /// iteration i, the last call is (i, i). Not called when iterations is 0.
+  progress_callback progress{};
 };
 
-/// One recommendation or neighbour: a row index and its score.
-struct als_match {
-  std::int64_t index = 0;
-  float score = 0;
+/// Options of als::recommend.
+struct als_recommend_options {
+  /// Leave out the items each user has interacted with: the fitted R's row, or the row
+  /// of the interactions passed to recommend.
+  bool exclude_seen = true;
+  /// Candidate items (item rows, any order; repeats count once): only these are ranked.
+  /// Empty: every item.
+  std::span<std::int64_t const> items{};
+  /// Progress in users (core/progress.hpp), called on the calling thread after each batch.
+  progress_callback progress{};
 };
 
 namespace detail {
@@ -132,6 +170,17 @@ inline std::vector<double> als_gram(dense_view<float const> a) {
     for (std::size_t j = 0; j < i; ++j) g[i * fs + j] = g[j * fs + i];
   }
   return g;
+}
+
+/// B = w0·FᵀF + λI (f x f, full symmetric, double), the part of every row's system that
+/// the fixed side F gives.
+inline std::vector<double> als_system_base(dense_view<float const> fixed, double unobserved_weight,
+                                           double regularization) {
+  auto base = als_gram(fixed);
+  auto const fs = static_cast<std::size_t>(fixed.cols);
+  for (auto& v : base) v *= unobserved_weight;
+  for (std::size_t j = 0; j < fs; ++j) base[j * fs + j] += regularization;
+  return base;
 }
 
 /// Host devices: the kernels of backend/cpu/als.hpp on the device's blocks of the
@@ -161,10 +210,7 @@ struct als_leaf<cpu> {
   /// of F; every device runs the same operations on the same values.
   static void prepare(device_context<cpu>&, system& s, dense_view<float const> fixed, double unobserved_weight,
                       double regularization) {
-    s.base = als_gram(fixed);
-    auto const fs = static_cast<std::size_t>(fixed.cols);
-    for (auto& v : s.base) v *= unobserved_weight;
-    for (std::size_t j = 0; j < fs; ++j) s.base[j * fs + j] += regularization;
+    s.base = als_system_base(fixed, unobserved_weight, regularization);
     s.base_single.assign(s.base.begin(), s.base.end());
   }
 
@@ -305,53 +351,309 @@ class als {
   /// Seconds of each iteration's two half-steps in the last fit.
   [[nodiscard]] std::vector<double> const& iteration_seconds() const noexcept { return seconds_; }
 
-  /// The (up to) k items with the largest x_user·y_i, best first, ties toward the smaller
-  /// item index; with `exclude_seen`, items the user interacted with in the fitted R
-  /// are skipped. O(items f + items log k).
-  /// @throws invalid_argument (not fitted, user out of range, k < 1).
-  [[nodiscard]] std::vector<als_match> recommend(std::int64_t user, std::int64_t k,
-                                                 bool exclude_seen = true) const {
-    MGPU_EXPECTS(fitted_, "als::recommend: the model is not fitted");
-    MGPU_EXPECTS(user >= 0 && user < users_.rows(), "als::recommend: user ", user,
-                 " is outside [0, ", users_.rows(), ")");
-    MGPU_EXPECTS(k >= 1, "als::recommend: k must be at least 1, got ", k);
-    auto const x = users_.view().row(user);
-    std::vector<char> skip(static_cast<std::size_t>(items_.rows()), 0);
-    if (exclude_seen) {
-      auto const u = static_cast<std::size_t>(user);
-      for (auto p = seen_offsets_[u]; p < seen_offsets_[u + 1]; ++p) {
-        skip[static_cast<std::size_t>(seen_items_[static_cast<std::size_t>(p)])] = 1;
-      }
-    }
-    return top_items(k, [&](std::int64_t i) {
-      if (skip[static_cast<std::size_t>(i)] != 0) return std::optional<float>{};
-      return std::optional<float>(dot(x, items_.view().row(i)));
+  /// Whether the model holds factors (after fit or load).
+  [[nodiscard]] bool fitted() const noexcept { return fitted_; }
+
+  /// The k items with the largest x_u·y_i for each user u of `users`, best first, ties
+  /// toward the smaller item; with options.exclude_seen (the default), the items of u's
+  /// row of the fitted R are left out (method: see the file comment).
+  ///
+  /// @param policy   devices of the products (cpu, cpu:N, or gpu with mgpu/cuda.hpp and
+  ///                 mgpu/backend/cuda/knn.hpp); the candidate items are split across them.
+  /// @param users    user rows; result row q belongs to users[q] (repeats allowed).
+  ///                 Empty: every user, in order.
+  /// @param k        items per user, >= 1.
+  /// @returns one row per user of min(k, candidates not excluded) (item row, x_u·y_i)
+  ///          pairs; `candidates` = the number of candidate items, `k` = k.
+  /// @throws invalid_argument (not fitted, k < 1, a user or candidate item out of range);
+  ///         what mgpu::knn throws (out_of_memory, ...).
+  /// Scores are float products from knn's GEMM, so items whose exact products differ by
+  /// less than float round-off may be ordered otherwise than in exact arithmetic; the
+  /// kept set is exact for those scores. Complexity: O(users · candidates · f) flops;
+  /// memory O(users · k) for the result plus, per batch of at most 4096 users, 2^20
+  /// (user, item) pairs of knn's lists (a user with more seen items has a batch alone).
+  template <class Kind>
+  [[nodiscard]] topk_result<float> recommend(execution_policy<Kind> const& policy,
+                                             std::span<std::int64_t const> users, std::int64_t k,
+                                             als_recommend_options const& options = {}) const {
+    check_query("als::recommend", users, users_.rows(), "user", k);
+    auto const rows = all_if_empty(users, users_.rows());
+    return recommend_rows(policy, rows, k, options, [&](std::size_t q) {
+      auto const u = static_cast<std::size_t>(rows[q]);
+      auto const first = static_cast<std::size_t>(seen_offsets_[u]);
+      return std::span<std::int64_t const>(seen_items_.data() + first,
+                                           static_cast<std::size_t>(seen_offsets_[u + 1]) - first);
     });
   }
 
-  /// The (up to) k other items most similar to `item` by cosine similarity of their
-  /// factor rows, best first, ties toward the smaller index; rows of zero factors have
-  /// similarity 0. O(items f + items log k).
-  /// @throws invalid_argument (not fitted, item out of range, k < 1).
-  [[nodiscard]] std::vector<als_match> similar_items(std::int64_t item, std::int64_t k) const {
-    MGPU_EXPECTS(fitted_, "als::similar_items: the model is not fitted");
-    MGPU_EXPECTS(item >= 0 && item < items_.rows(), "als::similar_items: item ", item,
-                 " is outside [0, ", items_.rows(), ")");
-    MGPU_EXPECTS(k >= 1, "als::similar_items: k must be at least 1, got ", k);
-    auto const y = items_.view().row(item);
-    auto const norm = [](std::span<float const> v) {
-      double s = 0;
-      for (float e : v) s += static_cast<double>(e) * static_cast<double>(e);
-      return std::sqrt(s);
-    };
-    double const ny = norm(y);
-    return top_items(k, [&](std::int64_t i) {
-      if (i == item) return std::optional<float>{};
-      auto const other = items_.view().row(i);
-      double const denom = ny * norm(other);
-      return std::optional<float>(denom > 0 ? static_cast<float>(static_cast<double>(dot(y, other)) / denom)
-                                            : 0.0f);
+  /// As above, the items to leave out taken from `user_items` instead of the fitted R
+  /// (its values are not read): row q holds users[q]'s interactions, or user q's when
+  /// `users` is empty, as the `implicit` library's recommend(userid, user_items) takes them.
+  /// @throws dimension_mismatch unless user_items is (users.size(), or every user) x items;
+  ///         the exceptions above.
+  template <class Kind, class T, class I>
+  [[nodiscard]] topk_result<float> recommend(execution_policy<Kind> const& policy,
+                                             std::span<std::int64_t const> users, std::int64_t k,
+                                             csr_view<T, I> user_items,
+                                             als_recommend_options const& options = {}) const {
+    check_query("als::recommend", users, users_.rows(), "user", k);
+    auto const rows = all_if_empty(users, users_.rows());
+    if (static_cast<std::int64_t>(user_items.rows) != static_cast<std::int64_t>(rows.size()) ||
+        static_cast<std::int64_t>(user_items.cols) != items_.rows()) {
+      throw dimension_mismatch(detail::message(
+          "als::recommend: user_items is ", static_cast<std::int64_t>(user_items.rows), " x ",
+          static_cast<std::int64_t>(user_items.cols), " but ", rows.size(), " users are asked for and the model has ",
+          items_.rows(), " items"));
+    }
+    // Each row's items sorted, for the membership test.
+    std::vector<std::int64_t> offsets(rows.size() + 1, 0), seen;
+    if (options.exclude_seen) {
+      seen.reserve(static_cast<std::size_t>(user_items.nnz()));
+      for (I q = 0; q < user_items.rows; ++q) {
+        auto const begin = seen.size();
+        for (auto c : user_items.row_columns(q)) seen.push_back(static_cast<std::int64_t>(c));
+        std::sort(seen.begin() + static_cast<std::ptrdiff_t>(begin), seen.end());
+        offsets[static_cast<std::size_t>(q) + 1] = static_cast<std::int64_t>(seen.size());
+      }
+    }
+    return recommend_rows(policy, rows, k, options, [&](std::size_t q) {
+      auto const first = static_cast<std::size_t>(offsets[q]);
+      return std::span<std::int64_t const>(seen.data() + first, static_cast<std::size_t>(offsets[q + 1]) - first);
     });
+  }
+  template <class Kind, class T, class I>
+  [[nodiscard]] topk_result<float> recommend(execution_policy<Kind> const& policy,
+                                             std::span<std::int64_t const> users, std::int64_t k,
+                                             csr_matrix<cpu, T, I> const& user_items,
+                                             als_recommend_options const& options = {}) const {
+    return recommend(policy, users, k, user_items.view(), options);
+  }
+
+  /// One user's recommendations as a one-row result: the batched call on a host policy
+  /// "cpu" made for the call (it starts and joins a worker thread; for many users use the
+  /// batched overload). The exceptions of the batched call.
+  [[nodiscard]] topk_result<float> recommend(std::int64_t user, std::int64_t k, bool exclude_seen = true) const {
+    return recommend(execution_policy<cpu>("cpu"), std::span<std::int64_t const>(&user, 1), k,
+                     als_recommend_options{.exclude_seen = exclude_seen});
+  }
+
+  /// For each item i of `items`, the k other items whose factor rows have the largest
+  /// cosine similarity y_i·y_j / (‖y_i‖ ‖y_j‖), best first, ties toward the smaller item;
+  /// a row of zero factors has similarity 0 with every item. The item itself is left out
+  /// exactly (the search asks for k + 1 and drops it). Empty `items`: every item.
+  /// @returns one row per item of min(k, items − 1) (item row, cosine) pairs.
+  /// @throws invalid_argument (not fitted, k < 1, an item out of range); what knn throws.
+  /// Complexity: O(items.size() · items · f) flops, as GEMM.
+  template <class Kind>
+  [[nodiscard]] topk_result<float> similar_items(execution_policy<Kind> const& policy,
+                                                 std::span<std::int64_t const> items, std::int64_t k) const {
+    check_query("als::similar_items", items, items_.rows(), "item", k);
+    return similar_rows(policy, const_view(items_), all_if_empty(items, items_.rows()), k);
+  }
+  /// The same for users by their factor rows x_u.
+  template <class Kind>
+  [[nodiscard]] topk_result<float> similar_users(execution_policy<Kind> const& policy,
+                                                 std::span<std::int64_t const> users, std::int64_t k) const {
+    check_query("als::similar_users", users, users_.rows(), "user", k);
+    return similar_rows(policy, const_view(users_), all_if_empty(users, users_.rows()), k);
+  }
+  /// One item's (user's) neighbours as a one-row result, on a host policy "cpu" made for
+  /// the call (as recommend(user, k)).
+  [[nodiscard]] topk_result<float> similar_items(std::int64_t item, std::int64_t k) const {
+    return similar_items(execution_policy<cpu>("cpu"), std::span<std::int64_t const>(&item, 1), k);
+  }
+  [[nodiscard]] topk_result<float> similar_users(std::int64_t user, std::int64_t k) const {
+    return similar_users(execution_policy<cpu>("cpu"), std::span<std::int64_t const>(&user, 1), k);
+  }
+
+  /// The factors of a user whose interactions are (items[j], values[j]), solved against
+  /// the fitted item factors Y without refitting: the system a user row gets in fit,
+  ///   (w0·YᵀY + λI + Σ_j (w_j − w0) y_j y_jᵀ) x = Σ_j w_j t_j y_j,   w_j = 1 + α r_j,
+  /// with the model's options (t_j = 1, or r_j for the weighted model), by the fit's
+  /// solver: Cholesky (exact), or cg_steps conjugate-gradient steps from x = 0 (as the
+  /// `implicit` library's recalculate_user starts). Repeated items are summed, as a CSR
+  /// matrix sums duplicates. No interactions: zero factors. Runs on the calling thread's
+  /// OpenMP team. O(n f² + f³) (Cholesky) or O(cg_steps (n f + f²)) (CG); w0·YᵀY + λI is
+  /// computed once per fit or load.
+  /// @returns f floats.
+  /// @throws invalid_argument (not fitted; an item outside [0, items); a non-finite value;
+  ///         an observed weight 1 + α r < 0), dimension_mismatch (the spans' sizes
+  ///         differ), numerical_error (a system that is not SPD, with λ = 0).
+  [[nodiscard]] std::vector<float> recalculate_user(std::span<std::int64_t const> items,
+                                                    std::span<float const> values) const {
+    MGPU_EXPECTS(fitted_, "als::recalculate_user: the model is not fitted");
+    if (items.size() != values.size()) {
+      throw dimension_mismatch(detail::message("als::recalculate_user: ", items.size(), " items but ",
+                                               values.size(), " values"));
+    }
+    for (std::size_t j = 0; j < items.size(); ++j) {
+      MGPU_EXPECTS(items[j] >= 0 && items[j] < items_.rows(), "als::recalculate_user: item ", items[j],
+                   " (position ", j, ") is outside [0, ", items_.rows(), ")");
+    }
+    std::vector<std::int64_t> const offsets{0, static_cast<std::int64_t>(items.size())};
+    csr_matrix<cpu, float, std::int64_t> const row(1, items_.rows(), std::span<std::int64_t const>(offsets), items,
+                                                   values);
+    auto const x = recalculate_users(row.view());
+    return {x.data(), x.data() + x.cols()};
+  }
+
+  /// The same for several users at once: row u of the result (users x factors) solves row
+  /// u of `interactions` (users x items, host CSR, any value type). The exceptions of
+  /// recalculate_user; dimension_mismatch unless interactions has the model's item count
+  /// of columns.
+  template <class T, class I>
+  [[nodiscard]] dense_matrix<cpu, float> recalculate_users(csr_view<T, I> interactions) const {
+    MGPU_EXPECTS(fitted_, "als::recalculate_users: the model is not fitted");
+    if (static_cast<std::int64_t>(interactions.cols) != items_.rows()) {
+      throw dimension_mismatch(detail::message("als::recalculate_users: the interactions have ",
+                                               static_cast<std::int64_t>(interactions.cols),
+                                               " columns but the model has ", items_.rows(), " items"));
+    }
+    validate(interactions);
+    dense_matrix<cpu, float> out(static_cast<std::int64_t>(interactions.rows), options_.factors, 0.0f);
+    auto const step = solve_step("user");
+    if (options_.solver == als_solver::cholesky) {
+      backend::cpu::als_solve_cholesky(interactions, I{0}, interactions.rows, const_view(items_), item_system_,
+                                       out.view(), step);
+    } else {
+      std::vector<float> const base(item_system_.begin(), item_system_.end());
+      backend::cpu::als_solve_cg(interactions, I{0}, interactions.rows, const_view(items_), base, out.view(), step);
+    }
+    return out;
+  }
+
+  /// The kind and version of the files save() writes.
+  static constexpr std::string_view file_kind = "als_model";
+  static constexpr std::uint32_t file_version = 1;
+
+  /// Writes the fitted model to `path` as one binary file (io/binary_file.hpp; all or
+  /// nothing: the old file stays unless the new one is complete), kind "als_model",
+  /// version 1, with these sections in this order:
+  ///
+  ///   factors            int64    f
+  ///   iterations         int64    options().iterations
+  ///   regularization     float64  λ
+  ///   alpha              float64  α
+  ///   unobserved_weight  float64  w0
+  ///   model              int32    0 implicit, 1 weighted
+  ///   solver             int32    0 cholesky, 1 conjugate_gradient
+  ///   cg_steps           int64
+  ///   seed               uint64
+  ///   compute_loss       uint8    0 or 1
+  ///   loss_tolerance     float64
+  ///   users              int64    number of users U
+  ///   items              int64    number of items N
+  ///   user_factors       float32  U x f, row-major (X)
+  ///   item_factors       float32  N x f, row-major (Y)
+  ///   seen_offsets       int64    U + 1 offsets into seen_items (0 first, nondecreasing)
+  ///   seen_items         int64    each user's items in the fitted R, sorted per user
+  ///   loss_history       float64  the loss after each iteration of the fit (may be empty)
+  ///
+  /// The callbacks (on_iteration, progress) are not saved.
+  /// @throws invalid_argument (not fitted); mgpu::error naming the path when it cannot be
+  ///         written.
+  void save(std::filesystem::path const& path) const {
+    MGPU_EXPECTS(fitted_, "als::save: the model is not fitted");
+    write_binary_file(path, file_kind, file_version, [&](binary_writer& w) { write_sections(w); });
+  }
+  /// The same file written to a stream (e.g. a writer of an output_set).
+  void save(std::ostream& out) const {
+    MGPU_EXPECTS(fitted_, "als::save: the model is not fitted");
+    binary_writer w(out, file_kind, file_version);
+    write_sections(w);
+    w.finish();
+  }
+
+  /// A model saved by save(): the same options (without callbacks), factors, seen lists
+  /// and loss history, so it recommends exactly as the saved one did; iteration_seconds()
+  /// is empty.
+  /// @throws mgpu::error when the file cannot be opened; file_format_error (naming the file)
+  ///         for another kind, a newer version, a truncated or corrupted file, or sections
+  ///         that do not fit together (sizes, offsets, item ids, non-finite factors,
+  ///         options outside their domains).
+  [[nodiscard]] static als load(std::filesystem::path const& path) {
+    binary_reader r(path, file_kind, file_version);
+    als_options o;
+    o.factors = r.read_value<std::int64_t>("factors");
+    auto const iterations = r.read_value<std::int64_t>("iterations");
+    o.regularization = r.read_value<double>("regularization");
+    o.alpha = r.read_value<double>("alpha");
+    o.unobserved_weight = r.read_value<double>("unobserved_weight");
+    auto const model = r.read_value<std::int32_t>("model");
+    auto const solver = r.read_value<std::int32_t>("solver");
+    auto const cg_steps = r.read_value<std::int64_t>("cg_steps");
+    o.seed = r.read_value<std::uint64_t>("seed");
+    auto const compute_loss = r.read_value<std::uint8_t>("compute_loss");
+    o.loss_tolerance = r.read_value<double>("loss_tolerance");
+    auto const users = r.read_value<std::int64_t>("users");
+    auto const items = r.read_value<std::int64_t>("items");
+    auto user_factors = r.read<float>("user_factors");
+    auto item_factors = r.read<float>("item_factors");
+    auto seen_offsets = r.read<std::int64_t>("seen_offsets");
+    auto seen_items = r.read<std::int64_t>("seen_items");
+    auto loss = r.read<double>("loss_history");
+    r.finish();
+
+    auto const bad = [&](auto const&... what) {
+      throw file_format_error(detail::message("'", path.string(), "': ", what...));
+    };
+    if (model != 0 && model != 1) bad("model ", model, " is neither 0 (implicit) nor 1 (weighted)");
+    if (solver != 0 && solver != 1) bad("solver ", solver, " is neither 0 (cholesky) nor 1 (conjugate_gradient)");
+    if (compute_loss > 1) bad("compute_loss is ", int{compute_loss}, ", not 0 or 1");
+    if (iterations < 0 || iterations > std::numeric_limits<int>::max() || cg_steps < 0 ||
+        cg_steps > std::numeric_limits<int>::max()) {
+      bad("iterations ", iterations, " or cg_steps ", cg_steps, " is out of range");
+    }
+    o.iterations = static_cast<int>(iterations);
+    o.cg_steps = static_cast<int>(cg_steps);
+    o.model = model == 0 ? als_model::implicit : als_model::weighted;
+    o.solver = solver == 0 ? als_solver::cholesky : als_solver::conjugate_gradient;
+    o.compute_loss = compute_loss != 0;
+    als out;
+    try {
+      out = als(o);
+    } catch (invalid_argument const& e) {
+      bad("the options are invalid: ", e.what());
+    }
+    auto const f = static_cast<std::uint64_t>(o.factors);
+    auto const holds = [&](std::size_t values, std::int64_t rows) {
+      return rows >= 0 && values % f == 0 && values / f == static_cast<std::uint64_t>(rows);
+    };
+    if (!holds(user_factors.size(), users)) {
+      bad("user_factors holds ", user_factors.size(), " values, not users x factors = ", users, " x ", o.factors);
+    }
+    if (!holds(item_factors.size(), items)) {
+      bad("item_factors holds ", item_factors.size(), " values, not items x factors = ", items, " x ", o.factors);
+    }
+    for (auto const* side : {&user_factors, &item_factors}) {
+      auto const it = std::find_if(side->begin(), side->end(), [](float v) { return !std::isfinite(v); });
+      if (it != side->end()) {
+        bad(side == &user_factors ? "user" : "item", "_factors has a non-finite value at row ",
+            (it - side->begin()) / o.factors, ", column ", (it - side->begin()) % o.factors);
+      }
+    }
+    if (seen_offsets.size() != static_cast<std::size_t>(users) + 1 || seen_offsets.front() != 0 ||
+        seen_offsets.back() != static_cast<std::int64_t>(seen_items.size())) {
+      bad("seen_offsets has ", seen_offsets.size(), " entries from ", seen_offsets.empty() ? 0 : seen_offsets.front(),
+          " to ", seen_offsets.empty() ? 0 : seen_offsets.back(), "; expected users + 1 = ", users + 1,
+          " from 0 to the ", seen_items.size(), " seen items");
+    }
+    for (std::size_t u = 0; u < static_cast<std::size_t>(users); ++u) {
+      if (seen_offsets[u + 1] < seen_offsets[u]) bad("seen_offsets decrease at user ", u);
+      for (auto p = seen_offsets[u]; p < seen_offsets[u + 1]; ++p) {
+        auto const i = seen_items[static_cast<std::size_t>(p)];
+        if (i < 0 || i >= items || (p > seen_offsets[u] && i <= seen_items[static_cast<std::size_t>(p) - 1])) {
+          bad("seen_items of user ", u, " are not increasing item rows in [0, ", items, ") at entry ", p);
+        }
+      }
+    }
+    out.users_ = dense_matrix<cpu, float>(users, o.factors, std::span<float const>(user_factors));
+    out.items_ = dense_matrix<cpu, float>(items, o.factors, std::span<float const>(item_factors));
+    out.seen_offsets_ = std::move(seen_offsets);
+    out.seen_items_ = std::move(seen_items);
+    out.loss_ = std::move(loss);
+    out.finish_fit();
+    return out;
   }
 
  private:
@@ -367,6 +669,8 @@ class als {
     MGPU_EXPECTS(std::isfinite(o.alpha), "als: alpha must be finite, got ", o.alpha);
     MGPU_EXPECTS(o.solver != als_solver::conjugate_gradient || o.cg_steps >= 1,
                  "als: cg_steps must be at least 1, got ", o.cg_steps);
+    MGPU_EXPECTS(std::isfinite(o.loss_tolerance) && o.loss_tolerance >= 0,
+                 "als: loss_tolerance must be finite and >= 0, got ", o.loss_tolerance);
   }
 
   /// The host memory of a fit (see fit) against what the process can get, before any of
@@ -477,14 +781,8 @@ class als {
     seconds_.clear();
     users_ = std::move(users);
     items_ = std::move(items);
-    detail::als_step step{options_.factors,
-                          options_.alpha,
-                          options_.unobserved_weight,
-                          options_.model == als_model::weighted,
-                          options_.solver,
-                          options_.cg_steps,
-                          "user",
-                          policy.memory_budget()};
+    auto step = solve_step("user", policy.memory_budget());
+    bool const track_loss = options_.compute_loss || options_.loss_tolerance > 0;
     std::vector<typename leaf::system> systems(n_dev);
     for (int it = 1; it <= options_.iterations; ++it) {
       auto const start = std::chrono::steady_clock::now();
@@ -495,15 +793,20 @@ class als {
       double const seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       seconds_.push_back(seconds);
       double loss = std::numeric_limits<double>::quiet_NaN();
-      if (options_.compute_loss) {
+      if (track_loss) {
         loss = resident_objective(r, x, y, step);
         loss_.push_back(loss);
       }
       if (options_.on_iteration) options_.on_iteration(it, loss, seconds);
+      // Strict, so that tolerance 0 never stops and neither does a loss of 0.
+      bool const converged = options_.loss_tolerance > 0 && loss_.size() >= 2 &&
+                             std::abs(loss_[loss_.size() - 2] - loss) < options_.loss_tolerance * loss_[loss_.size() - 2];
+      report_progress(options_.progress, it, converged ? it : options_.iterations);
+      if (converged) break;
     }
     gather(x.rows, users_.view());
     gather(y.rows, items_.view());
-    fitted_ = true;
+    finish_fit();
   }
 
   /// Every device with rows to solve forms its system from its copy of the fixed side and
@@ -562,30 +865,212 @@ class als {
     seen_items_.clear();
     seen_items_.reserve(static_cast<std::size_t>(r.nnz()));
     for (I u = 0; u < r.rows; ++u) {
+      // Sorted and unique per user (a view need not be canonical): recommend's test and save's layout.
+      auto const begin = static_cast<std::ptrdiff_t>(seen_items_.size());
       for (auto c : r.row_columns(u)) seen_items_.push_back(static_cast<std::int64_t>(c));
+      std::sort(seen_items_.begin() + begin, seen_items_.end());
+      seen_items_.erase(std::unique(seen_items_.begin() + begin, seen_items_.end()), seen_items_.end());
       seen_offsets_[static_cast<std::size_t>(u) + 1] = static_cast<std::int64_t>(seen_items_.size());
     }
   }
 
-  static float dot(std::span<float const> a, std::span<float const> b) noexcept {
-    double s = 0;
-    for (std::size_t j = 0; j < a.size(); ++j) s += static_cast<double>(a[j]) * static_cast<double>(b[j]);
-    return static_cast<float>(s);
+  /// The users of a batched query that fit in one knn call: at most this many, and at
+  /// most batch_entries (user, item) pairs of lists.
+  static constexpr std::int64_t batch_rows = 4096;
+  static constexpr std::int64_t batch_entries = std::int64_t{1} << 20;
+
+  void check_query(char const* what, std::span<std::int64_t const> ids, std::int64_t count, char const* name,
+                   std::int64_t k) const {
+    MGPU_EXPECTS(fitted_, what, ": the model is not fitted");
+    MGPU_EXPECTS(k >= 1, what, ": k must be at least 1, got ", k);
+    for (std::size_t q = 0; q < ids.size(); ++q) {
+      MGPU_EXPECTS(ids[q] >= 0 && ids[q] < count, what, ": ", name, " ", ids[q], " (position ", q,
+                   ") is outside [0, ", count, ")");
+    }
   }
 
-  template <class Score>
-  std::vector<als_match> top_items(std::int64_t k, Score const& score) const {
-    if (items_.rows() == 0) return {};
-    detail::topk_heap<float, std::int64_t> heap(static_cast<std::size_t>(std::min(k, items_.rows())));
-    for (std::int64_t i = 0; i < items_.rows(); ++i) {
-      if (auto const s = score(i)) heap.push({*s, i});
+  /// `ids`, or 0 .. count − 1 when it is empty.
+  static std::vector<std::int64_t> all_if_empty(std::span<std::int64_t const> ids, std::int64_t count) {
+    if (!ids.empty()) return {ids.begin(), ids.end()};
+    std::vector<std::int64_t> all(static_cast<std::size_t>(count));
+    std::iota(all.begin(), all.end(), std::int64_t{0});
+    return all;
+  }
+
+  /// recommend for the user rows `rows`, whose seen items (sorted) are seen_of(q).
+  template <class Kind, class Seen>
+  topk_result<float> recommend_rows(execution_policy<Kind> const& policy, std::vector<std::int64_t> const& rows,
+                                    std::int64_t k, als_recommend_options const& options, Seen const& seen_of) const {
+    // Candidates sorted, so that ties toward the smaller position are ties toward the
+    // smaller item; their factor rows gathered.
+    std::vector<std::int64_t> candidates(options.items.begin(), options.items.end());
+    for (std::size_t j = 0; j < candidates.size(); ++j) {
+      MGPU_EXPECTS(candidates[j] >= 0 && candidates[j] < items_.rows(), "als::recommend: candidate item ",
+                   candidates[j], " (position ", j, ") is outside [0, ", items_.rows(), ")");
     }
-    std::vector<detail::scored<float, std::int64_t>> ranked(heap.size());
-    heap.drain_sorted(ranked.begin());
-    std::vector<als_match> out;
-    out.reserve(ranked.size());
-    for (auto const& c : ranked) out.push_back({c.index, c.score});
-    return out;
+    std::sort(candidates.begin(), candidates.end());
+    candidates.erase(std::unique(candidates.begin(), candidates.end()), candidates.end());
+    dense_matrix<cpu, float> gathered;
+    auto base = const_view(items_);
+    if (!candidates.empty()) {
+      gathered = dense_matrix<cpu, float>(static_cast<std::int64_t>(candidates.size()), options_.factors);
+      for (std::size_t j = 0; j < candidates.size(); ++j) {
+        auto const src = items_.view().row(candidates[j]);
+        std::copy(src.begin(), src.end(), gathered.view().row(static_cast<std::int64_t>(j)).begin());
+      }
+      base = const_view(gathered);
+    }
+    // How many of each row's seen items are candidates: the extra width of its search.
+    std::vector<std::int64_t> extra(rows.size(), 0);
+    if (options.exclude_seen) {
+      std::vector<char> is_candidate;
+      if (!candidates.empty()) {
+        is_candidate.assign(static_cast<std::size_t>(items_.rows()), 0);
+        for (auto i : candidates) is_candidate[static_cast<std::size_t>(i)] = 1;
+      }
+      for (std::size_t q = 0; q < rows.size(); ++q) {
+        auto const seen = seen_of(q);
+        extra[q] = candidates.empty()
+                       ? static_cast<std::int64_t>(seen.size())
+                       : std::count_if(seen.begin(), seen.end(),
+                                       [&](std::int64_t i) { return is_candidate[static_cast<std::size_t>(i)] != 0; });
+      }
+      return rank_rows(policy, base, candidates, const_view(users_), rows, extra, seen_of, k,
+                       knn_metric::inner_product, options.progress);
+    }
+    return rank_rows(policy, base, candidates, const_view(users_), rows, extra,
+                     [](std::size_t) { return std::span<std::int64_t const>{}; }, k, knn_metric::inner_product,
+                     options.progress);
+  }
+
+  /// similar_items / similar_users: the rows `rows` of `side` against all of it by cosine,
+  /// each row itself left out.
+  template <class Kind>
+  static topk_result<float> similar_rows(execution_policy<Kind> const& policy, dense_view<float const> side,
+                                         std::vector<std::int64_t> const& rows, std::int64_t k) {
+    std::vector<std::int64_t> const extra(rows.size(), 1);
+    return rank_rows(policy, side, {}, side, rows, extra,
+                     [&](std::size_t q) { return std::span<std::int64_t const>(&rows[q], 1); }, k, knn_metric::cosine,
+                     {});
+  }
+
+  /// The batched top-k search every query shares (see the file comment). For result row q
+  /// the query is `queries.row(rows[q])`, ranked against the rows of `base` (whose ids are
+  /// `base_ids`, increasing, or the row numbers when empty) by mgpu::knn with `metric`,
+  /// leaving out the ids in excluded(q) (sorted), extra[q] of which are base ids. Rows go
+  /// through in increasing order of extra[q], in batches of at most batch_rows rows and
+  /// batch_entries pairs; a batch searches k + max extra[q] and keeps the first k ids
+  /// not excluded, which are exactly the best k not excluded.
+  template <class Kind, class Excluded>
+  static topk_result<float> rank_rows(execution_policy<Kind> const& policy, dense_view<float const> base,
+                                      std::span<std::int64_t const> base_ids, dense_view<float const> queries,
+                                      std::vector<std::int64_t> const& rows, std::vector<std::int64_t> const& extra,
+                                      Excluded const& excluded, std::int64_t k, knn_metric metric,
+                                      progress_callback const& progress) {
+    auto const n = rows.size();
+    auto const candidates = base.rows;
+    topk_result<float> result;
+    result.k = k;
+    result.candidates = candidates;
+    result.larger_is_better = true;
+    result.row_offsets.assign(n + 1, 0);
+    if (n == 0 || candidates == 0) {
+      if (n > 0) report_progress(progress, static_cast<std::int64_t>(n), static_cast<std::int64_t>(n));
+      return result;
+    }
+    std::vector<std::size_t> order(n);
+    std::iota(order.begin(), order.end(), std::size_t{0});
+    std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return extra[a] < extra[b]; });
+    auto const width = static_cast<std::size_t>(std::min(k, candidates));
+    std::vector<std::int64_t> ids(n * width);
+    std::vector<float> scores(n * width);
+    std::vector<std::size_t> counts(n, 0);
+    for (std::size_t begin = 0; begin < n;) {
+      std::size_t end = begin;
+      std::int64_t search = 1;
+      while (end < n && static_cast<std::int64_t>(end - begin) < batch_rows) {
+        auto const wanted = std::min(candidates, k + extra[order[end]]);
+        if (end > begin && static_cast<std::int64_t>(end - begin + 1) * std::max(search, wanted) > batch_entries) break;
+        search = std::max(search, wanted);
+        ++end;
+      }
+      dense_matrix<cpu, float> block(static_cast<std::int64_t>(end - begin), queries.cols);
+      for (std::size_t b = begin; b < end; ++b) {
+        auto const src = queries.row(rows[order[b]]);
+        std::copy(src.begin(), src.end(), block.view().row(static_cast<std::int64_t>(b - begin)).begin());
+      }
+      auto const found = knn(policy, base, const_view(block), search, metric);
+      for (std::size_t b = begin; b < end; ++b) {
+        auto const q = order[b];
+        auto const skip = excluded(q);
+        auto const near = found.neighbors(static_cast<std::int64_t>(b - begin));
+        auto const near_scores = found.scores_of(static_cast<std::int64_t>(b - begin));
+        std::size_t kept = 0;
+        for (std::size_t j = 0; j < near.size() && kept < width; ++j) {
+          auto const id = base_ids.empty() ? near[j] : base_ids[static_cast<std::size_t>(near[j])];
+          if (std::binary_search(skip.begin(), skip.end(), id)) continue;
+          ids[q * width + kept] = id;
+          scores[q * width + kept] = near_scores[j];
+          ++kept;
+        }
+        counts[q] = kept;
+      }
+      begin = end;
+      report_progress(progress, static_cast<std::int64_t>(begin), static_cast<std::int64_t>(n));
+    }
+    for (std::size_t q = 0; q < n; ++q) {
+      result.row_offsets[q + 1] = result.row_offsets[q] + static_cast<std::int64_t>(counts[q]);
+    }
+    result.ids.resize(static_cast<std::size_t>(result.row_offsets[n]));
+    result.scores.resize(result.ids.size());
+    for (std::size_t q = 0; q < n; ++q) {
+      auto const at = static_cast<std::ptrdiff_t>(result.row_offsets[q]);
+      std::copy_n(ids.begin() + static_cast<std::ptrdiff_t>(q * width), counts[q], result.ids.begin() + at);
+      std::copy_n(scores.begin() + static_cast<std::ptrdiff_t>(q * width), counts[q], result.scores.begin() + at);
+    }
+    return result;
+  }
+
+  /// What the solver kernels need to solve one side with the model's options.
+  [[nodiscard]] detail::als_step solve_step(char const* side, std::size_t memory_budget = 0) const {
+    return {options_.factors,
+            options_.alpha,
+            options_.unobserved_weight,
+            options_.model == als_model::weighted,
+            options_.solver,
+            options_.cg_steps,
+            side,
+            memory_budget};
+  }
+
+  /// What a fitted or loaded model derives from its factors: the item side's system base
+  /// for recalculate_user.
+  void finish_fit() {
+    item_system_ = detail::als_system_base(const_view(items_), options_.unobserved_weight, options_.regularization);
+    fitted_ = true;
+  }
+
+  /// The sections of save() (listed there), in order.
+  void write_sections(binary_writer& w) const {
+    auto const& o = options_;
+    w.write_value<std::int64_t>("factors", o.factors);
+    w.write_value<std::int64_t>("iterations", o.iterations);
+    w.write_value<double>("regularization", o.regularization);
+    w.write_value<double>("alpha", o.alpha);
+    w.write_value<double>("unobserved_weight", o.unobserved_weight);
+    w.write_value<std::int32_t>("model", o.model == als_model::implicit ? 0 : 1);
+    w.write_value<std::int32_t>("solver", o.solver == als_solver::cholesky ? 0 : 1);
+    w.write_value<std::int64_t>("cg_steps", o.cg_steps);
+    w.write_value<std::uint64_t>("seed", o.seed);
+    w.write_value<std::uint8_t>("compute_loss", o.compute_loss ? 1 : 0);
+    w.write_value<double>("loss_tolerance", o.loss_tolerance);
+    w.write_value<std::int64_t>("users", users_.rows());
+    w.write_value<std::int64_t>("items", items_.rows());
+    w.write("user_factors", std::span<float const>(users_.data(), static_cast<std::size_t>(users_.rows() * users_.cols())));
+    w.write("item_factors", std::span<float const>(items_.data(), static_cast<std::size_t>(items_.rows() * items_.cols())));
+    w.write("seen_offsets", seen_offsets_);
+    w.write("seen_items", seen_items_);
+    w.write("loss_history", loss_);
   }
 
   als_options options_;
@@ -595,6 +1080,8 @@ class als {
   std::vector<double> seconds_;
   std::vector<std::int64_t> seen_offsets_;
   std::vector<std::int64_t> seen_items_;
+  /// w0·YᵀY + λI of the fitted item factors (recalculate_user).
+  std::vector<double> item_system_;
   bool fitted_ = false;
 };
 

@@ -131,16 +131,21 @@ namespace als_kernels {
 // as the target allows) with independent accumulators and a fixed reduction order: -O2
 // keeps them in registers, no -ffast-math is needed, and results are the same on every
 // instruction set.
+//
+// No function takes or returns a vector by value: compiled without AVX-512, GCC and
+// Clang note at every such function that its ABI differs from an AVX-512 build's
+// (-Wpsabi), in every translation unit that includes this file. Memory is read and
+// written through references of `v16u`, the same vector unaligned and allowed to alias
+// floats (how GCC's and Clang's own intrinsics headers define __m512_u for
+// _mm512_loadu_ps / _mm512_storeu_ps), so the vectors stay in registers all the same.
 using v16 = float __attribute__((vector_size(64)));
+using v16u = float __attribute__((vector_size(64), aligned(alignof(float)), may_alias));
 inline constexpr std::size_t lanes = 16;
 
-inline v16 load16(float const* p) noexcept {
-  v16 v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
-inline void store16(float* p, v16 v) noexcept { std::memcpy(p, &v, sizeof v); }
-inline float hsum(v16 v) noexcept {
+/// The 16 floats at p (any alignment), as a vector lvalue.
+inline v16u const& at16(float const* p) noexcept { return *reinterpret_cast<v16u const*>(p); }
+inline v16u& at16(float* p) noexcept { return *reinterpret_cast<v16u*>(p); }
+inline float hsum(v16 const& v) noexcept {
   float const a = ((v[0] + v[8]) + (v[4] + v[12])) + ((v[2] + v[10]) + (v[6] + v[14]));
   float const b = ((v[1] + v[9]) + (v[5] + v[13])) + ((v[3] + v[11]) + (v[7] + v[15]));
   return a + b;
@@ -150,11 +155,11 @@ inline float dot(float const* a, float const* b, std::size_t n) noexcept {
   v16 s0 = {}, s1 = {};
   std::size_t j = 0;
   for (; j + 2 * lanes <= n; j += 2 * lanes) {
-    s0 += load16(a + j) * load16(b + j);
-    s1 += load16(a + j + lanes) * load16(b + j + lanes);
+    s0 += at16(a + j) * at16(b + j);
+    s1 += at16(a + j + lanes) * at16(b + j + lanes);
   }
   if (j + lanes <= n) {
-    s0 += load16(a + j) * load16(b + j);
+    s0 += at16(a + j) * at16(b + j);
     j += lanes;
   }
   float tail = 0;
@@ -173,24 +178,23 @@ template <class Row>
 inline void accumulate_rows(float* y, std::size_t n, float const* c, std::size_t k, Row const& row) noexcept {
   std::size_t j = 0;
   for (; j + 4 * lanes <= n; j += 4 * lanes) {
-    v16 a0 = load16(y + j), a1 = load16(y + j + lanes), a2 = load16(y + j + 2 * lanes),
-        a3 = load16(y + j + 3 * lanes);
+    v16 a0 = at16(y + j), a1 = at16(y + j + lanes), a2 = at16(y + j + 2 * lanes), a3 = at16(y + j + 3 * lanes);
     for (std::size_t q = 0; q < k; ++q) {
       float const* r = row(q) + j;
-      a0 += c[q] * load16(r);
-      a1 += c[q] * load16(r + lanes);
-      a2 += c[q] * load16(r + 2 * lanes);
-      a3 += c[q] * load16(r + 3 * lanes);
+      a0 += c[q] * at16(r);
+      a1 += c[q] * at16(r + lanes);
+      a2 += c[q] * at16(r + 2 * lanes);
+      a3 += c[q] * at16(r + 3 * lanes);
     }
-    store16(y + j, a0);
-    store16(y + j + lanes, a1);
-    store16(y + j + 2 * lanes, a2);
-    store16(y + j + 3 * lanes, a3);
+    at16(y + j) = a0;
+    at16(y + j + lanes) = a1;
+    at16(y + j + 2 * lanes) = a2;
+    at16(y + j + 3 * lanes) = a3;
   }
   for (; j + lanes <= n; j += lanes) {
-    v16 a = load16(y + j);
-    for (std::size_t q = 0; q < k; ++q) a += c[q] * load16(row(q) + j);
-    store16(y + j, a);
+    v16 a = at16(y + j);
+    for (std::size_t q = 0; q < k; ++q) a += c[q] * at16(row(q) + j);
+    at16(y + j) = a;
   }
   // Fewer than 16 entries remain: rows are read at offsets below n only.
   for (std::size_t t = n - n % lanes; t < n; ++t) {
