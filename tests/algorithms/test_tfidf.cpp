@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdint>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <ranges>
 #include <sstream>
@@ -19,6 +20,7 @@
 
 #include "mgpu/algorithms/tfidf.hpp"
 #include "mgpu/detail/text_unicode.hpp"
+#include "../test_support.hpp"
 
 namespace {
 
@@ -646,4 +648,148 @@ TEST_CASE("term_list: indexing, iteration and equality", "[tfidf]") {
   CHECK_FALSE(list == std::vector<std::string>{"apple", "banana", "cherries"});
   CHECK(mgpu::term_list().empty());
   CHECK_THROWS_AS(mgpu::term_list(std::vector<char>(3), {0, 5}), mgpu::invalid_argument);
+}
+
+namespace {
+
+// The vectorizer's state as observable: options that matter, vocabulary, df, idf.
+template <class V>
+void require_same_fit(V const& a, V const& b) {
+  REQUIRE(a.vocabulary() == b.vocabulary());
+  CHECK(std::ranges::equal(a.document_frequency(), b.document_frequency()));
+  CHECK(std::ranges::equal(a.idf(), b.idf()));
+  auto const& x = a.options();
+  auto const& y = b.options();
+  CHECK(x.lowercase == y.lowercase);
+  CHECK(x.norm == y.norm);
+  CHECK(x.use_idf == y.use_idf);
+  CHECK(x.smooth_idf == y.smooth_idf);
+  CHECK(x.sublinear_tf == y.sublinear_tf);
+  CHECK(x.binary == y.binary);
+  CHECK(x.min_df == y.min_df);
+  CHECK(x.max_df == y.max_df);
+  CHECK(x.max_features == y.max_features);
+  CHECK(x.ngram_range == y.ngram_range);
+}
+
+std::vector<char> file_bytes(std::filesystem::path const& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), {}};
+}
+
+}  // namespace
+
+TEST_CASE("a saved and loaded vectorizer transforms bitwise as the original", "[tfidf][io]") {
+  mgpu_test::temp_dir dir;
+  auto const docs = synthetic_corpus(3000);
+  // New documents: known terms, unknown terms (dropped), case and accents, an empty one.
+  std::vector<std::string> const fresh{"w1 w2 W3 unknownterm w1", "", "Ünïcödé w4999 w0 zzz", "w17, w17 w17"};
+  std::vector<tfidf_options> cases(4);
+  cases[1].sublinear_tf = true;
+  cases[1].ngram_range = {1, 2};
+  cases[1].min_df = std::int64_t{2};
+  cases[1].max_df = 0.9;
+  cases[1].max_features = 3000;
+  cases[2].use_idf = false;
+  cases[2].norm = mgpu::tfidf_norm::none;
+  cases[2].lowercase = false;
+  cases[3].binary = true;
+  cases[3].smooth_idf = false;
+  cases[3].norm = mgpu::tfidf_norm::l1;
+  cases[3].min_df = 0.001;
+  for (std::size_t c = 0; c < cases.size(); ++c) {
+    INFO("options case " << c);
+    tfidf_vectorizer<> fitted(cases[c]);
+    (void)fitted.fit(docs);
+    fitted.save(dir / "v.mgpu");
+    auto const loaded = tfidf_vectorizer<>::load(dir / "v.mgpu");
+    CHECK(loaded.is_fitted());
+    require_same_fit(loaded, fitted);
+    require_identical(loaded.transform(docs), fitted.transform(docs));
+    require_identical(loaded.transform(fresh), fitted.transform(fresh));
+    require_identical(loaded.transform(mgpu::execution_policy<mgpu::cpu>("cpu:2"), fresh), fitted.transform(fresh));
+    // The file does not depend on the value and index types.
+    auto const wide = tfidf_vectorizer<double, std::int64_t>::load(dir / "v.mgpu");
+    tfidf_vectorizer<double, std::int64_t> wide_fitted(cases[c]);
+    (void)wide_fitted.fit(docs);
+    require_identical(wide.transform(fresh), wide_fitted.transform(fresh));
+    // Saving the loaded vectorizer writes the same bytes.
+    loaded.save(dir / "again.mgpu");
+    CHECK(file_bytes(dir / "v.mgpu") == file_bytes(dir / "again.mgpu"));
+  }
+}
+
+TEST_CASE("an empty vocabulary round-trips; saving an unfitted vectorizer is invalid_argument", "[tfidf][io]") {
+  mgpu_test::temp_dir dir;
+  tfidf_vectorizer<> unfitted;
+  CHECK_THROWS_AS(unfitted.save(dir / "v.mgpu"), mgpu::invalid_argument);
+  tfidf_vectorizer<> empty;
+  (void)empty.fit(std::vector<std::string>{"a", "", "!"});
+  REQUIRE(empty.vocabulary().size() == 0);
+  empty.save(dir / "v.mgpu");
+  auto const loaded = tfidf_vectorizer<>::load(dir / "v.mgpu");
+  auto const m = loaded.transform(std::vector<std::string>{"ab cd", "x"});
+  CHECK(m.rows() == 2);
+  CHECK(m.cols() == 0);
+}
+
+TEST_CASE("truncated, corrupted and newer vectorizer files are rejected with file_format_error",
+          "[tfidf][io][reliability]") {
+  mgpu_test::temp_dir dir;
+  tfidf_vectorizer<> v;
+  (void)v.fit(synthetic_corpus(200));
+  v.save(dir / "v.mgpu");
+  auto const bytes = file_bytes(dir / "v.mgpu");
+  auto const write = [&](std::vector<char> const& content) {
+    auto const path = dir / "bad.mgpu";
+    std::ofstream(path, std::ios::binary).write(content.data(), static_cast<std::streamsize>(content.size()));
+    return path;
+  };
+  for (std::size_t cut : {std::size_t{3}, bytes.size() / 3, bytes.size() - 1}) {
+    INFO("truncated to " << cut);
+    CHECK_THROWS_AS(tfidf_vectorizer<>::load(write({bytes.begin(), bytes.begin() + static_cast<std::ptrdiff_t>(cut)})),
+                    mgpu::file_format_error);
+  }
+  for (std::size_t at : {std::size_t{9}, bytes.size() / 2, bytes.size() - 10}) {
+    INFO("byte " << at << " flipped");
+    auto flipped = bytes;
+    flipped[at] = static_cast<char>(flipped[at] ^ 0x01);
+    CHECK_THROWS_AS(tfidf_vectorizer<>::load(write(flipped)), mgpu::file_format_error);
+  }
+  auto const newer = dir / "newer.mgpu";
+  mgpu::write_binary_file(newer, "tfidf_vectorizer", tfidf_vectorizer<>::file_version + 1,
+                          [](mgpu::binary_writer& w) { w.write_value<std::uint8_t>("lowercase", 1); });
+  CHECK_THROWS_AS(tfidf_vectorizer<>::load(newer), mgpu::file_format_error);
+  // Another kind of file.
+  auto const other = dir / "other.mgpu";
+  mgpu::write_binary_file(other, "cosine_index", 1, [](mgpu::binary_writer& w) { w.write_value<std::int64_t>("rows", 0); });
+  CHECK_THROWS_WITH(tfidf_vectorizer<>::load(other), Catch::Matchers::Contains("not a tfidf_vectorizer"));
+}
+
+TEST_CASE("progress reports documents counted after every batch, the total when it is known", "[tfidf]") {
+  auto const docs = synthetic_corpus(70000);  // a vector: one batch in place, total known
+  std::vector<std::pair<std::int64_t, std::int64_t>> calls;
+  tfidf_options o;
+  o.progress = [&](std::int64_t done, std::int64_t total) { calls.emplace_back(done, total); };
+  tfidf_vectorizer<> v(o);
+  (void)v.fit(docs);
+  REQUIRE(!calls.empty());
+  CHECK(calls.back() == std::pair<std::int64_t, std::int64_t>{70000, 70000});
+  for (auto const& c : calls) CHECK(c.second == 70000);
+
+  // A batch source: the total is unknown (-1) until the last call, which reports it.
+  calls.clear();
+  std::size_t next = 0;
+  mgpu::tfidf_batch_source source = [&](std::vector<std::string>& batch) {
+    for (std::size_t i = 0; i < 30000 && next < docs.size(); ++i) batch.push_back(docs[next++]);
+    return next < docs.size();
+  };
+  (void)v.transform(source);
+  std::vector<std::pair<std::int64_t, std::int64_t>> const expected{
+      {30000, -1}, {60000, -1}, {70000, -1}, {70000, 70000}};
+  CHECK(calls == expected);
+
+  calls.clear();
+  (void)v.transform(std::vector<std::string>{});
+  CHECK(calls.empty());
 }

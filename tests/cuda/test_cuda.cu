@@ -15,6 +15,8 @@
 #include <mgpu/sparse/detail/spgemm_leaf.hpp>
 #include <mgpu/cuda.hpp>
 
+#include "../test_support.hpp"
+
 namespace {
 
 using Catch::Matchers::Contains;
@@ -401,6 +403,43 @@ TEST_CASE("cosine top-k with a budget that allows a few rows per batch equals th
   auto const corpus = random_csr<double, std::int32_t>(500, 40, 0.2, true, 12);
   // About 5 KiB: a handful of rows per batch, so batches are cut by cosine_batch_end.
   compare_cosine("cuda", corpus, corpus, 5, {.exclude_self = true}, std::size_t{5} << 10);
+}
+
+TEST_CASE("a cosine index on GPUs: threshold searches equal the host's, k = 0 is invalid_argument",
+          "[cuda][cosine][cosine_index]") {
+  auto const corpus = random_csr<float, std::int32_t>(400, 60, 0.08, true, 13);
+  auto const queries = random_csr<float, std::int32_t>(70, 60, 0.1, true, 14);
+  compare_cosine("cuda", queries, corpus, 5, {.threshold = 0.3});
+  compare_cosine("cuda", corpus, corpus, 8, {.exclude_self = true, .threshold = 0.5});
+  mgpu::cosine_index<mgpu::gpu, float, std::int32_t> const gpu(mgpu::execution_policy<mgpu::gpu>("cuda"), corpus);
+  mgpu::cosine_index<mgpu::cpu, float, std::int32_t> const host(mgpu::execution_policy<mgpu::cpu>("cpu"), corpus);
+  for (int i = 0; i < 3; ++i) check_same_topk(gpu.search(queries, 6, 0.25), host.search(queries, 6, 0.25));
+  CHECK_THROWS_AS(gpu.search(queries, 0, 0.25), mgpu::invalid_argument);
+}
+
+TEST_CASE("a cosine index saved from GPUs loads on the host with the host's normalised rows, bit for bit",
+          "[cuda][cosine][cosine_index]") {
+  mgpu_test::temp_dir dir;
+  auto const corpus = random_csr<float, std::int32_t>(300, 50, 0.1, true, 15);
+  auto const queries = random_csr<float, std::int32_t>(40, 50, 0.1, true, 16);
+  mgpu::execution_policy<mgpu::gpu> const gpu("cuda");
+  auto& transfers = gpu.devices().transfers();
+  transfers.reset();
+  mgpu::cosine_index<mgpu::gpu, float, std::int32_t> index(gpu, corpus);
+  CHECK(transfers.sent(mgpu::host_endpoint) > 0);  // the shards' upload, counted once
+  auto const built = transfers.total();
+  (void)index.search(queries, 5);
+  (void)index.search(queries, 5);
+  CHECK(transfers.total() == built);
+  index.save(dir / "gpu.mgpu");
+  using host_index = mgpu::cosine_index<mgpu::cpu, float, std::int32_t>;
+  mgpu::execution_policy<mgpu::cpu> const host("cpu");
+  auto const loaded = host_index::load(host, dir / "gpu.mgpu");
+  host_index const direct(host, corpus);
+  auto const a = loaded.search(queries, 7);
+  auto const b = direct.search(queries, 7);
+  CHECK(a.ids == b.ids);
+  CHECK(a.scores == b.scores);
 }
 
 TEST_CASE("the GPU leaves meet the same leaf contracts as the host leaves", "[cuda][leaf][concepts]") {

@@ -38,6 +38,27 @@
 // Thread safety: const member functions (transform, weight, accessors) may run
 // concurrently; fit, fit_transform and count need exclusive access. A failed fit
 // leaves the vectorizer as it was.
+//
+// Progress (tfidf_options::progress): called on the calling thread after each batch of
+// documents is counted, with (documents counted so far, total). The total is the
+// corpus's size when it is a sized range; otherwise (a single-pass range, a batch source)
+// it is not known while counting and is given as -1, and one last call reports
+// (documents, documents) at the end. Nothing is reported for an empty corpus.
+//
+// File (save / load): mgpu's binary container (io/binary_file.hpp), kind
+// "tfidf_vectorizer", version 1; sections in this order:
+//   lowercase, use_idf, smooth_idf, sublinear_tf, binary   uint8 [1] each, 0 or 1
+//   norm                uint8 [1]     0 l2, 1 l1, 2 none
+//   ngram_range         int32 [2]     min, max
+//   min_df_kind         uint8 [1]     0: a document count, 1: a proportion
+//   min_df              float64 [1]   the count (an integer) or the proportion
+//   max_df_kind, max_df               the same for max_df
+//   max_features        int64 [1]     0: none
+//   vocabulary          text [bytes]  the n terms in column order, end to end (UTF-8)
+//   vocabulary_offsets  uint64 [n + 1]  term i is bytes [offsets[i], offsets[i + 1])
+//   document_frequency  uint64 [n]    documents of the fitted corpus holding each term
+//   idf                 float64 [n]   (0 values when use_idf is 0)
+// A loaded vectorizer's transform gives bitwise the matrix the saved one's gives.
 #pragma once
 
 #include <algorithm>
@@ -50,6 +71,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <exception>
+#include <filesystem>
 #include <functional>
 #include <limits>
 #include <memory>
@@ -76,11 +98,13 @@
 #include "mgpu/core/buffer.hpp"
 #include "mgpu/core/device.hpp"
 #include "mgpu/core/error.hpp"
+#include "mgpu/core/progress.hpp"
 #include "mgpu/detail/large_pages.hpp"
 #include "mgpu/detail/text_term_table.hpp"
 #include "mgpu/detail/tokenizer.hpp"
 #include "mgpu/execution/fork_join.hpp"
 #include "mgpu/execution/policy.hpp"
+#include "mgpu/io/binary_file.hpp"
 #include "mgpu/sparse/csr_matrix.hpp"
 #include "mgpu/sparse/csr_view.hpp"
 #include "mgpu/sparse/partition.hpp"
@@ -114,6 +138,8 @@ struct tfidf_options {
   std::optional<std::int64_t> max_features;
   /// Word n-grams with min <= n <= max (1 <= min <= max), joined by one space.
   std::pair<int, int> ngram_range{1, 1};
+  /// Documents counted / total, after each batch (see the file comment); not saved.
+  progress_callback progress{};
 };
 
 /// A corpus fed in batches, e.g. read from disk: called with an empty vector, appends
@@ -1193,6 +1219,148 @@ class tfidf_vectorizer {
   [[nodiscard]] bool is_fitted() const noexcept { return fitted_flag_; }
   [[nodiscard]] tfidf_options const& options() const noexcept { return options_; }
 
+  /// The kind version save() writes and load() reads.
+  static constexpr std::uint32_t file_version = 1;
+
+  /// Writes the fitted vectorizer to `path` (file comment: the options, the vocabulary
+  /// in column order, the document frequencies and idf), all or nothing. O(vocabulary).
+  /// @throws invalid_argument if not fitted; mgpu::error naming the path when it cannot
+  ///         be written.
+  void save(std::filesystem::path const& path) const {
+    expect_fitted("save");
+    auto const& terms = fitted_.terms;
+    std::vector<std::uint64_t> offsets(terms.size() + 1, 0);
+    std::string bytes;
+    for (std::size_t i = 0; i < terms.size(); ++i) {
+      bytes.append(terms[i]);
+      offsets[i + 1] = bytes.size();
+    }
+    auto const flag = [](bool b) { return static_cast<std::uint8_t>(b ? 1 : 0); };
+    auto const df_kind = [](df_bound const& b) { return static_cast<std::uint8_t>(std::holds_alternative<double>(b)); };
+    auto const df_value = [](df_bound const& b) {
+      return std::holds_alternative<double>(b) ? std::get<double>(b) : static_cast<double>(std::get<std::int64_t>(b));
+    };
+    write_binary_file(path, "tfidf_vectorizer", file_version, [&](binary_writer& w) {
+      w.write_value("lowercase", flag(options_.lowercase));
+      w.write_value("use_idf", flag(options_.use_idf));
+      w.write_value("smooth_idf", flag(options_.smooth_idf));
+      w.write_value("sublinear_tf", flag(options_.sublinear_tf));
+      w.write_value("binary", flag(options_.binary));
+      w.write_value("norm", static_cast<std::uint8_t>(options_.norm == tfidf_norm::l2   ? 0
+                                                      : options_.norm == tfidf_norm::l1 ? 1
+                                                                                        : 2));
+      w.write("ngram_range", std::vector<std::int32_t>{options_.ngram_range.first, options_.ngram_range.second});
+      w.write_value("min_df_kind", df_kind(options_.min_df));
+      w.write_value("min_df", df_value(options_.min_df));
+      w.write_value("max_df_kind", df_kind(options_.max_df));
+      w.write_value("max_df", df_value(options_.max_df));
+      w.write_value<std::int64_t>("max_features", options_.max_features.value_or(0));
+      w.write_text("vocabulary", bytes);
+      w.write("vocabulary_offsets", offsets);
+      w.write("document_frequency", fitted_.df);
+      w.write("idf", idf_);
+    });
+  }
+
+  /// Reads a vectorizer saved by save(): fitted, with the saved options (and no progress
+  /// callback), vocabulary and idf; its transform gives bitwise the saved one's matrix.
+  /// O(vocabulary).
+  /// @throws mgpu::error when the file cannot be opened; file_format_error naming the file
+  ///         when it is not a tfidf_vectorizer of version <= 1, is truncated or
+  ///         corrupted, or holds inconsistent contents (options outside their domain,
+  ///         terms not strictly ascending, sizes that disagree).
+  [[nodiscard]] static tfidf_vectorizer load(std::filesystem::path const& path) {
+    binary_reader r(path, "tfidf_vectorizer", file_version);
+    tfidf_options o;
+    auto const flag = [&](char const* name) {
+      auto const v = r.read_value<std::uint8_t>(name);
+      if (v > 1) throw file_format_error(detail::message("'", path.string(), "': ", name, " is ", int{v}, ", not 0 or 1"));
+      return v == 1;
+    };
+    o.lowercase = flag("lowercase");
+    o.use_idf = flag("use_idf");
+    o.smooth_idf = flag("smooth_idf");
+    o.sublinear_tf = flag("sublinear_tf");
+    o.binary = flag("binary");
+    auto const norm = r.read_value<std::uint8_t>("norm");
+    auto const ngrams = r.read<std::int32_t>("ngram_range");
+    auto const min_df_kind = r.read_value<std::uint8_t>("min_df_kind");
+    auto const min_df = r.read_value<double>("min_df");
+    auto const max_df_kind = r.read_value<std::uint8_t>("max_df_kind");
+    auto const max_df = r.read_value<double>("max_df");
+    auto const max_features = r.read_value<std::int64_t>("max_features");
+    auto bytes = r.read<char>("vocabulary");
+    auto const offsets = r.read<std::uint64_t>("vocabulary_offsets");
+    auto df = r.read<std::uint64_t>("document_frequency");
+    auto idf = r.read<double>("idf");
+    r.finish();
+    auto const invalid = [&](auto const&... what) {
+      return file_format_error(detail::message("'", path.string(), "': not a valid tfidf_vectorizer: ", what...));
+    };
+    if (norm > 2) throw invalid("norm is ", int{norm});
+    o.norm = norm == 0 ? tfidf_norm::l2 : norm == 1 ? tfidf_norm::l1 : tfidf_norm::none;
+    if (ngrams.size() != 2) throw invalid("ngram_range has ", ngrams.size(), " values");
+    o.ngram_range = {ngrams[0], ngrams[1]};
+    auto const bound = [&](std::uint8_t kind, double value, char const* name) -> df_bound {
+      if (kind == 1) return value;
+      if (kind != 0 || value != std::floor(value) || !(std::abs(value) < 9.0e18)) throw invalid(name, " is not a count");
+      return static_cast<std::int64_t>(value);
+    };
+    o.min_df = bound(min_df_kind, min_df, "min_df");
+    o.max_df = bound(max_df_kind, max_df, "max_df");
+    if (max_features != 0) o.max_features = max_features;
+    try {
+      detail::validate_tfidf_options(o);
+    } catch (invalid_argument const& e) {
+      throw invalid(e.what());
+    }
+    std::size_t const n = offsets.empty() ? 0 : offsets.size() - 1;
+    if (offsets.empty() || offsets.front() != 0 || offsets.back() != bytes.size()) {
+      throw invalid("the vocabulary offsets do not span the vocabulary's bytes");
+    }
+    if (n >= detail::term_table::max_terms - detail::term_table::id_block) throw invalid("too many terms");
+    if (df.size() != n) throw invalid(df.size(), " document frequencies for ", n, " terms");
+    if (idf.size() != (o.use_idf ? n : 0)) throw invalid(idf.size(), " idf values for ", n, " terms");
+    for (double v : idf) {
+      if (!std::isfinite(v)) throw invalid("an idf value is not finite");
+    }
+    std::vector<std::size_t> ends(offsets.begin(), offsets.end());
+    for (std::size_t i = 0; i < n; ++i) {
+      if (ends[i + 1] <= ends[i]) throw invalid("term ", i, " is empty or the offsets decrease");
+      std::string_view const term(bytes.data() + ends[i], ends[i + 1] - ends[i]);
+      if (term.find('\0') != std::string_view::npos) throw invalid("term ", i, " holds a NUL byte");
+      if (i > 0 && !(std::string_view(bytes.data() + ends[i - 1], ends[i] - ends[i - 1]) < term)) {
+        throw invalid("the terms are not strictly ascending at term ", i);
+      }
+    }
+
+    // The lookup table of transform: the terms interned in column order by one arena,
+    // which hands out ids 0, 1, 2, ... (so id = column), then renumbered to columns.
+    detail::fitted_vocabulary v;
+    v.table = detail::term_table(n + detail::term_table::id_block);
+    {
+      detail::term_arena arena;
+      std::string padded;  // hash_term<true> and the table read whole words past a term's end
+      for (std::size_t i = 0; i < n; ++i) {
+        std::string_view const term(bytes.data() + ends[i], ends[i + 1] - ends[i]);
+        padded.assign(term);
+        padded.append(16, '\0');
+        std::string_view const t(padded.data(), term.size());
+        if (v.table.intern(t, detail::hash_term<true>(t), arena) != i) throw invalid("term ", i, " is a duplicate");
+      }
+      std::vector<std::uint32_t> column(n);
+      std::iota(column.begin(), column.end(), std::uint32_t{0});
+      v.table.remap(column);
+    }
+    v.terms = term_list(std::move(bytes), std::move(ends));
+    v.df = std::move(df);
+    tfidf_vectorizer out(std::move(o));
+    out.fitted_ = std::move(v);
+    out.idf_ = std::move(idf);
+    out.fitted_flag_ = true;
+    return out;
+  }
+
  private:
   void expect_fitted(char const* what) const {
     MGPU_EXPECTS(fitted_flag_, "tfidf_vectorizer::", what, " called before fit");
@@ -1202,8 +1370,14 @@ class tfidf_vectorizer {
   detail::corpus_counter count_corpus(C&& docs, bool keep_rows,
                                       detail::fitted_vocabulary const* fitted = nullptr) const {
     detail::corpus_counter counter(options_, keep_rows, fitted);
-    detail::for_each_batch(std::forward<C>(docs),
-                           [&](std::span<std::string_view const> batch) { counter.add_batch(batch); });
+    std::int64_t total = -1;  // unknown (file comment)
+    if constexpr (std::ranges::sized_range<C>) total = static_cast<std::int64_t>(std::ranges::size(docs));
+    detail::for_each_batch(std::forward<C>(docs), [&](std::span<std::string_view const> batch) {
+      counter.add_batch(batch);
+      report_progress(options_.progress, static_cast<std::int64_t>(counter.documents()), total);
+    });
+    auto const counted = static_cast<std::int64_t>(counter.documents());
+    if (total < 0 && counted > 0) report_progress(options_.progress, counted, counted);
     return counter;
   }
 
