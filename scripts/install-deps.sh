@@ -8,6 +8,7 @@ packages=(
   catch2 libbenchmark-dev libsimdjson-dev libutf8proc-dev libcli11-dev libopenblas-dev
   zlib1g-dev python3 linux-doc dataset-fashion-mnist
   clang libomp-dev libclang-rt-14-dev
+  libopenmpi-dev openmpi-bin
 )
 missing=()
 for p in "${packages[@]}"; do
