@@ -32,6 +32,7 @@
 
 #include <mpi.h>
 
+#include <algorithm>
 #include <array>
 #include <bit>
 #include <cstdint>
