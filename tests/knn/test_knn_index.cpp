@@ -355,7 +355,7 @@ TEST_CASE("knn_index and knn report progress on the calling thread, done non-dec
   CHECK(on_caller);
 }
 
-TEST_CASE("knn_index accepts matrices and views, writable or not, and moves", "[knn][knn_index]") {
+TEST_CASE("knn_index accepts matrices and views, writable or not, is built from rows directly, and moves", "[knn][knn_index]") {
   auto base = knn_test::random_matrix(30, 4, -3, 3, 22);
   auto queries = knn_test::random_matrix(5, 4, -3, 3, 23);
   mgpu::knn_index<mgpu::cpu, float> index(policy_of("cpu"), 4, knn_metric::inner_product);
@@ -367,4 +367,8 @@ TEST_CASE("knn_index accepts matrices and views, writable or not, and moves", "[
   require_reference(moved.search(queries, 5), expected);
   require_reference(moved.search(queries.view(), 5), expected);
   require_reference(moved.search(mgpu::const_view(queries.view()), 5), expected);
+  mgpu::knn_index<mgpu::cpu, float> const direct(policy_of("cpu"), base, knn_metric::inner_product);  // built from the rows
+  CHECK(direct.size() == 30);
+  CHECK(direct.dim() == 4);
+  require_identical(direct.search(queries, 5), moved.search(queries, 5));
 }
