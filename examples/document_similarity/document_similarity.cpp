@@ -20,15 +20,39 @@
 // string escapes). Ids that occur more than once are reported once on stderr (their rows
 // cannot be told apart) but not changed.
 //
-// Outputs (--output, --save-tfidf, --save-vocabulary) are one commit
+// --threshold S reports only scores >= S; with --top-k 0 it reports every pair scoring
+// >= S (--top-k 0 without a threshold only vectorises).
+//
+// A saved index answers new queries without the corpus:
+//
+//   document_similarity --input corpus.ndjson --save-index DIR [--top-k 0]
+//   document_similarity --load-index DIR --queries queries.ndjson [--top-k 10]
+//                       [--threshold S] --output neighbors.tsv
+//
+// --save-index DIR (created if missing) writes the fitted vectorizer (DIR/vectorizer.mgpu,
+// kind "tfidf_vectorizer"), the cosine index of the corpus's TF-IDF rows (DIR/index.mgpu,
+// kind "cosine_index") and the document ids (DIR/ids.mgpu, kind "document_ids", version 1:
+// sections count int64 [1], ids text [bytes] (the ids end to end), offsets uint64
+// [count + 1]), all in mgpu's binary container (mgpu/io/binary_file.hpp). --load-index
+// reads them, vectorises the queries (read with the same --format, --text-field and
+// --id-field rules as --input) with the saved vocabulary and idf (terms outside the
+// vocabulary are dropped) and writes, per query in file order, its matches best first:
+// query_id <TAB> neighbor_id <TAB> score. Every match is reported, a query identical to an
+// indexed document included (--include-self applies to the --input run, where a query is
+// a corpus row); so the rows of a query that is also a corpus document are those of an
+// --input run with --include-self.
+//
+// Outputs (--output, --save-tfidf, --save-vocabulary, --save-index) are one commit
 // (mgpu/io/output_file.hpp): their paths and --devices are checked before the corpus is
 // read; at the end all of them are written, or, on any failure, none is changed and no
 // temporary is left (also on SIGINT/SIGTERM/SIGHUP). A symbolic link's target is
 // replaced; a FIFO or a character device (/dev/stdout, /dev/null) is written in place.
-// Stage timings and progress go to stderr. Any bad input or failure ends the program
+// Stage timings go to stderr, and progress lines for TF-IDF and the search when stderr
+// is a terminal (nothing extra otherwise). Any bad input or failure ends the program
 // with a one-line error naming the file and line or what ran out, and exit code 1.
 #include <charconv>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <limits>
@@ -40,10 +64,13 @@
 
 #include <CLI/CLI.hpp>
 
+#include <mgpu/algorithms/cosine_index.hpp>
 #include <mgpu/algorithms/tfidf.hpp>
+#include <mgpu/io/binary_file.hpp>
 #include <mgpu/io/corpus.hpp>
 #include <mgpu/io/matrix_market.hpp>
 #include <mgpu/io/output_file.hpp>
+#include <mgpu/io/progress_line.hpp>
 #include <mgpu/io/text_output.hpp>
 #include <mgpu/mgpu.hpp>
 #ifdef MGPU_EXAMPLE_WITH_CUDA
@@ -68,8 +95,55 @@ struct settings {
   std::string output_format = "tsv";
   fs::path save_tfidf;
   fs::path save_vocabulary;
+  fs::path save_index;
+  fs::path load_index;
+  fs::path queries;
+  std::optional<double> threshold;
   mgpu::tfidf_options tfidf;
 };
+
+using vectorizer_t = mgpu::tfidf_vectorizer<float, std::int32_t>;
+template <class Kind>
+using index_t = mgpu::cosine_index<Kind, float, std::int32_t>;
+
+// The files of a saved index.
+struct index_files {
+  fs::path vectorizer, index, ids;
+  explicit index_files(fs::path const& dir)
+      : vectorizer(dir / "vectorizer.mgpu"), index(dir / "index.mgpu"), ids(dir / "ids.mgpu") {}
+};
+
+constexpr std::uint32_t ids_version = 1;
+
+void write_ids(std::ostream& out, std::vector<std::string> const& ids) {
+  std::string bytes;
+  std::vector<std::uint64_t> offsets{0};
+  for (auto const& id : ids) {
+    bytes += id;
+    offsets.push_back(bytes.size());
+  }
+  mgpu::binary_writer w(out, "document_ids", ids_version);
+  w.write_value<std::int64_t>("count", static_cast<std::int64_t>(ids.size()));
+  w.write_text("ids", bytes);
+  w.write("offsets", offsets);
+  w.finish();
+}
+
+std::vector<std::string> read_ids(fs::path const& path) {
+  mgpu::binary_reader r(path, "document_ids", ids_version);
+  auto const count = r.read_value<std::int64_t>("count");
+  auto const bytes = r.read_text("ids");
+  auto const offsets = r.read<std::uint64_t>("offsets");
+  r.finish();
+  if (count < 0 || offsets.size() != static_cast<std::size_t>(count) + 1 || offsets.front() != 0 ||
+      offsets.back() != bytes.size() || !std::is_sorted(offsets.begin(), offsets.end())) {
+    throw mgpu::file_format_error("'" + path.string() + "': the id offsets do not match the ids");
+  }
+  std::vector<std::string> ids;
+  ids.reserve(static_cast<std::size_t>(count));
+  for (std::size_t i = 0; i + 1 < offsets.size(); ++i) ids.emplace_back(bytes.substr(offsets[i], offsets[i + 1] - offsets[i]));
+  return ids;
+}
 
 class stopwatch {
  public:
@@ -102,33 +176,131 @@ CLI::Validator integer_in(long long lo, long long hi) {
 }
 
 template <class T>
-void write_neighbors(std::ostream& out, mgpu::text_format format, std::vector<std::string> const& ids,
-                     mgpu::topk_result<T> const& top) {
+void write_neighbors(std::ostream& out, mgpu::text_format format, std::vector<std::string> const& query_ids,
+                     std::vector<std::string> const& ids, mgpu::topk_result<T> const& top) {
   mgpu::neighbor_writer rows(out, format);
   for (std::int64_t q = 0; q < top.rows(); ++q) {
     auto const nb = top.neighbors(q);
     auto const sc = top.scores_of(q);
     for (std::size_t j = 0; j < nb.size(); ++j) {
-      rows.write(ids[static_cast<std::size_t>(q)], ids[static_cast<std::size_t>(nb[j])],
+      rows.write(query_ids[static_cast<std::size_t>(q)], ids[static_cast<std::size_t>(nb[j])],
                  static_cast<double>(sc[j]));
     }
   }
 }
 
-int run(settings const& s) {
-  stopwatch clock;
-  auto const format = mgpu::parse_text_format(s.output_format);
-  // Every output path is checked before the long work; all are written in one commit.
-  mgpu::output_set outs;
-  std::optional<mgpu::output_set::output_id> neighbors_out, tfidf_out, vocabulary_out;
-  if (s.top_k > 0) neighbors_out = outs.add(s.output, "--output");
-  if (!s.save_tfidf.empty()) tfidf_out = outs.add(s.save_tfidf, "--save-tfidf");
-  if (!s.save_vocabulary.empty()) vocabulary_out = outs.add(s.save_vocabulary, "--save-vocabulary");
-  outs.check();
+mgpu::corpus_options corpus_options_of(settings const& s) {
   mgpu::corpus_options copts;
   copts.format = s.format == "lines" ? mgpu::corpus_format::lines : mgpu::corpus_format::ndjson;
   copts.text_field = s.text_field;
   copts.id_field = s.id_field;
+  return copts;
+}
+
+// Reads a whole corpus: ids and texts, and the number of bytes of text.
+std::size_t read_corpus(fs::path const& path, settings const& s, std::vector<std::string>& ids,
+                        std::vector<std::string>& texts) {
+  std::size_t bytes = 0;
+  mgpu::corpus_reader reader(path, corpus_options_of(s));
+  mgpu::corpus_batch batch;
+  while (reader.next(batch)) {
+    for (std::size_t i = 0; i < batch.texts.size(); ++i) {
+      bytes += batch.texts[i].size();
+      ids.push_back(std::move(batch.ids[i]));
+      texts.push_back(std::move(batch.texts[i]));
+    }
+  }
+  return bytes;
+}
+
+void warn_duplicates(std::vector<std::string> const& ids, char const* what) {
+  if (auto const dup = mgpu::find_duplicate_ids(ids); dup.count > 0) {
+    std::fprintf(stderr,
+                 "document_similarity: warning: %zu %s ids repeat an earlier id (first: %s); "
+                 "their rows in --output cannot be told apart\n",
+                 dup.count, what, mgpu::escape_tsv_field(dup.first).c_str());
+  }
+}
+
+// The search options of both modes: the threshold and a progress line on a terminal.
+mgpu::cosine_topk_options search_options(settings const& s, mgpu::progress_line const& line) {
+  mgpu::cosine_topk_options opts;
+  opts.threshold = s.threshold;
+  opts.progress = line.callback();
+  return opts;
+}
+
+// --load-index DIR --queries FILE: the saved vectorizer, index and ids answer the queries.
+int run_queries(settings const& s, mgpu::text_format format) {
+  stopwatch clock;
+  mgpu::output_set outs;
+  auto const neighbors_out = outs.add(s.output, "--output");
+  outs.check();
+  index_files const files(s.load_index);
+  return mgpu::with_policy(s.devices, [&](auto const& policy) {
+    using kind = typename std::decay_t<decltype(policy)>::kind;
+    stage = "loading the index";
+    auto const vectorizer = vectorizer_t::load(files.vectorizer);
+    auto const index = index_t<kind>::load(policy, files.index);
+    auto const ids = read_ids(files.ids);
+    if (static_cast<std::int64_t>(ids.size()) != index.rows() ||
+        vectorizer.vocabulary().size() != static_cast<std::size_t>(index.cols())) {
+      throw std::runtime_error(s.load_index.string() + ": the vectorizer, index and ids do not belong together (" +
+                               std::to_string(vectorizer.vocabulary().size()) + " terms, index " +
+                               std::to_string(index.rows()) + " x " + std::to_string(index.cols()) + ", " +
+                               std::to_string(ids.size()) + " ids)");
+    }
+    std::fprintf(stderr, "load:            %8.3f s  %lld documents, %zu terms\n", clock.lap(),
+                 static_cast<long long>(index.rows()), vectorizer.vocabulary().size());
+
+    stage = "reading the queries";
+    std::vector<std::string> query_ids, texts;
+    std::size_t const bytes = read_corpus(s.queries, s, query_ids, texts);
+    std::fprintf(stderr, "read:            %8.3f s  %zu queries, %.1f MB\n", clock.lap(), texts.size(),
+                 static_cast<double>(bytes) / 1e6);
+    warn_duplicates(query_ids, "query");
+
+    stage = "vectorising the queries";
+    auto const queries = vectorizer.transform(policy, texts);
+    std::fprintf(stderr, "vectorise:       %8.3f s  %lld nonzeros\n", clock.lap(),
+                 static_cast<long long>(queries.nnz()));
+
+    stage = "searching the index";
+    mgpu::progress_line line("similarity", "queries");
+    auto const top = index.search(queries, s.top_k, search_options(s, line));
+    std::fprintf(stderr, "similarity:      %8.3f s  %s on %s (%zu device%s)\n", clock.lap(),
+                 s.top_k > 0 ? ("top-" + std::to_string(s.top_k)).c_str() : "every match", s.devices.c_str(),
+                 policy.device_count(), policy.device_count() == 1 ? "" : "s");
+    outs.set_writer(neighbors_out, [&](std::ostream& out) { write_neighbors(out, format, query_ids, ids, top); });
+    stage = "writing the outputs";
+    outs.commit();
+    std::fprintf(stderr, "write:           %8.3f s\n", clock.lap());
+    return 0;
+  });
+}
+
+int run(settings const& s) {
+  auto const format = mgpu::parse_text_format(s.output_format);
+  if (!s.load_index.empty()) return run_queries(s, format);
+  stopwatch clock;
+  bool const search = s.top_k > 0 || s.threshold.has_value();
+  // Every output path is checked before the long work; all are written in one commit.
+  mgpu::output_set outs;
+  std::optional<mgpu::output_set::output_id> neighbors_out, tfidf_out, vocabulary_out;
+  std::optional<mgpu::output_set::output_id> vectorizer_out, index_out, ids_out;
+  if (search) neighbors_out = outs.add(s.output, "--output");
+  if (!s.save_tfidf.empty()) tfidf_out = outs.add(s.save_tfidf, "--save-tfidf");
+  if (!s.save_vocabulary.empty()) vocabulary_out = outs.add(s.save_vocabulary, "--save-vocabulary");
+  if (!s.save_index.empty()) {
+    std::error_code ec;
+    fs::create_directories(s.save_index, ec);
+    if (ec) throw std::runtime_error("--save-index: cannot create '" + s.save_index.string() + "': " + ec.message());
+    index_files const files(s.save_index);
+    vectorizer_out = outs.add(files.vectorizer, "--save-index");
+    index_out = outs.add(files.index, "--save-index");
+    ids_out = outs.add(files.ids, "--save-index");
+  }
+  outs.check();
   if (!fs::exists(s.input)) {
     throw std::runtime_error(
         s.input.string() +
@@ -137,33 +309,19 @@ int run(settings const& s) {
   }
 
   return mgpu::with_policy(s.devices, [&](auto const& policy) {
+    using kind = typename std::decay_t<decltype(policy)>::kind;
     stage = "reading the corpus";
     std::vector<std::string> ids, texts;
-    std::size_t bytes = 0;
-    {
-      mgpu::corpus_reader reader(s.input, copts);
-      mgpu::corpus_batch batch;
-      while (reader.next(batch)) {
-        for (std::size_t i = 0; i < batch.texts.size(); ++i) {
-          bytes += batch.texts[i].size();
-          ids.push_back(std::move(batch.ids[i]));
-          texts.push_back(std::move(batch.texts[i]));
-        }
-      }
-    }
+    std::size_t const bytes = read_corpus(s.input, s, ids, texts);
     std::fprintf(stderr, "read:            %8.3f s  %zu documents, %.1f MB\n", clock.lap(), texts.size(),
                  static_cast<double>(bytes) / 1e6);
-    if (neighbors_out) {
-      if (auto const dup = mgpu::find_duplicate_ids(ids); dup.count > 0) {
-        std::fprintf(stderr,
-                     "document_similarity: warning: %zu document ids repeat an earlier id (first: %s); "
-                     "their rows in --output cannot be told apart\n",
-                     dup.count, mgpu::escape_tsv_field(dup.first).c_str());
-      }
-    }
+    if (neighbors_out) warn_duplicates(ids, "document");
 
     stage = "vectorising the corpus";
-    mgpu::tfidf_vectorizer<float, std::int32_t> vectorizer(s.tfidf);
+    mgpu::progress_line tfidf_line("TF-IDF", "documents");
+    auto tfidf_options = s.tfidf;
+    tfidf_options.progress = tfidf_line.callback();
+    vectorizer_t vectorizer(tfidf_options);
     auto counts = vectorizer.count(texts);
     double const t_count = clock.lap();
     std::fprintf(stderr, "tokenise+count:  %8.3f s  %.1f MB/s, %zu terms, %lld nonzeros\n", t_count,
@@ -180,23 +338,29 @@ int run(settings const& s) {
         for (auto const& term : vectorizer.vocabulary()) out << term << '\n';
       });
     }
-    std::optional<decltype(mgpu::cosine_topk(policy, tfidf, 1))> top;
+    std::optional<index_t<kind>> index;
+    if (search || vectorizer_out) {
+      stage = "building the cosine index";
+      index.emplace(policy, tfidf);
+      std::fprintf(stderr, "index:           %8.3f s  %lld rows on %s\n", clock.lap(),
+                   static_cast<long long>(index->rows()), s.devices.c_str());
+    }
+    if (vectorizer_out) {
+      outs.set_writer(*vectorizer_out, [&](std::ostream& out) { vectorizer.save(out); });
+      outs.set_writer(*index_out, [&](std::ostream& out) { index->save(out); });
+      outs.set_writer(*ids_out, [&](std::ostream& out) { write_ids(out, ids); });
+    }
+    std::optional<mgpu::topk_result<float>> top;
     if (neighbors_out) {
       stage = "finding the most similar documents";
-      mgpu::cosine_topk_options opts{.exclude_self = !s.include_self};
-      stopwatch since_progress;
-      double waited = 0;
-      opts.progress = [&](std::int64_t done, std::int64_t total) {
-        waited += since_progress.lap();
-        if (waited < 2.0 && done != total) return;
-        waited = 0;
-        std::fprintf(stderr, "  similarity: %lld / %lld queries\n", static_cast<long long>(done),
-                     static_cast<long long>(total));
-      };
-      top.emplace(mgpu::cosine_topk(policy, tfidf, s.top_k, opts));
-      std::fprintf(stderr, "similarity:      %8.3f s  top-%d on %s (%zu device%s)\n", clock.lap(), s.top_k,
-                   s.devices.c_str(), policy.device_count(), policy.device_count() == 1 ? "" : "s");
-      outs.set_writer(*neighbors_out, [&](std::ostream& out) { write_neighbors(out, format, ids, *top); });
+      mgpu::progress_line line("similarity", "queries");
+      auto opts = search_options(s, line);
+      opts.exclude_self = !s.include_self;
+      top.emplace(index->search(tfidf, s.top_k, opts));
+      std::fprintf(stderr, "similarity:      %8.3f s  %s on %s (%zu device%s)\n", clock.lap(),
+                   s.top_k > 0 ? ("top-" + std::to_string(s.top_k)).c_str() : "every match", s.devices.c_str(),
+                   policy.device_count(), policy.device_count() == 1 ? "" : "s");
+      outs.set_writer(*neighbors_out, [&](std::ostream& out) { write_neighbors(out, format, ids, ids, *top); });
     }
     stage = "writing the outputs";
     outs.commit();
@@ -216,9 +380,19 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--text-field", s.text_field, "NDJSON field holding the text")->capture_default_str();
   app.add_option("--id-field", s.id_field, "NDJSON field holding the document id")->capture_default_str();
-  app.add_option("--top-k", s.top_k, "neighbours per document; 0 only vectorises")
+  app.add_option("--top-k", s.top_k,
+                 "neighbours per document; 0: every match >= --threshold, or (without one) only vectorise")
       ->check(integer_in(0, 100000))
       ->capture_default_str();
+  app.add_option("--threshold", s.threshold, "report only similarities >= this")
+      ->check(CLI::Validator(
+          [](std::string& text) -> std::string {
+            double v = 0;
+            auto const [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+            if (ec == std::errc() && end == text.data() + text.size() && std::isfinite(v)) return {};
+            return "must be a finite number, got " + text.substr(0, 40);
+          },
+          "NUMBER"));
   app.add_option("--devices", s.devices, "cpu, cpu:N, cuda, cuda:0,1,...")
       ->envname("MGPU_DEVICES")
       ->capture_default_str();
@@ -229,11 +403,31 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--save-tfidf", s.save_tfidf, "write the TF-IDF matrix (Matrix Market)");
   app.add_option("--save-vocabulary", s.save_vocabulary, "write the vocabulary, one term per line");
+  auto* save_index = app.add_option("--save-index", s.save_index,
+                                    "write the vectorizer, the cosine index and the ids into this directory");
+  auto* load_index = app.add_option("--load-index", s.load_index,
+                                    "answer --queries from a directory written by --save-index");
+  auto* queries = app.add_option("--queries", s.queries, "queries for --load-index (same format as --input)");
+  load_index->needs(queries);
+  queries->needs(load_index);
+  load_index->excludes(save_index);
   app.add_flag("--sublinear-tf", s.tfidf.sublinear_tf, "use 1 + ln(tf) instead of tf");
   app.add_option("--min-df", s.tfidf.min_df, "ignore terms in fewer documents than this");
   app.add_option("--max-df", s.tfidf.max_df, "ignore terms in more than this fraction of documents");
   app.add_option("--max-features", s.tfidf.max_features, "keep only the N most frequent terms");
   CLI11_PARSE(app, argc, argv);
+  if (!s.load_index.empty()) {
+    for (auto const* option : {"--save-tfidf", "--save-vocabulary", "--input"}) {
+      if (app.count(option) > 0) {
+        std::fprintf(stderr, "document_similarity: error: %s cannot be combined with --load-index\n", option);
+        return 1;
+      }
+    }
+    if (s.top_k == 0 && !s.threshold) {
+      std::fprintf(stderr, "document_similarity: error: --load-index with --top-k 0 needs --threshold\n");
+      return 1;
+    }
+  }
   mgpu::remove_temporaries_on_signal();
   try {
     return run(s);

@@ -12,6 +12,8 @@
 #include <iterator>
 #include <limits>
 #include <random>
+#include <sstream>
+#include <string>
 #include <vector>
 
 #include <mgpu/mgpu.hpp>
@@ -175,7 +177,7 @@ TEST_CASE("cosine_index: search gives bitwise the one-shot cosine_topk's result 
   }
 }
 
-TEST_CASE("cosine_index: three searches move nothing; the shards are moved and built once",
+TEST_CASE("cosine_index: three searches move nothing, the shards are moved and built once",
           "[cosine][cosine_index]") {
   std::mt19937 rng(32);
   auto const data = text_like(rng, 300, 80);
@@ -275,7 +277,7 @@ TEST_CASE("cosine_index: threshold searches equal a dense double reference filte
   }
 }
 
-TEST_CASE("cosine_index: a threshold equal to an exact score keeps it; the next float above drops it",
+TEST_CASE("cosine_index: a threshold equal to an exact score keeps it, the next float above drops it",
           "[cosine][cosine_index]") {
   // Query e0 against the all-ones row of 4 columns: 1 x (1/2) = 0.5 exactly; of 16
   // columns: 1/4 exactly; against e0 itself: 1. By hand.
@@ -303,7 +305,7 @@ TEST_CASE("cosine_index: a threshold equal to an exact score keeps it; the next 
   }
 }
 
-TEST_CASE("cosine_index: k = 0 needs a threshold; bad arguments are rejected", "[cosine][cosine_index][reliability]") {
+TEST_CASE("cosine_index: k = 0 needs a threshold, bad arguments are rejected", "[cosine][cosine_index][reliability]") {
   auto const m = from_dense({{1, 0}, {1, 1}}, 2);
   index_t const index(policy_t("cpu"), m);
   CHECK_THROWS_AS(index.search(m, 0), mgpu::invalid_argument);
@@ -357,7 +359,12 @@ TEST_CASE("cosine_index: save and load give bitwise the same searches, on any nu
   // Saving the loaded index writes the same bytes.
   index_t::load(policy_t("cpu:3"), dir / "index.mgpu").save(dir / "again.mgpu");
   std::ifstream a(dir / "index.mgpu", std::ios::binary), b(dir / "again.mgpu", std::ios::binary);
-  CHECK(std::vector<char>(std::istreambuf_iterator<char>(a), {}) == std::vector<char>(std::istreambuf_iterator<char>(b), {}));
+  std::vector<char> const file(std::istreambuf_iterator<char>(a), {});
+  CHECK(file == std::vector<char>(std::istreambuf_iterator<char>(b), {}));
+  // save(std::ostream&) writes the same bytes as save(path).
+  std::ostringstream stream;
+  saved.save(stream);
+  CHECK(stream.str() == std::string(file.begin(), file.end()));
 
   // double values, 64-bit indices.
   using wide = mgpu::cosine_index<mgpu::cpu, double, std::int64_t>;

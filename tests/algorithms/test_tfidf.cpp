@@ -715,7 +715,12 @@ TEST_CASE("a saved and loaded vectorizer transforms bitwise as the original", "[
     require_identical(wide.transform(fresh), wide_fitted.transform(fresh));
     // Saving the loaded vectorizer writes the same bytes.
     loaded.save(dir / "again.mgpu");
-    CHECK(file_bytes(dir / "v.mgpu") == file_bytes(dir / "again.mgpu"));
+    auto const bytes = file_bytes(dir / "v.mgpu");
+    CHECK(bytes == file_bytes(dir / "again.mgpu"));
+    // save(std::ostream&) writes the same bytes as save(path).
+    std::ostringstream stream;
+    fitted.save(stream);
+    CHECK(stream.str() == std::string(bytes.begin(), bytes.end()));
   }
 }
 

@@ -146,11 +146,32 @@ document_similarity_checks() {
   fi
   no_temporaries devices
 
+  # --save-index: a path that is a file, or a bad --output beside it, fails before the
+  # corpus is read, and no index file is written.
+  echo file >afile
+  run idxfile --input corpus.txt --format lines --save-index afile
+  expect_rc idxfile 1
+  expect_err idxfile "--save-index"
+  if grep -q '^read:' idxfile.err; then fail "idxfile: the corpus was read before --save-index was checked"; fi
+  run idxout --input corpus.txt --format lines --save-index idx --output nodir/n.tsv
+  expect_rc idxout 1
+  if grep -q '^read:' idxout.err; then fail "idxout: the corpus was read before the outputs were checked"; fi
+  expect_absent idxout idx/index.mgpu idx/vectorizer.mgpu idx/ids.mgpu
+  no_temporaries idxout
+  # --load-index checks --output before loading anything.
+  run idxload --load-index idx --queries corpus.txt --format lines --output nodir/n.tsv
+  expect_rc idxload 1
+  expect_err idxload "--output: cannot write 'nodir/n.tsv'"
+
   # Range errors are short.
   run topk --input corpus.txt --format lines --top-k -1
   expect_failure topk
   expect_err topk "--top-k: must be an integer in [0, 100000], got -1"
   no_long_number topk
+  run threshold --input corpus.txt --format lines --threshold nan
+  expect_failure threshold
+  expect_err threshold "--threshold: must be a finite number, got nan"
+  no_long_number threshold
 
   # Ids with tabs and newlines are escaped in TSV; duplicates are reported once.
   python3 - <<'EOF'
@@ -292,6 +313,55 @@ als_recommend_checks() {
     expect_content old old.users.mtx old
   fi
   no_temporaries als
+
+  # --recommend-all's --output and --save-model fail before the fit too; a FIFO is written
+  # in place; a full device as --output leaves the factors and the model unwritten.
+  run recs "${fast[@]}" --recommend-all --top-k 3 --output recs.tsv
+  expect_rc recs 0
+  [ "$(wc -l <recs.tsv)" -gt 0 ] || fail "recs: recs.tsv is empty"
+  [ -s recs.err ] && fail "recs: stderr is not a terminal but holds '$(head -c 200 recs.err)'"
+  run recsmissing "${fast[@]}" --recommend-all --output nodir/r.tsv --save-model model1
+  expect_rc recsmissing 1
+  expect_err recsmissing "--output: cannot write 'nodir/r.tsv'"
+  if grep -q '^iteration' recsmissing.out; then fail "recsmissing: the model was fitted before the output was checked"; fi
+  expect_absent recsmissing model1/model.als
+  run modelmissing "${fast[@]}" --save-model nodir/model
+  expect_rc modelmissing 1
+  expect_err modelmissing "--save-model: cannot make the directory 'nodir/model': No such file or directory"
+  if grep -q '^iteration' modelmissing.out; then fail "modelmissing: the model was fitted before --save-model was checked"; fi
+  mkfifo recs.pipe
+  fifo_reader recs.pipe piped.tsv
+  run recsfifo "${fast[@]}" --recommend-all --top-k 3 --output recs.pipe
+  wait "$reader"
+  expect_rc recsfifo 0
+  [ -p recs.pipe ] || fail "recsfifo: the FIFO was replaced"
+  cmp -s piped.tsv recs.tsv || fail "recsfifo: what came through the FIFO differs from the regular output"
+  if [ "$have_mknod" = 1 ]; then
+    mknod recs.full c 1 7
+    run recsfull "${fast[@]}" --recommend-all --output recs.full --save-factors rf --save-model model2
+    expect_rc recsfull 1
+    expect_err recsfull "No space left on device"
+    expect_absent recsfull rf.users.mtx rf.items.mtx model2/model.als
+  fi
+  no_temporaries recs
+
+  # Options that need each other, and models that are not there or not whole.
+  run alone "${fast[@]}" --recommend-all
+  expect_failure alone
+  expect_err alone "--recommend-all requires --output"
+  run topk0 "${fast[@]}" --top-k 0
+  expect_failure topk0
+  expect_err topk0 "--top-k: must be an integer in [1, 100000], got 0"
+  no_long_number topk0
+  run nomodel --load-model nowhere
+  expect_rc nomodel 1
+  expect_err nomodel "nowhere: no model.als in it"
+  mkdir broken
+  printf 'not a model' >broken/model.als
+  run broken --load-model broken --recommend 1
+  expect_rc broken 1
+  expect_err broken "broken/model.als"
+  [ "$(wc -l <broken.err)" -le 1 ] || fail "broken: more than one line on stderr"
 
   run factors --input "$m" --iterations 2 --factors 0
   expect_failure factors

@@ -65,6 +65,7 @@
 #include <limits>
 #include <memory>
 #include <optional>
+#include <ostream>
 #include <span>
 #include <type_traits>
 #include <vector>
@@ -475,23 +476,15 @@ class cosine_index {
   /// Writes the index to `path` (file comment), all or nothing (write_binary_file).
   /// O(nnz). @throws mgpu::error naming the path when it cannot be written; device errors.
   void save(std::filesystem::path const& path) const {
-    std::vector<std::int64_t> offsets{0};
-    std::vector<I> columns;
-    std::vector<T> values;
-    columns.reserve(static_cast<std::size_t>(nnz_));
-    values.reserve(static_cast<std::size_t>(nnz_));
-    for (auto const& segment : segments_) {
-      for (std::size_t dev = 0; dev < segment.shards.size(); ++dev) {
-        if (segment.shards[dev]) leaf::template export_rows<T, I>(policy_.devices(), dev, *segment.shards[dev], offsets, columns, values);
-      }
-    }
-    write_binary_file(path, "cosine_index", file_version, [&](binary_writer& w) {
-      w.write_value<std::int64_t>("rows", rows_);
-      w.write_value<std::int64_t>("cols", static_cast<std::int64_t>(cols_));
-      w.write("row_offsets", offsets);
-      w.write("col_indices", columns);
-      w.write("values", values);
-    });
+    write_binary_file(path, "cosine_index", file_version, [&](binary_writer& w) { write_sections(w); });
+  }
+
+  /// The same bytes to a stream, e.g. a writer of an output_set that commits several
+  /// files at once. @throws device errors; a failing stream's own exceptions.
+  void save(std::ostream& out) const {
+    binary_writer w(out, "cosine_index", file_version);
+    write_sections(w);
+    w.finish();
   }
 
   /// Reads an index saved by save() and builds it on `policy`'s devices (any number: the
@@ -540,6 +533,25 @@ class cosine_index {
   static constexpr std::uint32_t file_version = 1;
 
  private:
+  void write_sections(binary_writer& w) const {
+    std::vector<std::int64_t> offsets{0};
+    std::vector<I> columns;
+    std::vector<T> values;
+    columns.reserve(static_cast<std::size_t>(nnz_));
+    values.reserve(static_cast<std::size_t>(nnz_));
+    for (auto const& segment : segments_) {
+      for (std::size_t dev = 0; dev < segment.shards.size(); ++dev) {
+        if (!segment.shards[dev]) continue;
+        leaf::template export_rows<T, I>(policy_.devices(), dev, *segment.shards[dev], offsets, columns, values);
+      }
+    }
+    w.write_value<std::int64_t>("rows", rows_);
+    w.write_value<std::int64_t>("cols", static_cast<std::int64_t>(cols_));
+    w.write("row_offsets", offsets);
+    w.write("col_indices", columns);
+    w.write("values", values);
+  }
+
   // One add(): a shard per device holding rows [bounds[d], bounds[d + 1]) (global ids).
   struct segment {
     std::vector<std::int64_t> bounds;

@@ -78,6 +78,7 @@
 #include <new>
 #include <numeric>
 #include <optional>
+#include <ostream>
 #include <ranges>
 #include <span>
 #include <string>
@@ -1228,38 +1229,16 @@ class tfidf_vectorizer {
   ///         be written.
   void save(std::filesystem::path const& path) const {
     expect_fitted("save");
-    auto const& terms = fitted_.terms;
-    std::vector<std::uint64_t> offsets(terms.size() + 1, 0);
-    std::string bytes;
-    for (std::size_t i = 0; i < terms.size(); ++i) {
-      bytes.append(terms[i]);
-      offsets[i + 1] = bytes.size();
-    }
-    auto const flag = [](bool b) { return static_cast<std::uint8_t>(b ? 1 : 0); };
-    auto const df_kind = [](df_bound const& b) { return static_cast<std::uint8_t>(std::holds_alternative<double>(b)); };
-    auto const df_value = [](df_bound const& b) {
-      return std::holds_alternative<double>(b) ? std::get<double>(b) : static_cast<double>(std::get<std::int64_t>(b));
-    };
-    write_binary_file(path, "tfidf_vectorizer", file_version, [&](binary_writer& w) {
-      w.write_value("lowercase", flag(options_.lowercase));
-      w.write_value("use_idf", flag(options_.use_idf));
-      w.write_value("smooth_idf", flag(options_.smooth_idf));
-      w.write_value("sublinear_tf", flag(options_.sublinear_tf));
-      w.write_value("binary", flag(options_.binary));
-      w.write_value("norm", static_cast<std::uint8_t>(options_.norm == tfidf_norm::l2   ? 0
-                                                      : options_.norm == tfidf_norm::l1 ? 1
-                                                                                        : 2));
-      w.write("ngram_range", std::vector<std::int32_t>{options_.ngram_range.first, options_.ngram_range.second});
-      w.write_value("min_df_kind", df_kind(options_.min_df));
-      w.write_value("min_df", df_value(options_.min_df));
-      w.write_value("max_df_kind", df_kind(options_.max_df));
-      w.write_value("max_df", df_value(options_.max_df));
-      w.write_value<std::int64_t>("max_features", options_.max_features.value_or(0));
-      w.write_text("vocabulary", bytes);
-      w.write("vocabulary_offsets", offsets);
-      w.write("document_frequency", fitted_.df);
-      w.write("idf", idf_);
-    });
+    write_binary_file(path, "tfidf_vectorizer", file_version, [&](binary_writer& w) { write_sections(w); });
+  }
+
+  /// The same bytes to a stream, e.g. a writer of an output_set that commits several
+  /// files at once. @throws invalid_argument if not fitted.
+  void save(std::ostream& out) const {
+    expect_fitted("save");
+    binary_writer w(out, "tfidf_vectorizer", file_version);
+    write_sections(w);
+    w.finish();
   }
 
   /// Reads a vectorizer saved by save(): fitted, with the saved options (and no progress
@@ -1362,6 +1341,40 @@ class tfidf_vectorizer {
   }
 
  private:
+  // The sections of the file (file comment), in order.
+  void write_sections(binary_writer& w) const {
+    auto const& terms = fitted_.terms;
+    std::vector<std::uint64_t> offsets(terms.size() + 1, 0);
+    std::string bytes;
+    for (std::size_t i = 0; i < terms.size(); ++i) {
+      bytes.append(terms[i]);
+      offsets[i + 1] = bytes.size();
+    }
+    auto const flag = [](bool b) { return static_cast<std::uint8_t>(b ? 1 : 0); };
+    auto const df_kind = [](df_bound const& b) { return static_cast<std::uint8_t>(std::holds_alternative<double>(b)); };
+    auto const df_value = [](df_bound const& b) {
+      return std::holds_alternative<double>(b) ? std::get<double>(b) : static_cast<double>(std::get<std::int64_t>(b));
+    };
+    w.write_value("lowercase", flag(options_.lowercase));
+    w.write_value("use_idf", flag(options_.use_idf));
+    w.write_value("smooth_idf", flag(options_.smooth_idf));
+    w.write_value("sublinear_tf", flag(options_.sublinear_tf));
+    w.write_value("binary", flag(options_.binary));
+    w.write_value("norm", static_cast<std::uint8_t>(options_.norm == tfidf_norm::l2   ? 0
+                                                    : options_.norm == tfidf_norm::l1 ? 1
+                                                                                      : 2));
+    w.write("ngram_range", std::vector<std::int32_t>{options_.ngram_range.first, options_.ngram_range.second});
+    w.write_value("min_df_kind", df_kind(options_.min_df));
+    w.write_value("min_df", df_value(options_.min_df));
+    w.write_value("max_df_kind", df_kind(options_.max_df));
+    w.write_value("max_df", df_value(options_.max_df));
+    w.write_value<std::int64_t>("max_features", options_.max_features.value_or(0));
+    w.write_text("vocabulary", bytes);
+    w.write("vocabulary_offsets", offsets);
+    w.write("document_frequency", fitted_.df);
+    w.write("idf", idf_);
+  }
+
   void expect_fitted(char const* what) const {
     MGPU_EXPECTS(fitted_flag_, "tfidf_vectorizer::", what, " called before fit");
   }
