@@ -233,7 +233,10 @@ int run(settings& s) {
   if (!s.output.empty()) recs_out = outs.add(s.output, "--output");
   if (!s.save_model.empty()) {
     fs::path const dir = s.save_model;
-    if (!fs::is_directory(dir)) fs::create_directory(dir);  // its parent must exist
+    std::error_code ec;
+    if (!fs::is_directory(dir) && !fs::create_directory(dir, ec) && ec) {  // its parent must exist
+      throw std::runtime_error("--save-model: cannot make the directory '" + s.save_model + "': " + ec.message());
+    }
     model_out = outs.add(dir / "model.als", "--save-model");
   }
   outs.check();

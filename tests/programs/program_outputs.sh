@@ -314,6 +314,55 @@ als_recommend_checks() {
   fi
   no_temporaries als
 
+  # --recommend-all's --output and --save-model fail before the fit too; a FIFO is written
+  # in place; a full device as --output leaves the factors and the model unwritten.
+  run recs "${fast[@]}" --recommend-all --top-k 3 --output recs.tsv
+  expect_rc recs 0
+  [ "$(wc -l <recs.tsv)" -gt 0 ] || fail "recs: recs.tsv is empty"
+  [ -s recs.err ] && fail "recs: stderr is not a terminal but holds '$(head -c 200 recs.err)'"
+  run recsmissing "${fast[@]}" --recommend-all --output nodir/r.tsv --save-model model1
+  expect_rc recsmissing 1
+  expect_err recsmissing "--output: cannot write 'nodir/r.tsv'"
+  if grep -q '^iteration' recsmissing.out; then fail "recsmissing: the model was fitted before the output was checked"; fi
+  expect_absent recsmissing model1/model.als
+  run modelmissing "${fast[@]}" --save-model nodir/model
+  expect_rc modelmissing 1
+  expect_err modelmissing "--save-model: cannot make the directory 'nodir/model': No such file or directory"
+  if grep -q '^iteration' modelmissing.out; then fail "modelmissing: the model was fitted before --save-model was checked"; fi
+  mkfifo recs.pipe
+  fifo_reader recs.pipe piped.tsv
+  run recsfifo "${fast[@]}" --recommend-all --top-k 3 --output recs.pipe
+  wait "$reader"
+  expect_rc recsfifo 0
+  [ -p recs.pipe ] || fail "recsfifo: the FIFO was replaced"
+  cmp -s piped.tsv recs.tsv || fail "recsfifo: what came through the FIFO differs from the regular output"
+  if [ "$have_mknod" = 1 ]; then
+    mknod recs.full c 1 7
+    run recsfull "${fast[@]}" --recommend-all --output recs.full --save-factors rf --save-model model2
+    expect_rc recsfull 1
+    expect_err recsfull "No space left on device"
+    expect_absent recsfull rf.users.mtx rf.items.mtx model2/model.als
+  fi
+  no_temporaries recs
+
+  # Options that need each other, and models that are not there or not whole.
+  run alone "${fast[@]}" --recommend-all
+  expect_failure alone
+  expect_err alone "--recommend-all requires --output"
+  run topk0 "${fast[@]}" --top-k 0
+  expect_failure topk0
+  expect_err topk0 "--top-k: must be an integer in [1, 100000], got 0"
+  no_long_number topk0
+  run nomodel --load-model nowhere
+  expect_rc nomodel 1
+  expect_err nomodel "nowhere: no model.als in it"
+  mkdir broken
+  printf 'not a model' >broken/model.als
+  run broken --load-model broken --recommend 1
+  expect_rc broken 1
+  expect_err broken "broken/model.als"
+  [ "$(wc -l <broken.err)" -le 1 ] || fail "broken: more than one line on stderr"
+
   run factors --input "$m" --iterations 2 --factors 0
   expect_failure factors
   expect_err factors "--factors: must be an integer in [1, 4096], got 0"
