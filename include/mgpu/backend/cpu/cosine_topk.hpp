@@ -432,7 +432,9 @@ void score_shard(shard_search<T, I> const& c, cosine_shard<T, I> const& shard,
   auto& pool = shard.scratch;
   if (pool.size() < static_cast<std::size_t>(omp_get_max_threads())) pool.resize(static_cast<std::size_t>(omp_get_max_threads()));
   csr_view<T, I> const queries = c.queries;
-#pragma omp parallel
+  // One query is one thread's work: starting the team would cost more than it does
+  // (single-query searches of an index).
+#pragma omp parallel if (n_queries > 1)
   {
     auto& slot = pool[static_cast<std::size_t>(omp_get_thread_num())];
     if (!slot) slot = std::make_unique<cosine_scratch<T, I>>(shard_docs, static_cast<std::size_t>(shard.terms));
