@@ -372,3 +372,29 @@ TEST_CASE("knn_index accepts matrices and views, writable or not, is built from 
   CHECK(direct.dim() == 4);
   require_identical(direct.search(queries, 5), moved.search(queries, 5));
 }
+
+TEST_CASE("knn_index: concurrent searches of one index from several threads each get their own result",
+          "[knn][knn_index][concurrency]") {
+  auto const base = random_real<float>(300, 16, 24);
+  mgpu::knn_index<mgpu::cpu, float> index(policy_of("cpu:2"), 16, knn_metric::l2, {.query_batch = 5});
+  index.add(rows_of(base, 0, 200));
+  index.add(rows_of(base, 200, 300));
+  std::vector<mgpu::dense_matrix<mgpu::cpu, float>> queries;
+  std::vector<mgpu::topk_result<float>> expected;
+  for (unsigned t = 0; t < 4; ++t) {
+    queries.push_back(random_real<float>(23, 16, 30 + t));
+    expected.push_back(index.search(queries.back(), 7));
+  }
+  std::vector<std::vector<mgpu::topk_result<float>>> got(4);
+  std::vector<std::thread> threads;
+  for (std::size_t t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 5; ++i) got[t].push_back(index.search(queries[t], 7));
+    });
+  }
+  for (auto& th : threads) th.join();
+  for (std::size_t t = 0; t < 4; ++t) {
+    REQUIRE(got[t].size() == 5);
+    for (auto const& r : got[t]) require_identical(r, expected[t]);
+  }
+}

@@ -36,9 +36,10 @@
 // bitwise, and a given layout always gives the same bits.
 //
 // Lifetime and threads: the index owns its device memory and holds a copy of the policy
-// (so the device set lives as long as the index). It is movable, not copyable. Concurrent
-// search() calls on one index are safe (each call has its own buffers); add() must not run
-// concurrently with any other call on the same index.
+// (so the device set lives as long as the index). It is movable, not copyable. search()
+// and save() are const and may run concurrently from several threads (each call has its
+// own buffers; a device runs one call's batch at a time); add() must not run concurrently
+// with any other call on the same index.
 //
 // File (save / load): mgpu's binary container (io/binary_file.hpp), kind "knn_index",
 // version 1, these sections in this order:
