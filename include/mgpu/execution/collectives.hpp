@@ -27,7 +27,8 @@
 // first touched by its own worker; the host reads other devices' blocks in place, as they
 // share one memory. CUDA (backend/cuda/transfer.hpp): peer copies issued to every
 // destination before anything waits, staged through the set's pinned buffer where a pair
-// has no peer access. A set spanning MPI ranks will supply a third.
+// has no peer access. Sets spanning MPI ranks have their own overloads on
+// mpi::distributed_dense (mgpu/mpi/collectives.hpp).
 #pragma once
 
 #include <cstddef>
