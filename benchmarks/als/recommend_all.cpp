@@ -9,12 +9,15 @@
 // The model is fitted with 3 conjugate-gradient iterations (what the factors are does not
 // matter for the timing, only their shape). Each repetition times one
 // `als::recommend(policy, {}, k)` call (all users, fitted R's items excluded) on each
-// device string in turn; prints per device the median seconds and users per second.
+// device string in turn; prints per device the median wall seconds, the median process
+// CPU seconds (all threads; less disturbed by other load on a shared machine) and users
+// per (wall) second.
 // --export writes DIR/user_factors.npy (users x f float32), item_factors.npy,
 // indptr.npy, indices.npy (the CSR interactions, int64) and, for the first device string,
 // ids.npy (users x k int64, -1 padded) and scores.npy (float32, -inf padded).
 #include <algorithm>
 #include <chrono>
+#include <ctime>
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
@@ -52,6 +55,17 @@ void write_npy(std::filesystem::path const& path, T const* data, std::vector<std
   out << header;
   out.write(reinterpret_cast<char const*>(data), static_cast<std::streamsize>(count * static_cast<std::int64_t>(sizeof(T))));
   if (!out) throw std::runtime_error("cannot write " + path.string());
+}
+
+double process_cpu_seconds() {
+  timespec t{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+  return static_cast<double>(t.tv_sec) + 1e-9 * static_cast<double>(t.tv_nsec);
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
 }
 
 std::vector<std::string> split(std::string const& s) {
@@ -92,23 +106,25 @@ int main(int argc, char** argv) {
                      .compute_loss = false});
     model.fit(mgpu::execution_policy<mgpu::cpu>("cpu"), r);
     auto const names = split(devices);
-    std::vector<std::vector<double>> seconds(names.size());
+    std::vector<std::vector<double>> seconds(names.size()), cpu(names.size());
     mgpu::topk_result<float> first;
     for (int rep = 0; rep < repeat; ++rep) {
       for (std::size_t d = 0; d < names.size(); ++d) {
         mgpu::execution_policy<mgpu::cpu> const policy(names[d]);
         auto const start = std::chrono::steady_clock::now();
+        double const cpu_start = process_cpu_seconds();
         auto result = model.recommend(policy, {}, k);
         seconds[d].push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+        cpu[d].push_back(process_cpu_seconds() - cpu_start);
         if (rep == 0 && d == 0) first = std::move(result);
       }
     }
     for (std::size_t d = 0; d < names.size(); ++d) {
-      auto s = seconds[d];
-      std::sort(s.begin(), s.end());
-      double const median = s[s.size() / 2];
-      std::printf("mgpu recommend-all devices=%s k=%lld: median %.3f s over %d runs, %.0f users/s (runs:", names[d].c_str(),
-                  static_cast<long long>(k), median, repeat, static_cast<double>(r.rows()) / median);
+      double const wall = median(seconds[d]);
+      std::printf("mgpu recommend-all devices=%s k=%lld: median %.3f s wall, %.3f s cpu over %d runs, %.0f users/s "
+                  "(wall runs:",
+                  names[d].c_str(), static_cast<long long>(k), wall, median(cpu[d]), repeat,
+                  static_cast<double>(r.rows()) / wall);
       for (double v : seconds[d]) std::printf(" %.3f", v);
       std::printf(")\n");
     }

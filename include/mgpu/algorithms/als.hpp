@@ -269,9 +269,11 @@ inline dense_matrix<cpu, float> als_initial_factors(std::vector<char> const& emp
 /// Alternating least squares for implicit and weighted feedback (model, solvers and
 /// devices: see the file comment). Usage:
 ///
+///   mgpu::execution_policy<mgpu::cpu> const policy("cpu");
 ///   mgpu::als model({.factors = 64, .iterations = 15, .solver = mgpu::als_solver::conjugate_gradient});
-///   model.fit(mgpu::execution_policy<mgpu::cpu>("cpu"), interactions);
-///   auto top = model.recommend(user, 10);
+///   model.fit(policy, interactions);
+///   auto top = model.recommend(policy, {}, 10);  // a topk_result<float>: every user's 10 best unseen items
+///   model.save("model.als");
 ///
 /// Thread safety: const member functions may run concurrently; fit may not run
 /// concurrently with anything else on the same object.
@@ -283,7 +285,10 @@ class als {
   [[nodiscard]] als_options const& options() const noexcept { return options_; }
 
   /// Fits the model to `interactions` (users × items, host CSR, any arithmetic value
-  /// type) from the seeded initial factors, on the policy's devices.
+  /// type) from the seeded initial factors, on the policy's devices: options().iterations
+  /// iterations, fewer when loss_tolerance stops it early; after each, on_iteration and
+  /// progress are called on the calling thread. Remembers each user's items (sorted) for
+  /// recommend's exclusion and save.
   /// @throws invalid_argument (NaN/Inf in R, an observed weight 1 + α·r < 0),
   ///         numerical_error (a system that is not SPD, named by side and row),
   ///         out_of_memory, before anything is allocated, when the host memory the fit
