@@ -377,6 +377,8 @@ class als {
   /// kept set is exact for those scores. Complexity: O(users · candidates · f) flops;
   /// memory O(users · k) for the result plus, per batch of at most 4096 users, 2^20
   /// (user, item) pairs of knn's lists (a user with more seen items has a batch alone).
+  /// Each batch is one mgpu::knn call: on GPUs it uploads the candidate factors and the
+  /// batch's user rows.
   template <class Kind>
   [[nodiscard]] topk_result<float> recommend(execution_policy<Kind> const& policy,
                                              std::span<std::int64_t const> users, std::int64_t k,
