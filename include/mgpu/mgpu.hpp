@@ -3,6 +3,7 @@
 #pragma once
 
 #include "mgpu/algorithms/als.hpp"
+#include "mgpu/algorithms/cosine_index.hpp"
 #include "mgpu/algorithms/cosine_topk.hpp"
 #include "mgpu/algorithms/knn.hpp"
 #include "mgpu/algorithms/term_list.hpp"
