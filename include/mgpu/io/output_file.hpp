@@ -112,6 +112,7 @@ class fd_streambuf : public std::streambuf {
   }
 
   std::streamsize xsputn(char const* s, std::streamsize n) override {
+    if (n <= 0) return 0;  // an empty write may pass a null pointer
     if (n < epptr() - pptr()) {
       std::memcpy(pptr(), s, static_cast<std::size_t>(n));
       pbump(static_cast<int>(n));

@@ -14,7 +14,6 @@
 
 #include <unistd.h>
 
-#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -89,31 +88,34 @@ class progress_line {
       drawn = true;
       double const seconds = std::chrono::duration<double>(now - start).count();
       double const rate = seconds > 0 ? static_cast<double>(done) / seconds : 0.0;
-      char line[512];
-      int n = total > 0 ? std::snprintf(line, sizeof line, "\r%s: %lld/%lld%s%s", label.c_str(),
-                                        static_cast<long long>(done), static_cast<long long>(total),
-                                        unit.empty() ? "" : " ", unit.c_str())
-                        : std::snprintf(line, sizeof line, "\r%s: %lld%s%s", label.c_str(), static_cast<long long>(done),
-                                        unit.empty() ? "" : " ", unit.c_str());
-      auto append = [&](char const* fmt, auto... args) {
-        if (n >= 0 && static_cast<std::size_t>(n) < sizeof line) {
-          n += std::snprintf(line + n, sizeof line - static_cast<std::size_t>(n), fmt, args...);
-        }
-      };
-      if (total > 0) append(" (%d%%)", static_cast<int>(100.0 * static_cast<double>(done) / static_cast<double>(total)));
-      if (rate > 0) append(", %.0f%s%s/s", rate, unit.empty() ? "" : " ", unit.c_str());
+      // Built from literal formats only (no format string passes through a variable).
+      std::string line = "\r" + label + ": " + std::to_string(done);
+      if (total > 0) line += "/" + std::to_string(total);
+      if (!unit.empty()) line += " " + unit;
+      char number[64];
+      if (total > 0) {
+        std::snprintf(number, sizeof number, " (%d%%)",
+                      static_cast<int>(100.0 * static_cast<double>(done) / static_cast<double>(total)));
+        line += number;
+      }
+      if (rate > 0) {
+        std::snprintf(number, sizeof number, ", %.0f", rate);
+        line += number;
+        line += unit.empty() ? std::string("/s") : " " + unit + "/s";
+      }
       if (end) {
-        append(", %.1f s\x1b[K\n", seconds);
+        std::snprintf(number, sizeof number, ", %.1f s", seconds);
+        line += number;
+        line += "\x1b[K\n";
         finished = true;
       } else if (rate > 0 && total > done) {
-        append(", ETA %.1f s\x1b[K", static_cast<double>(total - done) / rate);
+        std::snprintf(number, sizeof number, ", ETA %.1f s", static_cast<double>(total - done) / rate);
+        line += number;
+        line += "\x1b[K";
       } else {
-        append("\x1b[K");
+        line += "\x1b[K";
       }
-      if (n > 0) {
-        auto const len = std::min<std::size_t>(static_cast<std::size_t>(n), sizeof line - 1);
-        [[maybe_unused]] auto const w = ::write(fd, line, len);
-      }
+      [[maybe_unused]] auto const w = ::write(fd, line.data(), line.size());
     }
   };
 
