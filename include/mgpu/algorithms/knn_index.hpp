@@ -97,56 +97,26 @@ constexpr T knn_reported(knn_metric metric, T score) noexcept {
   return metric == knn_metric::l2 ? T{0} - score : score;
 }
 
-/// ‖x‖² in double: 8 interleaved partial sums and a fixed tree, so that the compiler can
-/// vectorise it without reassociating (one running sum is a chain of dependent adds, and
-/// was most of a one-shot knn() of a single query). The order depends on the row alone.
-template <class T>
-double knn_squared_norm(std::span<T const> x) noexcept {
-  constexpr std::size_t lanes = 8;
-  double part[lanes] = {};
-  std::size_t j = 0;
-  for (; j + lanes <= x.size(); j += lanes) {
-    for (std::size_t l = 0; l < lanes; ++l) part[l] += static_cast<double>(x[j + l]) * static_cast<double>(x[j + l]);
-  }
-  for (std::size_t l = 0; j < x.size(); ++j, ++l) part[l] += static_cast<double>(x[j]) * static_cast<double>(x[j]);
-  return ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));
-}
-
 /// Per-row term of the metric: ‖x‖² (l2), 1/‖x‖ or 0 for a zero row (cosine), unused
-/// (inner product). Summed in double (knn_squared_norm), rounded to T.
+/// (inner product). ‖x‖² summed in double (backend::cpu::squared_norm), rounded to T.
 template <class T>
 std::vector<T> knn_row_terms(dense_view<T const> a, knn_metric metric) {
   std::vector<T> out(static_cast<std::size_t>(a.rows), T{0});
   if (metric == knn_metric::inner_product) return out;
-#pragma omp parallel for schedule(static)
-  for (std::int64_t r = 0; r < a.rows; ++r) {
-    double const sum = knn_squared_norm(a.row(r));
-    T term = static_cast<T>(sum);
-    if (metric == knn_metric::cosine) term = sum > 0 ? static_cast<T>(1.0 / std::sqrt(sum)) : T{0};
-    out[static_cast<std::size_t>(r)] = term;
+  std::vector<double> norms(out.size());
+  backend::cpu::row_squared_norms(a, std::span<double>(norms));
+  for (std::size_t r = 0; r < out.size(); ++r) {
+    out[r] = metric == knn_metric::l2 ? static_cast<T>(norms[r])
+             : norms[r] > 0          ? static_cast<T>(1.0 / std::sqrt(norms[r]))
+                                     : T{0};
   }
   return out;
-}
-
-/// The first row holding a NaN or Inf, or a.rows when there is none. v − v is 0 exactly
-/// for finite v (NaN for NaN and ±Inf): a compare the compiler vectorises, where a loop
-/// of std::isfinite was not (it cost 5× the norms on Fashion-MNIST).
-template <class T>
-std::int64_t knn_first_non_finite_row(dense_view<T const> a) {
-  std::int64_t bad = a.rows;
-#pragma omp parallel for schedule(static) reduction(min : bad)
-  for (std::int64_t r = 0; r < a.rows; ++r) {
-    int finite = 1;
-    for (T v : a.row(r)) finite &= static_cast<int>(v - v == T{0});
-    if (finite == 0) bad = std::min(bad, r);
-  }
-  return bad;
 }
 
 /// @throws invalid_argument naming the matrix, row and column of the first NaN or Inf.
 template <class T>
 void knn_require_finite(dense_view<T const> a, std::string_view name) {
-  auto const bad = knn_first_non_finite_row(a);
+  auto const bad = backend::cpu::first_non_finite_row(a);
   if (bad == a.rows) return;
   auto const row = a.row(bad);
   auto const col = std::find_if(row.begin(), row.end(), [](T v) { return !std::isfinite(v); }) - row.begin();
@@ -283,20 +253,17 @@ struct knn_batches {
   }
 
   void emit(std::int64_t q0, std::span<entry const> merged, std::span<std::int32_t const> counts) const {
-    // Every row holds k entries (k <= base rows), so row q's pairs start at q * k.
-    auto* const out_scores = result.scores.data();
-    auto* const out_ids = result.ids.data();
-    auto const rows = static_cast<std::int64_t>(counts.size());
-#pragma omp parallel for schedule(static)
-    for (std::int64_t i = 0; i < rows; ++i) {
-      auto const r = static_cast<std::size_t>(i);
-      auto const row = static_cast<std::size_t>(q0 + i) * k;
+    // Every row holds k entries (k <= base rows), so row q's pairs start at q * k. A copy
+    // of batch x k entries, next to a batch's q n d flops on the devices: one thread.
+    auto const rows = counts.size();
+    for (std::size_t r = 0; r < rows; ++r) {
+      auto const row = (static_cast<std::size_t>(q0) + r) * k;
       for (std::size_t j = 0; j < static_cast<std::size_t>(counts[r]); ++j) {
-        out_scores[row + j] = knn_reported(metric, merged[r * k + j].score);
-        out_ids[row + j] = merged[r * k + j].index;
+        result.scores[row + j] = knn_reported(metric, merged[r * k + j].score);
+        result.ids[row + j] = merged[r * k + j].index;
       }
     }
-    report_progress(options.progress, q0 + rows, queries.rows);
+    report_progress(options.progress, q0 + static_cast<std::int64_t>(rows), queries.rows);
   }
 };
 
@@ -458,7 +425,7 @@ class knn_index {
     knn_index index(std::move(policy), dim, *metric, std::move(options));
     for (std::size_t p = 0; p < rows.size(); ++p) {
       dense_view<T const> const v{part_rows[p], dim, dim, rows[p].data()};
-      if (auto const bad = detail::knn_first_non_finite_row(v); bad != v.rows) {
+      if (auto const bad = backend::cpu::first_non_finite_row(v); bad != v.rows) {
         fail("part ", p, " row ", bad, " holds a non-finite value");
       }
       index.add(v);
