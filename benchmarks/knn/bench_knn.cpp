@@ -135,17 +135,13 @@ void single_queries(benchmark::State& state, bool indexed) {
 }
 BENCHMARK_CAPTURE(single_queries, index, true)
     ->ArgNames({"q", "devices"})
-    ->Args({1000, 1})
-    ->Args({10000, 1})
-    ->Args({10000, 2})
+    ->ArgsProduct({{1000, 10000}, {1, 2}})
     ->Iterations(1)
     ->Unit(benchmark::kSecond)
     ->UseRealTime();
 BENCHMARK_CAPTURE(single_queries, one_shot, false)
     ->ArgNames({"q", "devices"})
-    ->Args({1000, 1})
-    ->Args({10000, 1})
-    ->Args({10000, 2})
+    ->ArgsProduct({{1000, 10000}, {1, 2}})
     ->Iterations(1)
     ->Unit(benchmark::kSecond)
     ->UseRealTime();
