@@ -288,3 +288,33 @@ TEST_CASE("a moved-to stream keeps the queue and the worker", "[core][stream]") 
   c.synchronize();
   CHECK(order == std::vector<int>{1, 2, 3});
 }
+
+TEST_CASE("waiting on a stream from its own task is refused, not a deadlock", "[core][stream][reliability]") {
+  mgpu::stream<mgpu::cpu> s;
+  mgpu::event<mgpu::cpu> later;
+  std::promise<std::string> sync_message;
+  std::promise<std::string> event_message;
+  s.enqueue([&] {
+    try {
+      s.synchronize();  // would wait for this very task
+      sync_message.set_value("no exception");
+    } catch (mgpu::invalid_argument const& e) {
+      sync_message.set_value(e.what());
+    }
+    later.record(s);  // completes only after this task
+    try {
+      later.synchronize();
+      event_message.set_value("no exception");
+    } catch (mgpu::invalid_argument const& e) {
+      event_message.set_value(e.what());
+    }
+  });
+  auto sync_future = sync_message.get_future();
+  auto event_future = event_message.get_future();
+  REQUIRE(sync_future.wait_for(5s) == std::future_status::ready);
+  REQUIRE(event_future.wait_for(5s) == std::future_status::ready);
+  CHECK_THAT(sync_future.get(), Catch::Contains("stream::synchronize was called from inside a task"));
+  CHECK_THAT(event_future.get(), Catch::Contains("event::synchronize was called from inside a task"));
+  s.synchronize();  // from outside: fine
+  later.synchronize();
+}

@@ -119,7 +119,10 @@ class stream<cpu> {
 
   /// Blocks until every task enqueued so far has run; rethrows (and clears) the first
   /// exception a task threw since the last synchronize.
+  /// @throws invalid_argument when called from one of this stream's own tasks (it would
+  ///         wait for itself forever), before anything is enqueued.
   void synchronize() {
+    if (runs_on_this_thread()) throw_waits_for_itself("stream::synchronize");
     auto marker = std::make_shared<detail::host_event_state>();
     state_->push({[marker, s = state_.get()] { marker->complete(s->take_error()); }, true});
     if (auto e = marker->wait()) std::rethrow_exception(e);
@@ -133,6 +136,13 @@ class stream<cpu> {
   friend class event<cpu>;
 
   struct state;
+
+  [[noreturn]] static void throw_waits_for_itself(char const* what) {
+    throw invalid_argument(detail::message(
+        what, " was called from inside a task of the same device's stream; a device runs one task at a "
+        "time, so the call would wait for itself. This happens when an algorithm (or a transfer) runs "
+        "inside a fork_join task on the same device set: run the inner work inline, or on another set"));
+  }
 
   /// The stream whose worker is the calling thread (null on other threads).
   static state const*& current_worker() noexcept {
@@ -223,10 +233,16 @@ class event<cpu> {
     auto st = std::make_shared<detail::host_event_state>();
     s.state_->push({[st, q = s.state_.get()] { st->complete(q->current_error()); }, true});
     state_ = std::move(st);
+    recorded_on_ = s.state_.get();
   }
 
   /// Blocks until the latest recording completes; rethrows the error it completed with.
+  /// @throws invalid_argument when called, before the recording completed, from a task of
+  ///         the stream it was recorded on (it would wait for itself forever).
   void synchronize() const {
+    if (recorded_on_ != nullptr && stream<cpu>::current_worker() == recorded_on_ && !query()) {
+      stream<cpu>::throw_waits_for_itself("event::synchronize");
+    }
     if (auto e = latest()->wait()) std::rethrow_exception(e);
   }
 
@@ -250,6 +266,7 @@ class event<cpu> {
   }
 
   std::shared_ptr<detail::host_event_state> state_;
+  stream<cpu>::state const* recorded_on_ = nullptr;
 };
 
 inline void stream<cpu>::wait(event<cpu> const& e) {

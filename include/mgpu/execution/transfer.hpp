@@ -59,6 +59,21 @@ inline void check_device_position(std::size_t device, std::size_t size, char con
   MGPU_EXPECTS(device < size, what, ": device ", device, " is not in a set of ", size, " devices");
 }
 
+/// Transfers wait on the set's streams (the caller's event), so one started from inside a
+/// task of the same set could wait for a device that is busy running that very task (or a
+/// sibling task waiting in turn): refused, as fork_join refuses a nested call.
+/// @throws invalid_argument when the calling thread is a worker of a device of `set`.
+inline void require_outside_tasks(device_set<cpu>& set, char const* what) {
+  for (std::size_t d = 0; d < set.size(); ++d) {
+    if (set[d].work.runs_on_this_thread()) {
+      throw invalid_argument(message(what, " was called from inside a task of device ", d, " of the same device set (",
+                                     set.to_string(), "); a device runs one task at a time, so waiting for the "
+                                     "transfer could wait for itself. This happens when an algorithm runs inside a "
+                                     "fork_join task on the same set: run the inner work inline, or on another set"));
+    }
+  }
+}
+
 /// Copies rows (`rows` x `cols`, leading dimensions given) between host arrays.
 template <class T>
 void copy_rows(T* dst, std::int64_t dst_ld, T const* src, std::int64_t src_ld, std::int64_t rows,
@@ -122,6 +137,7 @@ template <class T, class I>
 [[nodiscard]] csr_matrix<cpu, T, I> upload(device_set<cpu>& set, std::size_t device, csr_view<T, I> src,
                                            stream<cpu>& s, event<cpu>& done) {
   detail::check_device_position(device, set.size(), "upload");
+  detail::require_outside_tasks(set, "upload");
   auto dst = detail::csr_shell<T, I>(src.rows, src.cols, src.nnz());
   detail::enqueue_csr_copy(dst, src, s, done);
   set.transfers().add(host_endpoint, static_cast<int>(device), detail::csr_bytes<T, I>(src.rows, src.nnz()));
@@ -137,6 +153,7 @@ template <class T>
                                                                event<cpu>& done) {
   using U = std::remove_const_t<T>;
   detail::check_device_position(device, set.size(), "upload");
+  detail::require_outside_tasks(set, "upload");
   dense_matrix<cpu, U> dst(src.rows, src.cols);
   s.enqueue([d = dst.data(), src] { detail::copy_rows<U>(d, src.cols, src.data, src.ld, src.rows, src.cols); });
   done.record(s);
@@ -150,6 +167,7 @@ template <class T, class I>
 [[nodiscard]] csr_matrix<cpu, T, I> download(device_set<cpu>& set, std::size_t device,
                                              csr_matrix<cpu, T, I> const& src, stream<cpu>& s, event<cpu>& done) {
   detail::check_device_position(device, set.size(), "download");
+  detail::require_outside_tasks(set, "download");
   auto dst = detail::csr_shell<T, I>(src.rows(), src.cols(), src.nnz());
   detail::enqueue_csr_copy(dst, src.view(), s, done);
   set.transfers().add(static_cast<int>(device), host_endpoint, detail::csr_bytes<T, I>(src.rows(), src.nnz()));
@@ -163,6 +181,7 @@ template <class T>
 void download(device_set<cpu>& set, std::size_t device, dense_view<T const> src, dense_view<T> dst,
               stream<cpu>& s, event<cpu>& done) {
   detail::check_device_position(device, set.size(), "download");
+  detail::require_outside_tasks(set, "download");
   if (src.rows != dst.rows || src.cols != dst.cols) {
     throw dimension_mismatch(detail::message("download: the device matrix is ", src.rows, " x ", src.cols,
                                              " but the host matrix is ", dst.rows, " x ", dst.cols));
@@ -190,6 +209,7 @@ template <class T, class I>
                                               csr_matrix<cpu, T, I> const& src, stream<cpu>& s, event<cpu>& done) {
   detail::check_device_position(to, set.size(), "peer_copy");
   detail::check_device_position(from, set.size(), "peer_copy");
+  detail::require_outside_tasks(set, "peer_copy");
   auto dst = detail::csr_shell<T, I>(src.rows(), src.cols(), src.nnz());
   detail::enqueue_csr_copy(dst, src.view(), s, done);
   if (to != from) {
@@ -204,6 +224,7 @@ template <class T>
                                              dense_matrix<cpu, T> const& src, stream<cpu>& s, event<cpu>& done) {
   detail::check_device_position(to, set.size(), "peer_copy");
   detail::check_device_position(from, set.size(), "peer_copy");
+  detail::require_outside_tasks(set, "peer_copy");
   dense_matrix<cpu, T> dst(src.rows(), src.cols());
   s.enqueue([d = dst.data(), v = src.view()] { detail::copy_rows<T>(d, v.cols, v.data, v.ld, v.rows, v.cols); });
   done.record(s);
