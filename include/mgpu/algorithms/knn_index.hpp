@@ -35,6 +35,9 @@
 // cpu and cpu:3 may; where dot products are exact in T (small integers) they agree
 // bitwise, and a given layout always gives the same bits.
 //
+// Memory: size() x (d + 1) values of T on the devices (rows and terms), split evenly; a
+// search adds O(batch x k x devices) entries on the host (knn_options::query_batch).
+//
 // Lifetime and threads: the index owns its device memory and holds a copy of the policy
 // (so the device set lives as long as the index). It is movable, not copyable. search()
 // and save() are const and may run concurrently from several threads (each call has its
