@@ -6,6 +6,7 @@
 #include "mgpu/algorithms/cosine_index.hpp"
 #include "mgpu/algorithms/cosine_topk.hpp"
 #include "mgpu/algorithms/knn.hpp"
+#include "mgpu/algorithms/knn_index.hpp"
 #include "mgpu/algorithms/term_list.hpp"
 #include "mgpu/algorithms/tfidf.hpp"
 #include "mgpu/algorithms/topk_result.hpp"

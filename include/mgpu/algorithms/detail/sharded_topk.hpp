@@ -132,7 +132,7 @@ void sharded_topk(execution_policy<Kind> const& policy, std::vector<bool> const&
 
     auto const rows = static_cast<std::int64_t>(q1 - q0);
     auto const& lists_now = slots[slot];
-#pragma omp parallel
+#pragma omp parallel if (rows >= 64)  // a team costs more than merging a few rows
     {
       topk_heap<T, Index> heap(k);
 #pragma omp for schedule(static)
