@@ -19,28 +19,18 @@
 #include <mgpu/mgpu.hpp>
 
 #include "../test_support.hpp"
+#include "cosine_test_support.hpp"
 
 namespace {
 
 using policy_t = mgpu::execution_policy<mgpu::cpu>;
-using matrix = mgpu::csr_matrix<mgpu::cpu, float, std::int32_t>;
+using cosine_test::from_dense;
+using cosine_test::matrix;
+using cosine_test::ref_pair;
+using cosine_test::require_matches;
+using cosine_test::all_scores;
 using index_t = mgpu::cosine_index<mgpu::cpu, float, std::int32_t>;
-using dense = std::vector<std::vector<float>>;
-
-matrix from_dense(dense const& rows, std::int32_t cols) {
-  std::vector<std::int32_t> offsets{0}, indices;
-  std::vector<float> values;
-  for (auto const& row : rows) {
-    for (std::int32_t c = 0; c < cols; ++c) {
-      if (row[static_cast<std::size_t>(c)] != 0.0f) {
-        indices.push_back(c);
-        values.push_back(row[static_cast<std::size_t>(c)]);
-      }
-    }
-    offsets.push_back(static_cast<std::int32_t>(indices.size()));
-  }
-  return matrix(static_cast<std::int64_t>(rows.size()), cols, offsets, indices, values);
-}
+using cosine_test::dense;
 
 // Values in [-1, 1) with about one in ten negative (negative_share = 0: non-negative).
 dense random_dense(std::mt19937& rng, int rows, int cols, double density, double negative_share = 0.1) {
@@ -68,36 +58,6 @@ dense text_like(std::mt19937& rng, int rows, int cols) {
   return a;
 }
 
-struct ref_pair {
-  double score;
-  std::int64_t index;
-};
-
-// Independent reference: every nonzero cosine in double from the dense rows, sorted by
-// (score descending, index ascending).
-std::vector<std::vector<ref_pair>> all_scores(dense const& q, dense const& c, bool exclude_self) {
-  auto norm = [](std::vector<float> const& r) {
-    double s = 0;
-    for (float v : r) s += double(v) * double(v);
-    return std::sqrt(s);
-  };
-  std::vector<std::vector<ref_pair>> out;
-  for (std::size_t i = 0; i < q.size(); ++i) {
-    std::vector<ref_pair> row;
-    for (std::size_t j = 0; j < c.size(); ++j) {
-      if (exclude_self && i == j) continue;
-      double dot = 0;
-      for (std::size_t t = 0; t < q[i].size(); ++t) dot += double(q[i][t]) * double(c[j][t]);
-      double const nq = norm(q[i]), nc = norm(c[j]);
-      double const s = (nq == 0 || nc == 0) ? 0.0 : dot / (nq * nc);
-      if (s != 0) row.push_back({s, static_cast<std::int64_t>(j)});
-    }
-    std::stable_sort(row.begin(), row.end(), [](auto const& a, auto const& b) { return a.score > b.score; });
-    out.push_back(row);
-  }
-  return out;
-}
-
 // The reference answer of a threshold search: scores >= threshold, the first k (k = 0: all).
 std::vector<std::vector<ref_pair>> filtered(std::vector<std::vector<ref_pair>> all, double threshold, std::size_t k) {
   for (auto& row : all) {
@@ -106,25 +66,6 @@ std::vector<std::vector<ref_pair>> filtered(std::vector<std::vector<ref_pair>> a
     if (k > 0 && row.size() > k) row.resize(k);
   }
   return all;
-}
-
-// Scores must agree rank by rank with the reference to float round-off; ids too, except
-// among reference near-ties (round-off may order them either way).
-void require_matches(mgpu::topk_result<float> const& got, std::vector<std::vector<ref_pair>> const& want) {
-  REQUIRE(got.rows() == static_cast<std::int64_t>(want.size()));
-  for (std::size_t q = 0; q < want.size(); ++q) {
-    INFO("query " << q);
-    auto const& w = want[q];
-    auto const ids = got.neighbors(static_cast<std::int64_t>(q));
-    auto const sc = got.scores_of(static_cast<std::int64_t>(q));
-    REQUIRE(ids.size() == w.size());
-    for (std::size_t r = 0; r < w.size(); ++r) {
-      REQUIRE(sc[r] == Approx(w[r].score).margin(1e-5));
-      bool const tied = (r > 0 && std::abs(w[r - 1].score - w[r].score) < 1e-5) ||
-                        (r + 1 < w.size() && std::abs(w[r + 1].score - w[r].score) < 1e-5);
-      if (!tied) REQUIRE(ids[r] == w[r].index);
-    }
-  }
 }
 
 // A threshold between two reference scores that are at least 1e-3 apart, near the given

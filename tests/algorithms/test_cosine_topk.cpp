@@ -11,25 +11,15 @@
 
 #include <mgpu/mgpu.hpp>
 
+#include "cosine_test_support.hpp"
+
 namespace {
 
 using policy_t = mgpu::execution_policy<mgpu::cpu>;
-using matrix = mgpu::csr_matrix<mgpu::cpu, float, std::int32_t>;
-
-matrix from_dense(std::vector<std::vector<float>> const& rows, std::int32_t cols) {
-  std::vector<std::int32_t> offsets{0}, indices;
-  std::vector<float> values;
-  for (auto const& row : rows) {
-    for (std::int32_t c = 0; c < cols; ++c) {
-      if (row[static_cast<std::size_t>(c)] != 0.0f) {
-        indices.push_back(c);
-        values.push_back(row[static_cast<std::size_t>(c)]);
-      }
-    }
-    offsets.push_back(static_cast<std::int32_t>(indices.size()));
-  }
-  return matrix(static_cast<std::int64_t>(rows.size()), cols, offsets, indices, values);
-}
+using cosine_test::from_dense;
+using cosine_test::matrix;
+using cosine_test::ref_pair;
+using cosine_test::require_matches;
 
 std::vector<std::vector<float>> random_dense(std::mt19937& rng, int rows, int cols, double density) {
   std::uniform_real_distribution<float> value(0.0f, 1.0f);
@@ -41,63 +31,18 @@ std::vector<std::vector<float>> random_dense(std::mt19937& rng, int rows, int co
   return a;
 }
 
-struct ref_pair {
-  double score;
-  std::int32_t index;
-};
-
 // Independent reference: all scores in double from the dense rows, sorted by
 // (score descending, index ascending), zeros dropped, first k kept.
 std::vector<std::vector<ref_pair>> dense_reference(std::vector<std::vector<float>> const& q,
                                                    std::vector<std::vector<float>> const& c, int k,
                                                    bool exclude_self) {
-  auto norm = [](std::vector<float> const& r) {
-    double s = 0;
-    for (float v : r) s += double(v) * double(v);
-    return std::sqrt(s);
-  };
-  std::vector<std::vector<ref_pair>> out;
-  for (std::size_t i = 0; i < q.size(); ++i) {
-    std::vector<ref_pair> all;
-    for (std::size_t j = 0; j < c.size(); ++j) {
-      if (exclude_self && i == j) continue;
-      double dot = 0;
-      for (std::size_t t = 0; t < q[i].size(); ++t) dot += double(q[i][t]) * double(c[j][t]);
-      double const nq = norm(q[i]), nc = norm(c[j]);
-      double const s = (nq == 0 || nc == 0) ? 0.0 : dot / (nq * nc);
-      if (s != 0) all.push_back({s, static_cast<std::int32_t>(j)});
-    }
-    std::stable_sort(all.begin(), all.end(), [](auto const& a, auto const& b) { return a.score > b.score; });
-    if (all.size() > static_cast<std::size_t>(k)) all.resize(static_cast<std::size_t>(k));
-    out.push_back(all);
+  auto out = cosine_test::all_scores(q, c, exclude_self);
+  for (auto& row : out) {
+    if (row.size() > static_cast<std::size_t>(k)) row.resize(static_cast<std::size_t>(k));
   }
   return out;
 }
 
-// Scores must agree rank by rank; indices must agree except where the reference has a
-// near-tie (float round-off may then order the tied entries either way). The reference
-// lists may hold more than the k entries compared, so that a tie at rank k is seen.
-void require_matches(mgpu::topk_result<float> const& got,
-                     std::vector<std::vector<ref_pair>> const& want,
-                     std::size_t k = std::numeric_limits<std::size_t>::max()) {
-  REQUIRE(got.rows() == static_cast<std::int64_t>(want.size()));
-  for (std::size_t q = 0; q < want.size(); ++q) {
-    INFO("query " << q);
-    auto const& w = want[q];
-    auto const idx = got.neighbors(static_cast<std::int64_t>(q));
-    auto const sc = got.scores_of(static_cast<std::int64_t>(q));
-    // A reference score within 1e-6 of zero may legitimately come out as exactly zero
-    // (or not) in float; no such case arises with the generated data.
-    std::size_t const compared = std::min(w.size(), k);
-    REQUIRE(idx.size() == compared);
-    for (std::size_t r = 0; r < compared; ++r) {
-      REQUIRE(sc[r] == Approx(w[r].score).margin(1e-5));
-      bool const tied = (r > 0 && std::abs(w[r - 1].score - w[r].score) < 1e-5) ||
-                        (r + 1 < w.size() && std::abs(w[r + 1].score - w[r].score) < 1e-5);
-      if (!tied) REQUIRE(idx[r] == w[r].index);
-    }
-  }
-}
 
 }  // namespace
 
