@@ -7,11 +7,15 @@
 //   broadcast, scatter, gather, all_gather, reduce_sum over MPI          mpi/collectives.hpp
 //   distributed_csr      SpMV / SpMM with row blocks over ranks         mpi/distributed_csr.hpp
 //   agreement, mpi_error every call ends alike on every rank             mpi/error.hpp
+//   cosine_topk          exact cosine top-k, corpus rows sharded over ranks mpi/cosine.hpp
+//   knn                  exact k-NN, base rows sharded over ranks           mpi/knn.hpp
 #pragma once
 
 #include "mgpu/mpi/collectives.hpp"
+#include "mgpu/mpi/cosine.hpp"
 #include "mgpu/mpi/distributed_csr.hpp"
 #include "mgpu/mpi/distributed_dense.hpp"
 #include "mgpu/mpi/environment.hpp"
 #include "mgpu/mpi/error.hpp"
+#include "mgpu/mpi/knn.hpp"
 #include "mgpu/mpi/policy.hpp"
