@@ -78,13 +78,13 @@
 #include <utility>
 #include <vector>
 
-#include <omp.h>
 
 #include "mgpu/algorithms/detail/als_leaf.hpp"
 #include "mgpu/algorithms/knn.hpp"
 #include "mgpu/algorithms/topk_result.hpp"
 #include "mgpu/backend/cpu/als.hpp"
 #include "mgpu/backend/cpu/blas.hpp"
+#include "mgpu/backend/cpu/parallel.hpp"
 #include "mgpu/core/error.hpp"
 #include "mgpu/core/progress.hpp"
 #include "mgpu/dense/dense_matrix.hpp"
@@ -159,11 +159,10 @@ inline std::vector<double> als_gram(dense_view<float const> a) {
   std::vector<double> block(static_cast<std::size_t>(std::min<std::int64_t>(a.rows, rows_per_block)) * fs);
   for (std::int64_t r0 = 0; r0 < a.rows; r0 += rows_per_block) {
     auto const n = std::min(rows_per_block, a.rows - r0);
-#pragma omp parallel for schedule(static)
-    for (std::int64_t r = 0; r < n; ++r) {
+    backend::cpu::parallel_for(n, [&](std::int64_t r) {
       auto const src = a.row(r0 + r);
       std::copy(src.begin(), src.end(), block.begin() + r * f);
-    }
+    });
     backend::cpu::blas::syrk_at_a(f, n, 1.0, block.data(), f, 1.0, g.data(), f);
   }
   for (std::size_t i = 0; i < fs; ++i) {
@@ -252,15 +251,14 @@ inline dense_matrix<cpu, float> als_initial_factors(std::vector<char> const& emp
   auto const rows = static_cast<std::int64_t>(empty.size());
   dense_matrix<cpu, float> out(rows, f);
   auto const key = splitmix64(seed ^ splitmix64(side));
-#pragma omp parallel for schedule(static)
-  for (std::int64_t r = 0; r < rows; ++r) {
+  backend::cpu::parallel_for(rows, [&](std::int64_t r) {
     bool const zero = empty[static_cast<std::size_t>(r)] != 0;
     for (std::int64_t j = 0; j < f; ++j) {
       auto const h = splitmix64(key ^ static_cast<std::uint64_t>(r * f + j));
       // 24 random bits: exactly representable in float.
       out(r, j) = zero ? 0.0f : static_cast<float>(h >> 40) * (0.01f / 16777216.0f);
     }
-  }
+  });
   return out;
 }
 
@@ -697,7 +695,7 @@ class als {
     // B in double and float.
     auto const systems =
         als_add(als_mul(2, square), host_devices ? als_mul(devices, als_add(als_mul(2, square), square / 2)) : 0);
-    auto const threads = host_devices ? static_cast<std::uint64_t>(std::max(1, omp_get_max_threads())) : 0;
+    auto const threads = host_devices ? static_cast<std::uint64_t>(backend::cpu::host_threads()) : 0;
     auto const per_thread = options_.solver == als_solver::cholesky
                                 ? als_add(square, als_mul(f, (1 + 2 * 256) * sizeof(double)))
                                 : als_add(als_mul(f, 3 * sizeof(float)), std::uint64_t{16} << 20);

@@ -74,6 +74,7 @@
 #include "mgpu/algorithms/detail/sharded_topk.hpp"
 #include "mgpu/algorithms/topk_result.hpp"
 #include "mgpu/backend/cpu/cosine_topk.hpp"
+#include "mgpu/backend/cpu/parallel.hpp"
 #include "mgpu/core/error.hpp"
 #include "mgpu/core/progress.hpp"
 #include "mgpu/detail/topk_heap.hpp"
@@ -111,12 +112,11 @@ namespace detail {
 template <class T, class I>
 std::vector<T> inverse_row_norms(csr_view<T, I> a) {
   std::vector<T> inv(static_cast<std::size_t>(a.rows));
-#pragma omp parallel for schedule(static)
-  for (std::int64_t r = 0; r < static_cast<std::int64_t>(a.rows); ++r) {
+  backend::cpu::parallel_for(static_cast<std::int64_t>(a.rows), [&](std::int64_t r) {
     double sum = 0;
     for (auto v : a.row_values(static_cast<I>(r))) sum += static_cast<double>(v) * static_cast<double>(v);
     inv[static_cast<std::size_t>(r)] = sum > 0 ? static_cast<T>(1.0 / std::sqrt(sum)) : T{0};
-  }
+  });
   return inv;
 }
 

@@ -40,6 +40,7 @@
 #include <span>
 #include <vector>
 
+#include "mgpu/backend/cpu/parallel.hpp"
 #include "mgpu/detail/topk_heap.hpp"
 #include "mgpu/execution/fork_join.hpp"
 #include "mgpu/execution/policy.hpp"
@@ -132,21 +133,19 @@ void sharded_topk(execution_policy<Kind> const& policy, std::vector<bool> const&
 
     auto const rows = static_cast<std::int64_t>(q1 - q0);
     auto const& lists_now = slots[slot];
-#pragma omp parallel if (rows >= 64)  // a team costs more than merging a few rows
-    {
-      topk_heap<T, Index> heap(k);
-#pragma omp for schedule(static)
-      for (std::int64_t i = 0; i < rows; ++i) {
-        auto const r = static_cast<std::size_t>(i);
-        for (std::size_t dev = 0; dev < n_devices; ++dev) {
-          if (!has_shard[dev]) continue;
-          auto const* list = lists_now[dev].out.data() + r * k;
-          for (std::int32_t j = 0; j < lists_now[dev].counts[r]; ++j) heap.push(list[j]);
-        }
-        merged_counts[r] = static_cast<std::int32_t>(heap.size());
-        heap.drain_sorted(merged.begin() + static_cast<std::ptrdiff_t>(r * k));
-      }
-    }
+    // A team costs more than merging a few rows: from 64 rows per batch on.
+    backend::cpu::parallel_for_with_state(
+        rows, {.chunk = 0, .min_parallel = 64}, [k] { return topk_heap<T, Index>(k); },
+        [&](topk_heap<T, Index>& heap, std::int64_t i) {
+          auto const r = static_cast<std::size_t>(i);
+          for (std::size_t dev = 0; dev < n_devices; ++dev) {
+            if (!has_shard[dev]) continue;
+            auto const* list = lists_now[dev].out.data() + r * k;
+            for (std::int32_t j = 0; j < lists_now[dev].counts[r]; ++j) heap.push(list[j]);
+          }
+          merged_counts[r] = static_cast<std::int32_t>(heap.size());
+          heap.drain_sorted(merged.begin() + static_cast<std::ptrdiff_t>(r * k));
+        });
     a.emit(q0, std::span<entry const>(merged.data(), static_cast<std::size_t>(rows) * k),
            std::span<std::int32_t const>(merged_counts.data(), static_cast<std::size_t>(rows)));
     current = std::move(next);
@@ -210,20 +209,22 @@ void sharded_matches(execution_policy<Kind> const& policy, std::vector<bool> con
     }
     for (std::size_t r = 0; r < static_cast<std::size_t>(rows); ++r) merged_offsets[r + 1] += merged_offsets[r];
     merged.resize(static_cast<std::size_t>(merged_offsets.back()));
-#pragma omp parallel for schedule(dynamic, 64)
-    for (std::int64_t i = 0; i < rows; ++i) {
-      auto const r = static_cast<std::size_t>(i);
-      auto const begin = merged.begin() + merged_offsets[r];
-      auto at = begin;
-      for (std::size_t dev = 0; dev < n_devices; ++dev) {
-        if (!has_shard[dev]) continue;
-        auto const& l = lists_now[dev];
-        auto const end = std::copy(l.entries.begin() + l.offsets[r], l.entries.begin() + l.offsets[r + 1], at);
-        // Each device's list is ranked already: merge it into the ranked prefix.
-        std::inplace_merge(begin, at, end, ranks_before<T, Index>);
-        at = end;
-      }
-    }
+    backend::cpu::parallel_for(
+        rows,
+        [&](std::int64_t i) {
+          auto const r = static_cast<std::size_t>(i);
+          auto const begin = merged.begin() + merged_offsets[r];
+          auto at = begin;
+          for (std::size_t dev = 0; dev < n_devices; ++dev) {
+            if (!has_shard[dev]) continue;
+            auto const& l = lists_now[dev];
+            auto const end = std::copy(l.entries.begin() + l.offsets[r], l.entries.begin() + l.offsets[r + 1], at);
+            // Each device's list is ranked already: merge it into the ranked prefix.
+            std::inplace_merge(begin, at, end, ranks_before<T, Index>);
+            at = end;
+          }
+        },
+        {.chunk = 64});
     a.emit_all(q0, std::span<std::int64_t const>(merged_offsets), std::span<entry const>(merged));
     current = std::move(next);
     slot = 1 - slot;
