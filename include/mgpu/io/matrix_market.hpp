@@ -658,11 +658,14 @@ class output_buffer {
     text_.append(s);
     if (text_.size() >= capacity) flush();
   }
+  /// Appends v's shortest round-trip form (std::to_chars) directly into the buffer.
   template <class V>
   void put_number(V v) {
-    char digits[64];
-    auto const end = std::to_chars(digits, digits + sizeof digits, v).ptr;
-    put(std::string_view(digits, static_cast<std::size_t>(end - digits)));
+    auto const size = text_.size();
+    text_.resize(size + 64);
+    auto const end = std::to_chars(text_.data() + size, text_.data() + text_.size(), v).ptr;
+    text_.resize(static_cast<std::size_t>(end - text_.data()));
+    if (text_.size() >= capacity) flush();
   }
   void flush() {
     out_.write(text_.data(), static_cast<std::streamsize>(text_.size()));

@@ -63,6 +63,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <condition_variable>
 #include <cstddef>
 #include <cstring>
 #include <filesystem>
@@ -73,6 +74,7 @@
 #include <streambuf>
 #include <string>
 #include <system_error>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -87,19 +89,35 @@ namespace detail::out {
 
 inline std::string reason(int code) { return std::error_code(code, std::generic_category()).message(); }
 
-/// A std::streambuf over a file descriptor: buffered, every write(2) checked and
-/// retried on EINTR and short writes. After a failure it refuses further output and
-/// keeps the errno in error().
+/// A std::streambuf over a file descriptor, double-buffered: the caller formats into one
+/// buffer of `buffer_bytes` while a writer thread (started when the first buffer fills, so
+/// small outputs never start one) hands the other to write(2); every write(2) is checked
+/// and retried on EINTR and short writes. A failure in the writer thread is kept (its errno
+/// in error()) and makes the next overflow, xsputn or sync fail on the caller's thread, so
+/// the stream goes bad there; after a failure no further output is written. sync() returns
+/// only once everything put so far is written.
 class fd_streambuf : public std::streambuf {
  public:
-  explicit fd_streambuf(int fd) : fd_(fd), buffer_(std::size_t{1} << 18) {
-    setp(buffer_.data(), buffer_.data() + buffer_.size());
+  static constexpr std::size_t buffer_bytes = std::size_t{1} << 20;
+
+  explicit fd_streambuf(int fd) : fd_(fd), front_(buffer_bytes), back_(buffer_bytes) {
+    setp(front_.data(), front_.data() + front_.size());
   }
   fd_streambuf(fd_streambuf const&) = delete;
   fd_streambuf& operator=(fd_streambuf const&) = delete;
+  ~fd_streambuf() override {
+    if (writer_.joinable()) {
+      {
+        std::lock_guard lock(mutex_);
+        stop_ = true;
+      }
+      wake_.notify_all();
+      writer_.join();
+    }
+  }
 
   /// The errno of the first failed write, 0 if none.
-  [[nodiscard]] int error() const noexcept { return error_; }
+  [[nodiscard]] int error() const noexcept { return error_.load(); }
 
  protected:
   int_type overflow(int_type ch) override {
@@ -113,29 +131,40 @@ class fd_streambuf : public std::streambuf {
 
   std::streamsize xsputn(char const* s, std::streamsize n) override {
     if (n <= 0) return 0;  // an empty write may pass a null pointer
-    if (n < epptr() - pptr()) {
-      std::memcpy(pptr(), s, static_cast<std::size_t>(n));
-      pbump(static_cast<int>(n));
-      return n;
+    auto left = static_cast<std::size_t>(n);
+    while (left > 0) {
+      auto const room = static_cast<std::size_t>(epptr() - pptr());
+      if (room == 0) {
+        if (!drain()) return n - static_cast<std::streamsize>(left);
+        continue;
+      }
+      auto const take = std::min(room, left);
+      std::memcpy(pptr(), s, take);
+      pbump(static_cast<int>(take));
+      s += take;
+      left -= take;
     }
-    if (!drain() || !write_all(s, static_cast<std::size_t>(n))) return 0;
     return n;
   }
 
-  int sync() override { return drain() ? 0 : -1; }
+  int sync() override {
+    if (!drain()) return -1;
+    wait_idle();
+    return error() == 0 ? 0 : -1;
+  }
 
  private:
-  bool write_all(char const* p, std::size_t n) {
-    if (error_ != 0) return false;
+  bool write_all(char const* p, std::size_t n) noexcept {
+    if (error_.load() != 0) return false;
     while (n > 0) {
       ssize_t const w = ::write(fd_, p, n);
       if (w < 0) {
         if (errno == EINTR) continue;
-        error_ = errno;
+        error_.store(errno);
         return false;
       }
       if (w == 0) {
-        error_ = EIO;
+        error_.store(EIO);
         return false;
       }
       p += w;
@@ -144,15 +173,54 @@ class fd_streambuf : public std::streambuf {
     return true;
   }
 
+  void wait_idle() {
+    std::unique_lock lock(mutex_);
+    idle_.wait(lock, [&] { return pending_ == 0; });
+  }
+
+  // Hands the filled part of the front buffer to the writer thread and continues in the
+  // other one, after the writer has finished with it.
   bool drain() {
-    bool const ok = write_all(pbase(), static_cast<std::size_t>(pptr() - pbase()));
-    setp(buffer_.data(), buffer_.data() + buffer_.size());
-    return ok;
+    auto const size = static_cast<std::size_t>(pptr() - pbase());
+    if (size == 0) return error() == 0;
+    wait_idle();
+    if (error() != 0) return false;
+    if (!writer_.joinable()) writer_ = std::thread([this] { write_loop(); });
+    front_.swap(back_);
+    {
+      std::lock_guard lock(mutex_);
+      pending_ = size;
+    }
+    wake_.notify_one();
+    setp(front_.data(), front_.data() + front_.size());
+    return true;
+  }
+
+  void write_loop() noexcept {
+    std::unique_lock lock(mutex_);
+    for (;;) {
+      wake_.wait(lock, [&] { return pending_ != 0 || stop_; });
+      if (pending_ == 0) return;
+      auto const size = pending_;
+      lock.unlock();
+      write_all(back_.data(), size);
+      lock.lock();
+      pending_ = 0;
+      idle_.notify_all();
+    }
   }
 
   int fd_;
-  std::vector<char> buffer_;
-  int error_ = 0;
+  // The caller fills front_; the writer thread writes back_[0, pending_) while pending_ > 0.
+  std::vector<char> front_;
+  std::vector<char> back_;
+  std::atomic<int> error_{0};
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::condition_variable idle_;
+  std::size_t pending_ = 0;
+  bool stop_ = false;
+  std::thread writer_;
 };
 
 // The names a signal handler removes: a fixed table in static storage, filled and read

@@ -15,11 +15,14 @@
 // up are copied, so UTF-8 passes through (ids are expected to be valid UTF-8, as the
 // corpus readers guarantee). Scores that are not finite are written as null.
 //
-// Numbers: scores with 9 significant digits (`%.9g`, enough to round-trip a float).
+// Numbers: scores with 9 significant digits, the bytes of printf's `%.9g` (enough to
+// round-trip a float; written with std::to_chars(first, last, value,
+// std::chars_format::general, 9), which the C++ standard defines as printf's `%.9g`).
 //
 // Thread safety: the functions are pure; a neighbor_writer is used by one thread.
 #pragma once
 
+#include <charconv>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -36,15 +39,16 @@ namespace mgpu {
 
 /// Appends `field` to `out` with TSV's backslash escapes (see the file comment). O(size).
 inline void append_tsv_field(std::string& out, std::string_view field) {
-  for (char const c : field) {
-    switch (c) {
-      case '\\': out += "\\\\"; break;
-      case '\t': out += "\\t"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      default: out += c;
-    }
+  std::size_t run = 0;  // start of the bytes not yet appended
+  for (std::size_t i = 0; i < field.size(); ++i) {
+    char const c = field[i];
+    char const* escape = c == '\\' ? "\\\\" : c == '\t' ? "\\t" : c == '\n' ? "\\n" : c == '\r' ? "\\r" : nullptr;
+    if (escape == nullptr) continue;
+    out.append(field.data() + run, i - run);
+    out.append(escape, 2);
+    run = i + 1;
   }
+  out.append(field.data() + run, field.size() - run);
 }
 
 /// `field` with TSV's backslash escapes.
@@ -174,21 +178,27 @@ class neighbor_writer {
   void write(std::int64_t query, std::int64_t neighbor, double value) {
     line_.clear();
     if (format_ == text_format::tsv) {
-      line_ += std::to_string(query);
+      integer(query);
       line_ += '\t';
-      line_ += std::to_string(neighbor);
+      integer(neighbor);
       line_ += '\t';
     } else {
       key(names_.query, true);
-      line_ += std::to_string(query);
+      integer(query);
       key(names_.neighbor, false);
-      line_ += std::to_string(neighbor);
+      integer(neighbor);
       key(names_.value, false);
     }
     finish(value);
   }
 
  private:
+  void integer(std::int64_t v) {
+    char digits[24];
+    auto const end = std::to_chars(digits, digits + sizeof digits, v).ptr;
+    line_.append(digits, static_cast<std::size_t>(end - digits));
+  }
+
   void key(std::string_view name, bool first) {
     line_ += first ? '{' : ',';
     append_json_string(line_, name);
@@ -200,8 +210,8 @@ class neighbor_writer {
       line_ += "null";
     } else {
       char digits[32];
-      int const n = std::snprintf(digits, sizeof digits, "%.9g", value);
-      line_.append(digits, static_cast<std::size_t>(n));
+      auto const end = std::to_chars(digits, digits + sizeof digits, value, std::chars_format::general, 9).ptr;
+      line_.append(digits, static_cast<std::size_t>(end - digits));
     }
     if (format_ == text_format::ndjson) line_ += '}';
     line_ += '\n';
