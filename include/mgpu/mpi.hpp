@@ -9,6 +9,7 @@
 //   agreement, mpi_error every call ends alike on every rank             mpi/error.hpp
 //   cosine_topk          exact cosine top-k, corpus rows sharded over ranks mpi/cosine.hpp
 //   knn                  exact k-NN, base rows sharded over ranks           mpi/knn.hpp
+//   tfidf_fit_transform  TF-IDF of documents spread over ranks              mpi/tfidf.hpp
 #pragma once
 
 #include "mgpu/mpi/collectives.hpp"
@@ -19,3 +20,4 @@
 #include "mgpu/mpi/error.hpp"
 #include "mgpu/mpi/knn.hpp"
 #include "mgpu/mpi/policy.hpp"
+#include "mgpu/mpi/tfidf.hpp"
