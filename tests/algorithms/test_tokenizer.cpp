@@ -1,7 +1,9 @@
 // The word tokenizer (mgpu/detail/tokenizer.hpp) against a plain scalar reference: decode
 // each code point, lower it, split on non-word code points, keep the runs of two or more.
 // Its block scanner handles ASCII by 64-byte masks and everything else one code point at
-// a time, so the random documents mix both at every offset from a block boundary.
+// a time, so the random documents mix both at every offset from a block boundary. Every
+// instruction-set level this CPU has (scalar, avx2, avx512, avx512vbmi2: see
+// mgpu/backend/cpu/simd/isa.hpp) runs each case, whatever MGPU_SIMD says.
 #include <catch2/catch.hpp>
 
 #include <cstddef>
@@ -12,6 +14,7 @@
 #include <string_view>
 #include <vector>
 
+#include "mgpu/backend/cpu/simd/isa.hpp"
 #include "mgpu/core/error.hpp"
 #include "mgpu/detail/text_unicode.hpp"
 #include "mgpu/detail/tokenizer.hpp"
@@ -19,6 +22,16 @@
 namespace {
 
 using mgpu::detail::word_tokenizer;
+namespace simd = mgpu::backend::cpu::simd;
+
+// The levels this CPU supports, lowest first.
+std::vector<simd::isa> levels() {
+  std::vector<simd::isa> out;
+  for (auto level : {simd::isa::scalar, simd::isa::avx2, simd::isa::avx512, simd::isa::avx512vbmi2}) {
+    if (level <= simd::best_supported()) out.push_back(level);
+  }
+  return out;
+}
 
 // sklearn's analyzer the simple way (valid UTF-8 only).
 std::vector<std::string> reference_tokens(std::string_view doc, bool lowercase) {
@@ -114,25 +127,32 @@ void check_document(word_tokenizer& t, std::string const& doc, bool lowercase) {
 TEST_CASE("tokens equal the scalar reference on random text at every block offset", "[tokenizer]") {
   std::mt19937 rng(20240601);
   std::uniform_int_distribution<std::size_t> length(0, 300);
-  for (bool const lowercase : {true, false}) {
-    word_tokenizer t(lowercase);
-    for (int d = 0; d < 150; ++d) {
-      std::string const body = random_text(rng, length(rng));
-      for (std::size_t k = 0; k < 64; ++k) check_document(t, random_prefix(rng, k) + body, lowercase);
+  for (auto const level : levels()) {
+    INFO("level " << simd::name(level));
+    for (bool const lowercase : {true, false}) {
+      word_tokenizer t(lowercase, level);
+      REQUIRE(t.level() == level);
+      for (int d = 0; d < 50; ++d) {
+        std::string const body = random_text(rng, length(rng));
+        for (std::size_t k = 0; k < 64; ++k) check_document(t, random_prefix(rng, k) + body, lowercase);
+      }
     }
   }
 }
 
 TEST_CASE("a run of one multi-byte code point is not a token, wherever it ends", "[tokenizer]") {
   // "é" is two bytes but one code point; "éa", "aé" and "éé" are tokens.
-  for (bool const lowercase : {true, false}) {
-    word_tokenizer t(lowercase);
-    for (std::size_t k = 0; k < 130; ++k) {
-      std::string const pad(k, ' ');
-      for (std::string const tail :
-           {"é", "é ", "é,a", "éa", "aé", "éé", "中", "中.", "中文", "𝟘", "𝟘9", "İ", "İİ"}) {
-        check_document(t, pad + tail, lowercase);
-        check_document(t, pad + tail + pad + tail, lowercase);
+  for (auto const level : levels()) {
+    INFO("level " << simd::name(level));
+    for (bool const lowercase : {true, false}) {
+      word_tokenizer t(lowercase, level);
+      for (std::size_t k = 0; k < 130; ++k) {
+        std::string const pad(k, ' ');
+        for (std::string const tail :
+             {"é", "é ", "é,a", "éa", "aé", "éé", "中", "中.", "中文", "𝟘", "𝟘9", "İ", "İİ"}) {
+          check_document(t, pad + tail, lowercase);
+          check_document(t, pad + tail + pad + tail, lowercase);
+        }
       }
     }
   }
@@ -155,15 +175,18 @@ TEST_CASE("the copied CJK block holds only word characters that lower to themsel
 }
 
 TEST_CASE("tokenize reports invalid UTF-8 with the document and byte offset", "[tokenizer]") {
-  word_tokenizer t(true);
-  for (std::size_t k : {0, 1, 62, 63, 64, 65, 127, 128, 200}) {
-    std::string const doc = std::string(k, 'x') + "\xC3\x28 tail";
-    CHECK_THROWS_WITH(t.tokenize(doc, 5), Catch::Contains("document 5") &&
-                                              Catch::Contains("offset " + std::to_string(k)));
+  for (auto const level : levels()) {
+    INFO("level " << simd::name(level));
+    word_tokenizer t(true, level);
+    for (std::size_t k : {0, 1, 62, 63, 64, 65, 127, 128, 200}) {
+      std::string const doc = std::string(k, 'x') + "\xC3\x28 tail";
+      CHECK_THROWS_WITH(t.tokenize(doc, 5), Catch::Contains("document 5") &&
+                                                Catch::Contains("offset " + std::to_string(k)));
+    }
+    // A sequence cut short by the end of the document.
+    CHECK_THROWS_WITH(t.tokenize(std::string(70, 'y') + "\xE4\xB8", 2),
+                      Catch::Contains("document 2") && Catch::Contains("offset 70"));
   }
-  // A sequence cut short by the end of the document.
-  CHECK_THROWS_WITH(t.tokenize(std::string(70, 'y') + "\xE4\xB8", 2),
-                    Catch::Contains("document 2") && Catch::Contains("offset 70"));
 }
 
 TEST_CASE("documents of 2 GiB or more are rejected before any byte is read", "[tokenizer]") {

@@ -7,7 +7,7 @@
 //   csr     the rows as given. The device's OpenMP threads take contiguous row
 //           ranges balanced by nnz (lower_bound on the offsets, static: no scheduling
 //           traffic), and each row is one AVX-512 gather-FMA loop for float/double with
-//           32-bit columns. Ideal when the x entries a thread touches stay in cache
+//           32-bit columns (a plain loop without AVX-512). Ideal when the x entries a thread touches stay in cache
 //           (banded or locally clustered columns): A streams once at memory speed.
 //   tiled   for scattered columns, where gathering x misses every cache and the TLB
 //           (a 16 MB x against a 1 MB L2): rows are cut into blocks of 2^17 and columns
@@ -25,8 +25,9 @@
 //           each chunk is stored slot-major (entry j of its 16 rows side by side, short
 //           rows padded). One AVX-512 lane holds one row, so a 16-entry step is one load
 //           of 16 columns, one gather, one load of 16 values and one FMA for 16 rows,
-//           with no horizontal reduction: the csr kernel spends ~50 cycles per 16-entry
-//           row on its gather + reduction and cannot keep up with memory, this one can.
+//           with no horizontal reduction (the csr kernel's reduction per row is what
+//           keeps it below memory speed on short rows). Without AVX-512 the same
+//           entries are added lane by lane, in the same order.
 //           Padding lanes are masked out (never loaded, never multiplied), so Inf / NaN
 //           in x propagate exactly as in the CSR product.
 //
@@ -34,7 +35,13 @@
 // 16 interleaved partial sums reduced as a tree; tiled: increasing column order; sell:
 // increasing column order, one fused multiply-add per entry on AVX-512), so a row's
 // result does not depend on how rows are split between devices or threads (bitwise equal
-// results for cpu, cpu:2, ... with one layout); layouts agree to round-off. beta == 0
+// results for cpu, cpu:2, ... with one layout and one instruction-set level); layouts and
+// levels agree to round-off.
+//
+// Instruction sets: the AVX-512 kernels are compiled for AVX-512 in every translation
+// unit (a target region, backend/cpu/simd/isa.hpp) and run when simd::active() is
+// avx512 or above, chosen once per call before the parallel region; otherwise the
+// portable loops run. No code here depends on the compiler's -march. beta == 0
 // means y is not read (NaN in y does not propagate), as in BLAS and cuSPARSE.
 #pragma once
 
@@ -47,11 +54,9 @@
 #include <type_traits>
 #include <vector>
 
-#if defined(__AVX512F__) && defined(__AVX512VL__) && defined(__AVX512BW__)
-#include <immintrin.h>
-#endif
 #include <omp.h>
 
+#include "mgpu/backend/cpu/simd/isa.hpp"
 #include "mgpu/core/buffer.hpp"
 #include "mgpu/core/error.hpp"
 #include "mgpu/sparse/csr_view.hpp"
@@ -88,7 +93,15 @@ inline T row_dot(I const* cols, T const* values, I begin, I end, T const* x) {
   return sum;
 }
 
-#if defined(__AVX512F__) && defined(__AVX512VL__) && defined(__AVX512BW__)
+}  // namespace detail
+
+#if MGPU_SIMD_X86
+// The AVX-512 kernels (simd::isa::avx512 and above; see backend/cpu/simd/isa.hpp), for
+// float and double values with 32-bit columns, compiled for AVX-512 whatever the
+// translation unit's -march and called only when simd::active() allows.
+MGPU_SIMD_BEGIN_AVX512
+namespace detail::avx512 {
+
 // GCC 12's unmasked gather / shuffle intrinsics start from an undefined register, which
 // -Wmaybe-uninitialized reports; the zero-masked forms used here compile to the same
 // instructions.
@@ -142,7 +155,27 @@ inline double row_dot(std::int32_t const* cols, double const* values, std::int32
   }
   return reduce_add(acc);
 }
+
+/// Rows [first, last) of `a`: y[r] = alpha·row_dot(r) + beta·y[r].
+template <class T>
+void csr_rows(csr_view<T, std::int32_t> a, std::int32_t first, std::int32_t last, T alpha, T const* x, T beta,
+              T* y) {
+  for (std::int32_t r = first; r < last; ++r) {
+    store_result(y + r, row_dot(a.col_indices, a.values, a.row_offsets[r], a.row_offsets[r + 1], x), alpha, beta);
+  }
+}
+
+}  // namespace detail::avx512
+MGPU_SIMD_END
 #endif
+
+namespace detail {
+
+/// Whether the AVX-512 kernels exist for values T and columns I.
+template <class T, class I>
+inline constexpr bool has_avx512_kernels =
+    MGPU_SIMD_X86 && (std::is_same_v<T, float> || std::is_same_v<T, double>) && std::is_same_v<I, std::int32_t>;
+
 
 }  // namespace detail
 
@@ -152,11 +185,20 @@ inline double row_dot(std::int32_t const* cols, double const* values, std::int32
 template <class T, class I>
 void csr_spmv(csr_view<T, I> a, T alpha, T const* x, T beta, T* y) {
   if (a.rows == 0) return;
+  [[maybe_unused]] bool const wide = detail::has_avx512_kernels<T, I> && simd::active() >= simd::isa::avx512;
 #pragma omp parallel
   {
     I first{};
     I last{};
     detail::thread_rows(a, omp_get_thread_num(), omp_get_num_threads(), first, last);
+#if MGPU_SIMD_X86
+    if constexpr (detail::has_avx512_kernels<T, I>) {
+      if (wide) {
+        detail::avx512::csr_rows(a, first, last, alpha, x, beta, y);
+        first = last;
+      }
+    }
+#endif
     for (I r = first; r < last; ++r) {
       detail::store_result(y + r, detail::row_dot(a.col_indices, a.values, a.row_offsets[r],
                                                   a.row_offsets[r + 1], x),
@@ -533,7 +575,13 @@ void sell_chunks(sell_csr<T, I> const& s, std::int64_t c0, std::int64_t c1, T al
   }
 }
 
-#if defined(__AVX512F__) && defined(__AVX512VL__) && defined(__AVX512BW__)
+}  // namespace detail
+
+#if MGPU_SIMD_X86
+// The AVX-512 SELL kernels (see the csr ones above).
+MGPU_SIMD_BEGIN_AVX512
+namespace detail::avx512 {
+
 /// Lanes of chunk ch that hold rows (the last chunk may be partial).
 template <class T, class I>
 inline __mmask16 sell_valid_lanes(sell_csr<T, I> const& s, std::int64_t ch) {
@@ -650,7 +698,11 @@ inline void sell_chunks(sell_csr<double, std::int32_t> const& s, std::int64_t c0
     }
   }
 }
+}  // namespace detail::avx512
+MGPU_SIMD_END
 #endif
+
+namespace detail {
 
 }  // namespace detail
 
@@ -660,9 +712,9 @@ inline void sell_chunks(sell_csr<double, std::int32_t> const& s, std::int64_t c0
 /// thread that loses its core hands its remaining groups to the others instead of holding
 /// up the whole product, as a static split would. Groups are large (up to 1024 chunks,
 /// ~2 MiB of A at 16 entries per row; at least 8 per thread) because every jump to a new
-/// group restarts the hardware prefetchers' streams: groups of 64 chunks ran 25% slower
-/// than a static split on the banded benchmark, groups of 1024 as fast. A row's result
-/// does not depend on which thread computes it.
+/// group restarts the hardware prefetchers' streams (small groups were measurably slower
+/// than a static split on the banded benchmark). A row's result does not depend on which
+/// thread computes it.
 template <class T, class I>
 void sell_spmv(sell_csr<T, I> const& s, T alpha, T const* x, T beta, T* y) {
   auto const chunks = s.chunks();
@@ -670,9 +722,20 @@ void sell_spmv(sell_csr<T, I> const& s, T alpha, T const* x, T beta, T* y) {
   auto const threads = static_cast<std::int64_t>(omp_get_max_threads());
   auto const group = std::clamp<std::int64_t>(chunks / (8 * threads), 16, 1024);
   auto const groups = (chunks + group - 1) / group;
+  [[maybe_unused]] bool const wide = detail::has_avx512_kernels<T, I> && simd::active() >= simd::isa::avx512;
 #pragma omp parallel for schedule(dynamic, 1)
   for (std::int64_t g = 0; g < groups; ++g) {
-    detail::sell_chunks(s, g * group, std::min(chunks, (g + 1) * group), alpha, x, beta, y);
+    auto const c0 = g * group;
+    auto const c1 = std::min(chunks, (g + 1) * group);
+#if MGPU_SIMD_X86
+    if constexpr (detail::has_avx512_kernels<T, I>) {
+      if (wide) {
+        detail::avx512::sell_chunks(s, c0, c1, alpha, x, beta, y);
+        continue;
+      }
+    }
+#endif
+    detail::sell_chunks(s, c0, c1, alpha, x, beta, y);
   }
 }
 
