@@ -16,8 +16,8 @@ else()
 endif()
 
 # Dependencies with a pkg-config file of their own (Debian ships these four) are
-# Required; BLAS/LAPACK is OpenBLAS's module when that is what CMake found.
-set(_mgpu_pc_requires "simdjson libutf8proc zlib")
+# Required (libpcre2-8: PCRE2, the TF-IDF token_pattern); BLAS/LAPACK is OpenBLAS's module when that is what CMake found.
+set(_mgpu_pc_requires "simdjson libutf8proc libpcre2-8 zlib")
 set(_mgpu_pc_libs "")
 if("${BLAS_LIBRARIES};${LAPACK_LIBRARIES}" MATCHES "openblas")
   string(APPEND _mgpu_pc_requires " openblas")

@@ -1,0 +1,165 @@
+// mgpu/backend/cpu/text/assemble.hpp — the assemble stage: the counted documents' entries
+// become CSR rows sorted by column (entries of pruned terms dropped, counts 1 when
+// `binary`), on the calling thread's OpenMP threads. With row_values::weighted each row
+// is weighted and normalised as it is written (the weight stage's row kernel, fused here
+// because the row is in cache), and the values are T.
+#pragma once
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <numeric>
+#include <span>
+#include <vector>
+
+#include "mgpu/algorithms/tfidf_options.hpp"
+#include "mgpu/backend/cpu/text/counter.hpp"
+#include "mgpu/backend/cpu/text/entry_array.hpp"
+#include "mgpu/backend/cpu/text/row_sort.hpp"
+#include "mgpu/backend/cpu/text/vocabulary.hpp"
+#include "mgpu/backend/cpu/text/weight.hpp"
+#include "mgpu/core/buffer.hpp"
+#include "mgpu/core/device.hpp"
+#include "mgpu/core/error.hpp"
+#include "mgpu/sparse/csr_view.hpp"
+
+namespace mgpu::detail {
+
+/// A count matrix as assembling produces it: exact integer counts, or the values already
+/// weighted (V = T) when assembling applied the weighting.
+template <class I, class V = std::uint32_t>
+struct count_matrix {
+  I rows = 0;
+  I cols = 0;
+  buffer<I, cpu> row_offsets;
+  buffer<I, cpu> col_indices;
+  buffer<V, cpu> counts;
+
+  [[nodiscard]] csr_view<V, I> view() const noexcept {
+    return {rows, cols, row_offsets.data(), col_indices.data(), counts.data()};
+  }
+};
+
+/// What becomes of a finished row of counts (sorted by column) in `assemble`.
+enum class row_values { counts, weighted };
+
+/// An all-zero documents x cols matrix. @throws index_overflow if a size exceeds I.
+template <class I, class V>
+count_matrix<I, V> empty_counts(std::size_t documents, std::size_t cols) {
+  check_fits_index<I>(static_cast<std::int64_t>(documents), "documents");
+  check_fits_index<I>(static_cast<std::int64_t>(cols), "vocabulary size");
+  count_matrix<I, V> m;
+  m.rows = static_cast<I>(documents);
+  m.cols = static_cast<I>(cols);
+  m.row_offsets = buffer<I, cpu>(documents + 1);
+  std::fill_n(m.row_offsets.data(), documents + 1, I{0});
+  return m;
+}
+
+/// The count matrix of the counted documents (file comment). `columns`: the fit's map of
+/// table ids to columns (after build_vocabulary), or null when the counter looked up a
+/// fitted vocabulary (its entries are columns already). `idf`: one entry per column, read
+/// with row_values::weighted and use_idf. O(nnz) plus the row sorts.
+/// @throws index_overflow when the documents, columns or nnz exceed I.
+template <class I, class V = std::uint32_t>
+count_matrix<I, V> assemble(corpus_counter const& counter, vocabulary_columns const* columns,
+                            row_values what = row_values::counts, std::span<double const> idf = {}) {
+  tfidf_options const& options = counter.options();
+  std::size_t const documents = counter.documents();
+  std::size_t const cols = counter.fitted() != nullptr ? counter.fitted()->terms.size() : columns->kept;
+  if (!counter.keeps_rows()) return empty_counts<I, V>(documents, cols);
+  check_fits_index<I>(static_cast<std::int64_t>(documents), "documents");
+  check_fits_index<I>(static_cast<std::int64_t>(cols), "vocabulary size");
+  auto const n = static_cast<std::int64_t>(documents);
+  auto const& workers = counter.workers();
+  // Entries hold table ids in a fit (-> column, npos for pruned terms), columns in a
+  // transform.
+  std::uint32_t const* const column = counter.fitted() == nullptr ? columns->column.data() : nullptr;
+  bool const pruned = column != nullptr && cols < columns->terms;
+  std::vector<std::size_t> offsets(documents + 1, 0);
+#pragma omp parallel for schedule(static)
+  for (std::int64_t d = 0; d < n; ++d) {
+    auto const& row = counter.row(static_cast<std::size_t>(d));
+    std::size_t kept = row.length;
+    if (pruned) {
+      term_count const* const e = workers[row.worker]->entries.data() + row.begin;
+      kept = 0;
+      for (std::size_t p = 0; p < row.length; ++p) kept += column[e[p].term] != term_table::npos ? 1 : 0;
+    }
+    offsets[static_cast<std::size_t>(d) + 1] = kept;
+  }
+  std::partial_sum(offsets.begin(), offsets.end(), offsets.begin());
+  std::size_t const nnz = offsets.back();
+  check_fits_index<I>(static_cast<std::int64_t>(nnz), "nnz");
+
+  count_matrix<I, V> m;
+  m.rows = static_cast<I>(documents);
+  m.cols = static_cast<I>(cols);
+  m.row_offsets = buffer<I, cpu>(documents + 1);
+  m.col_indices = buffer<I, cpu>(nnz);
+  m.counts = buffer<V, cpu>(nnz);
+  bool const binary = options.binary;
+  bool const weighted = what == row_values::weighted;
+  auto const digits = row_sort_digits::for_columns(cols);
+#pragma omp parallel
+  {
+    std::vector<term_count> row_entries;
+    std::vector<term_count> scratch;
+    std::vector<std::uint32_t> row_counts;
+    std::vector<std::uint32_t> bucket(std::size_t{1} << digits.digit_bits);
+#pragma omp for schedule(dynamic, 256)
+    for (std::int64_t d = 0; d < n; ++d) {
+      auto const di = static_cast<std::size_t>(d);
+      auto const& row = counter.row(di);
+      term_count const* const e = workers[row.worker]->entries.data() + row.begin;
+      // The next row's column lookups miss cache (the map is vocabulary-sized and the
+      // entries and output stream through): start them while this row is sorted, and
+      // its idf lookups while this row is weighted.
+      term_count const* next = nullptr;
+      std::size_t next_length = 0;
+      if (column != nullptr && d + 1 < n) {
+        auto const& r = counter.row(di + 1);
+        next = workers[r.worker]->entries.data() + r.begin;
+        next_length = r.length;
+        for (std::size_t p = 0; p < next_length; ++p) __builtin_prefetch(column + next[p].term);
+      }
+      row_entries.clear();
+      if (column == nullptr) {
+        row_entries.assign(e, e + row.length);
+      } else {
+        for (std::size_t p = 0; p < row.length; ++p) {
+          std::uint32_t const c = column[e[p].term];
+          if (c != term_table::npos) row_entries.push_back({c, e[p].count});
+        }
+      }
+      sort_row(row_entries, scratch, bucket, digits);
+      std::size_t const begin = offsets[di];
+      std::size_t const length = row_entries.size();
+      m.row_offsets[di] = static_cast<I>(begin);
+      I* const out_cols = m.col_indices.data() + begin;
+      for (std::size_t p = 0; p < length; ++p) out_cols[p] = static_cast<I>(row_entries[p].term);
+      if (weighted) {
+        if (options.use_idf) {
+          for (std::size_t p = 0; p < next_length; ++p) {
+            std::uint32_t const c = column[next[p].term];
+            __builtin_prefetch(idf.data() + (c != term_table::npos ? c : 0));
+          }
+        }
+        row_counts.resize(length);
+        for (std::size_t p = 0; p < length; ++p) row_counts[p] = binary ? 1u : row_entries[p].count;
+        I const bounds[2] = {I{0}, static_cast<I>(length)};
+        tfidf_row_weighting<std::uint32_t, V, I> const weigh{bounds, out_cols, row_counts.data(), idf.data(),
+                                                             options.sublinear_tf, options.use_idf,
+                                                             options.norm, m.counts.data() + begin};
+        weigh(I{0});
+      } else {
+        V* const out = m.counts.data() + begin;
+        for (std::size_t p = 0; p < length; ++p) out[p] = static_cast<V>(binary ? 1u : row_entries[p].count);
+      }
+    }
+  }
+  m.row_offsets[documents] = static_cast<I>(nnz);
+  return m;
+}
+
+}  // namespace mgpu::detail

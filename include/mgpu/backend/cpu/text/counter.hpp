@@ -1,0 +1,296 @@
+// mgpu/backend/cpu/text/counter.hpp — the count stage: documents batch by batch on all
+// OpenMP threads of the calling thread, each feature interned into one shared term table
+// (fit) or looked up in a fitted vocabulary's (transform).
+//
+// Each thread keeps, per term id, its count in the current document and the number of
+// documents that held the term, and appends each document's distinct (term, count)
+// entries to its own entry_array. A document that meets the shared table full is counted
+// again after the table grows (between rounds, on one thread). What the counter leaves
+// is read by the vocabulary stage (vocabulary.hpp: document frequencies, totals) and the
+// assemble stage (assemble.hpp: the entries of every document).
+//
+// Thread safety: one counter per call; add_batch needs exclusive access.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <limits>
+#include <memory>
+#include <span>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <omp.h>
+
+#include "mgpu/algorithms/term_list.hpp"
+#include "mgpu/algorithms/tfidf_options.hpp"
+#include "mgpu/backend/cpu/text/analyzer.hpp"
+#include "mgpu/backend/cpu/text/entry_array.hpp"
+#include "mgpu/detail/large_pages.hpp"
+#include "mgpu/detail/text_term_table.hpp"
+
+namespace mgpu::detail {
+
+/// A term's counters in one thread: its count in the current document and the number of
+/// documents that contained it (since the last fold into the counter's df carry). Side
+/// by side, so that ending a document touches the cache line counting it did.
+struct term_counters {
+  std::uint32_t in_document;
+  std::uint32_t documents;
+};
+
+/// One thread's counting state; it persists across batches. Arrays indexed by term id
+/// have at least the shared table's limit() entries.
+struct count_worker {
+  explicit count_worker(text_analysis const& a) : analyzer(a) {}
+  document_analyzer analyzer;
+  term_arena arena;  // the bytes of the terms this thread added
+  std::vector<term_counters, large_page_allocator<term_counters>> counters;  // per term
+  std::vector<std::uint32_t> touched;                                       // terms of the current document
+  std::vector<std::uint64_t, large_page_allocator<std::uint64_t>> total;    // per term: occurrences (max_features)
+  entry_array entries;                                                      // rows of the count matrix
+  std::vector<std::uint32_t> deferred;                                      // documents met with the table full
+};
+
+/// The fitted state: the vocabulary in column order, df per column, and the table every
+/// term of the fit went through, its ids renumbered to columns (pruned terms never match).
+struct fitted_vocabulary {
+  term_list terms;
+  std::vector<std::uint64_t> df;
+  term_table table;
+};
+
+class corpus_counter {
+ public:
+  /// `fitted`: the vocabulary to look terms up in (transform, or a fit with a fixed
+  /// vocabulary), or none to build one. `keep_rows`: whether to keep the per-document
+  /// entries (not needed by a plain fit). `count_df`: whether to count the documents
+  /// holding each term when looking terms up in `fitted` (a fixed vocabulary's fit).
+  /// @throws invalid_argument for a token_pattern that does not compile (text_analysis).
+  corpus_counter(tfidf_options const& options, bool keep_rows, fitted_vocabulary const* fitted = nullptr,
+                 bool count_df = false)
+      : options_(options),
+        analysis_(std::make_unique<text_analysis>(options_)),
+        keep_rows_(keep_rows),
+        count_df_(fitted == nullptr || count_df),
+        fitted_(fitted) {}
+
+  /// Counts the documents of one batch, numbered from documents().
+  /// @throws invalid_argument for a document the analyzer rejects (the first such one of
+  ///         the batch); std::bad_alloc.
+  void add_batch(std::span<std::string_view const> docs) {
+    auto const threads = static_cast<std::size_t>(std::max(1, omp_get_max_threads()));
+    while (workers_.size() < threads) workers_.push_back(std::make_unique<count_worker>(*analysis_));
+    std::size_t const base = documents_;
+    std::size_t bytes = 0;
+    for (auto const& d : docs) bytes += d.size();
+    if (keep_rows_) {
+      rows_.resize(base + docs.size());
+      // Distinct word features of a document: at most (bytes + 1) / 3 per n-gram length
+      // (tokens have two bytes and a separator), so of the batch at most (bytes + docs) / 3.
+      // Character n-grams repeat more: half the bytes per length is reserved, and the
+      // entries grow without copies beyond that. Reserved, not touched.
+      auto const lengths =
+          static_cast<std::size_t>(options_.ngram_range.second - options_.ngram_range.first + 1);
+      std::size_t const most = options_.analyzer == tfidf_analyzer::word ? (bytes + docs.size()) / 3 * lengths
+                                                                         : (bytes + docs.size()) / 2 * lengths;
+      for (auto& w : workers_) w->entries.reserve(w->entries.size() + most);
+    }
+    // A thread's document counts are 32-bit: fold them into df_carry_ before a thread
+    // could have counted 2^32 documents.
+    if (count_df_ && since_fold_ + docs.size() > std::numeric_limits<std::uint32_t>::max()) {
+      fold_document_counts();
+    }
+    since_fold_ += docs.size();
+    if (fitted_ == nullptr && table_.size() == 0) {
+      // Heaps' law (V ~ K sqrt(N)) with a generous K. A growth costs a serial rehash and
+      // a round of the documents that found the table full.
+      // Character n-grams: a table per n-gram length.
+      double const lengths = options_.analyzer == tfidf_analyzer::word
+                                 ? 1.0
+                                 : static_cast<double>(options_.ngram_range.second - options_.ngram_range.first + 1);
+      table_.grow(static_cast<std::size_t>(32.0 * lengths * std::sqrt(static_cast<double>(bytes))));
+    }
+    // Documents are handed out ~256 KB of text at a time, so that threads of a corpus of
+    // short documents do not take turns on the loop counter's cache line.
+    int const chunk = static_cast<int>(std::clamp<std::size_t>(
+        (std::size_t{256} << 10) * docs.size() / std::max<std::size_t>(bytes, 1), 1, 1024));
+    std::vector<std::uint32_t> pending;
+    count_error error;
+    bool first_round = true;
+    while (first_round || !pending.empty()) {
+      count_round(docs, base, chunk, first_round, pending, error);
+      first_round = false;
+      pending.clear();
+      for (auto& w : workers_) {
+        pending.insert(pending.end(), w->deferred.begin(), w->deferred.end());
+        w->deferred.clear();
+      }
+      if (!pending.empty()) table_.grow(2 * table_.limit());
+    }
+    if (error.exception) std::rethrow_exception(error.exception);
+    documents_ += docs.size();
+  }
+
+  [[nodiscard]] std::size_t documents() const noexcept { return documents_; }
+  [[nodiscard]] tfidf_options const& options() const noexcept { return options_; }
+  [[nodiscard]] bool keeps_rows() const noexcept { return keep_rows_; }
+  /// The vocabulary looked up (transform), or null (fit).
+  [[nodiscard]] fitted_vocabulary const* fitted() const noexcept { return fitted_; }
+  /// The fit's term table (ids of the features met so far).
+  [[nodiscard]] term_table& table() noexcept { return table_; }
+  [[nodiscard]] std::vector<std::unique_ptr<count_worker>>& workers() noexcept { return workers_; }
+  [[nodiscard]] std::vector<std::unique_ptr<count_worker>> const& workers() const noexcept { return workers_; }
+  /// Document d's entries: in workers()[worker].entries, [begin, begin + length).
+  [[nodiscard]] document_entries const& row(std::size_t d) const noexcept { return rows_[d]; }
+
+  /// Documents holding term `id` in the fit: the threads' counts plus the folded carry.
+  [[nodiscard]] std::uint64_t document_frequency(std::size_t id) const noexcept {
+    std::uint64_t d = id < df_carry_.size() ? df_carry_[id] : 0;
+    for (auto const& w : workers_) d += w->counters[id].documents;
+    return d;
+  }
+  /// Occurrences of term `id` in the fit (kept only when max_features is set).
+  [[nodiscard]] std::uint64_t total_count(std::size_t id) const noexcept {
+    std::uint64_t c = 0;
+    for (auto const& w : workers_) c += w->total[id];
+    return c;
+  }
+
+ private:
+  static constexpr std::size_t deferred = ~std::size_t{0};
+
+  void fold_document_counts() {
+    df_carry_.resize(fitted_ != nullptr ? fitted_->terms.size() : table_.size(), 0);
+    for (auto& w : workers_) {
+      for (std::size_t id = 0; id < df_carry_.size() && id < w->counters.size(); ++id) {
+        df_carry_[id] += std::exchange(w->counters[id].documents, 0u);
+      }
+    }
+    since_fold_ = 0;
+  }
+
+  struct count_error {
+    std::exception_ptr exception;
+    std::size_t document = 0;
+  };
+
+  // Counts the batch's documents (all of them in the first round, else `pending`), handed
+  // out `chunk` at a time; a document that finds the table full goes to its worker's
+  // `deferred` list. The error kept is the one of the first document that has one.
+  void count_round(std::span<std::string_view const> docs, std::size_t base, int chunk, bool all,
+                   std::vector<std::uint32_t> const& pending, count_error& error) {
+    std::size_t const terms = fitted_ != nullptr ? fitted_->terms.size() : table_.limit();
+    bool const totals = options_.max_features.has_value();
+    int full = 0;    // set once a document found the table full: the rest wait for growth
+    int failed = 0;  // set if a thread could not size its arrays: nothing is counted
+    auto const n = static_cast<std::int64_t>(all ? docs.size() : pending.size());
+#pragma omp parallel num_threads(static_cast<int>(workers_.size()))
+    {
+      auto const worker_index = static_cast<std::uint32_t>(omp_get_thread_num());
+      auto& worker = *workers_[worker_index];
+      // Each thread sizes its own per-term arrays: their pages are faulted in by all
+      // threads at once, and on the core that uses them.
+      try {
+        if (worker.counters.size() < terms) worker.counters.resize(terms, {0, 0});
+        if (fitted_ == nullptr && totals && worker.total.size() < terms) worker.total.resize(terms, 0);
+      } catch (...) {
+        __atomic_store_n(&failed, 1, __ATOMIC_RELAXED);
+#pragma omp critical(mgpu_tfidf_count_error)
+        if (!error.exception) error = {std::current_exception(), base};
+      }
+#pragma omp barrier
+#pragma omp for schedule(dynamic, chunk)
+      for (std::int64_t k = 0; k < n; ++k) {
+        if (__atomic_load_n(&failed, __ATOMIC_RELAXED) != 0) continue;
+        auto const i = all ? static_cast<std::uint32_t>(k) : pending[static_cast<std::size_t>(k)];
+        std::size_t const index = base + i;
+        if (__atomic_load_n(&full, __ATOMIC_RELAXED) != 0) {
+          worker.deferred.push_back(i);
+          continue;
+        }
+        try {
+          auto const length = count_document(worker, docs[i], index);
+          if (length == deferred) {
+            worker.deferred.push_back(i);
+            __atomic_store_n(&full, 1, __ATOMIC_RELAXED);
+          } else if (keep_rows_) {
+            rows_[index] = {worker_index, static_cast<std::uint32_t>(length), worker.entries.size() - length};
+          }
+        } catch (...) {
+#pragma omp critical(mgpu_tfidf_count_error)
+          if (!error.exception || index < error.document) error = {std::current_exception(), index};
+        }
+      }
+    }
+  }
+
+  /// Counts one document into `w`; returns its number of distinct terms, or `deferred`
+  /// (nothing counted) if a new term found the shared table full.
+  std::size_t count_document(count_worker& w, std::string_view doc, std::size_t index) {
+    document_analyzer& a = w.analyzer;
+    std::size_t const n = a.analyze(doc, index);
+    if (w.touched.size() < n) w.touched.resize(n);
+    std::uint64_t const* const hashes = a.hashes();
+    term_counters* const counters = w.counters.data();
+    std::uint32_t* const touched = w.touched.data();
+    std::size_t distinct = 0;
+    // Branch-free: whether a feature is its term's first in the document is a coin flip
+    // to the branch predictor.
+    auto add = [&](std::uint32_t id) {
+      touched[distinct] = id;
+      distinct += counters[id].in_document++ == 0 ? 1 : 0;
+    };
+    // The slots of the next `ahead` features are always being fetched, from the first
+    // feature on.
+    constexpr std::size_t ahead = 8;
+    term_table const& table = fitted_ != nullptr ? fitted_->table : table_;
+    for (std::size_t i = 0; i < n && i < ahead; ++i) table.prefetch(hashes[i]);
+    if (fitted_ != nullptr) {
+      auto const columns = [&](std::uint32_t c) { return fitted_->terms[c]; };
+      for (std::size_t i = 0; i < n; ++i) {
+        if (i + ahead < n) table.prefetch(hashes[i + ahead]);
+        std::uint32_t const c = table.find(a.feature(i), hashes[i], columns);
+        if (c != term_table::npos) add(c);
+      }
+    } else {
+      for (std::size_t i = 0; i < n; ++i) {
+        if (i + ahead < n) table.prefetch(hashes[i + ahead]);
+        std::uint32_t const id = table_.intern(a.feature(i), hashes[i], w.arena);
+        if (id == term_table::full) {
+          for (std::size_t t = 0; t < distinct; ++t) counters[touched[t]].in_document = 0;
+          return deferred;
+        }
+        add(id);
+      }
+    }
+    term_count* const out = keep_rows_ ? w.entries.extend(distinct) : nullptr;
+    bool const totals = fitted_ == nullptr && options_.max_features.has_value();
+    for (std::size_t t = 0; t < distinct; ++t) {
+      std::uint32_t const id = touched[t];
+      std::uint32_t const c = std::exchange(counters[id].in_document, 0);
+      if (out != nullptr) out[t] = {id, c};
+      if (count_df_) ++counters[id].documents;
+      if (totals) w.total[id] += c;
+    }
+    return distinct;
+  }
+
+  tfidf_options options_;
+  std::unique_ptr<text_analysis> analysis_;  // shared by the workers' analyzers: stays in place
+  bool keep_rows_;
+  bool count_df_;
+  fitted_vocabulary const* fitted_;  // nullptr: fit, building the vocabulary in table_
+  term_table table_;
+  std::vector<std::uint64_t> df_carry_;  // fit: document frequencies folded out of the threads
+  std::size_t since_fold_ = 0;           // documents counted since the last fold
+  std::size_t documents_ = 0;
+  std::vector<std::unique_ptr<count_worker>> workers_;
+  std::vector<document_entries, large_page_allocator<document_entries>> rows_;
+};
+
+}  // namespace mgpu::detail
