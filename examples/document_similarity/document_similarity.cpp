@@ -50,11 +50,13 @@
 // Stage timings go to stderr, and progress lines for TF-IDF and the search when stderr
 // is a terminal (nothing extra otherwise). Any bad input or failure ends the program
 // with a one-line error naming the file and line or what ran out, and exit code 1.
+#include <algorithm>
 #include <charconv>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <initializer_list>
 #include <limits>
 #include <new>
 #include <optional>
@@ -70,6 +72,7 @@
 #include <mgpu/io/corpus.hpp>
 #include <mgpu/io/matrix_market.hpp>
 #include <mgpu/io/output_file.hpp>
+#include <mgpu/io/pipeline.hpp>
 #include <mgpu/io/progress_line.hpp>
 #include <mgpu/io/text_output.hpp>
 #include <mgpu/mgpu.hpp>
@@ -189,8 +192,14 @@ void write_neighbors(std::ostream& out, mgpu::text_format format, std::vector<st
   }
 }
 
+// Batches of the corpus read ahead of the counting, and their size: a few MB each, so
+// that reading and counting overlap from the start and memory stays small.
+constexpr std::size_t prefetch_depth = 4;
+constexpr std::size_t prefetch_batch_bytes = std::size_t{4} << 20;
+
 mgpu::corpus_options corpus_options_of(settings const& s) {
   mgpu::corpus_options copts;
+  copts.batch_bytes = prefetch_batch_bytes;
   copts.format = s.format == "lines" ? mgpu::corpus_format::lines : mgpu::corpus_format::ndjson;
   copts.text_field = s.text_field;
   copts.id_field = s.id_field;
@@ -211,6 +220,22 @@ std::size_t read_corpus(fs::path const& path, settings const& s, std::vector<std
     }
   }
   return bytes;
+}
+
+// The write stage's time, and its rate over the regular files among `paths` (devices and
+// FIFOs have no size to count).
+void report_write(double seconds, std::initializer_list<fs::path> paths) {
+  std::uintmax_t bytes = 0;
+  for (auto const& p : paths) {
+    std::error_code ec;
+    if (!p.empty() && fs::is_regular_file(p, ec)) bytes += fs::file_size(p, ec);
+  }
+  if (bytes == 0) {
+    std::fprintf(stderr, "write:           %8.3f s\n", seconds);
+  } else {
+    std::fprintf(stderr, "write:           %8.3f s  %.1f MB, %.1f MB/s\n", seconds, static_cast<double>(bytes) / 1e6,
+                 static_cast<double>(bytes) / 1e6 / std::max(seconds, 1e-9));
+  }
 }
 
 void warn_duplicates(std::vector<std::string> const& ids, char const* what) {
@@ -274,7 +299,7 @@ int run_queries(settings const& s, mgpu::text_format format) {
     outs.set_writer(neighbors_out, [&](std::ostream& out) { write_neighbors(out, format, query_ids, ids, top); });
     stage = "writing the outputs";
     outs.commit();
-    std::fprintf(stderr, "write:           %8.3f s\n", clock.lap());
+    report_write(clock.lap(), {s.output});
     return 0;
   });
 }
@@ -310,23 +335,26 @@ int run(settings const& s) {
 
   return mgpu::with_policy(s.devices, [&](auto const& policy) {
     using kind = typename std::decay_t<decltype(policy)>::kind;
-    stage = "reading the corpus";
-    std::vector<std::string> ids, texts;
-    std::size_t const bytes = read_corpus(s.input, s, ids, texts);
-    std::fprintf(stderr, "read:            %8.3f s  %zu documents, %.1f MB\n", clock.lap(), texts.size(),
-                 static_cast<double>(bytes) / 1e6);
-    if (neighbors_out) warn_duplicates(ids, "document");
-
-    stage = "vectorising the corpus";
+    // The corpus is read on a thread of its own while the documents already read are
+    // tokenised and counted (mgpu/io/pipeline.hpp): a few batches in flight, the ids kept,
+    // the texts dropped once counted.
+    stage = "reading and counting the corpus";
+    std::vector<std::string> ids;
     mgpu::progress_line tfidf_line("TF-IDF", "documents");
     auto tfidf_options = s.tfidf;
     tfidf_options.progress = tfidf_line.callback();
     vectorizer_t vectorizer(tfidf_options);
+    mgpu::corpus_prefetcher reader(s.input, corpus_options_of(s), prefetch_depth);
+    mgpu::corpus_text_range texts(reader, &ids);
     auto counts = vectorizer.count(texts);
     double const t_count = clock.lap();
-    std::fprintf(stderr, "tokenise+count:  %8.3f s  %.1f MB/s, %zu terms, %lld nonzeros\n", t_count,
-                 static_cast<double>(bytes) / 1e6 / t_count, vectorizer.vocabulary().size(),
-                 static_cast<long long>(counts.nnz()));
+    double const bytes = static_cast<double>(texts.text_bytes());
+    std::fprintf(stderr, "read:            %8.3f s  %zu documents, %.1f MB of text, %.1f MB read at %.1f MB/s (overlapped with counting)\n",
+                 reader.read_seconds(), texts.documents(), bytes / 1e6, static_cast<double>(reader.bytes_read()) / 1e6,
+                 static_cast<double>(reader.bytes_read()) / 1e6 / std::max(reader.read_seconds(), 1e-9));
+    std::fprintf(stderr, "tokenise+count:  %8.3f s  %.1f MB/s, %zu terms, %lld nonzeros (read and count together)\n", t_count,
+                 bytes / 1e6 / t_count, vectorizer.vocabulary().size(), static_cast<long long>(counts.nnz()));
+    if (neighbors_out) warn_duplicates(ids, "document");
     auto const tfidf = mgpu::tfidf_weight(policy, std::move(counts), vectorizer.idf(), vectorizer.options());
     std::fprintf(stderr, "weight:          %8.3f s\n", clock.lap());
 
@@ -364,7 +392,7 @@ int run(settings const& s) {
     }
     stage = "writing the outputs";
     outs.commit();
-    if (outs.size() > 0) std::fprintf(stderr, "write:           %8.3f s\n", clock.lap());
+    if (outs.size() > 0) report_write(clock.lap(), {neighbors_out ? s.output : fs::path(), s.save_tfidf, s.save_vocabulary});
     return 0;
   });
 }

@@ -45,6 +45,7 @@
 #include <zlib.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cerrno>
 #include <cstdint>
 #include <cstdio>
@@ -94,6 +95,55 @@ struct corpus_batch {
   void clear() noexcept {
     ids.clear();
     texts.clear();
+    first_line = 0;
+  }
+};
+
+/// A run of consecutive documents stored end to end: no allocation per document, and the
+/// buffers are reused when the batch is refilled. `text(i)` and `id(i)` are views into the
+/// batch, valid until it is next changed. Same documents, ids and `first_line` as a
+/// `corpus_batch` read with the same options.
+struct corpus_text_batch {
+  /// The texts end to end; text i is [text_ends[i - 1], text_ends[i]) (from 0 for i = 0).
+  std::string text_bytes;
+  std::vector<std::size_t> text_ends;
+  /// The ids end to end, delimited by id_ends likewise.
+  std::string id_bytes;
+  std::vector<std::size_t> id_ends;
+  /// 1-based line number of the first document (0 while the batch is empty).
+  std::size_t first_line = 0;
+
+  [[nodiscard]] std::size_t size() const noexcept { return text_ends.size(); }
+  [[nodiscard]] bool empty() const noexcept { return text_ends.empty(); }
+  [[nodiscard]] std::string_view text(std::size_t i) const noexcept {
+    std::size_t const begin = i == 0 ? 0 : text_ends[i - 1];
+    return std::string_view(text_bytes).substr(begin, text_ends[i] - begin);
+  }
+  [[nodiscard]] std::string_view id(std::size_t i) const noexcept {
+    std::size_t const begin = i == 0 ? 0 : id_ends[i - 1];
+    return std::string_view(id_bytes).substr(begin, id_ends[i] - begin);
+  }
+  /// Appends one document. Amortised O(id + text bytes).
+  void push(std::string_view id, std::string_view text) {
+    id_bytes.append(id);
+    id_ends.push_back(id_bytes.size());
+    text_bytes.append(text);
+    text_ends.push_back(text_bytes.size());
+  }
+  /// Keeps the first `n` documents (n <= size()).
+  void truncate(std::size_t n) {
+    text_ends.resize(n);
+    id_ends.resize(n);
+    text_bytes.resize(n == 0 ? 0 : text_ends.back());
+    id_bytes.resize(n == 0 ? 0 : id_ends.back());
+    if (n == 0) first_line = 0;
+  }
+  /// Empties the batch, keeping its buffers.
+  void clear() noexcept {
+    text_bytes.clear();
+    text_ends.clear();
+    id_bytes.clear();
+    id_ends.clear();
     first_line = 0;
   }
 };
@@ -198,10 +248,25 @@ class gzip_source {
 
 /// Streams the documents of one corpus file in batches. Move-only.
 ///
-/// Usage: `corpus_reader reader(path); corpus_batch batch; while (reader.next(batch)) {...}`.
-/// After an exception the reader's position is unspecified; destroy it.
+/// Usage: `corpus_reader reader(path); corpus_batch batch; while (reader.next(batch)) {...}`,
+/// or with a `corpus_text_batch` (no allocation per document). After an exception the
+/// reader's position is unspecified; destroy it.
+///
+/// How NDJSON is read: whole lines are taken from the buffer in chunks of about
+/// `chunk_bytes` and parsed as one stream of documents by simdjson's DOM document stream
+/// (`dom::parser::parse_many`: one SIMD pass finds the structure of the whole chunk, then
+/// each document is validated and decoded completely, as a single parse would). Each
+/// document must sit on a line of its own; the text and id are copied into the batch. A
+/// chunk in which anything departs from that (an error of any kind, two values on one line,
+/// a value spanning lines, a line over max_line_bytes, a byte order mark) is read again one
+/// line at a time, which raises the error of the first bad line with its line number; the
+/// documents and errors are thus exactly those of reading one line at a time.
 class corpus_reader {
  public:
+  /// Bytes of whole lines parsed as one simdjson document stream (a chunk holds at least
+  /// one line, however long).
+  static constexpr std::size_t chunk_bytes = std::size_t{1} << 20;
+
   /// Opens `file`; nothing is read until `next`.
   /// @throws parse_error (line 0) when the file cannot be opened, with the system's reason;
   ///         invalid_argument when `options.read_bytes` is 0.
@@ -217,26 +282,38 @@ class corpus_reader {
   /// hold at least `batch_bytes` bytes or the file ends. O(bytes read).
   /// @returns false, with `batch` empty, once every document has been returned.
   /// @throws parse_error with the file and the 1-based line of the first bad line.
-  bool next(corpus_batch& batch) {
+  bool next(corpus_text_batch& batch) {
     batch.clear();
     std::size_t bytes = 0;
     while (batch.empty() || bytes < options_.batch_bytes) {
-      auto const line = next_line();
-      if (!line) break;
-      if (options_.format == corpus_format::ndjson) {
-        if (line->find_first_not_of(" \t\r") == std::string_view::npos) continue;
-        append_ndjson(batch, *line);
-      } else {
-        append_plain(batch, *line);
-      }
-      if (batch.size() == 1) batch.first_line = lines_read_;
-      bytes += batch.ids.back().size() + batch.texts.back().size();
+      auto const chunk = next_chunk();
+      if (!chunk) break;
+      begin_ += take_lines(batch, *chunk, bytes);
+      scanned_ = std::max(scanned_, begin_);
     }
     return !batch.empty();
   }
 
+  /// As above, into a batch of strings (one allocation per id and text).
+  bool next(corpus_batch& batch) {
+    batch.clear();
+    if (!next(scratch_)) return false;
+    batch.ids.reserve(scratch_.size());
+    batch.texts.reserve(scratch_.size());
+    for (std::size_t i = 0; i < scratch_.size(); ++i) {
+      batch.ids.emplace_back(scratch_.id(i));
+      batch.texts.emplace_back(scratch_.text(i));
+    }
+    batch.first_line = scratch_.first_line;
+    return true;
+  }
+
   /// Lines consumed so far, blank and skipped ones included.
   [[nodiscard]] std::size_t lines_read() const noexcept { return lines_read_; }
+
+  /// Bytes of the (decompressed) file read from it so far, including bytes buffered but not
+  /// yet returned as documents.
+  [[nodiscard]] std::uint64_t bytes_read() const noexcept { return bytes_read_; }
 
   [[nodiscard]] std::filesystem::path const& path() const noexcept { return path_; }
 
@@ -247,18 +324,20 @@ class corpus_reader {
     return std::error_code(code, std::generic_category()).message();
   }
 
-  // The next line without its line end, valid until the following call; nullopt at the end.
-  std::optional<std::string_view> next_line() {
+  // Whole lines at the front of the unconsumed input: [begin_, e) where e follows a "\n"
+  // (or is the end of the file), holding about chunk_bytes or one line if longer; nullopt
+  // at the end. Consumes nothing: the caller advances begin_.
+  std::optional<std::string_view> next_chunk() {
     for (;;) {
       auto* const data = buffer_.data();
       auto* const newline =
           scanned_ < end_ ? static_cast<char*>(std::memchr(data + scanned_, '\n', end_ - scanned_))
                           : nullptr;
       if (newline != nullptr) {
-        auto const start = begin_;
-        begin_ = static_cast<std::size_t>(newline - data) + 1;
-        scanned_ = begin_;
-        return finish_line(std::string_view(data + start, begin_ - 1 - start));
+        scanned_ = static_cast<std::size_t>(newline - data);
+        auto const limit = std::min(end_, std::max(begin_ + chunk_bytes, scanned_ + 1));
+        auto const* last = static_cast<char const*>(::memrchr(newline, '\n', data + limit - newline));
+        return std::string_view(data + begin_, static_cast<std::size_t>(last - data) + 1 - begin_);
       }
       scanned_ = end_;
       // One byte of slack for a "\r" that may precede the "\n" still to come; written so that
@@ -268,11 +347,129 @@ class corpus_reader {
       }
       if (at_eof_) {
         if (begin_ == end_) return std::nullopt;
-        auto const start = std::exchange(begin_, end_);
-        return finish_line(std::string_view(data + start, end_ - start));
+        return std::string_view(data + begin_, end_ - begin_);
       }
       fill();
     }
+  }
+
+  // Appends the documents of the chunk's lines to `batch` until `bytes` reaches batch_bytes;
+  // returns the bytes of the chunk consumed (whole lines).
+  std::size_t take_lines(corpus_text_batch& batch, std::string_view chunk, std::size_t& bytes) {
+    if (options_.format == corpus_format::ndjson && !(lines_read_ == 0 && chunk.starts_with("\xEF\xBB\xBF"))) {
+      auto const size = batch.size();
+      auto const lines = lines_read_;
+      auto const first = batch.first_line;
+      auto const counted = bytes;
+      if (auto const used = take_ndjson_stream(batch, chunk, bytes)) return *used;
+      batch.truncate(size);
+      batch.first_line = first;
+      lines_read_ = lines;
+      bytes = counted;
+    }
+    return take_lines_one_by_one(batch, chunk, bytes);
+  }
+
+  std::size_t take_lines_one_by_one(corpus_text_batch& batch, std::string_view chunk, std::size_t& bytes) {
+    std::size_t pos = 0;
+    while (pos < chunk.size() && (batch.empty() || bytes < options_.batch_bytes)) {
+      auto const* newline = static_cast<char const*>(std::memchr(chunk.data() + pos, '\n', chunk.size() - pos));
+      std::size_t const end = newline != nullptr ? static_cast<std::size_t>(newline - chunk.data()) : chunk.size();
+      auto const line = finish_line(chunk.substr(pos, end - pos));
+      pos = newline != nullptr ? end + 1 : end;
+      auto const before = batch.size();
+      if (options_.format == corpus_format::ndjson) {
+        if (line.find_first_not_of(" \t\r") == std::string_view::npos) continue;
+        append_ndjson(batch, line);
+      } else {
+        append_plain(batch, line);
+      }
+      if (before == 0) batch.first_line = lines_read_;
+      bytes += batch.id(before).size() + batch.text(before).size();
+    }
+    return pos;
+  }
+
+  // Lines in [from, to) of `chunk`, which hold only JSON whitespace; false if one of them is
+  // longer than max_line_bytes. `to` is just after a "\n" or the end of the chunk.
+  bool count_blank_lines(std::string_view chunk, std::size_t from, std::size_t to) {
+    while (from < to) {
+      auto const* newline = static_cast<char const*>(std::memchr(chunk.data() + from, '\n', to - from));
+      std::size_t const end = newline != nullptr ? static_cast<std::size_t>(newline - chunk.data()) : to;
+      std::size_t bytes = end - from;
+      if (bytes > 0 && chunk[end - 1] == '\r') --bytes;
+      if (bytes > options_.max_line_bytes) return false;
+      ++lines_read_;
+      from = end + 1;
+    }
+    return true;
+  }
+
+  // The fast path (see the class comment): nullopt when the chunk must be read line by line.
+  std::optional<std::size_t> take_ndjson_stream(corpus_text_batch& batch, std::string_view chunk, std::size_t& bytes) {
+    simdjson::dom::document_stream stream;
+    if (parser_.parse_many(chunk.data(), chunk.size(), std::max(chunk.size(), chunk_bytes)).get(stream)) {
+      return std::nullopt;
+    }
+    std::size_t pos = 0;  // start of the first line not yet consumed
+    char digits[24];
+    for (auto it = stream.begin(); it != stream.end(); ++it) {
+      simdjson::dom::element root;
+      if ((*it).get(root) != simdjson::SUCCESS) return std::nullopt;
+      std::size_t const start = it.current_index();
+      if (start < pos || start >= chunk.size()) return std::nullopt;  // two values on one line
+      // Blank lines before the document, then the start of its own line.
+      auto const* before = static_cast<char const*>(::memrchr(chunk.data() + pos, '\n', start - pos));
+      std::size_t const line_start = before != nullptr ? static_cast<std::size_t>(before - chunk.data()) + 1 : pos;
+      if (!count_blank_lines(chunk, pos, line_start)) return std::nullopt;
+      simdjson::dom::object object;
+      if (root.get(object) != simdjson::SUCCESS) return std::nullopt;
+      auto const source = it.source();
+      std::size_t const doc_end = start + source.size();
+      if (doc_end > chunk.size() || std::memchr(source.data(), '\n', source.size()) != nullptr) return std::nullopt;
+      auto const* after = static_cast<char const*>(std::memchr(chunk.data() + doc_end, '\n', chunk.size() - doc_end));
+      std::size_t const line_end = after != nullptr ? static_cast<std::size_t>(after - chunk.data()) : chunk.size();
+      std::size_t line_bytes = line_end - line_start;
+      if (line_bytes > 0 && chunk[line_end - 1] == '\r') --line_bytes;
+      if (line_bytes > options_.max_line_bytes) return std::nullopt;
+      ++lines_read_;
+      std::string_view text;
+      if (object.at_key(options_.text_field).get(text) != simdjson::SUCCESS) return std::nullopt;
+      std::string_view id;
+      simdjson::dom::element id_element;
+      if (object.at_key(options_.id_field).get(id_element) != simdjson::SUCCESS) {
+        id = decimal(digits, lines_read_);
+      } else if (id_element.get(id) != simdjson::SUCCESS) {
+        std::int64_t i = 0;
+        std::uint64_t u = 0;
+        if (id_element.type() == simdjson::dom::element_type::INT64 && id_element.get(i) == simdjson::SUCCESS) {
+          id = decimal(digits, i);
+        } else if (id_element.type() == simdjson::dom::element_type::UINT64 && id_element.get(u) == simdjson::SUCCESS) {
+          id = decimal(digits, u);
+        } else {
+          return std::nullopt;
+        }
+      }
+      if (batch.empty()) batch.first_line = lines_read_;
+      batch.push(id, text);
+      bytes += id.size() + text.size();
+      pos = after != nullptr ? line_end + 1 : chunk.size();
+      if (bytes >= options_.batch_bytes) return pos;
+    }
+    if (stream.truncated_bytes() != 0) return std::nullopt;
+    // Only blank lines may follow the last document (an unfinished one is not skipped).
+    for (std::size_t i = pos; i < chunk.size(); ++i) {
+      char const c = chunk[i];
+      if (c != ' ' && c != '\t' && c != '\r' && c != '\n') return std::nullopt;
+    }
+    if (!count_blank_lines(chunk, pos, chunk.size())) return std::nullopt;
+    return chunk.size();
+  }
+
+  template <class Int>
+  static std::string_view decimal(char (&digits)[24], Int v) noexcept {
+    auto const end = std::to_chars(digits, digits + sizeof digits, v).ptr;
+    return std::string_view(digits, static_cast<std::size_t>(end - digits));
   }
 
   std::string_view finish_line(std::string_view line) {
@@ -327,6 +524,7 @@ class corpus_reader {
       }
     }
     end_ += got;
+    bytes_read_ += got;
     if (got < asked) at_eof_ = true;
   }
 
@@ -334,6 +532,7 @@ class corpus_reader {
     auto const wanted = options_.read_bytes;
     auto const got = gzip_->read(buffer_.data() + end_, wanted, lines_read_ + 1);
     end_ += got;
+    bytes_read_ += got;
     if (got < wanted) at_eof_ = true;
   }
 
@@ -343,13 +542,13 @@ class corpus_reader {
     }
   }
 
-  void append_plain(corpus_batch& batch, std::string_view line) const {
+  void append_plain(corpus_text_batch& batch, std::string_view line) const {
     check_utf8(line);
-    batch.ids.push_back(std::to_string(lines_read_));
-    batch.texts.emplace_back(line);
+    char digits[24];
+    batch.push(decimal(digits, lines_read_), line);
   }
 
-  void append_ndjson(corpus_batch& batch, std::string_view line) {
+  void append_ndjson(corpus_text_batch& batch, std::string_view line) {
     // simdjson also rejects bad UTF-8, but its error codes are not guaranteed to be stable
     // across CPU kernels, so UTF-8 is checked first to name the fault reliably.
     check_utf8(line);
@@ -376,8 +575,7 @@ class corpus_reader {
                                         "\" must be a string, got ",
                                         detail::json_type_name(text.type())));
     }
-    batch.ids.push_back(ndjson_id(object));
-    batch.texts.emplace_back(text_value);
+    batch.push(ndjson_id(object), text_value);
   }
 
   [[nodiscard]] std::string ndjson_id(simdjson::dom::object const& object) const {
@@ -411,7 +609,9 @@ class corpus_reader {
   std::size_t end_ = 0;
   bool at_eof_ = false;
   std::size_t lines_read_ = 0;
+  std::uint64_t bytes_read_ = 0;
   simdjson::dom::parser parser_;
+  corpus_text_batch scratch_;
 };
 
 /// Reads a whole corpus into one batch: `ids` and `texts` hold every document in file order

@@ -1,0 +1,263 @@
+// mgpu/io/pipeline.hpp — a corpus read on a thread of its own and handed on in batches
+// through a bounded queue, so that reading (and decompressing) overlaps the work done on
+// the documents, and only a fixed number of batches is ever in memory.
+//
+//   mgpu::corpus_prefetcher reader(path, options);          // opens the file (errors here)
+//   std::vector<std::string> ids;
+//   mgpu::corpus_text_range texts(reader, &ids);              // single-pass range of views
+//   auto counts = vectorizer.count(texts);                    // counts while the next batches are read
+//
+// Memory: at most `depth` filled batches wait in the queue, one is being read and one is
+// being consumed, each of about corpus_options::batch_bytes (plus the reader's own
+// buffers, corpus.hpp); batch buffers are recycled, not reallocated. The texts of
+// documents already consumed are not kept (the ids are, when asked for).
+//
+// Errors: anything the reader throws (parse_error naming the file and line, a gzip
+// error naming the compressed byte, bad_alloc) is raised by the consumer's next() (or the
+// range's increment) after every batch read before it has been handed on, i.e. at the
+// place in the stream where it happened. Destroying a prefetcher early stops its thread
+// (after the batch it is reading) without raising anything.
+//
+// Thread safety: a prefetcher and a range are used by one consumer thread; the reader
+// thread touches only the queues and its own reader.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <exception>
+#include <filesystem>
+#include <iterator>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "mgpu/core/error.hpp"
+#include "mgpu/io/corpus.hpp"
+
+namespace mgpu {
+
+/// A first-in first-out queue between threads holding at most `capacity` items: push
+/// waits while it is full, pop while it is empty; close() wakes both for good.
+template <class T>
+class bounded_queue {
+ public:
+  /// @throws invalid_argument when capacity is 0.
+  explicit bounded_queue(std::size_t capacity) : capacity_(capacity) {
+    MGPU_EXPECTS(capacity > 0, "bounded_queue: capacity must be positive");
+  }
+
+  /// Appends `item`, waiting for room. @returns false (dropping the item) once closed.
+  bool push(T item) {
+    std::unique_lock lock(mutex_);
+    not_full_.wait(lock, [&] { return closed_ || items_.size() < capacity_; });
+    if (closed_) return false;
+    items_.push_back(std::move(item));
+    lock.unlock();
+    not_empty_.notify_one();
+    return true;
+  }
+
+  /// Appends `item` if there is room and the queue is open, without waiting.
+  /// @returns whether it was appended (if not, `item` is left as it was).
+  bool try_push(T& item) {
+    {
+      std::lock_guard lock(mutex_);
+      if (closed_ || items_.size() >= capacity_) return false;
+      items_.push_back(std::move(item));
+    }
+    not_empty_.notify_one();
+    return true;
+  }
+
+  /// The oldest item, waiting for one; nullopt once the queue is closed and empty.
+  std::optional<T> pop() {
+    std::unique_lock lock(mutex_);
+    not_empty_.wait(lock, [&] { return closed_ || !items_.empty(); });
+    if (items_.empty()) return std::nullopt;
+    std::optional<T> item(std::move(items_.front()));
+    items_.pop_front();
+    lock.unlock();
+    not_full_.notify_one();
+    return item;
+  }
+
+  /// The oldest item if there is one, without waiting.
+  std::optional<T> try_pop() {
+    std::lock_guard lock(mutex_);
+    if (items_.empty()) return std::nullopt;
+    std::optional<T> item(std::move(items_.front()));
+    items_.pop_front();
+    not_full_.notify_one();
+    return item;
+  }
+
+  /// Refuses further pushes; items already queued can still be popped.
+  void close() {
+    {
+      std::lock_guard lock(mutex_);
+      closed_ = true;
+    }
+    not_full_.notify_all();
+    not_empty_.notify_all();
+  }
+
+ private:
+  std::size_t capacity_;
+  std::mutex mutex_;
+  std::condition_variable not_full_;
+  std::condition_variable not_empty_;
+  std::deque<T> items_;
+  bool closed_ = false;
+};
+
+/// Reads a corpus file (corpus.hpp: NDJSON or lines, plain or gzip) on a background
+/// thread, at most `depth` batches ahead of the consumer. Not copyable or movable.
+class corpus_prefetcher {
+ public:
+  /// Opens `file` on the calling thread and starts reading it.
+  /// @throws parse_error (line 0) when the file cannot be opened; invalid_argument for
+  ///         bad options or depth 0.
+  explicit corpus_prefetcher(std::filesystem::path file, corpus_options options = {}, std::size_t depth = 2)
+      : reader_(std::move(file), std::move(options)), filled_(depth), spare_(depth + 2) {
+    thread_ = std::thread([this] { read_all(); });
+  }
+  corpus_prefetcher(corpus_prefetcher const&) = delete;
+  corpus_prefetcher& operator=(corpus_prefetcher const&) = delete;
+  ~corpus_prefetcher() {
+    filled_.close();
+    spare_.close();
+    thread_.join();
+  }
+
+  /// Replaces `batch` with the next batch in file order (its old buffers go back to the
+  /// reader for reuse). @returns false, with `batch` empty, after the last batch.
+  /// @throws whatever reading the file threw (see the file comment), once every batch
+  ///         before the failure has been returned.
+  bool next(corpus_text_batch& batch) {
+    auto filled = filled_.pop();
+    batch.clear();
+    if (!filled) {
+      finished_ = true;
+      if (failure_) std::rethrow_exception(failure_);
+      return false;
+    }
+    (void)spare_.try_push(batch);  // a full spare queue just lets the buffers go
+    batch = std::move(*filled);
+    return true;
+  }
+
+  /// Seconds the reader thread spent reading and parsing (not waiting for room in the
+  /// queue), and bytes of the (decompressed) file it read; final once next() has
+  /// returned false.
+  [[nodiscard]] double read_seconds() const noexcept { return finished_ ? read_seconds_ : 0.0; }
+  [[nodiscard]] std::uint64_t bytes_read() const noexcept { return finished_ ? bytes_read_ : 0; }
+
+ private:
+  void read_all() noexcept {
+    try {
+      for (;;) {
+        auto batch = spare_.try_pop().value_or(corpus_text_batch{});
+        auto const start = std::chrono::steady_clock::now();
+        bool const more = reader_.next(batch);
+        read_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        if (!more || !filled_.push(std::move(batch))) break;
+      }
+    } catch (...) {
+      failure_ = std::current_exception();
+    }
+    bytes_read_ = reader_.bytes_read();
+    filled_.close();  // publishes failure_, read_seconds_ and bytes_read_ to the consumer
+  }
+
+  corpus_reader reader_;
+  bounded_queue<corpus_text_batch> filled_;
+  bounded_queue<corpus_text_batch> spare_;
+  std::exception_ptr failure_;
+  double read_seconds_ = 0.0;
+  std::uint64_t bytes_read_ = 0;
+  bool finished_ = false;
+  std::thread thread_;
+};
+
+/// The texts of a prefetched corpus as a single-pass input range of std::string_view —
+/// a `text_corpus` for tfidf_vectorizer's fit / count / transform. Each view is valid
+/// until the iterator is next incremented. When `ids` is given, the id of every document
+/// the range reaches is appended to it (in file order). Reading errors surface from
+/// begin() or an increment.
+class corpus_text_range {
+ public:
+  class iterator {
+   public:
+    using value_type = std::string_view;
+    using difference_type = std::ptrdiff_t;
+    using iterator_concept = std::input_iterator_tag;
+
+    iterator() = default;
+    explicit iterator(corpus_text_range* range) noexcept : range_(range) {}
+
+    [[nodiscard]] std::string_view operator*() const noexcept { return range_->batch_.text(range_->index_); }
+    iterator& operator++() {
+      range_->advance();
+      return *this;
+    }
+    void operator++(int) { range_->advance(); }
+    friend bool operator==(iterator const& it, std::default_sentinel_t) noexcept { return it.at_end(); }
+
+   private:
+    [[nodiscard]] bool at_end() const noexcept { return range_->done_; }
+
+    corpus_text_range* range_ = nullptr;
+  };
+
+  explicit corpus_text_range(corpus_prefetcher& source, std::vector<std::string>* ids = nullptr) noexcept
+      : source_(&source), ids_(ids) {}
+  corpus_text_range(corpus_text_range const&) = delete;
+  corpus_text_range& operator=(corpus_text_range const&) = delete;
+
+  /// The first document (reads the first batch). Call once: the range is single-pass.
+  iterator begin() {
+    if (!started_) {
+      started_ = true;
+      load();
+    }
+    return iterator(this);
+  }
+  [[nodiscard]] std::default_sentinel_t end() const noexcept { return {}; }
+
+  /// Documents and text bytes handed out so far (all of them once the range is exhausted).
+  [[nodiscard]] std::size_t documents() const noexcept { return documents_; }
+  [[nodiscard]] std::uint64_t text_bytes() const noexcept { return text_bytes_; }
+
+ private:
+  void load() {
+    index_ = 0;
+    done_ = !source_->next(batch_);
+    if (done_) return;
+    documents_ += batch_.size();
+    text_bytes_ += batch_.text_bytes.size();
+    if (ids_ != nullptr) {
+      for (std::size_t i = 0; i < batch_.size(); ++i) ids_->emplace_back(batch_.id(i));
+    }
+  }
+  void advance() {
+    if (++index_ == batch_.size()) load();
+  }
+
+  corpus_prefetcher* source_;
+  std::vector<std::string>* ids_;
+  corpus_text_batch batch_;
+  std::size_t index_ = 0;
+  bool started_ = false;
+  bool done_ = false;
+  std::size_t documents_ = 0;
+  std::uint64_t text_bytes_ = 0;
+};
+
+}  // namespace mgpu
