@@ -10,8 +10,10 @@
 //   cosine_topk          exact cosine top-k, corpus rows sharded over ranks mpi/cosine.hpp
 //   knn                  exact k-NN, base rows sharded over ranks           mpi/knn.hpp
 //   tfidf_fit_transform  TF-IDF of documents spread over ranks              mpi/tfidf.hpp
+//   als_fit              ALS with users and items sharded over ranks        mpi/als.hpp
 #pragma once
 
+#include "mgpu/mpi/als.hpp"
 #include "mgpu/mpi/collectives.hpp"
 #include "mgpu/mpi/cosine.hpp"
 #include "mgpu/mpi/distributed_csr.hpp"
