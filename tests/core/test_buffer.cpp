@@ -1,4 +1,5 @@
-// Specification of host buffers (mgpu/core/buffer.hpp) and stream-ordered copies
+// Specification of host buffers (mgpu/core/buffer.hpp), the host memory resource they
+// allocate through (mgpu/backend/cpu/host_memory_resource.hpp) and stream-ordered copies
 // (mgpu/core/copy.hpp).
 #include <catch2/catch.hpp>
 
@@ -16,6 +17,7 @@
 #include <unistd.h>
 
 #include "core_test_support.hpp"
+#include "mgpu/backend/cpu/host_memory_resource.hpp"
 #include "mgpu/core/buffer.hpp"
 #include "mgpu/core/copy.hpp"
 #include "mgpu/core/error.hpp"
@@ -93,6 +95,31 @@ TEST_CASE("a buffer too large for size_t bytes is out_of_memory", "[core][buffer
   auto const what = mgpu_test::message_of<mgpu::out_of_memory>(
       [] { mgpu::buffer<double, mgpu::cpu> b(SIZE_MAX / 4); });
   CHECK_THAT(what, Contains("cannot allocate"));
+}
+
+TEST_CASE("the host memory resource gives 64-byte aligned, writable blocks of any size",
+          "[core][buffer]") {
+  using resource = mgpu::backend::cpu::host_memory_resource;
+  STATIC_REQUIRE(resource::alignment == 64);
+  // Below, at and above the 1 MiB from which blocks get a mapping of their own.
+  for (std::size_t const bytes : {std::size_t{1}, std::size_t{100}, (std::size_t{1} << 20) - 1,
+                                  std::size_t{1} << 20, (std::size_t{3} << 20) + 5}) {
+    INFO(bytes << " bytes");
+    void* const p = resource::allocate(bytes);
+    REQUIRE(p != nullptr);
+    CHECK(aligned_64(p));
+    auto* const c = static_cast<unsigned char*>(p);
+    c[bytes - 1] = 2;
+    c[0] = 1;
+    CHECK(c[0] == 1);
+    CHECK(c[bytes - 1] == (bytes == 1 ? 1 : 2));
+    resource::deallocate(p, bytes);
+  }
+  resource::deallocate(nullptr, 0);  // nothing to free
+  // What no allocator can give is nullptr, not an exception.
+  CHECK(resource::allocate(SIZE_MAX / 2) == nullptr);
+  // The free-memory figure is the one out_of_memory reports (some memory is free here).
+  CHECK(resource::available_bytes() > 0);
 }
 
 TEST_CASE("a failed host allocation is out_of_memory giving the requested bytes",

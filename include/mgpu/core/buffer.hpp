@@ -1,14 +1,14 @@
 // mgpu/core/buffer.hpp — an owning, uninitialised, fixed-size array on one device.
 //
-// `buffer<T, Kind>` is move-only. The host specialisation allocates 64-byte aligned
-// memory and leaves elements uninitialised (T must be trivially copyable, as every
-// element type in mgpu is); buffers of 1 MiB and more are mapped onto transparent huge
-// pages (detail/large_pages.hpp: a quarter of the page-fault time of 4 KiB pages). A host
-// buffer may instead adopt a std::vector's storage (moved in, no copy): it then keeps the
-// vector's own alignment (that of operator new, 16 bytes on x86-64 Linux) and pages, and
-// frees it as the vector would. Nothing in mgpu needs more than the element's alignment;
-// 64 bytes only keeps rows on cache lines. The GPU specialisation lives in the CUDA backend. Allocation failures report the memory
-// the process can still get (detail::host_free_bytes: MemAvailable, cgroup and RLIMIT_AS).
+// `buffer<T, Kind>` is move-only. The host specialisation takes 64-byte aligned memory
+// from the CPU backend's host memory resource (backend/cpu/host_memory_resource.hpp, which
+// decides how blocks are placed) and leaves elements uninitialised (T must be trivially
+// copyable, as every element type in mgpu is). A host buffer may instead adopt a
+// std::vector's storage (moved in, no copy): it then keeps the vector's own alignment
+// (that of operator new, 16 bytes on x86-64 Linux), and frees it as the vector would.
+// Nothing in mgpu needs more than the element's alignment; 64 bytes only keeps rows on
+// cache lines. The GPU specialisation lives in the CUDA backend. Allocation failures
+// report the memory the process can still get (the resource's available_bytes()).
 // Thread safety: none beyond that of the memory it owns.
 #pragma once
 
@@ -21,12 +21,10 @@
 #include <type_traits>
 #include <utility>
 #include <vector>
-#include <unistd.h>
 
+#include "mgpu/backend/cpu/host_memory_resource.hpp"
 #include "mgpu/core/device.hpp"
 #include "mgpu/core/error.hpp"
-#include "mgpu/detail/host_memory.hpp"  // host_free_bytes, require_host_memory
-#include "mgpu/detail/large_pages.hpp"
 
 namespace mgpu {
 
@@ -35,7 +33,7 @@ class buffer;
 
 namespace detail {
 
-inline constexpr std::size_t host_alignment = 64;
+inline constexpr std::size_t host_alignment = backend::cpu::host_memory_resource::alignment;
 
 }  // namespace detail
 
@@ -61,22 +59,22 @@ class buffer<T, cpu> {
   buffer(buffer const&) = delete;
   buffer& operator=(buffer const&) = delete;
   ~buffer() {
-    if (adopted_.capacity() == 0) detail::host_free(data_, size_ * sizeof(T));
+    if (adopted_.capacity() == 0) host_memory::deallocate(data_, size_ * sizeof(T));
   }
 
   /// @throws out_of_memory with the requested and free bytes when allocation fails.
   explicit buffer(std::size_t size) : size_(size) {
     if (size == 0) return;
     if (size > std::numeric_limits<std::size_t>::max() / sizeof(T)) {
-      throw out_of_memory(std::numeric_limits<std::size_t>::max(), detail::host_free_bytes(),
+      throw out_of_memory(std::numeric_limits<std::size_t>::max(), host_memory::available_bytes(),
                           "mgpu::buffer<cpu>");
     }
     std::size_t const bytes = size * sizeof(T);
-    static_assert(detail::host_alignment == 64, "host_allocate aligns to 64 bytes");
-    data_ = detail::host_allocate(bytes);
+    static_assert(host_memory::alignment == 64, "host buffers are 64-byte aligned");
+    data_ = host_memory::allocate(bytes);
     if (data_ == nullptr) {
       size_ = 0;
-      throw out_of_memory(bytes, detail::host_free_bytes(), "mgpu::buffer<cpu>");
+      throw out_of_memory(bytes, host_memory::available_bytes(), "mgpu::buffer<cpu>");
     }
   }
 
@@ -104,13 +102,15 @@ class buffer<T, cpu> {
   T const& operator[](std::size_t i) const noexcept { return data()[i]; }
 
  private:
+  using host_memory = backend::cpu::host_memory_resource;
+
   void swap(buffer& other) noexcept {
     std::swap(data_, other.data_);
     std::swap(size_, other.size_);
     adopted_.swap(other.adopted_);
   }
 
-  void* data_ = nullptr;  // host_allocate(size_ * sizeof(T)) bytes, or adopted_'s storage
+  void* data_ = nullptr;  // host_memory::allocate(size_ * sizeof(T)) bytes, or adopted_'s storage
   std::size_t size_ = 0;
   std::vector<T> adopted_;  // owns data_ when it has capacity; without storage otherwise
 };
