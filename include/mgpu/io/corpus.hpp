@@ -281,7 +281,8 @@ class corpus_reader {
   /// Replaces `batch` with the next documents, in file order, until their ids and texts
   /// hold at least `batch_bytes` bytes or the file ends. O(bytes read).
   /// @returns false, with `batch` empty, once every document has been returned.
-  /// @throws parse_error with the file and the 1-based line of the first bad line.
+  /// @throws parse_error with the file and the 1-based line of the first bad line; `batch`
+  ///         then holds the documents of this call before that line.
   bool next(corpus_text_batch& batch) {
     batch.clear();
     std::size_t bytes = 0;

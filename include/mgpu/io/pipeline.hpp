@@ -14,8 +14,8 @@
 //
 // Errors: anything the reader throws (parse_error naming the file and line, a gzip
 // error naming the compressed byte, bad_alloc) is raised by the consumer's next() (or the
-// range's increment) after every batch read before it has been handed on, i.e. at the
-// place in the stream where it happened. Destroying a prefetcher early stops its thread
+// range's increment) once every document before the failure has been handed on (the
+// last batch may be short), i.e. at the place in the stream where it happened. Destroying a prefetcher early stops its thread
 // (after the batch it is reading) without raising anything.
 //
 // Thread safety: a prefetcher and a range are used by one consumer thread; the reader
@@ -138,7 +138,7 @@ class corpus_prefetcher {
 
   /// Replaces `batch` with the next batch in file order (its old buffers go back to the
   /// reader for reuse). @returns false, with `batch` empty, after the last batch.
-  /// @throws whatever reading the file threw (see the file comment), once every batch
+  /// @throws whatever reading the file threw (see the file comment), once every document
   ///         before the failure has been returned.
   bool next(corpus_text_batch& batch) {
     auto filled = filled_.pop();
@@ -161,9 +161,10 @@ class corpus_prefetcher {
 
  private:
   void read_all() noexcept {
+    corpus_text_batch batch;
     try {
       for (;;) {
-        auto batch = spare_.try_pop().value_or(corpus_text_batch{});
+        batch = spare_.try_pop().value_or(corpus_text_batch{});
         auto const start = std::chrono::steady_clock::now();
         bool const more = reader_.next(batch);
         read_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -171,6 +172,11 @@ class corpus_prefetcher {
       }
     } catch (...) {
       failure_ = std::current_exception();
+      // The documents before the bad line (corpus_reader leaves them in the batch).
+      try {
+        if (!batch.empty()) (void)filled_.push(std::move(batch));
+      } catch (...) {
+      }
     }
     bytes_read_ = reader_.bytes_read();
     filled_.close();  // publishes failure_, read_seconds_ and bytes_read_ to the consumer

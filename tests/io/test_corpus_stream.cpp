@@ -1,0 +1,348 @@
+// The fast corpus paths of issue 21: NDJSON chunks parsed as one simdjson document stream,
+// corpus_text_batch, and the pipeline (corpus_prefetcher, corpus_text_range). Expected
+// documents are built by the test itself (texts and ids chosen first, then encoded as
+// JSON by the test's own encoder), or written by hand for the small fixture.
+#include <catch2/catch.hpp>
+#include <zlib.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <ranges>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "../test_support.hpp"
+#include "mgpu/algorithms/tfidf.hpp"
+#include "mgpu/io/corpus.hpp"
+#include "mgpu/io/pipeline.hpp"
+
+namespace {
+
+using Catch::Matchers::Contains;
+namespace fs = std::filesystem;
+
+struct document {
+  std::string id;
+  std::string text;
+  std::size_t line;
+  friend bool operator==(document const&, document const&) = default;
+};
+
+void write_bytes(fs::path const& p, std::string const& bytes) {
+  std::ofstream out(p, std::ios::binary);
+  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+}
+
+std::string gzip(std::string const& data) {
+  z_stream z{};
+  REQUIRE(deflateInit2(&z, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) == Z_OK);
+  std::string out(deflateBound(&z, static_cast<uLong>(data.size())), '\0');
+  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data.data()));
+  z.avail_in = static_cast<uInt>(data.size());
+  z.next_out = reinterpret_cast<Bytef*>(out.data());
+  z.avail_out = static_cast<uInt>(out.size());
+  REQUIRE(deflate(&z, Z_FINISH) == Z_STREAM_END);
+  out.resize(z.total_out);
+  deflateEnd(&z);
+  return out;
+}
+
+// RFC 8259 string encoding, written independently of the library: every non-ASCII code
+// point below U+10000 as \uXXXX taken from the UTF-8 bytes, the rest raw, so that both
+// escaped and raw UTF-8 occur.
+std::string json_string(std::string const& s, bool escape_non_ascii) {
+  static constexpr char hex[] = "0123456789abcdef";
+  std::string out = "\"";
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    auto const c = static_cast<unsigned char>(s[i]);
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += static_cast<char>(c);
+    } else if (c == '\n') {
+      out += "\\n";
+    } else if (c == '\t') {
+      out += "\\t";
+    } else if (c < 0x20) {
+      out += "\\u00";
+      out += hex[c >> 4];
+      out += hex[c & 15];
+    } else if (escape_non_ascii && (c & 0xE0) == 0xC0) {  // two-byte sequence
+      unsigned const cp = ((c & 0x1Fu) << 6) | (static_cast<unsigned char>(s[i + 1]) & 0x3Fu);
+      out += "\\u0";
+      out += hex[(cp >> 8) & 15];
+      out += hex[(cp >> 4) & 15];
+      out += hex[cp & 15];
+      ++i;
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out + "\"";
+}
+
+// A corpus of `count` documents with blank lines, CRLF ends, ids that are strings,
+// integers or absent, escapes, raw and escaped UTF-8, and four documents longer than a
+// reader chunk; returns the file bytes and fills `docs`.
+std::string make_corpus(std::size_t count, std::vector<document>& docs) {
+  std::vector<std::string> const pieces = {"plain words", "tab\there", "quote \" and \\ backslash",
+                                           "line\nbreak", "caf\xC3\xA9 na\xC3\xAFve", "\xF0\x9F\x98\x80 grin",
+                                           "ctl \x01 byte", ""};
+  std::string file;
+  std::size_t line = 0;
+  for (std::size_t i = 0; i < count; ++i) {
+    if (i % 17 == 3) {
+      file += "\n";
+      ++line;
+    }
+    if (i % 29 == 5) {
+      file += "  \t \r\n";
+      ++line;
+    }
+    std::string text = pieces[i % pieces.size()] + " #" + std::to_string(i);
+    if (i % (count / 4) == count / 8) text += std::string(mgpu::corpus_reader::chunk_bytes + 1000, 'x');
+    ++line;
+    document d{"", text, line};
+    std::string object;
+    switch (i % 3) {
+      case 0:
+        d.id = "doc-" + std::to_string(i);
+        object = "{\"id\":" + json_string(d.id, false) + ",\"text\":" + json_string(text, i % 2 == 0) + "}";
+        break;
+      case 1:
+        d.id = std::to_string(i * 1000);
+        object = "{ \"text\" : " + json_string(text, true) + " , \"other\": [1, {\"a\": null}], \"id\": " + d.id + " }";
+        break;
+      default:
+        d.id = std::to_string(line);
+        object = "{\"text\":" + json_string(text, false) + "}";
+    }
+    file += object;
+    file += i % 5 == 0 ? "\r\n" : "\n";
+    docs.push_back(std::move(d));
+  }
+  return file;
+}
+
+std::vector<document> read_text_batches(fs::path const& p, mgpu::corpus_options const& o, std::size_t* batches = nullptr) {
+  mgpu::corpus_reader reader(p, o);
+  mgpu::corpus_text_batch batch;
+  std::vector<document> out;
+  std::size_t n = 0;
+  while (reader.next(batch)) {
+    ++n;
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      // Lines of later documents are not in the batch; the first one's is.
+      out.push_back({std::string(batch.id(i)), std::string(batch.text(i)), i == 0 ? batch.first_line : 0});
+    }
+  }
+  if (batches != nullptr) *batches = n;
+  return out;
+}
+
+std::vector<document> without_lines_but_first(std::vector<document> docs, std::vector<document> const& got) {
+  // Keeps the line only where `got` recorded one (a batch's first document).
+  for (std::size_t i = 0; i < docs.size() && i < got.size(); ++i) {
+    if (got[i].line == 0) docs[i].line = 0;
+  }
+  return docs;
+}
+
+}  // namespace
+
+TEST_CASE("ndjson stream: a corpus of many chunks reads as built, in text batches, string batches, gzip and the pipeline",
+          "[io][corpus][pipeline]") {
+  mgpu_test::temp_dir dir;
+  std::vector<document> docs;
+  auto const bytes = make_corpus(3000, docs);
+  REQUIRE(bytes.size() > 2 * mgpu::corpus_reader::chunk_bytes);
+  write_bytes(dir / "c.ndjson", bytes);
+  write_bytes(dir / "c.ndjson.gz", gzip(bytes));
+  for (char const* name : {"c.ndjson", "c.ndjson.gz"}) {
+    CAPTURE(name);
+    mgpu::corpus_options o;
+    o.batch_bytes = 100000;
+    std::size_t batches = 0;
+    auto const got = read_text_batches(dir / name, o, &batches);
+    CHECK(batches > 3);
+    CHECK(got == without_lines_but_first(docs, got));
+
+    auto const all = mgpu::read_corpus(dir / name);
+    REQUIRE(all.size() == docs.size());
+    bool same = all.first_line == 1;
+    for (std::size_t i = 0; i < docs.size(); ++i) same = same && all.ids[i] == docs[i].id && all.texts[i] == docs[i].text;
+    CHECK(same);
+
+    mgpu::corpus_prefetcher reader(dir / name, o, 2);
+    std::vector<std::string> ids;
+    mgpu::corpus_text_range texts(reader, &ids);
+    static_assert(std::ranges::input_range<mgpu::corpus_text_range>);
+    std::size_t i = 0;
+    bool texts_match = true;
+    for (std::string_view t : texts) texts_match = texts_match && i < docs.size() && t == docs[i++].text;
+    CHECK(texts_match);
+    CHECK(i == docs.size());
+    CHECK(texts.documents() == docs.size());
+    REQUIRE(ids.size() == docs.size());
+    bool ids_match = true;
+    for (std::size_t j = 0; j < docs.size(); ++j) ids_match = ids_match && ids[j] == docs[j].id;
+    CHECK(ids_match);
+    CHECK(reader.bytes_read() == bytes.size());
+  }
+}
+
+TEST_CASE("ndjson stream: split at every read and batch boundary of a small fixture, the documents are the same",
+          "[io][corpus]") {
+  mgpu_test::temp_dir dir;
+  // By hand: line 2 blank, line 4 blank (spaces), CRLF on line 3; ids "a", 3 (the line of
+  // a document without id), 7 (an integer), "z".
+  std::string const bytes =
+      "{\"id\":\"a\",\"text\":\"x\\ty\"}\n\n{\"text\":\"no id\"}\r\n  \n{\"id\":7,\"text\":\"caf\\u00e9\"}\n"
+      "{\"id\":\"z\",\"text\":\"\"}";
+  std::vector<document> const expected = {
+      {"a", "x\ty", 1}, {"3", "no id", 3}, {"7", "caf\xC3\xA9", 5}, {"z", "", 6}};
+  write_bytes(dir / "s.ndjson", bytes);
+  write_bytes(dir / "s.ndjson.gz", gzip(bytes));
+  for (char const* name : {"s.ndjson", "s.ndjson.gz"}) {
+    for (std::size_t read_bytes = 1; read_bytes <= bytes.size() + 1; ++read_bytes) {
+      for (std::size_t batch_bytes = 0; batch_bytes <= 14; ++batch_bytes) {
+        CAPTURE(name, read_bytes, batch_bytes);
+        mgpu::corpus_options o;
+        o.read_bytes = read_bytes;
+        o.batch_bytes = batch_bytes;
+        mgpu::corpus_reader reader(dir / name, o);
+        mgpu::corpus_text_batch batch;
+        std::vector<document> got;
+        while (reader.next(batch)) {
+          std::size_t bytes_in_batch = 0;
+          for (std::size_t i = 0; i < batch.size(); ++i) {
+            // A batch closes at the first document that brings it to batch_bytes.
+            REQUIRE((i == 0 || bytes_in_batch < batch_bytes));
+            bytes_in_batch += batch.id(i).size() + batch.text(i).size();
+            got.push_back({std::string(batch.id(i)), std::string(batch.text(i)),
+                           i == 0 ? batch.first_line : expected[got.size()].line});
+          }
+        }
+        REQUIRE(got == expected);
+        CHECK(reader.lines_read() == 6);
+      }
+    }
+  }
+}
+
+TEST_CASE("ndjson stream: a bad line deep in a chunk is reported at its own line", "[io][corpus][reliability]") {
+  mgpu_test::temp_dir dir;
+  std::vector<document> docs;
+  auto const good = make_corpus(400, docs);
+  // Lines of the good corpus, then the bad line, then more good lines.
+  struct bad_case {
+    char const* line;
+    char const* reason;
+  };
+  std::vector<bad_case> const cases = {
+      {"{\"text\":\"a\"} {\"text\":\"b\"}", "invalid JSON"},
+      {"{\"text\":", "invalid JSON"},
+      {"[1, 2]", "expected a JSON object, got an array"},
+      {"{\"id\":\"x\"}", "missing text field \"text\""},
+      {"{\"text\":3}", "text field \"text\" must be a string, got an integer"},
+      {"{\"text\":\"x\",\"id\":true}", "id field \"id\" must be a string or an integer, got a boolean"},
+      {"{\"text\":\"bad \xC3\x28 utf8\"}", "invalid UTF-8"},
+      {"{\"text\":\"a\",\"x\":[1,]}", "invalid JSON"},
+      {"17", "expected a JSON object, got an integer"},
+  };
+  std::size_t const good_lines = static_cast<std::size_t>(std::count(good.begin(), good.end(), '\n'));
+  for (auto const& c : cases) {
+    CAPTURE(c.line);
+    write_bytes(dir / "bad.ndjson", good + c.line + "\n{\"text\":\"after\"}\n");
+    try {
+      (void)mgpu::read_corpus(dir / "bad.ndjson");
+      FAIL("no error");
+    } catch (mgpu::parse_error const& e) {
+      CHECK(e.line() == good_lines + 1);
+      CHECK_THAT(e.what(), Contains(c.reason));
+    }
+  }
+  // A value spanning two lines: its first line is the bad one.
+  write_bytes(dir / "bad.ndjson", good + "{\"text\":\n\"split\"}\n");
+  CHECK(mgpu_test::message_of<mgpu::parse_error>([&] { (void)mgpu::read_corpus(dir / "bad.ndjson"); })
+            .find(":" + std::to_string(good_lines + 1) + ": invalid JSON") != std::string::npos);
+}
+
+TEST_CASE("pipeline: every batch before a bad line is delivered, then the reader's error", "[io][pipeline][reliability]") {
+  mgpu_test::temp_dir dir;
+  std::string bytes;
+  for (int i = 0; i < 5000; ++i) bytes += "{\"text\":\"document number " + std::to_string(i) + "\"}\n";
+  bytes += "{\"text\": nope}\n";
+  write_bytes(dir / "bad.ndjson", bytes);
+  mgpu::corpus_options o;
+  o.batch_bytes = 1000;
+  mgpu::corpus_prefetcher reader(dir / "bad.ndjson", o, 2);
+  mgpu::corpus_text_batch batch;
+  std::size_t documents = 0;
+  std::string const message = mgpu_test::message_of<mgpu::parse_error>([&] {
+    while (reader.next(batch)) documents += batch.size();
+  });
+  CHECK(documents == 5000);
+  CHECK_THAT(message, Contains(":5001: invalid JSON"));
+}
+
+TEST_CASE("pipeline: a truncated gzip file is an error naming the compressed byte, after the good batches",
+          "[io][pipeline][gzip][reliability]") {
+  mgpu_test::temp_dir dir;
+  std::vector<document> docs;
+  auto const packed = gzip(make_corpus(3000, docs));
+  write_bytes(dir / "cut.gz", packed.substr(0, packed.size() / 2));
+  mgpu::corpus_options o;
+  o.batch_bytes = 10000;
+  o.read_bytes = 65536;
+  mgpu::corpus_prefetcher reader(dir / "cut.gz", o);
+  std::vector<std::string> ids;
+  mgpu::corpus_text_range texts(reader, &ids);
+  std::size_t seen = 0;
+  std::string const message = mgpu_test::message_of<mgpu::parse_error>([&] {
+    for (std::string_view t : texts) seen += t.empty() ? 0 : 1;
+  });
+  CHECK_THAT(message, Contains("at compressed byte"));
+  CHECK(seen > 0);
+  CHECK(seen < docs.size());
+}
+
+TEST_CASE("pipeline: a prefetcher destroyed before the end stops its thread", "[io][pipeline]") {
+  mgpu_test::temp_dir dir;
+  std::string bytes;
+  for (int i = 0; i < 20000; ++i) bytes += "{\"text\":\"x " + std::to_string(i) + "\"}\n";
+  write_bytes(dir / "c.ndjson", bytes);
+  mgpu::corpus_options o;
+  o.batch_bytes = 100;
+  for (int round = 0; round < 20; ++round) {
+    mgpu::corpus_prefetcher reader(dir / "c.ndjson", o, 1);
+    mgpu::corpus_text_batch batch;
+    REQUIRE(reader.next(batch));
+    CHECK(batch.text(0) == "x 0");
+  }
+  CHECK_THROWS_AS(mgpu::corpus_prefetcher(dir / "missing.ndjson"), mgpu::parse_error);
+}
+
+TEST_CASE("pipeline: counting a prefetched corpus gives the counts of the corpus held in memory", "[io][pipeline]") {
+  mgpu_test::temp_dir dir;
+  std::vector<document> docs;
+  write_bytes(dir / "c.ndjson", make_corpus(2000, docs));
+  std::vector<std::string> texts;
+  for (auto const& d : docs) texts.push_back(d.text);
+  mgpu::tfidf_vectorizer<float, std::int32_t> in_memory, streamed;
+  auto const expected = in_memory.count(texts);
+  mgpu::corpus_options o;
+  o.batch_bytes = 50000;
+  mgpu::corpus_prefetcher reader(dir / "c.ndjson", o, 2);
+  mgpu::corpus_text_range range(reader);
+  auto const got = streamed.count(range);
+  CHECK(streamed.vocabulary() == in_memory.vocabulary());
+  REQUIRE(got.nnz() == expected.nnz());
+  auto const a = got.view();
+  auto const b = expected.view();
+  CHECK(std::equal(a.row_offsets, a.row_offsets + a.rows + 1, b.row_offsets));
+  CHECK(std::equal(a.col_indices, a.col_indices + a.nnz(), b.col_indices));
+  CHECK(std::equal(a.values, a.values + a.nnz(), b.values));
+}
