@@ -3,9 +3,12 @@
 //
 // A row's columns are distinct. Short rows are sorted by rank (each entry's place is the
 // number of smaller columns: branch-free, where an insertion sort mispredicts about
-// every other comparison), with one 16-lane comparison per entry when the target has
-// AVX-512F; rows of up to 64 entries by std::sort; longer rows by an LSD radix sort on
-// the column (branch-free), in passes of at most 10 bits.
+// every other comparison), with one 16-lane comparison per entry when the CPU has
+// AVX-512 (simd::active(), read once per assembly into row_sort_digits; the kernel is
+// compiled for AVX-512 in every translation unit, see backend/cpu/simd/isa.hpp); rows of
+// up to 64 entries by std::sort; longer rows by an LSD radix sort on the column
+// (branch-free), in passes of at most 10 bits. Every path gives the same order (columns
+// are distinct).
 #pragma once
 
 #include <algorithm>
@@ -15,23 +18,45 @@
 #include <utility>
 #include <vector>
 
-#if defined(__AVX512F__)
-#include <immintrin.h>
-#endif
-
+#include "mgpu/backend/cpu/simd/isa.hpp"
 #include "mgpu/backend/cpu/text/entry_array.hpp"
+
+#if MGPU_SIMD_X86
+MGPU_SIMD_BEGIN_AVX512
+namespace mgpu::detail::row_sort_avx512 {
+
+/// The `length` (<= 16) entries of `row`, with distinct terms, written to `out` in
+/// increasing term order: entry i goes to the number of smaller terms, counted by one
+/// 16-lane comparison.
+inline void rank_sort_16(term_count const* row, std::size_t length, term_count* out) noexcept {
+  alignas(64) std::uint32_t terms[16];
+  for (std::size_t i = 0; i < 16; ++i) terms[i] = i < length ? row[i].term : ~std::uint32_t{0};
+  __m512i const all = _mm512_load_si512(terms);
+  for (std::size_t i = 0; i < length; ++i) {
+    __mmask16 const smaller = _mm512_cmplt_epu32_mask(all, _mm512_set1_epi32(static_cast<int>(row[i].term)));
+    out[static_cast<std::size_t>(std::popcount(static_cast<unsigned>(smaller)))] = row[i];
+  }
+}
+
+}  // namespace mgpu::detail::row_sort_avx512
+MGPU_SIMD_END
+#endif
 
 namespace mgpu::detail {
 
-/// The radix-sort digits for columns below `cols`: `passes` passes of `digit_bits` bits.
+/// The radix-sort digits for columns below `cols`: `passes` passes of `digit_bits` bits,
+/// and whether the AVX-512 rank sort may run (`wide`: simd::active() >= avx512).
 struct row_sort_digits {
   unsigned passes;
   unsigned digit_bits;
+  bool wide = false;
 
-  static row_sort_digits for_columns(std::size_t cols) noexcept {
+  /// @throws invalid_argument if MGPU_SIMD names no instruction-set level.
+  static row_sort_digits for_columns(std::size_t cols) {
     auto const column_bits = static_cast<unsigned>(std::bit_width(cols));
     unsigned const passes = std::max(1u, (column_bits + 9) / 10);
-    return {passes, std::max(1u, (column_bits + passes - 1) / passes)};
+    return {passes, std::max(1u, (column_bits + passes - 1) / passes),
+            MGPU_SIMD_X86 && backend::cpu::simd::active() >= backend::cpu::simd::isa::avx512};
   }
 };
 
@@ -41,17 +66,11 @@ struct row_sort_digits {
 inline void sort_row(std::vector<term_count>& row, std::vector<term_count>& scratch,
                      std::vector<std::uint32_t>& bucket, row_sort_digits digits) {
   std::size_t const length = row.size();
-#if defined(__AVX512F__)
-  if (length <= 16) {
+#if MGPU_SIMD_X86
+  if (digits.wide && length <= 16) {
     // As below, one 16-lane comparison per entry.
     scratch.resize(length);
-    alignas(64) std::uint32_t terms[16];
-    for (std::size_t i = 0; i < 16; ++i) terms[i] = i < length ? row[i].term : ~std::uint32_t{0};
-    __m512i const all = _mm512_load_si512(terms);
-    for (std::size_t i = 0; i < length; ++i) {
-      __mmask16 const smaller = _mm512_cmplt_epu32_mask(all, _mm512_set1_epi32(static_cast<int>(row[i].term)));
-      scratch[static_cast<std::size_t>(std::popcount(static_cast<unsigned>(smaller)))] = row[i];
-    }
+    row_sort_avx512::rank_sort_16(row.data(), length, scratch.data());
     row.swap(scratch);
     return;
   }
