@@ -5,7 +5,11 @@
 // vocabulary for the side-by-side check.
 //
 //   tfidf_corpus --input out/linux-doc.ndjson [--repeat 5] [--devices cpu]
-//                [--save-tfidf X.mtx] [--save-vocabulary V.txt]
+//                [--save-tfidf X.mtx] [--save-vocabulary V.txt] [analyzer flags]
+//
+// The analyzer flags are scikit-learn's TfidfVectorizer parameters
+// (examples/document_similarity/analyzer_flags.hpp), e.g. --analyzer char_wb
+// --ngram-range 2,5.
 //
 // Prints one line per run to stderr and, last, `median <seconds>` on stdout.
 #include <algorithm>
@@ -19,6 +23,8 @@
 
 #include <mgpu/mgpu.hpp>
 
+#include "../examples/document_similarity/analyzer_flags.hpp"
+
 int main(int argc, char** argv) {
   std::string input;
   std::string devices = "cpu";
@@ -31,16 +37,20 @@ int main(int argc, char** argv) {
   app.add_option("--devices", devices, "device string of the weighting policy");
   app.add_option("--save-tfidf", save_tfidf, "write the last run's matrix (Matrix Market)");
   app.add_option("--save-vocabulary", save_vocabulary, "write the last run's vocabulary, one term per line");
+  analyzer_flags analyzer;
+  add_analyzer_flags(app, analyzer);
   CLI11_PARSE(app, argc, argv);
 
   try {
+    mgpu::tfidf_options options;
+    apply_analyzer_flags(analyzer, options);
     auto const corpus = mgpu::read_corpus(input);
     std::size_t bytes = 0;
     for (auto const& t : corpus.texts) bytes += t.size();
     return mgpu::with_policy(devices, [&](auto const& policy) {
       std::vector<double> seconds;
       for (int r = 0; r < repeat; ++r) {
-        mgpu::tfidf_vectorizer<float, std::int32_t> vectorizer;
+        mgpu::tfidf_vectorizer<float, std::int32_t> vectorizer(options);
         auto const start = std::chrono::steady_clock::now();
         auto const tfidf = vectorizer.fit_transform(policy, corpus.texts);
         seconds.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());

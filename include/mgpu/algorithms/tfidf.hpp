@@ -6,12 +6,25 @@
 // vocabulary in the same order and the same values (computed in double, stored as T)
 // as `TfidfVectorizer().fit_transform(corpus)` on any UTF-8 corpus. The pipeline:
 //
-//   analyzer   doc.lower() on the whole document (Python's full Unicode lowercase:
-//              İ -> "i̇", final sigma), then the tokens of `(?u)\b\w\w+\b`, then word
-//              n-grams joined by one space (detail/tokenizer.hpp, text_unicode.hpp)
+//   preprocess the `preprocessor` hook, or doc.lower() on the whole document
+//              (Python's full Unicode lowercase: İ -> "i̇", final sigma; skipped when
+//              !lowercase), then `strip_accents`: "unicode" = NFKD and every code point
+//              of nonzero combining class dropped, "ascii" = NFKD and only ASCII kept
+//              (backend/cpu/text/preprocess.hpp, utf8proc)
+//   analyzer   word: the tokens (the `tokenizer` hook, or the matches of
+//              `token_pattern`: the default `(?u)\b\w\w+\b` by mgpu's own tokenizer,
+//              detail/tokenizer.hpp; any other through PCRE2 with Python's Unicode
+//              `\w` and `\b`, backend/cpu/text/regex_tokenizer.hpp), minus the
+//              `stop_words`, then word n-grams (ngram_range) joined by one space.
+//              char_: runs of 2+ whitespace become one space, then n-grams of code
+//              points. char_wb: each whitespace-separated word padded with one space on
+//              both sides, its code-point n-grams (a word shorter than n counted once).
+//              (backend/cpu/text/analyzer.hpp, char_ngrams.hpp)
 //   counting   CountVectorizer: vocabulary sorted by term (code point = UTF-8 byte
 //              order); `binary` sets counts to 1; terms with df > max_df or df < min_df
-//              are dropped, then `max_features` keeps the terms of largest total count
+//              are dropped, then `max_features` keeps the terms of largest total count.
+//              A fixed `vocabulary` gives the columns instead (term i is column i; the
+//              df bounds and max_features are ignored, as sklearn ignores them)
 //   weighting  TfidfTransformer: tf (1 + ln tf if sublinear_tf) * idf, with
 //              idf = ln((1 + n) / (1 + df)) + 1 (smooth_idf) or ln(n / df) + 1;
 //              then each row is scaled to unit L2 or L1 norm. All-zero rows stay zero.
@@ -26,6 +39,10 @@
 //     so code points new in Unicode 15.0 are word characters here only.
 //   - Invalid UTF-8 raises invalid_argument (sklearn's default decode_error='strict'
 //     raises UnicodeDecodeError on such bytes).
+//   - Empty tokens (a custom token_pattern or tokenizer that yields "") are dropped;
+//     sklearn counts "" as a term. Fixed vocabularies may not hold "" or NUL bytes.
+//   - token_pattern is PCRE2 syntax where it differs from Python's `re` (rarely for
+//     tokenizers); the inline flags `a` and `L` are refused.
 //
 // Stages (backend/cpu/text/): analyze (analyzer.hpp) -> count (counter.hpp) ->
 // vocabulary (vocabulary.hpp, fit only) -> assemble (assemble.hpp) -> weight
@@ -50,7 +67,7 @@
 // (documents, documents) at the end. Nothing is reported for an empty corpus.
 //
 // File (save / load): mgpu's binary container (io/binary_file.hpp), kind
-// "tfidf_vectorizer", version 1; sections in this order:
+// "tfidf_vectorizer", version 2 (docs/formats.md); sections in this order:
 //   lowercase, use_idf, smooth_idf, sublinear_tf, binary   uint8 [1] each, 0 or 1
 //   norm                uint8 [1]     0 l2, 1 l1, 2 none
 //   ngram_range         int32 [2]     min, max
@@ -62,7 +79,15 @@
 //   vocabulary_offsets  uint64 [n + 1]  term i is bytes [offsets[i], offsets[i + 1])
 //   document_frequency  uint64 [n]    documents of the fitted corpus holding each term
 //   idf                 float64 [n]   (0 values when use_idf is 0)
-// A loaded vectorizer's transform gives bitwise the matrix the saved one's gives.
+//   analyzer            uint8 [1]     0 word, 1 char, 2 char_wb
+//   strip_accents       uint8 [1]     0 none, 1 ascii, 2 unicode
+//   token_pattern       text [bytes]
+//   stop_words          text [bytes]  the k stop words end to end
+//   stop_words_offsets  uint64 [k + 1]
+//   fixed_vocabulary    uint8 [1]     1: the vocabulary was given, in its own order
+// Version 1 files end after idf and load with the default analyzer options. The hooks
+// are not saved (save refuses a vectorizer that has one). A loaded vectorizer's
+// transform gives bitwise the matrix the saved one's gives.
 #pragma once
 
 #include <algorithm>
