@@ -33,6 +33,16 @@
 // error is a terminal, a progress line counts the iterations there (io/progress_line.hpp);
 // otherwise nothing extra is printed. Any error ends the program with a one-line message
 // and exit code 1.
+//
+// MPI (built with mgpu's mpi component, MGPU_ENABLE_MPI): started by mpirun / srun, the
+// same iteration runs over the ranks (docs/distributed.md): every rank reads the graph,
+// keeps its devices' nnz-balanced share of Pᵀ's rows (mpi::distributed_csr::from_whole
+// over ranks × --devices), x is broadcast once from rank 0, each iteration's new blocks
+// are all-gathered over the ranks (mpi::all_gather: (ranks − 1)·n·8 bytes between ranks),
+// and the final vector is gathered on rank 0, which prints and writes --output: the same
+// bytes as the single-process run's (csr layout: every row's sum in the same order; the
+// teleport term from each device's whole copy of x). Started without a launcher, the
+// program is the single-process one.
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>
@@ -53,6 +63,12 @@
 #include <mgpu/io/progress_line.hpp>
 #include <mgpu/io/text_output.hpp>
 #include <mgpu/mgpu.hpp>
+#ifdef MGPU_EXAMPLE_WITH_MPI
+#include <mgpu/mpi/collectives.hpp>
+#include <mgpu/mpi/distributed_csr.hpp>
+#include <mgpu/mpi/environment.hpp>
+#include <mgpu/mpi/policy.hpp>
+#endif
 
 namespace {
 
@@ -91,11 +107,8 @@ graph_t transition_transposed(graph_t graph, std::vector<std::int32_t>& dangling
   return mgpu::transpose(graph);
 }
 
-int run(settings const& s) {
-  mgpu::output_set outs;
-  std::optional<mgpu::output_set::output_id> ranks_out;
-  if (!s.output.empty()) ranks_out = outs.add(s.output, "--output");
-  outs.check();
+/// The graph of --input (checked square and non-empty) and its node names.
+graph_t read_graph(settings const& s, std::vector<std::string>& names) {
   if (!fs::exists(s.input)) {
     throw std::runtime_error(s.input.string() +
                              ": no such file (for the default input run: python3 "
@@ -108,7 +121,120 @@ int run(settings const& s) {
   }
   auto stem = s.input;
   stem.replace_extension();
-  auto const names = read_names(stem.string() + ".names.txt", graph.rows());
+  names = read_names(stem.string() + ".names.txt", graph.rows());
+  return graph;
+}
+
+/// The ten best nodes on stdout.
+void print_top(std::vector<double> const& ranks, std::vector<std::string> const& names, settings const& s) {
+  auto const n = static_cast<std::int64_t>(ranks.size());
+  std::vector<std::int64_t> order(static_cast<std::size_t>(n));
+  std::iota(order.begin(), order.end(), 0);
+  auto const top = std::min<std::size_t>(10, order.size());
+  std::partial_sort(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(top), order.end(),
+                    [&](std::int64_t p, std::int64_t q) { return ranks[p] > ranks[q] || (ranks[p] == ranks[q] && p < q); });
+  std::printf("top %zu after %d iterations (damping %g):\n", top, s.iterations, s.damping);
+  for (std::size_t k = 0; k < top; ++k) {
+    auto const i = order[k];
+    std::printf("  %-40s %.6g\n", names.empty() ? std::to_string(i).c_str() : names[i].c_str(), ranks[i]);
+  }
+}
+
+/// node<TAB>score for every node.
+void write_ranks(std::ostream& out, std::vector<double> const& ranks, std::vector<std::string> const& names) {
+  std::string line;
+  char score[32];
+  for (std::size_t i = 0; i < ranks.size(); ++i) {
+    line.clear();
+    if (names.empty()) {
+      line += std::to_string(i);
+    } else {
+      mgpu::append_tsv_field(line, names[i]);
+    }
+    std::snprintf(score, sizeof score, "\t%.17g\n", ranks[i]);
+    line += score;
+    out << line;
+  }
+}
+
+#ifdef MGPU_EXAMPLE_WITH_MPI
+// The iteration over MPI ranks (see the file comment); rank 0 prints and writes.
+int run_distributed(settings const& s) {
+  mgpu::mpi::distributed_policy<mgpu::cpu> const policy(s.devices);
+  bool const root = policy.rank() == 0;
+  mgpu::output_set outs;
+  std::optional<mgpu::output_set::output_id> ranks_out;
+  if (root && !s.output.empty()) {
+    ranks_out = outs.add(s.output, "--output");
+    outs.check();
+  }
+  std::vector<std::string> names;
+  auto graph = read_graph(s, names);
+  std::int64_t const n = graph.rows();
+  if (root) {
+    std::printf("%s: %lld nodes, %lld edges\n", s.input.c_str(), static_cast<long long>(n),
+                static_cast<long long>(graph.nnz()));
+  }
+  std::vector<std::int32_t> dangling;
+  auto const pt = transition_transposed(std::move(graph), dangling);
+
+  using vector_t = mgpu::mpi::distributed_dense<mgpu::cpu, double>;
+  mgpu::distributed_csr_options options;
+  options.layout = mgpu::spmv_layout::csr;
+  options.resident = true;
+  auto a = mgpu::mpi::distributed_csr<mgpu::cpu, double, std::int32_t>::from_whole(policy, pt.view(), options);
+  auto x = vector_t::replicated(policy, n, 1);
+  auto y = vector_t::row_blocks(policy, n, 1, a.row_bounds());
+  policy.transfers().reset();
+  std::vector<double> const start(static_cast<std::size_t>(n), 1.0 / static_cast<double>(n));
+  mgpu::mpi::broadcast(std::span<double const>(start), x);  // rank 0's host -> every device, once
+
+  double const d = s.damping;
+  auto& set = policy.local().devices();
+  std::size_t const devices = set.size();
+  std::vector<mgpu::event<mgpu::cpu>> teleported(devices);
+  mgpu::progress_line const line("pagerank", "iterations");
+  auto const progress = root ? line.callback() : mgpu::progress_callback{};
+  for (int it = 0; it < s.iterations; ++it) {
+    a.spmv(d, x, 0.0, y);  // each device: its rows, from its own x
+    for (std::size_t dev = 0; dev < devices; ++dev) {
+      set[dev].work.enqueue([&, dev] {
+        auto const xs = x.local().view(dev);
+        double dangling_sum = 0;
+        for (auto i : dangling) dangling_sum += xs.data[i];
+        double const teleport = (d * dangling_sum + (1.0 - d)) / static_cast<double>(n);
+        auto const ys = y.local().view(dev);
+        for (std::int64_t i = 0; i < ys.rows; ++i) ys.data[i] += teleport;
+      });
+      teleported[dev].record(set[dev].work);
+    }
+    for (auto const& e : teleported) e.synchronize();
+    if (it + 1 < s.iterations) mgpu::mpi::all_gather(y, x);  // the only copy, across ranks too
+    mgpu::report_progress(progress, it + 1, s.iterations);
+  }
+  std::vector<double> ranks(root ? static_cast<std::size_t>(n) : 0);
+  mgpu::mpi::gather(y, std::span<double>(ranks));  // -> rank 0's host, once
+  auto const moved = mgpu::mpi::sum_transfers(policy);
+  if (!root) return 0;
+  print_top(ranks, names, s);
+  std::printf("bytes moved (%s): all pairs %llu, between ranks %llu\n", policy.to_string().c_str(),
+              static_cast<unsigned long long>(moved.total()), static_cast<unsigned long long>(moved.network()));
+  if (ranks_out) {
+    outs.set_writer(*ranks_out, [&](std::ostream& out) { write_ranks(out, ranks, names); });
+    outs.commit();
+    std::printf("wrote %s\n", s.output.c_str());
+  }
+  return 0;
+}
+#endif
+
+int run(settings const& s) {
+  mgpu::output_set outs;
+  std::optional<mgpu::output_set::output_id> ranks_out;
+  if (!s.output.empty()) ranks_out = outs.add(s.output, "--output");
+  outs.check();
+  std::vector<std::string> names;
+  auto graph = read_graph(s, names);
   std::int64_t const n = graph.rows();
   std::printf("%s: %lld nodes, %lld edges\n", s.input.c_str(), static_cast<long long>(n),
               static_cast<long long>(graph.nnz()));
@@ -160,16 +286,7 @@ int run(settings const& s) {
     std::vector<double> ranks(static_cast<std::size_t>(n));
     mgpu::gather(y, std::span<double>(ranks));  // device -> host, once
 
-    std::vector<std::int64_t> order(static_cast<std::size_t>(n));
-    std::iota(order.begin(), order.end(), 0);
-    auto const top = std::min<std::size_t>(10, order.size());
-    std::partial_sort(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(top), order.end(),
-                      [&](std::int64_t p, std::int64_t q) { return ranks[p] > ranks[q] || (ranks[p] == ranks[q] && p < q); });
-    std::printf("top %zu after %d iterations (damping %g):\n", top, s.iterations, d);
-    for (std::size_t k = 0; k < top; ++k) {
-      auto const i = order[k];
-      std::printf("  %-40s %.6g\n", names.empty() ? std::to_string(i).c_str() : names[i].c_str(), ranks[i]);
-    }
+    print_top(ranks, names, s);
     auto const& moved = set.transfers();
     std::printf("bytes moved (%s): host sent %llu received %llu\n", set.to_string().c_str(),
                 static_cast<unsigned long long>(moved.sent(mgpu::host_endpoint)),
@@ -181,21 +298,7 @@ int run(settings const& s) {
                   static_cast<unsigned long long>(moved.received(static_cast<int>(dev))));
     }
     if (ranks_out) {
-      outs.set_writer(*ranks_out, [&](std::ostream& out) {
-        std::string line;
-        char score[32];
-        for (std::int64_t i = 0; i < n; ++i) {
-          line.clear();
-          if (names.empty()) {
-            line += std::to_string(i);
-          } else {
-            mgpu::append_tsv_field(line, names[static_cast<std::size_t>(i)]);
-          }
-          std::snprintf(score, sizeof score, "\t%.17g\n", ranks[static_cast<std::size_t>(i)]);
-          line += score;
-          out << line;
-        }
-      });
+      outs.set_writer(*ranks_out, [&](std::ostream& out) { write_ranks(out, ranks, names); });
       outs.commit();
       std::printf("wrote %s\n", s.output.c_str());
     }
@@ -220,6 +323,12 @@ int main(int argc, char** argv) {
   app.add_option("--output", s.output, "write node<TAB>score for every node here");
   CLI11_PARSE(app, argc, argv);
   mgpu::remove_temporaries_on_signal();
+#ifdef MGPU_EXAMPLE_WITH_MPI
+  if (mgpu::mpi::launched_by_mpi()) {
+    mgpu::mpi::environment env(argc, argv);
+    return mgpu::mpi::main_guard([&] { return run_distributed(s); });
+  }
+#endif
   try {
     return run(s);
   } catch (std::bad_alloc const&) {

@@ -35,7 +35,9 @@
 #include <mpi.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <exception>
+#include <initializer_list>
 #include <string>
 #include <utility>
 
@@ -99,6 +101,18 @@ class environment {
   bool owns_ = false;
   int uncaught_at_start_ = 0;
 };
+
+/// True when the process was started by an MPI launcher (Open MPI's mpirun / mpiexec,
+/// MPICH's Hydra, Slurm's srun with PMI or PMIx): one of the variables they set for
+/// every rank (OMPI_COMM_WORLD_SIZE, PMI_SIZE, PMI_RANK, PMIX_RANK) is present. Programs
+/// that are useful both ways (the examples) initialise MPI only then, so that a run
+/// without a launcher stays an ordinary single process (no singleton MPI start).
+[[nodiscard]] inline bool launched_by_mpi() noexcept {
+  for (char const* name : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMI_RANK", "PMIX_RANK"}) {
+    if (std::getenv(name) != nullptr) return true;
+  }
+  return false;
+}
 
 /// Runs `body()` (an MPI program's main body, returning its exit code) and ends the rank
 /// without a hang when it throws (see the file comment): prints "rank R of N: error:

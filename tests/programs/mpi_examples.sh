@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# mpi_examples.sh PROGRAM BINARY TEST_DATA_DIR MPIRUN [MPIRUN_FLAGS...]
+#
+# An example built as an MPI program (docs/distributed.md), run under MPIRUN with 1 to 4
+# ranks (oversubscribed on a small machine), must write the same bytes as its
+# single-process run (started without a launcher), and a bad input must end every rank
+# with a non-zero status and the message, within the time limit (no hang). PROGRAM is
+# knn_classify (the tests/data/knn fixture: 300 training images, 20 queries; l2 and
+# cosine) or pagerank (tests/data/pagerank/graph.mtx). Every run is bounded by `timeout`.
+# Runs in a fresh `mktemp -d` directory, removed at the end. Needs bash and python3.
+set -u
+program=$1
+bin=$(realpath "$2")
+data=$(realpath "$3")
+shift 3
+mpirun=("$@")
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+cd "$work" || exit 1
+
+failures=0
+fail() {
+  echo "FAIL [mpi $program]: $*" >&2
+  failures=$((failures + 1))
+}
+
+# single NAME ARGS...: the program alone; mpi NAME RANKS ARGS...: under the launcher.
+single() {
+  local name=$1
+  shift
+  timeout 120 "$bin" "$@" >"$name.out" 2>"$name.err"
+  rc=$?
+}
+mpi() {
+  local name=$1 ranks=$2
+  shift 2
+  timeout 120 "${mpirun[@]}" -np "$ranks" "$bin" "$@" >"$name.out" 2>"$name.err"
+  rc=$?
+}
+expect_rc() {  # expect_rc NAME WANT
+  if [ "$rc" -ne "$2" ]; then fail "$1: exit code $rc, expected $2; stderr: $(head -c 600 "$1.err")"; fi
+}
+same() {  # same A B: identical files
+  cmp -s "$1" "$2" || fail "$2 differs from $1: $(diff "$1" "$2" | head -5)"
+}
+
+case "$program" in
+  knn_classify)
+    mkdir data
+    ln -s "$data/knn/fashion-train-300-images.idx3-ubyte.gz" data/train-images-idx3-ubyte.gz
+    ln -s "$data/knn/fashion-train-300-labels.idx1-ubyte.gz" data/train-labels-idx1-ubyte.gz
+    ln -s "$data/knn/fashion-test-20-images.idx3-ubyte.gz" data/t10k-images-idx3-ubyte.gz
+    python3 -c '
+import struct
+open("data/t10k-labels-idx1-ubyte", "wb").write(struct.pack(">II", 0x801, 20) + bytes(i % 10 for i in range(20)))'
+    for metric in l2 cosine; do
+      single "ref_$metric" --data-dir data --k 7 --metric "$metric" --devices cpu --output "ref_$metric.tsv"
+      expect_rc "ref_$metric" 0
+      [ "$(wc -l <"ref_$metric.tsv")" -eq 140 ] || fail "ref_$metric: expected 140 rows"
+      for ranks in 1 2 3 4; do
+        for devices in cpu cpu:2; do
+          name="np${ranks}_${metric}_${devices/:/}"
+          mpi "$name" "$ranks" --data-dir data --k 7 --metric "$metric" --devices "$devices" --output "$name.tsv"
+          expect_rc "$name" 0
+          same "ref_$metric.tsv" "$name.tsv"
+          grep -q '^accuracy=' "$name.out" || fail "$name: no accuracy line on stdout"
+          [ "$(grep -c '^accuracy=' "$name.out")" -eq 1 ] || fail "$name: more than one rank printed the results"
+        done
+      done
+    done
+    # A data set missing on every rank: each rank's own error, the job ends non-zero.
+    mpi missing 3 --data-dir nowhere --k 3 --output missing.tsv
+    [ "$rc" -ne 0 ] || fail "missing: exit code 0"
+    grep -qF "nowhere/train-images-idx3-ubyte.gz: no such file" missing.err ||
+      fail "missing: stderr lacks the message: $(head -c 600 missing.err)"
+    [ ! -e missing.tsv ] || fail "missing: an output was written"
+    # Host devices only: a malformed device string is every rank's agreed error.
+    mpi devices 2 --data-dir data --k 3 --devices cpu:x --output devices.tsv
+    expect_rc devices 1
+    [ "$(grep -c 'error:' devices.err)" -eq 2 ] || fail "devices: expected both ranks' messages: $(head -c 600 devices.err)"
+    ;;
+  pagerank)
+    for run in "0.85 50" "0.5 3"; do
+      set -- $run
+      single "ref_$1" --input "$data/pagerank/graph.mtx" --damping "$1" --iterations "$2" --devices cpu \
+        --output "ref_$1.tsv"
+      expect_rc "ref_$1" 0
+      for ranks in 1 2 3 4; do
+        for devices in cpu cpu:2; do
+          name="np${ranks}_$1_${devices/:/}"
+          mpi "$name" "$ranks" --input "$data/pagerank/graph.mtx" --damping "$1" --iterations "$2" \
+            --devices "$devices" --output "$name.tsv"
+          expect_rc "$name" 0
+          same "ref_$1.tsv" "$name.tsv"
+        done
+      done
+    done
+    # Bytes between ranks for 3 iterations of the 10-node graph on 2 ranks x cpu: the
+    # broadcast of x (80 bytes to rank 1), 2 all-gathers of the blocks of the other rank
+    # (80 bytes in all each), the gather of rank 1's block (its rows x 8 bytes).
+    python3 - np2_0.5_cpu.out <<'PY' || fail "the bytes between ranks are not broadcast + all-gathers + gather"
+import re, sys
+text = open(sys.argv[1]).read()
+m = re.search(r"between ranks (\d+)", text)
+assert m, text
+network = int(m.group(1))
+# rank 1's rows are unknown here, but bounded: 80 (broadcast) + 2 * 80 (all-gathers) + its block (<= 80).
+assert 240 < network <= 320, network
+PY
+    mpi missing 2 --input nowhere.mtx --output missing.tsv
+    [ "$rc" -ne 0 ] || fail "missing: exit code 0"
+    grep -qF "nowhere.mtx: no such file" missing.err || fail "missing: stderr lacks the message: $(head -c 600 missing.err)"
+    ;;
+  *)
+    echo "mpi_examples.sh: unknown program $program" >&2
+    exit 2
+    ;;
+esac
+
+if [ "$failures" -ne 0 ]; then
+  echo "mpi $program: $failures check(s) failed" >&2
+  exit 1
+fi
+echo "mpi $program: all checks passed"
