@@ -36,6 +36,17 @@
 // (mgpu::progress_line); elsewhere nothing is added.
 // Any error ends the program with a one-line message (naming what ran out when memory
 // does) and exit code 1.
+//
+// MPI (built with mgpu's mpi component, MGPU_ENABLE_MPI): started by mpirun / srun, the fit
+// runs over the ranks (docs/distributed.md): every rank reads the interactions, keeps its
+// nnz-balanced share of the users' rows and of the items' rows (mpi::als_halves) and
+// mpi::als_fit solves them on its own --devices (host devices), the solved factor rows
+// all-gathered after each half-step; rank 0 then holds the whole factors, which are the
+// single-process fit's (Cholesky), and does everything after the fit as the single
+// process does (--recommend, --recommend-all, --save-factors: the same bytes). The
+// conjugate-gradient solver, --save-model and --load-model are refused there (a model
+// file records the fit's loss history, which is only equal to round-off). Started
+// without a launcher, the program is the single-process one.
 #include <algorithm>
 #include <charconv>
 #include <cmath>
@@ -47,6 +58,7 @@
 #include <new>
 #include <optional>
 #include <string>
+#include <type_traits>
 #include <unordered_map>
 #include <vector>
 
@@ -58,6 +70,11 @@
 #include <mgpu/io/progress_line.hpp>
 #include <mgpu/io/text_output.hpp>
 #include <mgpu/mgpu.hpp>
+#ifdef MGPU_EXAMPLE_WITH_MPI
+#include <mgpu/mpi/als.hpp>
+#include <mgpu/mpi/environment.hpp>
+#include <mgpu/mpi/policy.hpp>
+#endif
 #ifdef MGPU_EXAMPLE_WITH_CUDA
 // The GPU backend: --devices cuda, cuda:0,1. Its kernels are instantiated in
 // als_recommend_cuda.cu; this file stays host code.
@@ -89,6 +106,11 @@ struct settings {
 
 // What the program is doing, for the message when memory runs out.
 char const* stage = "starting";
+
+// Under an MPI launcher: whether this process is rank 0 (the one that writes and prints
+// after the fit), and the fit over the ranks.
+bool distributed = false;
+bool root = true;
 
 // A CLI11 check for an integer in [lo, hi] whose message shows the bounds, not a
 // 309-digit numeric limit: "--factors: must be an integer in [1, 4096], got 0".
@@ -222,6 +244,17 @@ void print_matches(mgpu::topk_result<float> const& found, std::vector<std::strin
 
 int run(settings& s) {
   auto const format = mgpu::parse_text_format(s.output_format);
+  if (distributed && (!s.save_model.empty() || !s.load_model.empty() || s.solver == "cg")) {
+    throw std::runtime_error(
+        "under MPI, the fit runs over the ranks with the cholesky solver, without --save-model or --load-model "
+        "(docs/distributed.md)");
+  }
+  if (!root) {  // the other ranks take part in the fit only
+    s.save_factors.clear();
+    s.output.clear();
+    s.recommend_all = false;
+    s.recommend.clear();
+  }
   // The outputs are checked before the long work and written as one commit.
   mgpu::output_set outs;
   std::optional<mgpu::output_set::output_id> users_out, items_out, recs_out, model_out, user_names_out,
@@ -296,7 +329,7 @@ int run(settings& s) {
                   static_cast<long long>(users), static_cast<long long>(items),
                   static_cast<long long>(model.options().factors));
     } else {
-      std::printf("%s: %d users x %d items, %d entries\n", s.input.c_str(), r->rows(), r->cols(), r->nnz());
+      if (root) std::printf("%s: %d users x %d items, %d entries\n", s.input.c_str(), r->rows(), r->cols(), r->nnz());
       s.als.model = s.model == "weighted" ? mgpu::als_model::weighted : mgpu::als_model::implicit;
       s.als.solver = s.solver == "cg" ? mgpu::als_solver::conjugate_gradient : mgpu::als_solver::cholesky;
       s.als.on_iteration = [](int it, double loss, double seconds) {
@@ -307,7 +340,35 @@ int run(settings& s) {
       s.als.progress = fit_progress.callback();
       stage = "fitting the model";
       model = mgpu::als(s.als);
+#ifdef MGPU_EXAMPLE_WITH_MPI
+      if (distributed) {
+        // The fit over the ranks; then a model of its factors (0 iterations from them) serves
+        // as the single-process one would. Every rank prints its own iteration lines only on
+        // rank 0.
+        if constexpr (std::is_same_v<typename std::decay_t<decltype(policy)>::kind, mgpu::cpu>) {
+          mgpu::mpi::distributed_policy<mgpu::cpu> const ranks(policy);
+          if (!root) {
+            s.als.on_iteration = {};
+            s.als.progress = {};
+          }
+          auto const halves = mgpu::mpi::als_halves(ranks, r->view());
+          auto fitted = mgpu::mpi::als_fit(ranks, halves.users, halves.items, s.als);
+          if (!root) return 0;
+          auto serving = s.als;
+          serving.iterations = 0;
+          serving.on_iteration = {};
+          serving.progress = {};
+          model = mgpu::als(serving);
+          model.fit(policy, *r, std::move(fitted.user_factors), std::move(fitted.item_factors));
+        } else {
+          throw std::runtime_error("under MPI, --devices must name host devices (cpu or cpu:N)");
+        }
+      } else {
+        model.fit(policy, *r);
+      }
+#else
       model.fit(policy, *r);
+#endif
       if (s.als.solver == mgpu::als_solver::cholesky && r->nnz() > 0) {
         stage = "checking the residuals";
         std::printf("normal equations of the item factors: max relative residual %.3g over a sample of items\n",
@@ -412,6 +473,16 @@ int main(int argc, char** argv) {
   }
   CLI11_PARSE(app, argc, argv);
   mgpu::remove_temporaries_on_signal();
+#ifdef MGPU_EXAMPLE_WITH_MPI
+  if (mgpu::mpi::launched_by_mpi()) {
+    mgpu::mpi::environment env(argc, argv);
+    int rank = 0;
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    distributed = true;
+    root = rank == 0;
+    return mgpu::mpi::main_guard([&] { return run(s); });
+  }
+#endif
   try {
     return run(s);
   } catch (std::bad_alloc const&) {

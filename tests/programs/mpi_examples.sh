@@ -6,7 +6,8 @@
 # single-process run (started without a launcher), and a bad input must end every rank
 # with a non-zero status and the message, within the time limit (no hang). PROGRAM is
 # knn_classify (the tests/data/knn fixture: 300 training images, 20 queries; l2 and
-# cosine) or pagerank (tests/data/pagerank/graph.mtx). Every run is bounded by `timeout`.
+# cosine), pagerank (tests/data/pagerank/graph.mtx) or als_recommend
+# (tests/data/als/dpkg-status.mtx). Every run is bounded by `timeout`.
 # Runs in a fresh `mktemp -d` directory, removed at the end. Needs bash and python3.
 set -u
 program=$1
@@ -111,6 +112,30 @@ PY
     mpi missing 2 --input nowhere.mtx --output missing.tsv
     [ "$rc" -ne 0 ] || fail "missing: exit code 0"
     grep -qF "nowhere.mtx: no such file" missing.err || fail "missing: stderr lacks the message: $(head -c 600 missing.err)"
+    ;;
+  als_recommend)
+    # tests/data/als/dpkg-status.mtx (820 users x 1111 items): the fit over the ranks, then
+    # rank 0's --recommend-all and --save-factors, against the single-process run.
+    input="$data/als/dpkg-status.mtx"
+    args=(--input "$input" --factors 8 --iterations 4 --regularization 0.1 --recommend-all --top-k 5)
+    single ref "${args[@]}" --devices cpu --output ref.tsv --save-factors ref
+    expect_rc ref 0
+    [ "$(wc -l <ref.tsv)" -eq 4100 ] || fail "ref: expected 4100 rows"
+    for ranks in 1 2 3 4; do
+      for devices in cpu cpu:2; do
+        name="np${ranks}_${devices/:/}"
+        mpi "$name" "$ranks" "${args[@]}" --devices "$devices" --output "$name.tsv" --save-factors "$name"
+        expect_rc "$name" 0
+        same ref.tsv "$name.tsv"
+        same ref.users.mtx "$name.users.mtx"
+        same ref.items.mtx "$name.items.mtx"
+        [ "$(grep -c '^iteration 4:' "$name.out")" -eq 1 ] || fail "$name: expected one rank's iteration lines"
+      done
+    done
+    # What the fit over ranks refuses, on every rank alike.
+    mpi cg 2 --input "$input" --solver cg --iterations 1
+    expect_rc cg 1
+    grep -qF "the fit runs over the ranks with the cholesky solver" cg.err || fail "cg: stderr lacks the message: $(head -c 600 cg.err)"
     ;;
   *)
     echo "mpi_examples.sh: unknown program $program" >&2
