@@ -62,13 +62,14 @@ def run_mgpu(exe, mtx, solver, devices, iterations, prefix):
     return seconds, loss
 
 
-def run_implicit(c, iterations):
+def run_implicit(c, iterations, x0, y0):
     seconds = []
     with threadpool_limits(1, "blas"):
         model = AlternatingLeastSquares(factors=FACTORS, regularization=REG, alpha=1.0, iterations=iterations,
                                         use_cg=True, calculate_training_loss=False, num_threads=THREADS,
                                         random_state=42)
         model.cg_steps = CG_STEPS  # an attribute in implicit 0.7, 3 by default
+        model.user_factors, model.item_factors = x0.copy(), y0.copy()  # fit starts from these
         model.fit(c, show_progress=False, callback=lambda it, elapsed, loss: seconds.append(elapsed))
     return seconds, model.user_factors, model.item_factors
 
@@ -101,31 +102,49 @@ def main():
         times = {label: [] for label, _, _ in runs}
         times[peer] = []
         printed, last = {}, {}
+        init = os.path.join(a.work, f"als.{name}.init")
+        run([exe, "--input", mtx, "--factors", str(FACTORS), "--iterations", "0", "--save-factors", init])
+        x0 = np.ascontiguousarray(scipy.io.mmread(init + ".users.mtx"), dtype=np.float32)
+        y0 = np.ascontiguousarray(scipy.io.mmread(init + ".items.mtx"), dtype=np.float32)
         for rep in range(a.reps):
             for label, solver, devices in runs:
                 prefix = os.path.join(a.work, f"als.{name}.{solver}.{devices}")
                 secs, loss = run_mgpu(exe, mtx, solver, devices, a.iterations, prefix)
                 times[label].append(median(secs))
                 printed[label], last[label] = loss, prefix
-            secs, xu, yi = run_implicit(c, a.iterations)
+            secs, xu, yi = run_implicit(c, a.iterations, x0, y0)
             times[peer].append(median(secs))
             log(f"als {name} rep {rep + 1}: " + ", ".join(f"{s} {t[-1]:.3f} s/it" for s, t in times.items()))
-        losses, checks = {}, []
+        losses, checks, factors = {}, [], {}
         for label in ("mgpu CG", "mgpu Cholesky"):
             if label not in last:
                 continue
-            x = scipy.io.mmread(last[label] + ".users.mtx")
-            y = scipy.io.mmread(last[label] + ".items.mtx")
-            losses[label] = objective(r, np.asarray(x), np.asarray(y))
+            x = np.asarray(scipy.io.mmread(last[label] + ".users.mtx"))
+            y = np.asarray(scipy.io.mmread(last[label] + ".items.mtx"))
+            factors[label] = (x, y)
+            losses[label] = objective(r, x, y)
             rel = abs(losses[label] - printed[label]) / printed[label]
             checks.append(f"{label}: L recomputed here {losses[label]:.6g}, printed by mgpu {printed[label]:.6g} "
                           f"(relative difference {rel:.1e})")
         losses[peer] = objective(r, xu, yi)
-        worse = losses["mgpu CG"] / losses[peer] - 1.0 if "mgpu CG" in losses else float("nan")
-        ok = all(abs(losses[l] - printed[l]) <= 1e-3 * printed[l] for l in printed if l in losses)
-        text = (f"final loss L after {a.iterations} iterations: " +
-                ", ".join(f"{k} {v:.6g}" for k, v in losses.items()) +
-                f"; mgpu CG's loss is {abs(worse) * 100:.2f}% {'above' if worse > 0 else 'below'} implicit's")
+        worse = losses["mgpu CG"] / losses[peer] - 1.0
+        x, y = factors["mgpu CG"]
+        rel = lambda m, ref: float(np.linalg.norm(m.astype(np.float64) - ref) / np.linalg.norm(ref.astype(np.float64)))
+        fx, fy = rel(x, xu), rel(y, yi)
+        # Same algorithm from the same start: the factors differ by float32 rounding
+        # (summation order), which CG carries along; 1e-2 relative is far below what a
+        # different algorithm or objective gives (compare mgpu Cholesky's factors).
+        ok = all(abs(losses[l] - printed[l]) <= 1e-6 * printed[l] for l in printed) and \
+            abs(worse) <= 1e-3 and max(fx, fy) <= 1e-2
+        text = (f"final loss L after {a.iterations} iterations from the same start: " +
+                ", ".join(f"{k} {v:.7g}" for k, v in losses.items()) +
+                f"; mgpu CG's loss is {abs(worse) * 100:.4f}% {'above' if worse > 0 else 'below'} implicit's; "
+                f"mgpu CG's factors differ from implicit's by {fx:.1e} (users) and {fy:.1e} (items), "
+                "relative Frobenius norm")
+        if "mgpu Cholesky" in factors:
+            cx, cy = factors["mgpu Cholesky"]
+            checks.append(f"for scale: mgpu Cholesky's factors differ from implicit CG's by {rel(cx, xu):.1e} "
+                          f"(users) and {rel(cy, yi):.1e} (items)")
         log(f"als {name}: {text}; " + "; ".join(checks))
         datasets.append({"dataset": name, "unit": "s/iteration",
                          "what": f"{r.shape[0]} users x {r.shape[1]} items, nnz {r.nnz}, {FACTORS} factors, "
@@ -134,7 +153,8 @@ def main():
                          "losses": losses, "loss_vs_peer": worse,
                          "versions": {"implicit": implicit.__version__},
                          "notes": checks + ["implicit is given 1 + α·r as its confidence with alpha = 1 "
-                                            "(the same objective as mgpu's w = 1 + α·r)"]})
+                                            "(the same objective as mgpu's w = 1 + α·r) and mgpu's initial "
+                                            "factors"]})
     write_result(a.out, "ALS", datasets)
 
 

@@ -21,6 +21,7 @@ import time
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 THREADS = 2
+_START = (time.time(), os.getloadavg())
 
 
 def log(*args):
@@ -60,7 +61,8 @@ def pin_threads():
 def write_result(path, workload, datasets):
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "w") as f:
-        json.dump({"workload": workload, "datasets": datasets}, f, indent=1)
+        json.dump({"workload": workload, "datasets": datasets, "started": _START[0], "seconds": time.time() - _START[0],
+                   "load_before": _START[1], "load_after": os.getloadavg()}, f, indent=1)
     log(f"wrote {path}")
 
 

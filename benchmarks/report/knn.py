@@ -72,6 +72,7 @@ def main():
     p.add_argument("--data-dir", default="/usr/share/datasets/fashion-mnist")
     p.add_argument("--reps", type=int, default=5)
     p.add_argument("--devices", default="cpu,cpu:2")
+    p.add_argument("--limit-queries", type=int, default=0, help="only the first N queries (0: all)")
     p.add_argument("--work", default="out/report/work")
     p.add_argument("--out", required=True)
     a = p.parse_args()
@@ -80,6 +81,8 @@ def main():
     exe = build_path(a.build, "examples", "knn_classify", "knn_classify")
     devices = a.devices.split(",")
     xb, xq = load(a.data_dir)
+    if a.limit_queries:
+        xq = xq[:a.limit_queries]
     os.makedirs(a.work, exist_ok=True)
     peer = f"faiss IndexFlatL2 ({THREADS} threads)"
     times = {**{f"mgpu {d}": [] for d in devices}, peer: []}
@@ -87,7 +90,8 @@ def main():
     for r in range(a.reps):
         for d in devices:
             tsv = os.path.join(a.work, f"knn.{d}.tsv")
-            out, _, _ = run([exe, "--data-dir", a.data_dir, "--k", str(K), "--devices", d, "--output", tsv])
+            out, _, _ = run([exe, "--data-dir", a.data_dir, "--k", str(K), "--devices", d, "--output", tsv,
+                              "--limit-queries", str(a.limit_queries)])
             times[f"mgpu {d}"].append(field(out, r"search_seconds=([0-9.]+)"))
             outputs[d] = tsv
         with threadpool_limits(THREADS):
