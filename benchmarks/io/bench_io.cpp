@@ -12,6 +12,7 @@
 //                 --skip-in-memory, for corpora larger than memory)
 //   read+count    corpus_prefetcher + corpus_text_range feeding count (what
 //                 document_similarity does); MB/s of the file
+//   read,count    the same with depth 0: reading and counting take turns on one thread
 //   write-tsv     10 neighbour rows per document (ids of the corpus, float scores in
 //                 (0, 1]) through neighbor_writer into an output_set file in --write-dir;
 //                 MB/s of the file written
@@ -123,6 +124,15 @@ int main(int argc, char** argv) {
       ids = std::move(kept);
       file_bytes = static_cast<double>(reader.bytes_read());
       return file_bytes;
+    });
+
+    stage("read,count", repeat, [&] {
+      vectorizer_t v;
+      std::vector<std::string> kept;
+      mgpu::corpus_prefetcher reader(input, options, 0);
+      mgpu::corpus_text_range texts(reader, &kept);
+      auto const c = v.count(texts);
+      return static_cast<double>(reader.bytes_read());
     });
 
     auto const tsv = write_dir / "bench_io_neighbors.tsv";

@@ -22,6 +22,7 @@
 // thread touches only the queues and its own reader.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
@@ -118,22 +119,23 @@ class bounded_queue {
 };
 
 /// Reads a corpus file (corpus.hpp: NDJSON or lines, plain or gzip) on a background
-/// thread, at most `depth` batches ahead of the consumer. Not copyable or movable.
+/// thread, at most `depth` batches ahead of the consumer; depth 0 reads on the consumer's
+/// thread inside next() (no thread; for one core). Not copyable or movable.
 class corpus_prefetcher {
  public:
   /// Opens `file` on the calling thread and starts reading it.
   /// @throws parse_error (line 0) when the file cannot be opened; invalid_argument for
   ///         bad options or depth 0.
   explicit corpus_prefetcher(std::filesystem::path file, corpus_options options = {}, std::size_t depth = 2)
-      : reader_(std::move(file), std::move(options)), filled_(depth), spare_(depth + 2) {
-    thread_ = std::thread([this] { read_all(); });
+      : reader_(std::move(file), std::move(options)), filled_(std::max<std::size_t>(depth, 1)), spare_(depth + 2) {
+    if (depth > 0) thread_ = std::thread([this] { read_all(); });
   }
   corpus_prefetcher(corpus_prefetcher const&) = delete;
   corpus_prefetcher& operator=(corpus_prefetcher const&) = delete;
   ~corpus_prefetcher() {
     filled_.close();
     spare_.close();
-    thread_.join();
+    if (thread_.joinable()) thread_.join();
   }
 
   /// Replaces `batch` with the next batch in file order (its old buffers go back to the
@@ -141,6 +143,7 @@ class corpus_prefetcher {
   /// @throws whatever reading the file threw (see the file comment), once every document
   ///         before the failure has been returned.
   bool next(corpus_text_batch& batch) {
+    if (!thread_.joinable()) return next_here(batch);
     auto filled = filled_.pop();
     batch.clear();
     if (!filled) {
@@ -160,6 +163,28 @@ class corpus_prefetcher {
   [[nodiscard]] std::uint64_t bytes_read() const noexcept { return finished_ ? bytes_read_ : 0; }
 
  private:
+  // Depth 0: reads on the caller's thread.
+  bool next_here(corpus_text_batch& batch) {
+    if (finished_) {
+      batch.clear();
+      return false;
+    }
+    auto const start = std::chrono::steady_clock::now();
+    bool more = false;
+    try {
+      more = reader_.next(batch);
+    } catch (...) {
+      finished_ = true;
+      throw;
+    }
+    read_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (!more) {
+      finished_ = true;
+      bytes_read_ = reader_.bytes_read();
+    }
+    return more;
+  }
+
   void read_all() noexcept {
     corpus_text_batch batch;
     try {
