@@ -90,6 +90,43 @@ inline std::int64_t tfidf_flags(tfidf_options const& o) noexcept {
          (std::holds_alternative<std::int64_t>(o.max_df) ? 256 : 0);
 }
 
+/// A hash of the analyzer's options, those this version of tfidf_options has (analyzer,
+/// stop words, token pattern, accent stripping): every rank must pass the same. Callables
+/// (a custom preprocessor or tokenizer) cannot be compared and must behave alike.
+template <class O>
+std::int64_t analyzer_hash(O const& o) noexcept {
+  std::uint64_t h = 1469598103934665603ull;
+  auto const add_text = [&h](std::string_view t) {
+    auto const n = static_cast<std::uint64_t>(t.size());
+    h = fnv1a(&n, sizeof n, h);
+    h = fnv1a(t.data(), t.size(), h);
+  };
+  if constexpr (requires { o.analyzer; }) {
+    auto const a = static_cast<std::int64_t>(o.analyzer);
+    h = fnv1a(&a, sizeof a, h);
+  }
+  if constexpr (requires { o.stop_words; }) {
+    for (auto const& w : o.stop_words) add_text(w);
+  }
+  if constexpr (requires { o.token_pattern; }) add_text(o.token_pattern);
+  if constexpr (requires { o.strip_accents; }) {
+    auto const a = static_cast<std::int64_t>(o.strip_accents);
+    h = fnv1a(&a, sizeof a, h);
+  }
+  return static_cast<std::int64_t>(h);
+}
+
+/// True if the options fix the vocabulary (sklearn's `vocabulary`), where this version
+/// of tfidf_options has that option.
+template <class O>
+bool fixed_vocabulary(O const& o) noexcept {
+  if constexpr (requires { o.vocabulary.has_value(); }) {
+    return o.vocabulary.has_value();
+  } else {
+    return false;
+  }
+}
+
 inline double df_value(df_bound const& b) noexcept {
   if (auto const* count = std::get_if<std::int64_t>(&b)) return static_cast<double>(*count);
   return std::get<double>(b);
@@ -105,8 +142,10 @@ inline double df_value(df_bound const& b) noexcept {
 ///                  collective over its communicator.
 /// @param my_docs   this rank's documents (whatever tfidf_vectorizer::count accepts: a
 ///                  range of strings, a tfidf_batch_source); possibly none.
-/// @param options   tfidf_options, the same on every rank (checked; `progress` is called
-///                  on each rank for its own documents).
+/// @param options   tfidf_options, the same on every rank (checked, by a hash for the
+///                  analyzer's options; callables such as a custom tokenizer must behave
+///                  alike on every rank); `progress` is called on each rank for its own
+///                  documents. A fixed vocabulary is refused (not supported over ranks yet).
 /// @throws on every rank alike: what tfidf_vectorizer throws on any rank (invalid UTF-8
 ///         naming the document within that rank's part, prefixed "rank R of N: "),
 ///         invalid_argument when the ranks disagree on an option or when max_df allows
@@ -120,7 +159,11 @@ tfidf_part<T, I> tfidf_fit_transform(distributed_policy<Kind> const& policy, C&&
   constexpr char const* what = "mpi::tfidf_fit_transform";
   auto const comm = policy.comm();
   // The vectorizer's constructor validates the options (sklearn's domain).
-  auto error = detail::capture([&] { (void)tfidf_vectorizer<T, I>(options); });
+  auto error = detail::capture([&] {
+    (void)tfidf_vectorizer<T, I>(options);
+    MGPU_EXPECTS(!detail::fixed_vocabulary(options), what,
+                 ": a fixed vocabulary (tfidf_options::vocabulary) is not supported over ranks yet");
+  });
   detail::agree(comm, what,
                 {{"the flags of the options (lowercase, use_idf, smooth_idf, sublinear_tf, binary, norm)",
                   detail::tfidf_flags(options)},
@@ -129,8 +172,8 @@ tfidf_part<T, I> tfidf_fit_transform(distributed_policy<Kind> const& policy, C&&
                  {"the option max_features", options.max_features.value_or(0)},
                  {"the option ngram_range (min)", options.ngram_range.first},
                  {"the option ngram_range (max)", options.ngram_range.second},
-                 {"the value size", static_cast<std::int64_t>(sizeof(T))},
-                 {"the index size", static_cast<std::int64_t>(sizeof(I))}},
+                 {"the analyzer's options (hash)", detail::analyzer_hash(options)},
+                 {"the value and index sizes", static_cast<std::int64_t>(sizeof(T) * 16 + sizeof(I))}},
                 error);
 
   // 1. Count this rank's documents, keeping every term.
