@@ -167,6 +167,7 @@ class corpus_prefetcher {
   bool next_here(corpus_text_batch& batch) {
     if (finished_) {
       batch.clear();
+      if (failure_) std::rethrow_exception(failure_);
       return false;
     }
     auto const start = std::chrono::steady_clock::now();
@@ -175,7 +176,9 @@ class corpus_prefetcher {
       more = reader_.next(batch);
     } catch (...) {
       finished_ = true;
-      throw;
+      if (batch.empty()) throw;
+      failure_ = std::current_exception();  // raised by the next call, as with a thread
+      return true;
     }
     read_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     if (!more) {
