@@ -111,6 +111,33 @@ class document_analyzer {
     return features_.size();
   }
 
+  /// Whether the features come word by word (char_wb: a word's n-grams depend on the
+  /// word alone, so counting may remember them per word).
+  [[nodiscard]] bool by_words() const noexcept { return a_->options.analyzer == tfidf_analyzer::char_wb; }
+
+  /// char_wb: preprocesses document `index` and lays out its padded words; returns how
+  /// many. O(bytes). @throws invalid_argument for invalid UTF-8.
+  std::size_t analyze_words(std::string_view doc, std::size_t index) {
+    pad_words(preprocess(doc, index), joined_, starts_, word_ends_);
+    pad(joined_);
+    return word_ends_.size();
+  }
+  /// Padded word k (" " + w + " ") of the last analyze_words, 16 bytes readable from its
+  /// start and 8 after its end.
+  [[nodiscard]] std::string_view word(std::size_t k) const noexcept {
+    std::size_t const first = k == 0 ? 0 : word_ends_[k - 1];
+    return {joined_.data() + starts_[first], starts_[word_ends_[k]] - starts_[first]};
+  }
+  /// Calls f(feature, hash_term<true>(feature)) for the n-grams of padded word k.
+  template <class F>
+  void word_ngrams(std::size_t k, F&& f) const {
+    std::size_t const first = k == 0 ? 0 : word_ends_[k - 1];
+    for_each_word_ngram(starts_, first, word_ends_[k], min_n_, max_n_, [&](std::uint32_t b, std::uint32_t e) {
+      std::string_view const feature(joined_.data() + b, e - b);
+      f(feature, hash_term<true>(feature));
+    });
+  }
+
   /// Feature i of the last document.
   [[nodiscard]] std::string_view feature(std::size_t i) const noexcept {
     return direct_ ? tokens_.token(i) : features_[i];

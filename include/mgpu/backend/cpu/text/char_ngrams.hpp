@@ -108,21 +108,29 @@ void for_each_char_ngram(std::vector<std::uint32_t> const& starts, int min_n, in
   }
 }
 
-/// Calls f(begin_byte, end_byte) for every char_wb n-gram (file comment) of padded words
-/// laid out by pad_words. O(code points * n's).
+/// Calls f(begin_byte, end_byte) for every char_wb n-gram (file comment) of the padded
+/// word whose code points are starts[first .. last) (starts[last] is its end). O(L * n's).
+template <class F>
+void for_each_word_ngram(std::vector<std::uint32_t> const& starts, std::size_t first, std::size_t last, int min_n,
+                         int max_n, F&& f) {
+  std::size_t const length = last - first;
+  for (auto n = static_cast<std::size_t>(min_n); n <= static_cast<std::size_t>(max_n); ++n) {
+    if (length <= n) {
+      f(starts[first], starts[last]);
+      break;
+    }
+    for (std::size_t i = 0; i + n <= length; ++i) f(starts[first + i], starts[first + i + n]);
+  }
+}
+
+/// Calls f(begin_byte, end_byte) for every char_wb n-gram of the padded words laid out by
+/// pad_words. O(code points * n's).
 template <class F>
 void for_each_char_wb_ngram(std::vector<std::uint32_t> const& starts, std::vector<std::uint32_t> const& word_ends,
                             int min_n, int max_n, F&& f) {
   std::size_t first = 0;  // index in starts of the word's opening space
   for (std::uint32_t const last : word_ends) {
-    std::size_t const length = last - first;
-    for (auto n = static_cast<std::size_t>(min_n); n <= static_cast<std::size_t>(max_n); ++n) {
-      if (length <= n) {
-        f(starts[first], starts[last]);
-        break;
-      }
-      for (std::size_t i = 0; i + n <= length; ++i) f(starts[first + i], starts[first + i + n]);
-    }
+    for_each_word_ngram(starts, first, last, min_n, max_n, f);
     first = last;
   }
 }

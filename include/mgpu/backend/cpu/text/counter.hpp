@@ -5,7 +5,9 @@
 // Each thread keeps, per term id, its count in the current document and the number of
 // documents that held the term, and appends each document's distinct (term, count)
 // entries to its own entry_array. A document that meets the shared table full is counted
-// again after the table grows (between rounds, on one thread). What the counter leaves
+// again after the table grows (between rounds, on one thread). With char_wb, whose
+// n-grams depend on their word alone, each thread remembers the ids of the words it has
+// met (word_cache.hpp) and looks up only the n-grams of new words. What the counter leaves
 // is read by the vocabulary stage (vocabulary.hpp: document frequencies, totals) and the
 // assemble stage (assemble.hpp: the entries of every document).
 //
@@ -30,6 +32,7 @@
 #include "mgpu/algorithms/tfidf_options.hpp"
 #include "mgpu/backend/cpu/text/analyzer.hpp"
 #include "mgpu/backend/cpu/text/entry_array.hpp"
+#include "mgpu/backend/cpu/text/word_cache.hpp"
 #include "mgpu/detail/large_pages.hpp"
 #include "mgpu/detail/text_term_table.hpp"
 
@@ -53,6 +56,10 @@ struct count_worker {
   std::vector<std::uint32_t> touched;                                       // terms of the current document
   std::vector<std::uint64_t, large_page_allocator<std::uint64_t>> total;    // per term: occurrences (max_features)
   entry_array entries;                                                      // rows of the count matrix
+  word_cache words;                                                         // char_wb: ids per word
+  std::vector<std::uint32_t> word_ids;                                      // a new word's ids ...
+  std::vector<std::string_view> word_features;                              // ... n-grams ...
+  std::vector<std::uint64_t> word_hashes;                                   // ... and their hashes
   std::vector<std::uint32_t> deferred;                                      // documents met with the table full
 };
 
@@ -232,6 +239,7 @@ class corpus_counter {
   /// Counts one document into `w`; returns its number of distinct terms, or `deferred`
   /// (nothing counted) if a new term found the shared table full.
   std::size_t count_document(count_worker& w, std::string_view doc, std::size_t index) {
+    if (w.analyzer.by_words()) return count_by_words(w, doc, index);
     document_analyzer& a = w.analyzer;
     std::size_t const n = a.analyze(doc, index);
     if (w.touched.size() < n) w.touched.resize(n);
@@ -268,6 +276,62 @@ class corpus_counter {
         add(id);
       }
     }
+    return finish_document(w, distinct);
+  }
+
+  /// count_document for an analyzer whose features come word by word: each word's ids
+  /// (table ids, or columns and npos in a lookup) come from the thread's word_cache, or
+  /// are looked up n-gram by n-gram and remembered.
+  std::size_t count_by_words(count_worker& w, std::string_view doc, std::size_t index) {
+    document_analyzer& a = w.analyzer;
+    std::size_t const words = a.analyze_words(doc, index);
+    term_counters* const counters = w.counters.data();
+    std::size_t distinct = 0;
+    auto const columns = [&](std::uint32_t c) { return fitted_->terms[c]; };
+    for (std::size_t k = 0; k < words; ++k) {
+      std::string_view const word = a.word(k);
+      std::uint64_t const h = hash_term<true>(word);
+      std::span<std::uint32_t const> ids;
+      if (!w.words.find(word, h, ids)) {
+        // The word's n-grams and hashes, their slots fetched before any is looked up.
+        w.word_features.clear();
+        w.word_hashes.clear();
+        a.word_ngrams(k, [&](std::string_view feature, std::uint64_t fh) {
+          w.word_features.push_back(feature);
+          w.word_hashes.push_back(fh);
+        });
+        term_table const& table = fitted_ != nullptr ? fitted_->table : table_;
+        for (std::uint64_t const fh : w.word_hashes) table.prefetch(fh);
+        w.word_ids.clear();
+        for (std::size_t i = 0; i < w.word_features.size(); ++i) {
+          std::uint32_t const id = fitted_ != nullptr
+                                       ? table.find(w.word_features[i], w.word_hashes[i], columns)
+                                       : table_.intern(w.word_features[i], w.word_hashes[i], w.arena);
+          if (id == term_table::full && fitted_ == nullptr) {
+            for (std::size_t t = 0; t < distinct; ++t) counters[w.touched[t]].in_document = 0;
+            return deferred;
+          }
+          w.word_ids.push_back(id);
+        }
+        w.words.insert(word, h, w.word_ids);
+        ids = w.word_ids;
+      }
+      if (w.touched.size() < distinct + ids.size()) w.touched.resize(2 * (distinct + ids.size()));
+      std::uint32_t* const touched = w.touched.data();
+      for (std::uint32_t const id : ids) {
+        if (id == term_table::npos) continue;
+        touched[distinct] = id;
+        distinct += counters[id].in_document++ == 0 ? 1 : 0;
+      }
+    }
+    return finish_document(w, distinct);
+  }
+
+  // Writes the document's entries (the `distinct` terms in w.touched) and resets their
+  // in-document counts; returns `distinct`.
+  std::size_t finish_document(count_worker& w, std::size_t distinct) {
+    term_counters* const counters = w.counters.data();
+    std::uint32_t const* const touched = w.touched.data();
     term_count* const out = keep_rows_ ? w.entries.extend(distinct) : nullptr;
     bool const totals = fitted_ == nullptr && options_.max_features.has_value();
     for (std::size_t t = 0; t < distinct; ++t) {
