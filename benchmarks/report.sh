@@ -11,11 +11,12 @@
 #   benchmarks/report.sh [--quick]
 #
 # --quick: under 10 minutes on 2 cores once built (2 repetitions; 1 for sparse_dot_topn on
-# WordNet, which alone takes about 2 minutes a run; ALS 3 iterations; k-NN on the first 2,000
-# queries; SpMV on 1M rows). Full mode: 5 interleaved repetitions of everything at full
-# size (ALS 5 iterations; about half an hour on 2 cores). Environment: MGPU_BUILD_DIR
-# (default build-report; configured Release, benchmarks on, CUDA off: host measurements),
-# MGPU_PEERS_VENV (default out/venv-peers), REPORT_DOCS (default docs/report).
+# WordNet, which alone takes about 2 minutes a run; k-NN on the first 2,000 queries; SpMV on
+# 1M rows). Full mode: 5 interleaved repetitions of everything at full size, plus mgpu on
+# cpu:2 for ALS and SpMV (about 35 minutes on 2 loaded cores). ALS runs 3 iterations in
+# both modes. Environment: MGPU_BUILD_DIR (default build-report; configured Release,
+# benchmarks on, CUDA off: host measurements), MGPU_PEERS_VENV (default out/venv-peers),
+# REPORT_DOCS (default docs/report).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode=full
@@ -36,9 +37,9 @@ if [ $mode = quick ]; then
   note="--quick: 2 repetitions (cosine on WordNet: 1), ALS 3 iterations,\
  k-NN on the first 2,000 queries, SpMV on 1,048,576 rows; not the full mode the targets are stated for."
 else
-  reps=5; wordnet_reps=5; als_iterations=5; knn_limit=0; spmv_rows=4194304; scaling=(--scaling)
-  cosine_devices=cpu,cpu:2; knn_devices=cpu,cpu:1,cpu:2
-  note="full: 5 interleaved repetitions of every system, ALS 5 iterations, all 10,000 k-NN queries, SpMV on\
+  reps=5; wordnet_reps=5; als_iterations=3; knn_limit=0; spmv_rows=4194304; scaling=(--scaling)
+  cosine_devices=cpu,cpu:2; knn_devices=cpu,cpu:2
+  note="full: 5 interleaved repetitions of every system, ALS 3 iterations, all 10,000 k-NN queries, SpMV on\
  4,194,304 rows."
 fi
 

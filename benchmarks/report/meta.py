@@ -45,7 +45,7 @@ def main():
     meta = {
         "mode": a.mode, "reps": a.reps, "command": a.command, "threads": THREADS,
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "commit": sh("git rev-parse --short=12 HEAD"), "dirty": bool(sh("git status --porcelain -- include benchmarks examples")),
+        "commit": sh("git rev-parse --short=12 HEAD"), "dirty": len(sh("git status --porcelain -- include benchmarks examples").splitlines()),
         "cpu": cpu, "cores": os.cpu_count(), "memory": f"{mem_kb / 1048576:.0f} GiB RAM",
         "os": sh(". /etc/os-release && echo \"$PRETTY_NAME\"") + ", Linux " + platform.release(),
         "compiler": sh("c++ --version | head -1"), "versions": versions,

@@ -57,7 +57,7 @@ def main():
     p.add_argument("--band", type=int, default=1000)
     p.add_argument("--reps", type=int, default=5)
     p.add_argument("--inner", type=int, default=5)
-    p.add_argument("--scaling", action="store_true", help="also mgpu on cpu:1 and cpu:2")
+    p.add_argument("--scaling", action="store_true", help="also mgpu on cpu:2")
     p.add_argument("--out", required=True)
     a = p.parse_args()
     pin_threads()
@@ -71,7 +71,7 @@ def main():
         gen = [str(a.rows), str(a.nnz_per_row), str(band), str(a.inner)]
         band_arg = [] if band < 0 else ["--band", str(band)]
         csr = os.path.join(tmp, "a.bin")
-        mgpu_runs = [("mgpu cpu", "cpu")] + ([("mgpu cpu:1", "cpu:1"), ("mgpu cpu:2", "cpu:2")] if a.scaling else [])
+        mgpu_runs = [("mgpu cpu", "cpu")] + ([("mgpu cpu:2", "cpu:2")] if a.scaling else [])
         times = {**{s: [] for s, _ in mgpu_runs}, "GraphBLAS": [], "Eigen": [], "SciPy (1 thread)": []}
         sums = {}
         for r in range(a.reps):
