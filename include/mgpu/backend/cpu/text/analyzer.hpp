@@ -53,6 +53,7 @@ struct text_analysis {
     if (o.analyzer == tfidf_analyzer::word && !o.tokenizer && o.token_pattern != default_token_pattern) {
       pattern.emplace(o.token_pattern);
     }
+    options.vocabulary.reset();  // not needed to analyze
   }
 
   tfidf_options options;  // a copy: `stop` views its stop words
@@ -77,6 +78,7 @@ class document_analyzer {
   /// @throws invalid_argument for invalid UTF-8 or a document of 2 GiB or more.
   std::size_t analyze(std::string_view doc, std::size_t index) {
     if (a_->fused) return analyze_fused(doc, index);
+    check_size(doc, index);
     direct_ = false;
     features_.clear();
     hashes_.clear();
@@ -118,6 +120,7 @@ class document_analyzer {
   /// char_wb: preprocesses document `index` and lays out its padded words; returns how
   /// many. O(bytes). @throws invalid_argument for invalid UTF-8.
   std::size_t analyze_words(std::string_view doc, std::size_t index) {
+    check_size(doc, index);
     pad_words(preprocess(doc, index), joined_, starts_, word_ends_);
     pad(joined_);
     return word_ends_.size();
@@ -169,6 +172,14 @@ class document_analyzer {
       });
     }
     return n;
+  }
+
+  // Offsets into the analyzed text are 32-bit: lowering grows it by half at most.
+  static void check_size(std::string_view doc, std::size_t index) {
+    if (doc.size() >= (std::size_t{1} << 31)) {
+      throw invalid_argument(message("document ", index, " has ", doc.size(),
+                                     " bytes; documents of 2 GiB or more are not supported"));
+    }
   }
 
   // 16 zero bytes after the text, kept out of its size.
