@@ -266,6 +266,8 @@ class corpus_reader {
   /// Bytes of whole lines parsed as one simdjson document stream (a chunk holds at least
   /// one line, however long).
   static constexpr std::size_t chunk_bytes = std::size_t{1} << 20;
+  /// Bytes read at a time by next(corpus_batch&) before they are copied into strings.
+  static constexpr std::size_t string_batch_piece = std::size_t{4} << 20;
 
   /// Opens `file`; nothing is read until `next`.
   /// @throws parse_error (line 0) when the file cannot be opened, with the system's reason;
@@ -295,18 +297,30 @@ class corpus_reader {
     return !batch.empty();
   }
 
-  /// As above, into a batch of strings (one allocation per id and text).
+  /// As above, into a batch of strings (one allocation per id and text). The documents are
+  /// read in pieces of at most string_batch_piece bytes, so no second copy of a large batch
+  /// is ever held.
   bool next(corpus_batch& batch) {
     batch.clear();
-    if (!next(scratch_)) return false;
-    batch.ids.reserve(scratch_.size());
-    batch.texts.reserve(scratch_.size());
-    for (std::size_t i = 0; i < scratch_.size(); ++i) {
-      batch.ids.emplace_back(scratch_.id(i));
-      batch.texts.emplace_back(scratch_.text(i));
+    auto const limit = options_.batch_bytes;
+    std::size_t bytes = 0;
+    try {
+      while (batch.empty() || bytes < limit) {
+        options_.batch_bytes = std::min(string_batch_piece, limit - bytes);
+        if (!next(scratch_)) break;
+        if (batch.empty()) batch.first_line = scratch_.first_line;
+        for (std::size_t i = 0; i < scratch_.size(); ++i) {
+          batch.ids.emplace_back(scratch_.id(i));
+          batch.texts.emplace_back(scratch_.text(i));
+          bytes += batch.ids.back().size() + batch.texts.back().size();
+        }
+      }
+    } catch (...) {
+      options_.batch_bytes = limit;
+      throw;
     }
-    batch.first_line = scratch_.first_line;
-    return true;
+    options_.batch_bytes = limit;
+    return !batch.empty();
   }
 
   /// Lines consumed so far, blank and skipped ones included.

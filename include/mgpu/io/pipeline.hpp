@@ -127,7 +127,10 @@ class corpus_prefetcher {
   /// @throws parse_error (line 0) when the file cannot be opened; invalid_argument for
   ///         bad options or depth 0.
   explicit corpus_prefetcher(std::filesystem::path file, corpus_options options = {}, std::size_t depth = 2)
-      : reader_(std::move(file), std::move(options)), filled_(std::max<std::size_t>(depth, 1)), spare_(depth + 2) {
+      : reserve_bytes_(std::min(options.batch_bytes, std::size_t{64} << 20) + (std::size_t{1} << 16)),
+        reader_(std::move(file), std::move(options)),
+        filled_(std::max<std::size_t>(depth, 1)),
+        spare_(depth + 2) {
     if (depth > 0) thread_ = std::thread([this] { read_all(); });
   }
   corpus_prefetcher(corpus_prefetcher const&) = delete;
@@ -192,7 +195,13 @@ class corpus_prefetcher {
     corpus_text_batch batch;
     try {
       for (;;) {
-        batch = spare_.try_pop().value_or(corpus_text_batch{});
+        if (auto spare = spare_.try_pop()) {
+          batch = std::move(*spare);
+        } else {
+          batch = corpus_text_batch{};
+          // A batch ends at the document that reaches batch_bytes: room for that, up to a cap.
+          batch.text_bytes.reserve(reserve_bytes_);
+        }
         auto const start = std::chrono::steady_clock::now();
         bool const more = reader_.next(batch);
         read_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -210,6 +219,7 @@ class corpus_prefetcher {
     filled_.close();  // publishes failure_, read_seconds_ and bytes_read_ to the consumer
   }
 
+  std::size_t reserve_bytes_;
   corpus_reader reader_;
   bounded_queue<corpus_text_batch> filled_;
   bounded_queue<corpus_text_batch> spare_;
