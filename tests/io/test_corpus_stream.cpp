@@ -278,7 +278,7 @@ TEST_CASE("pipeline: every batch before a bad line is delivered, then the reader
   write_bytes(dir / "bad.ndjson", bytes);
   mgpu::corpus_options o;
   o.batch_bytes = 1000;
-  for (std::size_t depth : {0, 1, 2}) {
+  for (std::size_t const depth : {std::size_t{0}, std::size_t{1}, std::size_t{2}}) {
     CAPTURE(depth);
     mgpu::corpus_prefetcher reader(dir / "bad.ndjson", o, depth);
     mgpu::corpus_text_batch batch;

@@ -351,7 +351,8 @@ class corpus_reader {
       if (newline != nullptr) {
         scanned_ = static_cast<std::size_t>(newline - data);
         auto const limit = std::min(end_, std::max(begin_ + chunk_bytes, scanned_ + 1));
-        auto const* last = static_cast<char const*>(::memrchr(newline, '\n', data + limit - newline));
+        auto const* last =
+            static_cast<char const*>(::memrchr(newline, '\n', static_cast<std::size_t>(data + limit - newline)));
         return std::string_view(data + begin_, static_cast<std::size_t>(last - data) + 1 - begin_);
       }
       scanned_ = end_;
