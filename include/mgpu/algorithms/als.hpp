@@ -82,6 +82,7 @@
 #include "mgpu/algorithms/detail/als_leaf.hpp"
 #include "mgpu/algorithms/knn.hpp"
 #include "mgpu/algorithms/topk_result.hpp"
+#include "mgpu/detail/host_memory.hpp"  // require_host_memory
 #include "mgpu/backend/cpu/als.hpp"
 #include "mgpu/backend/cpu/blas.hpp"
 #include "mgpu/backend/cpu/parallel.hpp"

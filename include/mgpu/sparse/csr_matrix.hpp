@@ -42,6 +42,7 @@
 #include "mgpu/core/buffer.hpp"
 #include "mgpu/core/device.hpp"
 #include "mgpu/core/error.hpp"
+#include "mgpu/detail/host_memory.hpp"  // host_free_bytes
 #include "mgpu/sparse/csr_view.hpp"
 
 namespace mgpu {

@@ -65,7 +65,7 @@ template <class MakeState, class Body>
 void parallel_for_with_state(std::int64_t n, loop_schedule schedule, MakeState&& make_state, Body&& body) {
   if (n <= 0) return;
   detail::loop_errors errors;
-  bool const team = n >= schedule.min_parallel && n > 1;
+  [[maybe_unused]] bool const team = n >= schedule.min_parallel && n > 1;  // unused where OpenMP is off
 #pragma omp parallel if (team)
   {
     // Every thread meets the worksharing loop, whether or not its state could be made

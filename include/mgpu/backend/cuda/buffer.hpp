@@ -26,6 +26,7 @@
 #include "mgpu/backend/cuda/runtime.hpp"
 #include "mgpu/backend/cuda/stream.hpp"
 #include "mgpu/core/buffer.hpp"
+#include "mgpu/detail/host_memory.hpp"  // host_free_bytes
 #include "mgpu/core/error.hpp"
 
 namespace mgpu {
