@@ -47,7 +47,13 @@
 // read; at the end all of them are written, or, on any failure, none is changed and no
 // temporary is left (also on SIGINT/SIGTERM/SIGHUP). A symbolic link's target is
 // replaced; a FIFO or a character device (/dev/stdout, /dev/null) is written in place.
-// Stage timings go to stderr, and progress lines for TF-IDF and the search when stderr
+// The corpus is read (and gunzipped: a .gz input is recognised by its magic bytes) on a
+// thread of its own, a few 4 MB batches ahead of the tokenising and counting
+// (mgpu/io/pipeline.hpp); the ids are kept, the texts are dropped once counted, so the
+// text of the corpus is never held whole: memory is what counting builds (the count
+// matrix, the vocabulary) plus those batches.
+// Stage timings go to stderr (the reader's MB/s, and the write stage's MB/s over the
+// regular files written), and progress lines for TF-IDF and the search when stderr
 // is a terminal (nothing extra otherwise). Any bad input or failure ends the program
 // with a one-line error naming the file and line or what ran out, and exit code 1.
 #include <algorithm>
