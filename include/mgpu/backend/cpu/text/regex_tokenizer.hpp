@@ -18,7 +18,11 @@
 // regex_tokenizer (match data).
 #pragma once
 
+// The 8-bit library's names are spelled out (pcre2_compile_8, ...), so this header works
+// whatever PCRE2_CODE_UNIT_WIDTH a translation unit chose (pcre2.h declares every width).
+#ifndef PCRE2_CODE_UNIT_WIDTH
 #define PCRE2_CODE_UNIT_WIDTH 8
+#endif
 #include <pcre2.h>
 
 #include <cstddef>
@@ -42,23 +46,23 @@ class compiled_pattern {
     std::string const pattern = translate(python_pattern);
     int error = 0;
     PCRE2_SIZE offset = 0;
-    code_.reset(pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(), PCRE2_UTF | PCRE2_UCP,
+    code_.reset(pcre2_compile_8(reinterpret_cast<PCRE2_SPTR8>(pattern.data()), pattern.size(), PCRE2_UTF | PCRE2_UCP,
                               &error, &offset, nullptr));
     if (!code_) {
-      PCRE2_UCHAR text[256];
-      pcre2_get_error_message(error, text, sizeof text);
+      PCRE2_UCHAR8 text[256];
+      pcre2_get_error_message_8(error, text, sizeof text);
       throw invalid_argument(message("token_pattern '", python_pattern, "' does not compile: ",
                                      reinterpret_cast<char const*>(text), " at offset ", offset));
     }
     std::uint32_t groups = 0;
-    pcre2_pattern_info(code_.get(), PCRE2_INFO_CAPTURECOUNT, &groups);
+    pcre2_pattern_info_8(code_.get(), PCRE2_INFO_CAPTURECOUNT, &groups);
     MGPU_EXPECTS(groups <= 1, "token_pattern '", python_pattern,
                  "' has more than 1 capturing group; only a single group should be captured");
     group_ = groups == 1;
-    pcre2_jit_compile(code_.get(), PCRE2_JIT_COMPLETE);  // falls back to the interpreter if JIT is unavailable
+    pcre2_jit_compile_8(code_.get(), PCRE2_JIT_COMPLETE);  // falls back to the interpreter if JIT is unavailable
   }
 
-  [[nodiscard]] pcre2_code const* code() const noexcept { return code_.get(); }
+  [[nodiscard]] pcre2_code_8 const* code() const noexcept { return code_.get(); }
   /// Whether the token is capturing group 1 (else the whole match).
   [[nodiscard]] bool group() const noexcept { return group_; }
 
@@ -103,9 +107,9 @@ class compiled_pattern {
 
  private:
   struct code_delete {
-    void operator()(pcre2_code* c) const noexcept { pcre2_code_free(c); }
+    void operator()(pcre2_code_8* c) const noexcept { pcre2_code_free_8(c); }
   };
-  std::unique_ptr<pcre2_code, code_delete> code_;
+  std::unique_ptr<pcre2_code_8, code_delete> code_;
   bool group_ = false;
 };
 
@@ -113,7 +117,7 @@ class compiled_pattern {
 class regex_tokenizer {
  public:
   explicit regex_tokenizer(compiled_pattern const& pattern)
-      : pattern_(&pattern), match_(pcre2_match_data_create_from_pattern(pattern.code(), nullptr)) {
+      : pattern_(&pattern), match_(pcre2_match_data_create_from_pattern_8(pattern.code(), nullptr)) {
     if (!match_) throw std::bad_alloc();
   }
 
@@ -121,12 +125,12 @@ class regex_tokenizer {
   /// O(text) for the usual patterns (PCRE2's backtracking bounds the rest).
   /// @throws mgpu::error if PCRE2 fails (e.g. its match limit).
   void tokenize(std::string_view text, std::vector<std::pair<std::uint32_t, std::uint32_t>>& spans) {
-    auto const* const subject = reinterpret_cast<PCRE2_SPTR>(text.data());
+    auto const* const subject = reinterpret_cast<PCRE2_SPTR8>(text.data());
     PCRE2_SIZE const length = text.size();
     PCRE2_SIZE offset = 0;
     std::uint32_t options = 0;
     while (offset <= length) {
-      int const rc = pcre2_match(pattern_->code(), subject, length, offset, options | PCRE2_NO_UTF_CHECK,
+      int const rc = pcre2_match_8(pattern_->code(), subject, length, offset, options | PCRE2_NO_UTF_CHECK,
                                  match_.get(), nullptr);
       if (rc == PCRE2_ERROR_NOMATCH) {
         if (options == 0) break;
@@ -138,11 +142,11 @@ class regex_tokenizer {
         continue;
       }
       if (rc < 0) {
-        PCRE2_UCHAR what[256];
-        pcre2_get_error_message(rc, what, sizeof what);
+        PCRE2_UCHAR8 what[256];
+        pcre2_get_error_message_8(rc, what, sizeof what);
         throw error(message("token_pattern: PCRE2 matching failed: ", reinterpret_cast<char const*>(what)));
       }
-      PCRE2_SIZE const* const ov = pcre2_get_ovector_pointer(match_.get());
+      PCRE2_SIZE const* const ov = pcre2_get_ovector_pointer_8(match_.get());
       PCRE2_SIZE begin = ov[0];
       PCRE2_SIZE end = ov[1];
       if (pattern_->group()) {
@@ -158,10 +162,10 @@ class regex_tokenizer {
 
  private:
   struct match_delete {
-    void operator()(pcre2_match_data* m) const noexcept { pcre2_match_data_free(m); }
+    void operator()(pcre2_match_data_8* m) const noexcept { pcre2_match_data_free_8(m); }
   };
   compiled_pattern const* pattern_;
-  std::unique_ptr<pcre2_match_data, match_delete> match_;
+  std::unique_ptr<pcre2_match_data_8, match_delete> match_;
 };
 
 }  // namespace mgpu::detail
