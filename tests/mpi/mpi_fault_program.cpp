@@ -8,9 +8,15 @@
 //                                 others wait in an all_gather; main_guard aborts the job
 //   mpi_fault_program library-unguarded / user-unguarded
 //                                 the same without main_guard: the exception leaves main
+//   mpi_fault_program cosine      the last rank's corpus rows hold a NaN in an exact
+//                                 cosine top-k over ranks: every rank prints the agreed
+//                                 error and exits 1
+//   mpi_fault_program tfidf       the last rank's documents hold invalid UTF-8 in a TF-IDF
+//                                 over ranks: the same
 #include <mpi.h>
 
 #include <cstdio>
+#include <limits>
 #include <span>
 #include <stdexcept>
 #include <string>
@@ -24,6 +30,26 @@ namespace {
 int run(std::string_view what) {
   mgpu::mpi::distributed_policy<mgpu::cpu> policy("cpu:2");
   bool const failing = policy.rank() == policy.ranks() - 1;
+  if (what == "cosine") {
+    // Each rank: two corpus rows of its own; the queries the same everywhere.
+    std::vector<int> const offsets{0, 2, 3};
+    std::vector<int> const columns{0, 2, 1};
+    std::vector<float> values{1.0f, 2.0f, 3.0f};
+    if (failing) values[1] = std::numeric_limits<float>::quiet_NaN();
+    mgpu::csr_matrix<mgpu::cpu, float, int> const mine(2, 3, offsets, columns, values);
+    mgpu::csr_matrix<mgpu::cpu, float, int> const queries(1, 3, std::vector<int>{0, 1}, std::vector<int>{2},
+                                                          std::vector<float>{1.0f});
+    (void)mgpu::mpi::cosine_topk(policy, queries.view(), mine.view(), 2);
+    std::printf("rank %d: no error\n", policy.rank());
+    return 0;
+  }
+  if (what == "tfidf") {
+    std::vector<std::string> docs{"one document", "another one"};
+    if (failing) docs.emplace_back("bad \xC3 byte");
+    (void)mgpu::mpi::tfidf_fit_transform<float>(policy, docs);
+    std::printf("rank %d: no error\n", policy.rank());
+    return 0;
+  }
   // A 6 x 6 tridiagonal matrix; every rank holds all of it and keeps its share.
   std::vector<int> offsets{0};
   std::vector<int> columns;
