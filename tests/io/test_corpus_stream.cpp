@@ -1,5 +1,5 @@
 // The fast corpus paths of issue 21: NDJSON chunks parsed as one simdjson document stream,
-// corpus_text_batch, and the pipeline (corpus_prefetcher, corpus_text_range). Expected
+// corpus_text_batch, and the pipeline (bounded_queue, corpus_prefetcher, corpus_text_range). Expected
 // documents are built by the test itself (texts and ids chosen first, then encoded as
 // JSON by the test's own encoder), or written by hand for the small fixture.
 #include <catch2/catch.hpp>
@@ -12,10 +12,12 @@
 #include <ranges>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "../test_support.hpp"
 #include "mgpu/algorithms/tfidf.hpp"
+#include "mgpu/io/bounded_queue.hpp"
 #include "mgpu/io/corpus.hpp"
 #include "mgpu/io/pipeline.hpp"
 
@@ -348,4 +350,36 @@ TEST_CASE("pipeline: counting a prefetched corpus gives the counts of the corpus
   CHECK(std::equal(a.row_offsets, a.row_offsets + a.rows + 1, b.row_offsets));
   CHECK(std::equal(a.col_indices, a.col_indices + a.nnz(), b.col_indices));
   CHECK(std::equal(a.values, a.values + a.nnz(), b.values));
+}
+
+TEST_CASE("bounded_queue: first in first out, at most capacity items, close drains then ends", "[io][pipeline]") {
+  mgpu::bounded_queue<int> q(2);
+  CHECK(q.push(1));
+  int three = 3;
+  int two = 2;
+  CHECK(q.try_push(two));
+  CHECK_FALSE(q.try_push(three));  // full: left as it was
+  CHECK(three == 3);
+  CHECK(q.pop() == 1);
+  CHECK(q.try_pop() == 2);
+  CHECK_FALSE(q.try_pop().has_value());
+  CHECK(q.push(4));
+  q.close();
+  CHECK_FALSE(q.push(5));
+  CHECK(q.pop() == 4);
+  CHECK_FALSE(q.pop().has_value());
+  CHECK_THROWS_AS(mgpu::bounded_queue<int>(0), mgpu::invalid_argument);
+
+  // A producer thread through a queue of one: every item, in order.
+  mgpu::bounded_queue<int> one(1);
+  std::thread producer([&] {
+    for (int i = 0; i < 10000; ++i) one.push(i);
+    one.close();
+  });
+  int expected = 0;
+  bool in_order = true;
+  while (auto item = one.pop()) in_order = in_order && *item == expected++;
+  producer.join();
+  CHECK(in_order);
+  CHECK(expected == 10000);
 }

@@ -21,7 +21,8 @@
 // documents.
 //
 // Compression: a file that starts with gzip's magic bytes (1f 8b) is decompressed while it
-// is read (zlib's inflate, one block at a time, never the whole file), whatever its name;
+// is read (zlib's inflate, one block at a time, never the whole file), whatever its name,
+// on a thread of its own a few blocks ahead of the parsing (detail::inflate_stage);
 // several gzip members one after another (`cat a.gz b.gz`) are one corpus, as for gzip -d.
 // Everything else about the corpus is as for the uncompressed file: the same documents,
 // ids, line numbers and errors. A truncated or corrupted stream (a bad deflate block or a
@@ -50,6 +51,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <exception>
 #include <filesystem>
 #include <limits>
 #include <memory>
@@ -57,10 +59,12 @@
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <thread>
 #include <utility>
 #include <vector>
 
 #include "mgpu/core/error.hpp"
+#include "mgpu/io/bounded_queue.hpp"
 
 namespace mgpu {
 
@@ -228,6 +232,88 @@ class gzip_source {
   bool raw_eof_ = false;
   bool member_ended_ = false;
   std::uint64_t member_base_ = 0;
+};
+
+/// gzip_source on a thread of its own — decompression as a stage of the reading
+/// pipeline: blocks of `block` decompressed bytes are inflated up to inflate_depth blocks
+/// ahead of the reader, which copies them out. read() has gzip_source::read's contract;
+/// an error of the stream is raised when the reader reaches it (after every good block),
+/// as a parse_error at the reader's line.
+class inflate_stage {
+ public:
+  static constexpr std::size_t inflate_depth = 3;
+
+  inflate_stage(std::string name, std::FILE* file, std::size_t block, std::string_view head)
+      : name_(name), source_(std::move(name), file, block, head), block_(block), blocks_(inflate_depth),
+        spare_(inflate_depth + 2) {
+    thread_ = std::thread([this] { run(); });
+  }
+  inflate_stage(inflate_stage const&) = delete;
+  inflate_stage& operator=(inflate_stage const&) = delete;
+  ~inflate_stage() {
+    blocks_.close();
+    spare_.close();
+    thread_.join();
+  }
+
+  std::size_t read(char* out, std::size_t wanted, std::size_t line) {
+    std::size_t done = 0;
+    while (done < wanted) {
+      if (pos_ == current_.size()) {
+        if (ended_) break;
+        auto next = blocks_.pop();
+        if (!next) {
+          ended_ = true;
+          if (failure_) std::rethrow_exception(failure_);
+          if (!reason_.empty()) throw parse_error(name_, line, reason_);
+          break;
+        }
+        (void)spare_.try_push(current_);
+        current_ = std::move(*next);
+        pos_ = 0;
+        continue;
+      }
+      auto const take = std::min(wanted - done, current_.size() - pos_);
+      std::memcpy(out + done, current_.data() + pos_, take);
+      pos_ += take;
+      done += take;
+    }
+    return done;
+  }
+
+ private:
+  void run() noexcept {
+    try {
+      for (;;) {
+        std::vector<char> block;
+        if (auto spare = spare_.try_pop()) block = std::move(*spare);
+        block.resize(block_);
+        auto const got = source_.read(block.data(), block_, 0);
+        block.resize(got);
+        if (got > 0 && !blocks_.push(std::move(block))) break;
+        if (got < block_) break;
+      }
+    } catch (parse_error const& e) {
+      // The reason without "file:0: ": the reader names its own line.
+      std::string const what = e.what();
+      reason_ = what.substr(std::min(what.size(), e.file().size() + std::to_string(e.line()).size() + 3));
+    } catch (...) {
+      failure_ = std::current_exception();
+    }
+    blocks_.close();  // publishes reason_ and failure_
+  }
+
+  std::string name_;
+  gzip_source source_;
+  std::size_t block_;
+  bounded_queue<std::vector<char>> blocks_;
+  bounded_queue<std::vector<char>> spare_;
+  std::vector<char> current_;
+  std::size_t pos_ = 0;
+  bool ended_ = false;
+  std::string reason_;
+  std::exception_ptr failure_;
+  std::thread thread_;
 };
 
 [[nodiscard]] inline char const* json_type_name(simdjson::dom::element_type type) noexcept {
@@ -533,8 +619,8 @@ class corpus_reader {
       if (got >= 2 && static_cast<unsigned char>(buffer_[end_]) == 0x1f &&
           static_cast<unsigned char>(buffer_[end_ + 1]) == 0x8b) {
         // A gzip file: what was read is compressed input; decompress from here on.
-        gzip_ = std::make_unique<detail::gzip_source>(name_, file_.get(), options_.read_bytes,
-                                                      std::string_view(buffer_.data() + end_, got));
+        gzip_ = std::make_unique<detail::inflate_stage>(name_, file_.get(), options_.read_bytes,
+                                                        std::string_view(buffer_.data() + end_, got));
         fill_decompressed();
         return;
       }
@@ -616,7 +702,7 @@ class corpus_reader {
   std::string name_;
   corpus_options options_;
   std::unique_ptr<std::FILE, detail::file_closer> file_;
-  std::unique_ptr<detail::gzip_source> gzip_;  // set when the file is gzip-compressed
+  std::unique_ptr<detail::inflate_stage> gzip_;  // set when the file is gzip-compressed
   bool started_ = false;
   // Unconsumed input is [begin_, end_); [begin_, scanned_) is known to hold no "\n".
   std::vector<char> buffer_;
