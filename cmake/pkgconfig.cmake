@@ -15,8 +15,9 @@ else()
   set(MGPU_PC_INCLUDEDIR "\${prefix}/${CMAKE_INSTALL_INCLUDEDIR}")
 endif()
 
-# Dependencies with a pkg-config file of their own (Debian ships these four) are
-# Required (libpcre2-8: PCRE2, the TF-IDF token_pattern); BLAS/LAPACK is OpenBLAS's module when that is what CMake found.
+# Dependencies with a pkg-config file of their own (Debian ships these five; libpcre2-8
+# is PCRE2, the TF-IDF token_pattern) are Required; BLAS/LAPACK is OpenBLAS's module
+# when that is what CMake found.
 set(_mgpu_pc_requires "simdjson libutf8proc libpcre2-8 zlib")
 set(_mgpu_pc_libs "")
 if("${BLAS_LIBRARIES};${LAPACK_LIBRARIES}" MATCHES "openblas")
@@ -26,6 +27,12 @@ else()
 endif()
 set(MGPU_PKGCONFIG_REQUIRES "${_mgpu_pc_requires}" CACHE STRING
     "Requires: line of the installed mgpu.pc (pkg-config modules)")
+# Build trees configured before PCRE2 was a dependency cached the default without it.
+string(REPLACE "simdjson libutf8proc zlib" "simdjson libutf8proc libpcre2-8 zlib" _mgpu_pc_migrated
+               "${MGPU_PKGCONFIG_REQUIRES}")
+if(NOT _mgpu_pc_migrated STREQUAL MGPU_PKGCONFIG_REQUIRES)
+  set_property(CACHE MGPU_PKGCONFIG_REQUIRES PROPERTY VALUE "${_mgpu_pc_migrated}")
+endif()
 set(MGPU_PKGCONFIG_LIBS "${_mgpu_pc_libs}" CACHE STRING
     "Extra Libs: of the installed mgpu.pc, beside OpenMP and -pthread (e.g. -llapack -lblas)")
 string(REPLACE ";" " " MGPU_PC_OPENMP_FLAGS "${OpenMP_CXX_FLAGS}")
