@@ -82,6 +82,8 @@
 #include <mgpu/io/progress_line.hpp>
 #include <mgpu/io/text_output.hpp>
 #include <mgpu/mgpu.hpp>
+
+#include "analyzer_flags.hpp"
 #ifdef MGPU_EXAMPLE_WITH_CUDA
 // The GPU backend: --devices cuda, cuda:0,1. Its kernels are instantiated in
 // document_similarity_cuda.cu; this file stays host code.
@@ -449,9 +451,15 @@ int main(int argc, char** argv) {
   app.add_option("--min-df", s.tfidf.min_df, "ignore terms in fewer documents than this");
   app.add_option("--max-df", s.tfidf.max_df, "ignore terms in more than this fraction of documents");
   app.add_option("--max-features", s.tfidf.max_features, "keep only the N most frequent terms");
+  analyzer_flags analyzer;
+  add_analyzer_flags(app, analyzer);
   CLI11_PARSE(app, argc, argv);
   if (!s.load_index.empty()) {
-    for (auto const* option : {"--save-tfidf", "--save-vocabulary", "--input"}) {
+    // The saved vectorizer brings its own analyzer and weighting.
+    for (auto const* option : {"--save-tfidf", "--save-vocabulary", "--input", "--analyzer", "--ngram-range",
+                               "--stop-words", "--token-pattern", "--strip-accents", "--no-lowercase",
+                               "--vocabulary", "--binary", "--no-idf", "--no-smooth-idf", "--norm",
+                               "--sublinear-tf", "--min-df", "--max-df", "--max-features"}) {
       if (app.count(option) > 0) {
         std::fprintf(stderr, "document_similarity: error: %s cannot be combined with --load-index\n", option);
         return 1;
@@ -464,6 +472,7 @@ int main(int argc, char** argv) {
   }
   mgpu::remove_temporaries_on_signal();
   try {
+    apply_analyzer_flags(analyzer, s.tfidf);  // std::runtime_error naming the flag
     return run(s);
   } catch (std::bad_alloc const&) {
     std::fprintf(stderr, "document_similarity: error: out of host memory while %s\n", stage);
