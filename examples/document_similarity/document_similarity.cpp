@@ -56,6 +56,20 @@
 // regular files written), and progress lines for TF-IDF and the search when stderr
 // is a terminal (nothing extra otherwise). Any bad input or failure ends the program
 // with a one-line error naming the file and line or what ran out, and exit code 1.
+//
+// MPI (built with mgpu's mpi component, MGPU_ENABLE_MPI): started by mpirun / srun, the
+// program runs over the ranks (docs/distributed.md). Every rank reads --input twice: once
+// to count its documents (n), then to keep the texts of its contiguous share, documents
+// r·n/R to (r+1)·n/R (rank 0 also keeps every id). mgpu::mpi::tfidf_fit_transform fits
+// TF-IDF over the ranks (the whole corpus's vocabulary and idf, each rank's own rows) and
+// mgpu::mpi::cosine_topk finds every document's matches over the ranks (--top-k,
+// --threshold, --top-k 0 with --threshold, --include-self as in one process) on each
+// rank's --devices (host devices: cpu or cpu:N). Rank 0 checks and writes --output,
+// --save-tfidf (the ranks' rows gathered in order) and --save-vocabulary: the bytes of
+// the single-process run. --save-index, --load-index, --queries and a fixed --vocabulary
+// are refused under MPI. Every rank parses the whole file (a bad line is every rank's
+// error, named by its line in the file) but holds only its own texts. Started without a
+// launcher, the program is the single-process one.
 #include <algorithm>
 #include <charconv>
 #include <chrono>
@@ -84,6 +98,13 @@
 #include <mgpu/mgpu.hpp>
 
 #include "analyzer_flags.hpp"
+#ifdef MGPU_EXAMPLE_WITH_MPI
+#include <mgpu/mpi/cosine.hpp>
+#include <mgpu/mpi/environment.hpp>
+#include <mgpu/mpi/error.hpp>
+#include <mgpu/mpi/policy.hpp>
+#include <mgpu/mpi/tfidf.hpp>
+#endif
 #ifdef MGPU_EXAMPLE_WITH_CUDA
 // The GPU backend: --devices cuda, cuda:0,1. Its kernels are instantiated in
 // document_similarity_cuda.cu; this file stays host code.
@@ -312,6 +333,112 @@ int run_queries(settings const& s, mgpu::text_format format) {
   });
 }
 
+#ifdef MGPU_EXAMPLE_WITH_MPI
+// The run over MPI ranks (see the file comment). The program's own steps that can fail on
+// one rank (the outputs, reading the corpus) end with an agreement, so that every rank
+// throws the same error instead of waiting for the others in a collective.
+int run_distributed(settings const& s) {
+  stopwatch clock;
+  mgpu::mpi::distributed_policy<mgpu::cpu> const policy(s.devices);
+  bool const root = policy.rank() == 0;
+  auto const format = mgpu::parse_text_format(s.output_format);
+  bool const search = s.top_k > 0 || s.threshold.has_value();
+  mgpu::output_set outs;
+  std::optional<mgpu::output_set::output_id> neighbors_out, tfidf_out, vocabulary_out;
+  // 1. Rank 0's outputs checked; every rank counts the documents of --input.
+  stage = "counting the documents";
+  std::int64_t documents = 0;
+  auto error = mgpu::mpi::detail::capture([&] {
+    if (root) {
+      if (search) neighbors_out = outs.add(s.output, "--output");
+      if (!s.save_tfidf.empty()) tfidf_out = outs.add(s.save_tfidf, "--save-tfidf");
+      if (!s.save_vocabulary.empty()) vocabulary_out = outs.add(s.save_vocabulary, "--save-vocabulary");
+      outs.check();
+    }
+    if (!fs::exists(s.input)) throw std::runtime_error(s.input.string() + ": no such file");
+    mgpu::corpus_reader reader(s.input, corpus_options_of(s));
+    mgpu::corpus_batch batch;
+    while (reader.next(batch)) documents += static_cast<std::int64_t>(batch.size());
+  });
+  mgpu::mpi::detail::agree(policy.comm(), "document_similarity: counting the documents",
+                           {{"the documents of --input", documents}}, error);
+  // 2. This rank's texts (rank 0: every id too).
+  stage = "reading the corpus";
+  auto const ranks = static_cast<std::int64_t>(policy.ranks());
+  auto const first = documents * policy.rank() / ranks;
+  auto const last = documents * (policy.rank() + 1) / ranks;
+  std::vector<std::string> ids;
+  std::vector<std::string> texts;
+  std::size_t text_bytes = 0;
+  error = mgpu::mpi::detail::capture([&] {
+    mgpu::corpus_reader reader(s.input, corpus_options_of(s));
+    mgpu::corpus_batch batch;
+    std::int64_t next = 0;
+    while ((root || next < last) && reader.next(batch)) {
+      for (std::size_t i = 0; i < batch.size(); ++i, ++next) {
+        if (root) ids.push_back(std::move(batch.ids[i]));
+        if (next >= first && next < last) {
+          text_bytes += batch.texts[i].size();
+          texts.push_back(std::move(batch.texts[i]));
+        }
+      }
+    }
+  });
+  mgpu::mpi::detail::agree(policy.comm(), "document_similarity: reading the corpus", {}, error);
+  if (root) {
+    std::fprintf(stderr, "read:            %8.3f s  %lld documents (%lld on rank 0 of %lld, %.1f MB of text)\n",
+                 clock.lap(), static_cast<long long>(documents), static_cast<long long>(last - first),
+                 static_cast<long long>(ranks), static_cast<double>(text_bytes) / 1e6);
+    if (neighbors_out) warn_duplicates(ids, "document");
+  }
+  // 3. TF-IDF over the ranks.
+  stage = "fitting TF-IDF over the ranks";
+  mgpu::progress_line tfidf_line("TF-IDF", "documents");
+  auto tfidf_options = s.tfidf;
+  if (root) tfidf_options.progress = tfidf_line.callback();
+  auto const part = mgpu::mpi::tfidf_fit_transform<float, std::int32_t>(policy, texts, tfidf_options);
+  texts = {};
+  if (root) {
+    std::fprintf(stderr, "tf-idf:          %8.3f s  %zu terms, %lld nonzeros on rank 0\n", clock.lap(),
+                 part.vocabulary.size(), static_cast<long long>(part.rows.nnz()));
+  }
+  std::optional<mgpu::csr_matrix<mgpu::cpu, float, std::int32_t>> whole;
+  if (!s.save_tfidf.empty()) {
+    stage = "gathering the TF-IDF rows";
+    whole.emplace(mgpu::mpi::all_gather_rows(policy, part.rows.view()));
+  }
+  // 4. The search over the ranks.
+  std::optional<mgpu::topk_result<float>> top;
+  if (search) {
+    stage = "finding the most similar documents";
+    mgpu::progress_line line("similarity", "queries");
+    mgpu::cosine_topk_options opts;
+    opts.threshold = s.threshold;
+    if (root) opts.progress = line.callback();
+    opts.exclude_self = !s.include_self;
+    top.emplace(mgpu::mpi::cosine_topk(policy, part.rows, s.top_k, opts));
+    if (root) {
+      std::fprintf(stderr, "similarity:      %8.3f s  %s on %s per rank, %lld ranks\n", clock.lap(),
+                   s.top_k > 0 ? ("top-" + std::to_string(s.top_k)).c_str() : "every match", s.devices.c_str(),
+                   static_cast<long long>(ranks));
+    }
+  }
+  if (!root) return 0;
+  // 5. Rank 0 writes.
+  if (tfidf_out) outs.set_writer(*tfidf_out, [&](std::ostream& out) { mgpu::write_matrix_market(out, *whole); });
+  if (vocabulary_out) {
+    outs.set_writer(*vocabulary_out, [&](std::ostream& out) {
+      for (std::string_view const term : part.vocabulary) out << term << '\n';
+    });
+  }
+  if (neighbors_out) outs.set_writer(*neighbors_out, [&](std::ostream& out) { write_neighbors(out, format, ids, ids, *top); });
+  stage = "writing the outputs";
+  outs.commit();
+  if (outs.size() > 0) report_write(clock.lap(), {neighbors_out ? s.output : fs::path(), s.save_tfidf, s.save_vocabulary});
+  return 0;
+}
+#endif
+
 int run(settings const& s) {
   auto const format = mgpu::parse_text_format(s.output_format);
   if (!s.load_index.empty()) return run_queries(s, format);
@@ -471,6 +598,26 @@ int main(int argc, char** argv) {
     }
   }
   mgpu::remove_temporaries_on_signal();
+#ifdef MGPU_EXAMPLE_WITH_MPI
+  if (mgpu::mpi::launched_by_mpi()) {
+    // Every rank prints "rank R of N: error: ..." and the job ends non-zero on an error.
+    mgpu::mpi::environment env(argc, argv);
+    return mgpu::mpi::main_guard([&] {
+      for (auto const* option : {"--save-index", "--load-index", "--queries"}) {
+        if (app.count(option) > 0) {
+          throw std::runtime_error(std::string("under MPI, ") + option +
+                                   " is not supported: the program reads --input over the ranks "
+                                   "(docs/distributed.md)");
+        }
+      }
+      if (s.devices.rfind("cpu", 0) != 0) {
+        throw std::runtime_error("under MPI, --devices must name host devices (cpu or cpu:N)");
+      }
+      apply_analyzer_flags(analyzer, s.tfidf);
+      return run_distributed(s);
+    });
+  }
+#endif
   try {
     apply_analyzer_flags(analyzer, s.tfidf);  // std::runtime_error naming the flag
     return run(s);

@@ -7,7 +7,9 @@
 # with a non-zero status and the message, within the time limit (no hang). PROGRAM is
 # knn_classify (the tests/data/knn fixture: 300 training images, 20 queries; l2 and
 # cosine), pagerank (tests/data/pagerank/graph.mtx) or als_recommend
-# (tests/data/als/dpkg-status.mtx). Every run is bounded by `timeout`.
+# (tests/data/als/dpkg-status.mtx) or document_similarity (a 40-document corpus written
+# here from a seeded generator, and tests/data/corpus/lines.txt). Every run is bounded by
+# `timeout`.
 # Runs in a fresh `mktemp -d` directory, removed at the end. Needs bash and python3.
 set -u
 program=$1
@@ -136,6 +138,81 @@ PY
     mpi cg 2 --input "$input" --solver cg --iterations 1
     expect_rc cg 1
     grep -qF "the fit runs over the ranks with the cholesky solver" cg.err || fail "cg: stderr lacks the message: $(head -c 600 cg.err)"
+    ;;
+  document_similarity)
+    # 40 documents of 3 to 12 words over 19 terms (a seeded generator: the same file every
+    # run). Each rank reads its share; rank 0 writes --output, --save-tfidf and
+    # --save-vocabulary, which must be the single-process run's bytes.
+    python3 - <<'PY'
+import json, random
+r = random.Random(7)
+words = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron pi rho sigma tau".split()
+with open("corpus.ndjson", "w") as f:
+    for i in range(40):
+        n = r.randint(3, 12)
+        f.write(json.dumps({"id": f"d{i}", "text": " ".join(r.choice(words) for _ in range(n))}) + "\n")
+PY
+    runs=("topk|--top-k 5" "ndjson|--top-k 3 --output-format ndjson --sublinear-tf"
+          "threshold|--top-k 0 --threshold 0.4" "self|--top-k 4 --threshold 0.2 --include-self --min-df 2 --max-df 0.9")
+    for run in "${runs[@]}"; do
+      label=${run%%|*}
+      read -r -a flags <<<"${run#*|}"
+      single "ref_$label" --input corpus.ndjson "${flags[@]}" --devices cpu --output "ref_$label.out.txt" \
+        --save-tfidf "ref_$label.mtx" --save-vocabulary "ref_$label.vocab"
+      expect_rc "ref_$label" 0
+      [ -s "ref_$label.out.txt" ] || fail "ref_$label: empty output"
+      for ranks in 1 2 3 4; do
+        for devices in cpu cpu:2; do
+          name="np${ranks}_${label}_${devices/:/}"
+          mpi "$name" "$ranks" --input corpus.ndjson "${flags[@]}" --devices "$devices" --output "$name.out.txt" \
+            --save-tfidf "$name.mtx" --save-vocabulary "$name.vocab"
+          expect_rc "$name" 0
+          same "ref_$label.out.txt" "$name.out.txt"
+          same "ref_$label.mtx" "$name.mtx"
+          same "ref_$label.vocab" "$name.vocab"
+          [ "$(grep -c '^read:' "$name.err")" -eq 1 ] || fail "$name: expected one rank's stage lines"
+        done
+      done
+    done
+    # More ranks than documents: 3 documents on 4 ranks (shares 0, 1, 1, 1: rank 0 holds
+    # none), and tests/data/corpus/lines.txt (--format lines) on 4 ranks.
+    head -n 3 corpus.ndjson >three.ndjson
+    for input in three.ndjson "$data/corpus/lines.txt"; do
+      base=$(basename "$input")
+      base=${base%%.*}
+      format=ndjson
+      [ "${input##*.}" = txt ] && format=lines
+      single "ref_$base" --input "$input" --format "$format" --top-k 2 --devices cpu --output "ref_$base.tsv" \
+        --save-tfidf "ref_$base.mtx" --save-vocabulary "ref_$base.vocab"
+      expect_rc "ref_$base" 0
+      for devices in cpu cpu:2; do
+        name="${base}_np4_${devices/:/}"
+        mpi "$name" 4 --input "$input" --format "$format" --top-k 2 --devices "$devices" --output "$name.tsv" \
+          --save-tfidf "$name.mtx" --save-vocabulary "$name.vocab"
+        expect_rc "$name" 0
+        grep -qF "of 4" "$name.err" || fail "$name: no read line: $(head -c 600 "$name.err")"
+        same "ref_$base.tsv" "$name.tsv"
+        same "ref_$base.mtx" "$name.mtx"
+        same "ref_$base.vocab" "$name.vocab"
+      done
+    done
+    grep -qF "(0 on rank 0 of 4" three_np4_cpu.err || fail "three_np4_cpu: rank 0 should hold no document: $(head -c 600 three_np4_cpu.err)"
+    # A bad line in the part of rank 2 of 3 (line 35 of 41): the job ends non-zero with
+    # the message naming the file and line, and no output is written.
+    { head -n 34 corpus.ndjson; echo '{"id": "bad", "text": }'; tail -n 6 corpus.ndjson; } >bad.ndjson
+    mpi bad 3 --input bad.ndjson --top-k 3 --output bad.tsv
+    [ "$rc" -ne 0 ] || fail "bad: exit code 0"
+    grep -qF "bad.ndjson" bad.err && grep -qF "35" bad.err || fail "bad: stderr lacks the file and line: $(head -c 600 bad.err)"
+    [ ! -e bad.tsv ] || fail "bad: an output was written"
+    # What the run over ranks refuses, on every rank alike.
+    mpi save_index 2 --input corpus.ndjson --save-index idx --output refused.tsv
+    expect_rc save_index 1
+    [ "$(grep -c 'under MPI, --save-index is not supported' save_index.err)" -eq 2 ] ||
+      fail "save_index: expected both ranks' messages: $(head -c 600 save_index.err)"
+    [ ! -e refused.tsv ] || fail "save_index: an output was written"
+    mpi vocabulary 2 --input corpus.ndjson --vocabulary ref_topk.vocab --output refused.tsv
+    expect_rc vocabulary 1
+    grep -qF "fixed vocabulary" vocabulary.err || fail "vocabulary: stderr lacks the message: $(head -c 600 vocabulary.err)"
     ;;
   *)
     echo "mpi_examples.sh: unknown program $program" >&2
