@@ -103,7 +103,7 @@ int main(int argc, char** argv) {
   try {
     mgpu::corpus_options options;
     options.format = format == "lines" ? mgpu::corpus_format::lines : mgpu::corpus_format::ndjson;
-    options.batch_bytes = std::size_t{4} << 20;
+    options.batch_bytes = std::size_t{32} << 20;  // as document_similarity reads
     std::printf("input %s\n", input.c_str());
 
     // The batch's buffers are kept from run to run, as corpus_prefetcher recycles them:
@@ -137,7 +137,7 @@ int main(int argc, char** argv) {
     stage("read+count", repeat, [&] {
       vectorizer_t v;
       std::vector<std::string> kept;
-      mgpu::corpus_prefetcher reader(input, options, 4);
+      mgpu::corpus_prefetcher reader(input, options, 2);
       mgpu::corpus_text_range texts(reader, &kept);
       counts = v.count(texts);
       ids = std::move(kept);

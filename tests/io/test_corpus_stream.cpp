@@ -352,6 +352,34 @@ TEST_CASE("pipeline: counting a prefetched corpus gives the counts of the corpus
   CHECK(std::equal(a.values, a.values + a.nnz(), b.values));
 }
 
+TEST_CASE("pipeline: next_views hands out every document once, batch by batch, with the ids",
+          "[io][pipeline]") {
+  mgpu_test::temp_dir dir;
+  std::vector<document> docs;
+  write_bytes(dir / "c.ndjson", make_corpus(1500, docs));
+  mgpu::corpus_options o;
+  o.batch_bytes = 20000;
+  mgpu::corpus_prefetcher reader(dir / "c.ndjson", o, 2);
+  std::vector<std::string> ids;
+  mgpu::corpus_text_range range(reader, &ids);
+  std::vector<std::string_view> views;
+  std::size_t seen = 0;
+  std::size_t batches = 0;
+  bool same = true;
+  while (range.next_views(views)) {
+    ++batches;
+    for (auto v : views) same = same && seen < docs.size() && v == docs[seen++].text;
+  }
+  CHECK(same);
+  CHECK(views.empty());
+  CHECK(batches > 2);
+  CHECK(seen == docs.size());
+  CHECK(range.documents() == docs.size());
+  REQUIRE(ids.size() == docs.size());
+  for (std::size_t i = 0; i < docs.size(); ++i) REQUIRE(ids[i] == docs[i].id);
+  CHECK_FALSE(range.next_views(views));  // stays at the end
+}
+
 TEST_CASE("bounded_queue: first in first out, at most capacity items, close drains then ends", "[io][pipeline]") {
   mgpu::bounded_queue<int> q(2);
   CHECK(q.push(1));

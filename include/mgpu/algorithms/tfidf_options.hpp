@@ -99,7 +99,10 @@ using tfidf_batch_source = std::function<bool(std::vector<std::string>&)>;
 /// What the vectorizer accepts as a corpus: an input range (single pass suffices:
 /// generators, istream-based views) whose elements convert to std::string_view, or a
 /// tfidf_batch_source. Forward ranges of lvalues or string_views are read in place;
-/// other ranges are copied batch by batch, so their elements may be temporaries.
+/// other ranges are copied batch by batch, so their elements may be temporaries. A range
+/// that also has `bool next_views(std::vector<std::string_view>&)` (batches of views valid
+/// until the next call; mgpu::corpus_text_range, a streamed file) is read a batch at a
+/// time, in place.
 template <class C>
 concept text_corpus =
     (std::ranges::input_range<C> &&

@@ -199,6 +199,21 @@ class corpus_text_range {
   }
   [[nodiscard]] std::default_sentinel_t end() const noexcept { return {}; }
 
+  /// The next batch's texts, as views valid until the next call (or the range's end):
+  /// the batch-at-a-time form of iteration, which tfidf_vectorizer takes in place (no copy
+  /// of the texts). Returns false once the corpus is exhausted (`views` then empty). Use
+  /// either this or iteration on one range, not both.
+  /// @throws what corpus_prefetcher::next throws.
+  bool next_views(std::vector<std::string_view>& views) {
+    views.clear();
+    started_ = true;
+    load();
+    if (done_) return false;
+    views.reserve(batch_.size());
+    for (std::size_t i = 0; i < batch_.size(); ++i) views.push_back(batch_.text(i));
+    return true;
+  }
+
   /// Documents and text bytes handed out so far (all of them once the range is exhausted).
   [[nodiscard]] std::size_t documents() const noexcept { return documents_; }
   [[nodiscard]] std::uint64_t text_bytes() const noexcept { return text_bytes_; }

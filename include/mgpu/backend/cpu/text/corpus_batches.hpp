@@ -24,11 +24,23 @@ inline constexpr std::size_t batch_documents = 1 << 16;
 inline constexpr std::size_t in_place_batch_documents = 1 << 22;
 inline constexpr std::size_t batch_bytes = std::size_t{32} << 20;
 
+/// A corpus that hands out whole batches of views itself (e.g. mgpu::corpus_text_range):
+/// next_views(v) fills v with the next batch, valid until the next call, and returns false
+/// at the end. Its batches are used as they come, in place.
+template <class C>
+concept view_batch_corpus = requires(std::remove_cvref_t<C>& c, std::vector<std::string_view>& v) {
+  { c.next_views(v) } -> std::convertible_to<bool>;
+};
+
 /// Calls f(std::span<std::string_view const>) for consecutive batches of the corpus.
 template <class C, class F>
 void for_each_batch(C&& corpus, F&& f) {
   std::vector<std::string_view> views;
-  if constexpr (std::ranges::input_range<C>) {
+  if constexpr (view_batch_corpus<C>) {
+    while (corpus.next_views(views)) {
+      if (!views.empty()) f(std::span<std::string_view const>(views));
+    }
+  } else if constexpr (std::ranges::input_range<C>) {
     using ref = std::ranges::range_reference_t<C>;
     constexpr bool in_place =
         std::ranges::forward_range<C> &&
