@@ -58,28 +58,33 @@
 // with a one-line error naming the file and line or what ran out, and exit code 1.
 //
 // MPI (built with mgpu's mpi component, MGPU_ENABLE_MPI): started by mpirun / srun, the
-// program runs over the ranks (docs/distributed.md). Every rank reads --input twice: once
-// to count its documents (n), then to keep the texts of its contiguous share, documents
-// r·n/R to (r+1)·n/R (rank 0 also keeps every id). mgpu::mpi::tfidf_fit_transform fits
+// program runs over the ranks (docs/distributed.md). Rank r of R reads the lines of
+// --input that start in its byte range [r·size/R, (r+1)·size/R) (corpus_options'
+// first_byte / last_byte: every line read by exactly one rank, line numbers — in errors,
+// and as ids — those of the whole file, from count_corpus_lines of the earlier ranges);
+// a gzip --input cannot be entered in the middle, so there every rank parses the whole
+// stream and keeps documents r·n/R to (r+1)·n/R. mgpu::mpi::tfidf_fit_transform fits
 // TF-IDF over the ranks (the whole corpus's vocabulary and idf, each rank's own rows) and
 // mgpu::mpi::cosine_topk finds every document's matches over the ranks (--top-k,
 // --threshold, --top-k 0 with --threshold, --include-self as in one process) on each
-// rank's --devices (host devices: cpu or cpu:N). Rank 0 checks and writes --output,
-// --save-tfidf (the ranks' rows gathered in order) and --save-vocabulary: the bytes of
-// the single-process run. --save-index, --load-index, --queries and a fixed --vocabulary
-// are refused under MPI. Every rank parses the whole file (a bad line is every rank's
-// error, named by its line in the file) but holds only its own texts. Started without a
-// launcher, the program is the single-process one.
+// rank's --devices (host devices: cpu or cpu:N). Rank 0 checks and writes --output (the
+// ranks' ids gathered in order), --save-tfidf (the ranks' rows gathered in order) and
+// --save-vocabulary: the bytes of the single-process run. --save-index, --load-index,
+// --queries and a fixed --vocabulary are refused under MPI. A bad line is the error of
+// the rank that read it, and every rank ends with it. Started without a launcher, the
+// program is the single-process one.
 #include <algorithm>
 #include <charconv>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <initializer_list>
 #include <limits>
 #include <new>
 #include <optional>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
@@ -221,10 +226,12 @@ void write_neighbors(std::ostream& out, mgpu::text_format format, std::vector<st
   }
 }
 
-// Batches of the corpus read ahead of the counting, and their size: a few MB each, so
-// that reading and counting overlap from the start and memory stays small.
-constexpr std::size_t prefetch_depth = 4;
-constexpr std::size_t prefetch_batch_bytes = std::size_t{4} << 20;
+// Batches of the corpus read ahead of the counting, and their size. Counting takes each
+// batch as it comes (in place) and its threads wait at a batch's end for its longest
+// document, so batches are large enough to keep the threads busy (docs/performance.md,
+// "Reading and writing"); memory stays bounded by (depth + 1) batches of text.
+constexpr std::size_t prefetch_depth = 2;
+constexpr std::size_t prefetch_batch_bytes = std::size_t{32} << 20;
 
 mgpu::corpus_options corpus_options_of(settings const& s) {
   mgpu::corpus_options copts;
@@ -334,6 +341,14 @@ int run_queries(settings const& s, mgpu::text_format format) {
 }
 
 #ifdef MGPU_EXAMPLE_WITH_MPI
+// True if the file starts with gzip's magic bytes (corpus_reader then inflates it).
+bool is_gzip(fs::path const& path) {
+  std::ifstream in(path, std::ios::binary);
+  char magic[2] = {0, 0};
+  in.read(magic, 2);
+  return in.gcount() == 2 && static_cast<unsigned char>(magic[0]) == 0x1f && static_cast<unsigned char>(magic[1]) == 0x8b;
+}
+
 // The run over MPI ranks (see the file comment). The program's own steps that can fail on
 // one rank (the outputs, reading the corpus) end with an agreement, so that every rank
 // throws the same error instead of waiting for the others in a collective.
@@ -345,8 +360,16 @@ int run_distributed(settings const& s) {
   bool const search = s.top_k > 0 || s.threshold.has_value();
   mgpu::output_set outs;
   std::optional<mgpu::output_set::output_id> neighbors_out, tfidf_out, vocabulary_out;
-  // 1. Rank 0's outputs checked; every rank counts the documents of --input.
-  stage = "counting the documents";
+  // 1. Rank 0's outputs checked; every rank finds its part of --input: the lines starting
+  //    in its byte range of a plain file (and the lines before it, for the line numbers),
+  //    or, for a gzip file, the number of documents (its share is counted in documents).
+  stage = "finding this rank's part of the corpus";
+  auto const ranks = static_cast<std::int64_t>(policy.ranks());
+  auto const rank = static_cast<std::int64_t>(policy.rank());
+  bool gzip = false;
+  std::uint64_t first_byte = 0;
+  std::uint64_t last_byte = 0;
+  std::int64_t my_lines = 0;
   std::int64_t documents = 0;
   auto error = mgpu::mpi::detail::capture([&] {
     if (root) {
@@ -356,39 +379,88 @@ int run_distributed(settings const& s) {
       outs.check();
     }
     if (!fs::exists(s.input)) throw std::runtime_error(s.input.string() + ": no such file");
-    mgpu::corpus_reader reader(s.input, corpus_options_of(s));
-    mgpu::corpus_batch batch;
-    while (reader.next(batch)) documents += static_cast<std::int64_t>(batch.size());
+    gzip = is_gzip(s.input);
+    if (gzip) {
+      mgpu::corpus_reader reader(s.input, corpus_options_of(s));
+      mgpu::corpus_batch batch;
+      while (reader.next(batch)) documents += static_cast<std::int64_t>(batch.size());
+    } else {
+      auto const size = static_cast<std::uint64_t>(fs::file_size(s.input));
+      first_byte = size / static_cast<std::uint64_t>(ranks) * static_cast<std::uint64_t>(rank) +
+                   size % static_cast<std::uint64_t>(ranks) * static_cast<std::uint64_t>(rank) / static_cast<std::uint64_t>(ranks);
+      last_byte = rank + 1 == ranks ? size
+                                    : size / static_cast<std::uint64_t>(ranks) * static_cast<std::uint64_t>(rank + 1) +
+                                          size % static_cast<std::uint64_t>(ranks) * static_cast<std::uint64_t>(rank + 1) /
+                                              static_cast<std::uint64_t>(ranks);
+      my_lines = static_cast<std::int64_t>(mgpu::count_corpus_lines(s.input, first_byte, last_byte));
+    }
   });
-  mgpu::mpi::detail::agree(policy.comm(), "document_similarity: counting the documents",
-                           {{"the documents of --input", documents}}, error);
-  // 2. This rank's texts (rank 0: every id too).
+  mgpu::mpi::detail::agree(policy.comm(), "document_similarity: finding the parts of the corpus",
+                           {{"the documents of a gzip --input", documents}, {"--input is gzip", gzip ? 1 : 0}}, error);
+  auto const lines_before = mgpu::mpi::detail::gather_row_starts(policy, my_lines);
+  // 2. This rank's ids and texts: its byte range, or its share r·n/R to (r+1)·n/R of a
+  //    gzip file's documents (every rank then parses the whole stream).
   stage = "reading the corpus";
-  auto const ranks = static_cast<std::int64_t>(policy.ranks());
-  auto const first = documents * policy.rank() / ranks;
-  auto const last = documents * (policy.rank() + 1) / ranks;
+  auto const first = documents * rank / ranks;
+  auto const last = documents * (rank + 1) / ranks;
   std::vector<std::string> ids;
   std::vector<std::string> texts;
   std::size_t text_bytes = 0;
   error = mgpu::mpi::detail::capture([&] {
-    mgpu::corpus_reader reader(s.input, corpus_options_of(s));
+    auto copts = corpus_options_of(s);
+    if (!gzip) {
+      copts.first_byte = first_byte;
+      copts.last_byte = last_byte;
+      copts.first_line = static_cast<std::size_t>(lines_before[static_cast<std::size_t>(rank)]);
+    }
+    mgpu::corpus_reader reader(s.input, copts);
     mgpu::corpus_batch batch;
     std::int64_t next = 0;
-    while ((root || next < last) && reader.next(batch)) {
+    while ((!gzip || next < last) && reader.next(batch)) {
       for (std::size_t i = 0; i < batch.size(); ++i, ++next) {
-        if (root) ids.push_back(std::move(batch.ids[i]));
-        if (next >= first && next < last) {
+        if (!gzip || (next >= first && next < last)) {
           text_bytes += batch.texts[i].size();
+          ids.push_back(std::move(batch.ids[i]));
           texts.push_back(std::move(batch.texts[i]));
         }
       }
     }
   });
   mgpu::mpi::detail::agree(policy.comm(), "document_similarity: reading the corpus", {}, error);
+  // Every rank's ids, in rank order (rank 0 names the documents of --output).
+  std::int64_t my_documents = static_cast<std::int64_t>(texts.size());
+  if (search) {
+    std::string my_id_bytes;
+    std::vector<std::uint64_t> my_id_lengths;
+    for (auto const& id : ids) {
+      my_id_bytes += id;
+      my_id_lengths.push_back(id.size());
+    }
+    std::vector<std::int64_t> displs;
+    auto const all_bytes = mgpu::mpi::detail::all_gather_values<char>(
+        policy, std::span<char const>(my_id_bytes.data(), my_id_bytes.size()), displs, "document_similarity: ids");
+    auto const all_lengths = mgpu::mpi::detail::all_gather_values<std::uint64_t>(
+        policy, std::span<std::uint64_t const>(my_id_lengths), displs, "document_similarity: ids");
+    ids.clear();
+    if (root) {
+      ids.reserve(all_lengths.size());
+      std::size_t offset = 0;
+      for (auto const length : all_lengths) {
+        ids.emplace_back(all_bytes.data() + offset, static_cast<std::size_t>(length));
+        offset += static_cast<std::size_t>(length);
+      }
+    }
+  }
+  auto const document_starts = mgpu::mpi::detail::gather_row_starts(policy, my_documents);
+  documents = document_starts.back();
   if (root) {
-    std::fprintf(stderr, "read:            %8.3f s  %lld documents (%lld on rank 0 of %lld, %.1f MB of text)\n",
-                 clock.lap(), static_cast<long long>(documents), static_cast<long long>(last - first),
-                 static_cast<long long>(ranks), static_cast<double>(text_bytes) / 1e6);
+    std::string per_rank;
+    for (std::size_t r = 0; r + 1 < document_starts.size(); ++r) {
+      per_rank += (r > 0 ? " " : "") + std::to_string(document_starts[r + 1] - document_starts[r]);
+    }
+    std::fprintf(stderr, "read:            %8.3f s  %lld documents over %lld ranks (%s; %.1f MB of text on rank 0)\n",
+                 clock.lap(), static_cast<long long>(documents), static_cast<long long>(ranks), per_rank.c_str(),
+                 static_cast<double>(text_bytes) / 1e6);
     if (neighbors_out) warn_duplicates(ids, "document");
   }
   // 3. TF-IDF over the ranks.

@@ -141,8 +141,8 @@ PY
     ;;
   document_similarity)
     # 40 documents of 3 to 12 words over 19 terms (a seeded generator: the same file every
-    # run). Each rank reads its share; rank 0 writes --output, --save-tfidf and
-    # --save-vocabulary, which must be the single-process run's bytes.
+    # run). Each rank reads the lines starting in its byte range; rank 0 writes --output,
+    # --save-tfidf and --save-vocabulary, which must be the single-process run's bytes.
     python3 - <<'PY'
 import json, random
 r = random.Random(7)
@@ -174,9 +174,10 @@ PY
         done
       done
     done
-    # More ranks than documents: 3 documents on 4 ranks (shares 0, 1, 1, 1: rank 0 holds
-    # none), and tests/data/corpus/lines.txt (--format lines) on 4 ranks.
-    head -n 3 corpus.ndjson >three.ndjson
+    # More ranks than documents: 3 documents on 4 ranks, the first one long (about 3/4 of
+    # the file), so that the byte ranges of ranks 1 and 2 start inside it: they hold none;
+    # and tests/data/corpus/lines.txt (--format lines) on 4 ranks.
+    { printf '{"id": "long", "text": "'; for i in $(seq 100); do printf 'alpha beta '; done; printf '"}\n'; head -n 2 corpus.ndjson; } >three.ndjson
     for input in three.ndjson "$data/corpus/lines.txt"; do
       base=$(basename "$input")
       base=${base%%.*}
@@ -190,19 +191,37 @@ PY
         mpi "$name" 4 --input "$input" --format "$format" --top-k 2 --devices "$devices" --output "$name.tsv" \
           --save-tfidf "$name.mtx" --save-vocabulary "$name.vocab"
         expect_rc "$name" 0
-        grep -qF "of 4" "$name.err" || fail "$name: no read line: $(head -c 600 "$name.err")"
+        grep -qF "over 4 ranks" "$name.err" || fail "$name: no read line: $(head -c 600 "$name.err")"
         same "ref_$base.tsv" "$name.tsv"
         same "ref_$base.mtx" "$name.mtx"
         same "ref_$base.vocab" "$name.vocab"
       done
     done
-    grep -qF "(0 on rank 0 of 4" three_np4_cpu.err || fail "three_np4_cpu: rank 0 should hold no document: $(head -c 600 three_np4_cpu.err)"
-    # A bad line in the part of rank 2 of 3 (line 35 of 41): the job ends non-zero with
-    # the message naming the file and line, and no output is written.
+    grep -qF "3 documents over 4 ranks (1 0 0 2;" three_np4_cpu.err ||
+      fail "three_np4_cpu: ranks 1 and 2 should hold no document: $(head -c 600 three_np4_cpu.err)"
+    # Ids that are line numbers (no id member) across byte ranges: a byte order mark, a
+    # blank line, no line end at the end; every document its own best match. And a gzip
+    # corpus (no byte ranges: every rank keeps its share of the documents).
+    printf '\xef\xbb\xbf{"text":"aa bb"}\n{"text":"bb cc"}\n  \n{"text":"cc aa dd"}\n{"text":"dd"}' >numbered.ndjson
+    gzip -c corpus.ndjson >corpus.ndjson.gz
+    for input in numbered.ndjson corpus.ndjson.gz; do
+      single "ref_$input" --input "$input" --include-self --top-k 3 --devices cpu --output "ref_$input.tsv"
+      expect_rc "ref_$input" 0
+      for ranks in 2 3 4; do
+        mpi "np${ranks}_$input" "$ranks" --input "$input" --include-self --top-k 3 --output "np${ranks}_$input.tsv"
+        expect_rc "np${ranks}_$input" 0
+        same "ref_$input.tsv" "np${ranks}_$input.tsv"
+      done
+    done
+    [ "$(cut -f1 ref_numbered.ndjson.tsv | uniq | tr '\n' ' ')" = "1 2 4 5 " ] ||
+      fail "numbered: the ids are not the line numbers 1 2 4 5: $(head -c 300 ref_numbered.ndjson.tsv)"
+    # A bad line in the byte range of rank 2 of 3 only (line 35 of 41): the job ends
+    # non-zero with that rank's message naming the file and the line in the whole file,
+    # and no output is written.
     { head -n 34 corpus.ndjson; echo '{"id": "bad", "text": }'; tail -n 6 corpus.ndjson; } >bad.ndjson
     mpi bad 3 --input bad.ndjson --top-k 3 --output bad.tsv
     [ "$rc" -ne 0 ] || fail "bad: exit code 0"
-    grep -qF "bad.ndjson" bad.err && grep -qF "35" bad.err || fail "bad: stderr lacks the file and line: $(head -c 600 bad.err)"
+    grep -qF "bad.ndjson:35: rank 2 of 3: invalid JSON" bad.err || fail "bad: stderr lacks the file and line: $(head -c 600 bad.err)"
     [ ! -e bad.tsv ] || fail "bad: an output was written"
     # What the run over ranks refuses, on every rank alike.
     mpi save_index 2 --input corpus.ndjson --save-index idx --output refused.tsv

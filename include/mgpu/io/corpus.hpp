@@ -39,10 +39,23 @@
 // a corpus is either read completely or rejected at its first bad line. A missing file is a
 // `parse_error` with line 0.
 //
+// Byte ranges (for splitting one file between processes, e.g. MPI ranks): with
+// `first_byte` / `last_byte` set, a reader returns only the lines that START at a byte
+// offset in [first_byte, last_byte) — a line starts at offset 0 or just after a "\n" — the
+// split of Hadoop's TextInputFormat: consecutive ranges that cover [0, file size) return
+// every line exactly once, whatever the offsets. The reader seeks to the range; only the
+// bytes of its lines (plus the look for the first "\n" at each end) are read.
+// `first_line` gives the lines of the file before the range (count_corpus_lines of the
+// earlier ranges), so that line numbers — in errors, and as the ids of `lines` documents
+// or of NDJSON documents without an id — are those of the whole file. A byte order mark is
+// recognised only at offset 0. Plain files only: a gzip stream cannot be entered in the
+// middle (invalid_argument).
+//
 // Thread safety: a reader is a single-threaded cursor; distinct readers are independent.
 #pragma once
 
 #include <simdjson.h>
+#include <sys/types.h>
 #include <zlib.h>
 
 #include <algorithm>
@@ -84,6 +97,12 @@ struct corpus_options {
   std::size_t max_line_bytes = std::size_t{64} << 20;
   /// Bytes asked of the operating system per read; a tuning knob (must be > 0).
   std::size_t read_bytes = std::size_t{4} << 20;
+  /// Read only the lines starting in [first_byte, last_byte) of a plain file (see the file
+  /// comment, "Byte ranges"); the defaults read the whole file.
+  std::uint64_t first_byte = 0;
+  std::uint64_t last_byte = std::numeric_limits<std::uint64_t>::max();
+  /// Lines of the file before the range (line numbers continue from it); 0 for a whole file.
+  std::size_t first_line = 0;
 };
 
 /// A run of consecutive documents: `ids[i]` and `texts[i]` describe one document.
@@ -157,6 +176,64 @@ namespace detail {
 struct file_closer {
   void operator()(std::FILE* file) const noexcept { std::fclose(file); }
 };
+
+/// The offset of the first line starting at or after `offset` in `file` (a line starts at 0
+/// or just after a "\n"): 0 for offset 0, else one past the first "\n" at or after
+/// offset - 1, or the file's size when there is none. O(bytes to that "\n").
+/// @throws parse_error (line 0) on a seek or read error.
+inline std::uint64_t line_start_at_or_after(std::FILE* file, std::string const& name, std::uint64_t offset,
+                                            std::uint64_t size) {
+  if (offset == 0) return 0;
+  if (offset > size) return size;
+  if (::fseeko(file, static_cast<off_t>(offset - 1), SEEK_SET) != 0) {
+    throw parse_error(name, 0, "cannot seek: " + std::error_code(errno, std::generic_category()).message());
+  }
+  std::vector<char> block(std::size_t{64} << 10);
+  std::uint64_t pos = offset - 1;
+  for (;;) {
+    auto const got = std::fread(block.data(), 1, block.size(), file);
+    if (got == 0) {
+      if (std::ferror(file)) throw parse_error(name, 0, "read error: " + std::error_code(errno, std::generic_category()).message());
+      return size;
+    }
+    if (auto const* nl = static_cast<char const*>(std::memchr(block.data(), '\n', got))) {
+      return pos + static_cast<std::uint64_t>(nl - block.data()) + 1;
+    }
+    pos += got;
+  }
+}
+
+/// The aligned range [begin, end) of the lines starting in [first_byte, last_byte) of an
+/// open plain file, and its size. @throws parse_error (line 0) on an I/O error;
+/// invalid_argument for a gzip file or first_byte > last_byte.
+struct line_range {
+  std::uint64_t begin = 0;
+  std::uint64_t end = 0;
+  std::uint64_t size = 0;
+};
+inline line_range aligned_line_range(std::FILE* file, std::string const& name, std::uint64_t first_byte,
+                                     std::uint64_t last_byte) {
+  MGPU_EXPECTS(first_byte <= last_byte, "corpus_options: first_byte (", first_byte, ") is after last_byte (",
+               last_byte, ")");
+  auto const fail = [&](char const* what) {
+    throw parse_error(name, 0, std::string(what) + ": " + std::error_code(errno, std::generic_category()).message());
+  };
+  unsigned char magic[2] = {0, 0};
+  if (::fseeko(file, 0, SEEK_SET) != 0) fail("cannot seek");
+  auto const got = std::fread(magic, 1, 2, file);
+  if (got < 2 && std::ferror(file)) fail("read error");
+  MGPU_EXPECTS(!(got == 2 && magic[0] == 0x1f && magic[1] == 0x8b), "'", name,
+               "': a byte range of a gzip-compressed corpus cannot be read (a gzip stream cannot be entered in "
+               "the middle)");
+  if (::fseeko(file, 0, SEEK_END) != 0) fail("cannot seek");
+  auto const end_offset = ::ftello(file);
+  if (end_offset < 0) fail("cannot tell the size");
+  line_range r;
+  r.size = static_cast<std::uint64_t>(end_offset);
+  r.begin = line_start_at_or_after(file, name, first_byte, r.size);
+  r.end = std::max(r.begin, line_start_at_or_after(file, name, std::min(last_byte, r.size), r.size));
+  return r;
+}
 
 /// zlib's inflate over a gzip stream read from a FILE in blocks (see corpus.hpp's
 /// "Compression"). `read` fills `out` with up to `wanted` decompressed bytes.
@@ -364,6 +441,18 @@ class corpus_reader {
     errno = 0;
     file_.reset(std::fopen(name_.c_str(), "rb"));
     if (!file_) throw parse_error(name_, 0, "cannot open: " + system_reason(errno));
+    if (options_.first_byte != 0 || options_.last_byte != std::numeric_limits<std::uint64_t>::max()) {
+      auto const range = detail::aligned_line_range(file_.get(), name_, options_.first_byte, options_.last_byte);
+      if (::fseeko(file_.get(), static_cast<off_t>(range.begin), SEEK_SET) != 0) {
+        throw parse_error(name_, 0, "cannot seek: " + system_reason(errno));
+      }
+      ranged_ = true;
+      from_offset_0_ = range.begin == 0;
+      remaining_ = range.end - range.begin;
+      started_ = true;  // not a gzip file (checked)
+      at_eof_ = remaining_ == 0;
+    }
+    lines_read_ = options_.first_line;
   }
 
   /// Replaces `batch` with the next documents, in file order, until their ids and texts
@@ -458,7 +547,8 @@ class corpus_reader {
   // Appends the documents of the chunk's lines to `batch` until `bytes` reaches batch_bytes;
   // returns the bytes of the chunk consumed (whole lines).
   std::size_t take_lines(corpus_text_batch& batch, std::string_view chunk, std::size_t& bytes) {
-    if (options_.format == corpus_format::ndjson && !(lines_read_ == 0 && chunk.starts_with("\xEF\xBB\xBF"))) {
+    if (options_.format == corpus_format::ndjson &&
+        !(from_offset_0_ && lines_read_ == options_.first_line && chunk.starts_with("\xEF\xBB\xBF"))) {
       auto const size = batch.size();
       auto const lines = lines_read_;
       auto const first = batch.first_line;
@@ -578,7 +668,9 @@ class corpus_reader {
     ++lines_read_;
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
     if (line.size() > options_.max_line_bytes) throw_too_long(lines_read_);
-    if (lines_read_ == 1 && line.starts_with("\xEF\xBB\xBF")) line.remove_prefix(3);
+    if (from_offset_0_ && lines_read_ == options_.first_line + 1 && line.starts_with("\xEF\xBB\xBF")) {
+      line.remove_prefix(3);
+    }
     return line;
   }
 
@@ -608,7 +700,8 @@ class corpus_reader {
       return;
     }
     // The first read takes at least the two bytes that tell a gzip file.
-    auto const asked = started_ ? wanted : std::max<std::size_t>(wanted, 2);
+    auto asked = started_ ? wanted : std::max<std::size_t>(wanted, 2);
+    if (ranged_) asked = static_cast<std::size_t>(std::min<std::uint64_t>(asked, remaining_));
     if (end_ + asked + padding > buffer_.size()) buffer_.resize(end_ + asked + padding);
     auto const got = std::fread(buffer_.data() + end_, 1, asked, file_.get());
     if (got < asked && std::ferror(file_.get())) {
@@ -628,6 +721,10 @@ class corpus_reader {
     end_ += got;
     bytes_read_ += got;
     if (got < asked) at_eof_ = true;
+    if (ranged_) {
+      remaining_ -= got;
+      if (remaining_ == 0) at_eof_ = true;
+    }
   }
 
   void fill_decompressed() {
@@ -704,6 +801,10 @@ class corpus_reader {
   std::unique_ptr<std::FILE, detail::file_closer> file_;
   std::unique_ptr<detail::inflate_stage> gzip_;  // set when the file is gzip-compressed
   bool started_ = false;
+  // A byte range (see the file comment): bytes of it not read yet.
+  bool ranged_ = false;
+  std::uint64_t remaining_ = 0;
+  bool from_offset_0_ = true;  // the first line read starts at offset 0 (a byte order mark may open it)
   // Unconsumed input is [begin_, end_); [begin_, scanned_) is known to hold no "\n".
   std::vector<char> buffer_;
   std::size_t begin_ = 0;
@@ -727,6 +828,36 @@ class corpus_reader {
   corpus_batch all;
   reader.next(all);
   return all;
+}
+
+/// The lines of a plain file that start in [first_byte, last_byte) (see corpus.hpp's "Byte
+/// ranges"): its "\n"s there, plus one for a last line without a line end. Summed over the
+/// ranges before a reader's, the reader's `first_line`. Reads only the range. O(bytes).
+/// @throws parse_error (line 0) when the file cannot be opened or read; invalid_argument
+///         for a gzip file or first_byte > last_byte.
+[[nodiscard]] inline std::uint64_t count_corpus_lines(std::filesystem::path const& file, std::uint64_t first_byte,
+                                                      std::uint64_t last_byte) {
+  auto const name = file.string();
+  errno = 0;
+  std::unique_ptr<std::FILE, detail::file_closer> f(std::fopen(name.c_str(), "rb"));
+  if (!f) throw parse_error(name, 0, "cannot open: " + std::error_code(errno, std::generic_category()).message());
+  auto const range = detail::aligned_line_range(f.get(), name, first_byte, last_byte);
+  if (::fseeko(f.get(), static_cast<off_t>(range.begin), SEEK_SET) != 0) {
+    throw parse_error(name, 0, "cannot seek: " + std::error_code(errno, std::generic_category()).message());
+  }
+  std::vector<char> block(std::size_t{1} << 20);
+  std::uint64_t lines = 0;
+  std::uint64_t left = range.end - range.begin;
+  char last = '\n';
+  while (left > 0) {
+    auto const want = static_cast<std::size_t>(std::min<std::uint64_t>(left, block.size()));
+    auto const got = std::fread(block.data(), 1, want, f.get());
+    if (got < want) throw parse_error(name, 0, "read error: " + std::error_code(errno, std::generic_category()).message());
+    lines += static_cast<std::uint64_t>(std::count(block.data(), block.data() + got, '\n'));
+    last = block[got - 1];
+    left -= got;
+  }
+  return lines + (last != '\n' ? 1 : 0);
 }
 
 }  // namespace mgpu
