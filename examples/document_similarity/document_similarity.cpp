@@ -675,17 +675,22 @@ int main(int argc, char** argv) {
     // Every rank prints "rank R of N: error: ..." and the job ends non-zero on an error.
     mgpu::mpi::environment env(argc, argv);
     return mgpu::mpi::main_guard([&] {
-      for (auto const* option : {"--save-index", "--load-index", "--queries"}) {
-        if (app.count(option) > 0) {
-          throw std::runtime_error(std::string("under MPI, ") + option +
-                                   " is not supported: the program reads --input over the ranks "
-                                   "(docs/distributed.md)");
+      // The options refused under MPI, and the analyzer flags: every rank checks them and
+      // the ranks agree, so that every rank ends with the message and exit code 1.
+      auto const error = mgpu::mpi::detail::capture([&] {
+        for (auto const* option : {"--save-index", "--load-index", "--queries"}) {
+          if (app.count(option) > 0) {
+            throw std::runtime_error(std::string("under MPI, ") + option +
+                                     " is not supported: the program reads --input over the ranks "
+                                     "(docs/distributed.md)");
+          }
         }
-      }
-      if (s.devices.rfind("cpu", 0) != 0) {
-        throw std::runtime_error("under MPI, --devices must name host devices (cpu or cpu:N)");
-      }
-      apply_analyzer_flags(analyzer, s.tfidf);
+        if (s.devices.rfind("cpu", 0) != 0) {
+          throw std::runtime_error("under MPI, --devices must name host devices (cpu or cpu:N)");
+        }
+        apply_analyzer_flags(analyzer, s.tfidf);
+      });
+      mgpu::mpi::detail::agree(MPI_COMM_WORLD, "document_similarity: the options", {}, error);
       return run_distributed(s);
     });
   }

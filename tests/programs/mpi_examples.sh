@@ -226,6 +226,7 @@ PY
     # What the run over ranks refuses, on every rank alike.
     mpi save_index 2 --input corpus.ndjson --save-index idx --output refused.tsv
     expect_rc save_index 1
+    [ ! -e idx ] || fail "save_index: the directory was created"
     [ "$(grep -c 'under MPI, --save-index is not supported' save_index.err)" -eq 2 ] ||
       fail "save_index: expected both ranks' messages: $(head -c 600 save_index.err)"
     [ ! -e refused.tsv ] || fail "save_index: an output was written"
