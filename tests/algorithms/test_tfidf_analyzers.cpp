@@ -25,20 +25,20 @@
 #include "mgpu/execution/policy.hpp"
 #include "mgpu/io/binary_file.hpp"
 #include "../test_support.hpp"
+#include "sklearn_fixture_support.hpp"
 
 namespace {
+
+using mgpu_test::sklearn::read_csr;
+using mgpu_test::sklearn::read_options;
+using mgpu_test::sklearn::require_equal;
+using mgpu_test::sklearn::sparse_rows;
+using mgpu_test::sklearn::strings;
 
 using mgpu::tfidf_options;
 using mgpu::tfidf_vectorizer;
 
 std::string const data_dir = std::string(MGPU_TEST_DATA_DIR) + "/tfidf/sklearn/";
-
-struct sparse_rows {
-  std::vector<std::int64_t> shape;
-  std::vector<std::int64_t> indptr;
-  std::vector<std::int64_t> indices;
-  std::vector<double> data;
-};
 
 struct sklearn_case {
   tfidf_options options;
@@ -54,51 +54,6 @@ struct sklearn_fixture {
   std::vector<std::string> transform_documents;
   std::map<std::string, sklearn_case, std::less<>> cases;
 };
-
-std::vector<std::string> strings(simdjson::dom::array a) {
-  std::vector<std::string> out;
-  for (std::string_view s : a) out.emplace_back(s);
-  return out;
-}
-
-sparse_rows read_csr(simdjson::dom::object o) {
-  sparse_rows m;
-  for (std::int64_t v : o["shape"].get_array()) m.shape.push_back(v);
-  for (std::int64_t v : o["indptr"].get_array()) m.indptr.push_back(v);
-  for (std::int64_t v : o["indices"].get_array()) m.indices.push_back(v);
-  for (double v : o["data"].get_array()) m.data.push_back(v);
-  return m;
-}
-
-tfidf_options read_options(simdjson::dom::object o) {
-  tfidf_options opts;
-  for (auto [key, value] : o) {
-    if (key == "binary") {
-      opts.binary = bool(value);
-    } else if (key == "lowercase") {
-      opts.lowercase = bool(value);
-    } else if (key == "analyzer") {
-      std::string_view const a = value;
-      opts.analyzer = a == "char" ? mgpu::tfidf_analyzer::char_ : mgpu::tfidf_analyzer::char_wb;
-    } else if (key == "ngram_range") {
-      simdjson::dom::array const r = value;
-      opts.ngram_range = {static_cast<int>(std::int64_t(r.at(0))), static_cast<int>(std::int64_t(r.at(1)))};
-    } else if (key == "stop_words") {
-      opts.stop_words = value.is_string() ? mgpu::english_stop_words() : strings(value);
-      if (value.is_string()) REQUIRE(std::string_view(value) == "english");
-    } else if (key == "token_pattern") {
-      opts.token_pattern = std::string(std::string_view(value));
-    } else if (key == "strip_accents") {
-      std::string_view const s = value;
-      opts.strip_accents = s == "ascii" ? mgpu::strip_accents_mode::ascii : mgpu::strip_accents_mode::unicode;
-    } else if (key == "vocabulary") {
-      opts.vocabulary = strings(value);
-    } else {
-      FAIL("unknown option in analyzers.json: " << key);
-    }
-  }
-  return opts;
-}
 
 sklearn_fixture const& fixture() {
   static sklearn_fixture const f = [] {
@@ -120,18 +75,6 @@ sklearn_fixture const& fixture() {
     return out;
   }();
   return f;
-}
-
-template <class T, class I>
-void require_equal(mgpu::csr_matrix<mgpu::cpu, T, I> const& got, sparse_rows const& want, double tol) {
-  REQUIRE(got.rows() == want.shape[0]);
-  REQUIRE(got.cols() == want.shape[1]);
-  REQUIRE(std::vector<std::int64_t>(got.row_offsets().begin(), got.row_offsets().end()) == want.indptr);
-  REQUIRE(std::vector<std::int64_t>(got.col_indices().begin(), got.col_indices().end()) == want.indices);
-  for (std::size_t p = 0; p < want.data.size(); ++p) {
-    INFO("entry " << p);
-    REQUIRE(static_cast<double>(got.values()[p]) == Approx(want.data[p]).margin(tol).epsilon(0));
-  }
 }
 
 template <class T, class I>
