@@ -14,6 +14,7 @@
 
 #include "mgpu/io/corpus.hpp"
 #include "../test_support.hpp"
+#include "gzip_test_support.hpp"
 
 namespace {
 
@@ -25,20 +26,7 @@ void write_bytes(fs::path const& p, std::string const& bytes) {
   out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
 }
 
-/// One gzip member holding `text` (deflate with the gzip wrapper, windowBits 15 + 16).
-std::string gzip(std::string const& text) {
-  z_stream z{};
-  REQUIRE(deflateInit2(&z, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) == Z_OK);
-  std::string out(deflateBound(&z, static_cast<uLong>(text.size())) + 64, '\0');
-  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(text.data()));
-  z.avail_in = static_cast<uInt>(text.size());
-  z.next_out = reinterpret_cast<Bytef*>(out.data());
-  z.avail_out = static_cast<uInt>(out.size());
-  REQUIRE(deflate(&z, Z_FINISH) == Z_STREAM_END);
-  out.resize(z.total_out);
-  deflateEnd(&z);
-  return out;
-}
+using mgpu_test::gzip;
 
 std::string sample_ndjson() {
   std::string s = "\xEF\xBB\xBF";

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "../test_support.hpp"
+#include "gzip_test_support.hpp"
 #include "mgpu/algorithms/tfidf.hpp"
 #include "mgpu/io/bounded_queue.hpp"
 #include "mgpu/io/corpus.hpp"
@@ -38,19 +39,7 @@ void write_bytes(fs::path const& p, std::string const& bytes) {
   out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
 }
 
-std::string gzip(std::string const& data) {
-  z_stream z{};
-  REQUIRE(deflateInit2(&z, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) == Z_OK);
-  std::string out(deflateBound(&z, static_cast<uLong>(data.size())), '\0');
-  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data.data()));
-  z.avail_in = static_cast<uInt>(data.size());
-  z.next_out = reinterpret_cast<Bytef*>(out.data());
-  z.avail_out = static_cast<uInt>(out.size());
-  REQUIRE(deflate(&z, Z_FINISH) == Z_STREAM_END);
-  out.resize(z.total_out);
-  deflateEnd(&z);
-  return out;
-}
+using mgpu_test::gzip;
 
 // RFC 8259 string encoding, written independently of the library: every non-ASCII code
 // point below U+10000 as \uXXXX taken from the UTF-8 bytes, the rest raw, so that both
