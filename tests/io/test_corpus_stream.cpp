@@ -369,6 +369,35 @@ TEST_CASE("pipeline: next_views hands out every document once, batch by batch, w
   CHECK_FALSE(range.next_views(views));  // stays at the end
 }
 
+TEST_CASE("ndjson stream: a byte after a document on its line is that line's error, whatever the batch size",
+          "[io][corpus][reliability]") {
+  // Found by fuzz_corpus: with one document per batch the fast path returned before it
+  // looked at the rest of the line, so `}\xFF` passed with small batches and failed with
+  // large ones. By hand: line 2 holds a document, then a byte that is not UTF-8; line 3 a
+  // document, then an 'x'. Whitespace after a document is fine (line 1).
+  mgpu_test::temp_dir dir;
+  write_bytes(dir / "bad_utf8.ndjson", "{\"text\":\"a\"} \t\r\n{\"text\": \"b\"}\xFF\n{\"text\":\"c\"}\n");
+  write_bytes(dir / "bad_x.ndjson", "{\"text\":\"a\"}\n\n{\"text\":\"c\"}x\n");
+  for (std::size_t const batch_bytes : {std::size_t{1}, std::size_t{1} << 20}) {
+    for (std::size_t const read_bytes : {std::size_t{3}, std::size_t{1} << 16}) {
+      CAPTURE(batch_bytes, read_bytes);
+      mgpu::corpus_options o;
+      o.batch_bytes = batch_bytes;
+      o.read_bytes = read_bytes;
+      auto read_all = [&](char const* name) {
+        mgpu::corpus_reader reader(dir / name, o);
+        mgpu::corpus_batch batch;
+        while (reader.next(batch)) {
+        }
+      };
+      CHECK_THAT(mgpu_test::message_of<mgpu::parse_error>([&] { read_all("bad_utf8.ndjson"); }),
+                 Contains("bad_utf8.ndjson:2:"));
+      CHECK_THAT(mgpu_test::message_of<mgpu::parse_error>([&] { read_all("bad_x.ndjson"); }),
+                 Contains("bad_x.ndjson:3:"));
+    }
+  }
+}
+
 TEST_CASE("bounded_queue: first in first out, at most capacity items, close drains then ends", "[io][pipeline]") {
   mgpu::bounded_queue<int> q(2);
   CHECK(q.push(1));

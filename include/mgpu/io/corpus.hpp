@@ -621,6 +621,12 @@ class corpus_reader {
       if (doc_end > chunk.size() || std::memchr(source.data(), '\n', source.size()) != nullptr) return std::nullopt;
       auto const* after = static_cast<char const*>(std::memchr(chunk.data() + doc_end, '\n', chunk.size() - doc_end));
       std::size_t const line_end = after != nullptr ? static_cast<std::size_t>(after - chunk.data()) : chunk.size();
+      // Only JSON whitespace may follow the document on its line (anything else, e.g. a
+      // byte that is not UTF-8, is the line reader's error to report).
+      for (std::size_t i = doc_end; i < line_end; ++i) {
+        char const c = chunk[i];
+        if (c != ' ' && c != '\t' && c != '\r') return std::nullopt;
+      }
       std::size_t line_bytes = line_end - line_start;
       if (line_bytes > 0 && chunk[line_end - 1] == '\r') --line_bytes;
       if (line_bytes > options_.max_line_bytes) return std::nullopt;
