@@ -131,6 +131,30 @@ void write_neighbors(std::ostream& out, mgpu::text_format format, std::string_vi
   }
 }
 
+// What both runs print and write once the neighbours are found: the majority vote's
+// accuracy against the test labels, the search time and rate, and --output.
+void report(settings const& s, mgpu::topk_result<float> const& result, std::vector<int> const& train_labels,
+            std::vector<int> const& test_labels, double seconds, double gflops, mgpu::text_format format,
+            mgpu::output_set& outs, std::optional<mgpu::output_set::output_id> const& neighbors_out,
+            stopwatch& clock) {
+  auto const queries = result.rows();
+  auto const predicted = mgpu::knn_vote(result, train_labels);
+  std::int64_t correct = 0;
+  for (std::int64_t q = 0; q < queries; ++q) {
+    correct += predicted[static_cast<std::size_t>(q)] == test_labels[static_cast<std::size_t>(q)] ? 1 : 0;
+  }
+  std::printf("accuracy=%.4f\n", queries > 0 ? static_cast<double>(correct) / static_cast<double>(queries) : 0.0);
+  std::printf("search_seconds=%.3f\n", seconds);
+  std::printf("gflops=%.1f\n", gflops);
+  if (neighbors_out) {
+    stage = "writing the output";
+    char const* value_name = s.metric == "ip" ? "inner_product" : s.metric == "cosine" ? "cosine" : "distance";
+    outs.set_writer(*neighbors_out, [&](std::ostream& out) { write_neighbors(out, format, value_name, result); });
+    outs.commit();
+    std::fprintf(stderr, "write:   %8.3f s  %s\n", clock.lap(), s.output.c_str());
+  }
+}
+
 #ifdef MGPU_EXAMPLE_WITH_MPI
 // The run over MPI ranks (see the file comment): every rank reads the data and searches
 // its share of the training images; rank 0 writes and prints.
@@ -184,21 +208,7 @@ int run_distributed(settings const& s) {
                         static_cast<double>(train.cols()) / seconds * 1e-9;
   std::fprintf(stderr, "search:  %8.3f s  k = %d, %s on %s per rank, %lld ranks\n", seconds, s.k, s.metric.c_str(),
                s.devices.c_str(), static_cast<long long>(ranks));
-  auto const predicted = mgpu::knn_vote(result, train_labels);
-  std::int64_t correct = 0;
-  for (std::int64_t q = 0; q < queries; ++q) {
-    correct += predicted[static_cast<std::size_t>(q)] == test_labels[static_cast<std::size_t>(q)] ? 1 : 0;
-  }
-  std::printf("accuracy=%.4f\n", queries > 0 ? static_cast<double>(correct) / static_cast<double>(queries) : 0.0);
-  std::printf("search_seconds=%.3f\n", seconds);
-  std::printf("gflops=%.1f\n", gflops);
-  if (neighbors_out) {
-    stage = "writing the output";
-    char const* value_name = s.metric == "ip" ? "inner_product" : s.metric == "cosine" ? "cosine" : "distance";
-    outs.set_writer(*neighbors_out, [&](std::ostream& out) { write_neighbors(out, format, value_name, result); });
-    outs.commit();
-    std::fprintf(stderr, "write:   %8.3f s  %s\n", clock.lap(), s.output.c_str());
-  }
+  report(s, result, train_labels, test_labels, seconds, gflops, format, outs, neighbors_out, clock);
   return 0;
 }
 #endif
@@ -247,22 +257,7 @@ int run(settings const& s) {
                           static_cast<double>(train.cols()) / seconds * 1e-9;
     std::fprintf(stderr, "search:  %8.3f s  k = %d, %s on %s\n", seconds, s.k, s.metric.c_str(), s.devices.c_str());
 
-    auto const predicted = mgpu::knn_vote(result, train_labels);
-    std::int64_t correct = 0;
-    for (std::int64_t q = 0; q < queries; ++q) {
-      correct += predicted[static_cast<std::size_t>(q)] == test_labels[static_cast<std::size_t>(q)] ? 1 : 0;
-    }
-    std::printf("accuracy=%.4f\n", queries > 0 ? static_cast<double>(correct) / static_cast<double>(queries) : 0.0);
-    std::printf("search_seconds=%.3f\n", seconds);
-    std::printf("gflops=%.1f\n", gflops);
-    if (neighbors_out) {
-      stage = "writing the output";
-      char const* value_name = s.metric == "ip" ? "inner_product" : s.metric == "cosine" ? "cosine" : "distance";
-      outs.set_writer(*neighbors_out,
-                      [&](std::ostream& out) { write_neighbors(out, format, value_name, result); });
-      outs.commit();
-      std::fprintf(stderr, "write:   %8.3f s  %s\n", clock.lap(), s.output.c_str());
-    }
+    report(s, result, train_labels, test_labels, seconds, gflops, format, outs, neighbors_out, clock);
     return 0;
   });
 }
