@@ -19,12 +19,10 @@ Needs python3-sklearn and python3-scipy (Debian): run with /usr/bin/python3.
 
 import argparse
 import os
-import statistics
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from tfidf_vs_sklearn import read_texts, values_agree, vocabulary_agrees  # noqa: E402
+from tfidf_vs_sklearn import read_texts, time_and_check  # noqa: E402
 
 
 def main() -> int:
@@ -58,33 +56,12 @@ def main() -> int:
     text_bytes = sum(len(t.encode("utf-8")) for t in texts)
     print(f"corpus {args.corpus}: {len(texts)} documents, {text_bytes / 1e6:.1f} MB of text")
 
-    seconds = []
-    for _ in range(max(1, args.repeat)):
-        vectorizer = TfidfVectorizer(
-            analyzer=args.analyzer, ngram_range=tuple(args.ngram_range), stop_words=stop_words,
-            token_pattern=args.token_pattern, strip_accents=args.strip_accents,
-            lowercase=not args.no_lowercase, binary=args.binary, use_idf=not args.no_idf,
-            smooth_idf=not args.no_smooth_idf, norm=None if args.norm == "none" else args.norm)
-        start = time.perf_counter()
-        reference = vectorizer.fit_transform(texts)
-        seconds.append(time.perf_counter() - start)
-    median = statistics.median(seconds)
-    print(f"sklearn TfidfVectorizer(analyzer={args.analyzer!r}, ngram_range={tuple(args.ngram_range)}).fit_transform: "
-          f"{median:.3f} s (median of {len(seconds)}), {text_bytes / 1e6 / median:.2f} MB/s; "
-          f"{reference.shape[0]} x {reference.shape[1]}, nnz {reference.nnz}")
-    if args.mgpu_seconds:
-        print(f"mgpu: {args.mgpu_seconds:.3f} s, {text_bytes / 1e6 / args.mgpu_seconds:.1f} MB/s, "
-              f"{median / args.mgpu_seconds:.1f}x sklearn")
-    if not (args.mgpu_tfidf or args.mgpu_vocab):
-        return 0
-    vocabulary = list(vectorizer.get_feature_names_out())
-    ok = True
-    if args.mgpu_vocab:
-        ok = vocabulary_agrees(args.mgpu_vocab, vocabulary) and ok
-    if args.mgpu_tfidf:
-        ok = values_agree(args.mgpu_tfidf, reference, vocabulary, args.tolerance) and ok
-    print("PASS: mgpu matches scikit-learn" if ok else "FAIL: mgpu differs from scikit-learn")
-    return 0 if ok else 1
+    return time_and_check(args, texts, lambda: TfidfVectorizer(
+        analyzer=args.analyzer, ngram_range=tuple(args.ngram_range), stop_words=stop_words,
+        token_pattern=args.token_pattern, strip_accents=args.strip_accents,
+        lowercase=not args.no_lowercase, binary=args.binary, use_idf=not args.no_idf,
+        smooth_idf=not args.no_smooth_idf, norm=None if args.norm == "none" else args.norm),
+        f"TfidfVectorizer(analyzer={args.analyzer!r}, ngram_range={tuple(args.ngram_range)})")
 
 
 if __name__ == "__main__":

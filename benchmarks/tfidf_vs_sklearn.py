@@ -87,6 +87,36 @@ def values_agree(path: str, reference, vocabulary: list[str], tolerance: float) 
     return False
 
 
+def time_and_check(args, texts, make_vectorizer, label) -> int:
+    """Times make_vectorizer().fit_transform(texts) args.repeat times (median printed, with
+    mgpu's --mgpu-seconds ratio when given), then checks --mgpu-vocab / --mgpu-tfidf against
+    the last fit. Returns the exit code: 1 on a mismatch."""
+    text_bytes = sum(len(t.encode("utf-8")) for t in texts)
+    seconds = []
+    for _ in range(max(1, args.repeat)):
+        vectorizer = make_vectorizer()
+        start = time.perf_counter()
+        reference = vectorizer.fit_transform(texts)
+        seconds.append(time.perf_counter() - start)
+    median = statistics.median(seconds)
+    print(f"sklearn {label}.fit_transform: {median:.3f} s (median of {len(seconds)}), "
+          f"{text_bytes / 1e6 / median:.2f} MB/s; {reference.shape[0]} x {reference.shape[1]}, "
+          f"nnz {reference.nnz}")
+    if args.mgpu_seconds:
+        print(f"mgpu: {args.mgpu_seconds:.3f} s, {text_bytes / 1e6 / args.mgpu_seconds:.1f} MB/s, "
+              f"{median / args.mgpu_seconds:.1f}x sklearn")
+    if not (args.mgpu_tfidf or args.mgpu_vocab):
+        return 0
+    vocabulary = list(vectorizer.get_feature_names_out())
+    ok = True
+    if args.mgpu_vocab:
+        ok = vocabulary_agrees(args.mgpu_vocab, vocabulary) and ok
+    if args.mgpu_tfidf:
+        ok = values_agree(args.mgpu_tfidf, reference, vocabulary, args.tolerance) and ok
+    print("PASS: mgpu matches scikit-learn" if ok else "FAIL: mgpu differs from scikit-learn")
+    return 0 if ok else 1
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpus", required=True, help="NDJSON corpus")
@@ -114,35 +144,12 @@ def main() -> int:
     text_bytes = sum(len(t.encode("utf-8")) for t in texts)
     print(f"corpus {args.corpus}: {len(texts)} documents, {text_bytes / 1e6:.1f} MB of text")
 
-    seconds = []
-    for _ in range(max(1, args.repeat)):
-        vectorizer = TfidfVectorizer(
-            sublinear_tf=args.sublinear_tf, use_idf=not args.no_idf,
-            smooth_idf=not args.no_smooth_idf, binary=args.binary,
-            norm=None if args.norm == "none" else args.norm, min_df=args.min_df,
-            max_df=args.max_df, max_features=args.max_features,
-            ngram_range=tuple(args.ngram_range))
-        start = time.perf_counter()
-        reference = vectorizer.fit_transform(texts)
-        seconds.append(time.perf_counter() - start)
-    median = statistics.median(seconds)
-    print(f"sklearn TfidfVectorizer.fit_transform: {median:.3f} s (median of {len(seconds)}), "
-          f"{text_bytes / 1e6 / median:.1f} MB/s; {reference.shape[0]} x {reference.shape[1]}, "
-          f"nnz {reference.nnz}")
-    if args.mgpu_seconds:
-        print(f"mgpu: {args.mgpu_seconds:.3f} s, {text_bytes / 1e6 / args.mgpu_seconds:.1f} MB/s, "
-              f"{median / args.mgpu_seconds:.1f}x sklearn")
-
-    if not (args.mgpu_tfidf or args.mgpu_vocab):
-        return 0
-    vocabulary = list(vectorizer.get_feature_names_out())
-    ok = True
-    if args.mgpu_vocab:
-        ok = vocabulary_agrees(args.mgpu_vocab, vocabulary) and ok
-    if args.mgpu_tfidf:
-        ok = values_agree(args.mgpu_tfidf, reference, vocabulary, args.tolerance) and ok
-    print("PASS: mgpu matches scikit-learn" if ok else "FAIL: mgpu differs from scikit-learn")
-    return 0 if ok else 1
+    return time_and_check(args, texts, lambda: TfidfVectorizer(
+        sublinear_tf=args.sublinear_tf, use_idf=not args.no_idf,
+        smooth_idf=not args.no_smooth_idf, binary=args.binary,
+        norm=None if args.norm == "none" else args.norm, min_df=args.min_df,
+        max_df=args.max_df, max_features=args.max_features,
+        ngram_range=tuple(args.ngram_range)), "TfidfVectorizer")
 
 
 if __name__ == "__main__":
