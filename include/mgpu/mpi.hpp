@@ -5,6 +5,7 @@
 //   distributed_policy   ranks x local devices as one ordered set       mpi/policy.hpp
 //   distributed_dense    row blocks or replicas over that set           mpi/distributed_dense.hpp
 //   broadcast, scatter, gather, all_gather, reduce_sum over MPI          mpi/collectives.hpp
+//   ... the same over NCCL for GPU buffers (with mgpu::mpi_nccl)         mpi/nccl.hpp
 //   distributed_csr      SpMV / SpMM with row blocks over ranks         mpi/distributed_csr.hpp
 //   agreement, mpi_error every call ends alike on every rank             mpi/error.hpp
 //   cosine_topk          exact cosine top-k, corpus rows sharded over ranks mpi/cosine.hpp

@@ -51,7 +51,10 @@
 // devices' workers (fork_join) while the calling thread does the MPI calls; the workers
 // never call MPI.
 //
-// Not here yet: GPU buffers (NCCL, or CUDA-aware MPI); all_reduce.
+// GPU buffers (Kind = gpu): the same calls, moved by NCCL, in mgpu/mpi/nccl.hpp; it is
+// included at the end of this header when MGPU_WITH_NCCL is defined (the target
+// mgpu::mpi_nccl defines it), so kind-generic code that calls mpi::broadcast & co. finds
+// both kinds' overloads. Not here yet: CUDA-aware MPI; all_reduce.
 #pragma once
 
 #include <mpi.h>
@@ -565,3 +568,7 @@ void reduce_sum(distributed_dense<cpu, T> const& partials, std::span<std::type_i
 }
 
 }  // namespace mgpu::mpi
+
+#if defined(MGPU_WITH_NCCL)
+#include "mgpu/mpi/nccl.hpp"  // the GPU overloads (see the file comment)
+#endif
