@@ -31,13 +31,44 @@
 //   a.emit_all(q0, offsets, entries)              calling thread, in batch order: the
 //                                                 merged lists (offsets rows + 1, from 0)
 // Memory: the matches of two batches on every device, plus one merged batch.
+//
+// Observing the join (benchmarks, tests): a sharded_options_scope on the calling thread
+// sets, for every sharded_topk / sharded_matches that thread runs while the scope lives,
+//   join      batch_join::overlapped (the default, as above) or batch_join::synchronous:
+//             batch i+1 is submitted only after batch i is merged and emitted, so the
+//             devices idle during each merge (the baseline the overlap is measured
+//             against; the results are the same);
+//   observer  called with (batch_event, batch, device) when a device's task for a batch
+//             starts and returns (on that device's worker thread) and when the host
+//             merge of a batch starts (the join returned) and ends (after emit; on the
+//             calling thread, device = device count). It must be thread-safe; what it
+//             throws fails the search (from a device task, as that task's error).
+// Unused (no scope, or an empty observer), it costs one thread-local read per search and
+// one test of an empty function per event. The skeleton records no time itself; the
+// observer decides what to record (benchmarks/bench_overlap.cpp records a clock).
+// The scope is a thread-local setting because the algorithms' options (knn_options,
+// cosine_topk_options) do not carry it; it is a diagnostic hook, not a tuning knob.
+//
+// Deferred results (GPU leaves): a device task's lists must be in `out` / `counts` (or
+// `lists`) when the task *completes*, which on a GPU is when the event recorded after
+// its work completes (execution/fork_join.hpp), not when its function returns. So each
+// task of the skeleton grants one deferral: the first leaf call of the task that takes
+// it (take_deferred_results(), on the device's worker) may return with its results
+// still being copied by its stream; the join's event covers them. A leaf that does not
+// get the grant (called again in the same task, as an adapter merging several shards of
+// one device does, or called outside the skeleton) completes before returning, which,
+// its stream being in order, completes the deferred results before them too. So an
+// adapter may read a leaf's results in its task after any later leaf call, never
+// directly after the first.
 #pragma once
 
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <span>
+#include <utility>
 #include <vector>
 
 #include "mgpu/backend/cpu/parallel.hpp"
@@ -46,6 +77,91 @@
 #include "mgpu/execution/policy.hpp"
 
 namespace mgpu::detail {
+
+/// How sharded_topk and sharded_matches order the submission of batch i+1 and the host
+/// merge of batch i (file comment).
+enum class batch_join {
+  overlapped,   ///< batch i+1 is submitted before batch i is merged (the default)
+  synchronous,  ///< batch i+1 is submitted after batch i is merged and emitted
+};
+
+/// What a batch_observer is told (file comment).
+enum class batch_event {
+  device_started,   ///< a device's task for the batch begins (that device's worker thread)
+  device_finished,  ///< it returns normally: host devices have done their work, GPUs
+                    ///< have issued it (its completion is the join's event)
+  merge_started,    ///< the batch's join returned; its host merge begins (calling thread)
+  merge_finished,   ///< its merge and the adapter's emit are done (calling thread)
+};
+
+/// Called with (event, batch number from 0, device index; for the merge events the
+/// device count). Called concurrently from the device workers and the calling thread.
+using batch_observer = std::function<void(batch_event, std::int64_t batch, std::size_t device)>;
+
+/// The skeleton's settings (file comment).
+struct sharded_options {
+  batch_join join = batch_join::overlapped;
+  batch_observer observer{};  ///< empty: no calls
+};
+
+namespace sharded_detail {
+inline sharded_options const*& current_options() noexcept {
+  thread_local sharded_options const* current = nullptr;
+  return current;
+}
+inline sharded_options const& default_options() noexcept {
+  static sharded_options const defaults{};
+  return defaults;
+}
+}  // namespace sharded_detail
+
+/// Sets the options of the sharded searches the constructing thread runs while the scope
+/// lives (innermost scope wins; the previous one is restored on destruction). `options`
+/// must outlive the scope. Not movable.
+class sharded_options_scope {
+ public:
+  explicit sharded_options_scope(sharded_options const& options) noexcept
+      : previous_(std::exchange(sharded_detail::current_options(), &options)) {}
+  sharded_options_scope(sharded_options_scope const&) = delete;
+  sharded_options_scope& operator=(sharded_options_scope const&) = delete;
+  ~sharded_options_scope() { sharded_detail::current_options() = previous_; }
+
+ private:
+  sharded_options const* previous_;
+};
+
+/// The options in effect on the calling thread: the innermost sharded_options_scope's,
+/// else the defaults (overlapped, no observer).
+inline sharded_options const& current_sharded_options() noexcept {
+  auto const* current = sharded_detail::current_options();
+  return current != nullptr ? *current : sharded_detail::default_options();
+}
+
+namespace sharded_detail {
+inline bool& deferral_granted() noexcept {
+  thread_local bool granted = false;
+  return granted;
+}
+/// Grants the deferral for the lifetime of one device task (file comment).
+class task_deferral {
+ public:
+  task_deferral() noexcept { deferral_granted() = true; }
+  task_deferral(task_deferral const&) = delete;
+  task_deferral& operator=(task_deferral const&) = delete;
+  ~task_deferral() { deferral_granted() = false; }
+};
+}  // namespace sharded_detail
+
+/// For a leaf, on its device's worker: true the first time it is called in a skeleton
+/// task, when that leaf call may leave its results to the join's event (file comment,
+/// "Deferred results"); false otherwise, when the call must complete its results before
+/// returning.
+inline bool take_deferred_results() noexcept { return std::exchange(sharded_detail::deferral_granted(), false); }
+
+/// Calls the observer, if any.
+inline void observe_batch(batch_observer const* observer, batch_event e, std::int64_t batch, std::size_t device) {
+  if (observer != nullptr) (*observer)(e, batch, device);
+}
 
 /// Row bounds of `devices` equal shards of `rows` rows: shard d is [b[d], b[d + 1]).
 inline std::vector<std::int64_t> equal_row_bounds(std::int64_t rows, std::size_t devices) {
@@ -88,27 +204,37 @@ struct topk_lists {
 template <class T, class Index, class Kind, class Lists, class Adapter>
 fork_join_handle<Kind> submit_topk_batch(execution_policy<Kind> const& policy, std::vector<bool> const& has_shard,
                                          std::vector<Lists>& lists, std::int64_t queries, std::int64_t batch,
-                                         std::size_t k, std::int64_t q0, int slot, Adapter& a) {
+                                         std::size_t k, std::int64_t q0, int slot, Adapter& a,
+                                         batch_observer const* observer) {
   auto const q1 = std::min(queries, q0 + batch);
   a.prepare(slot, q0, q1);
-  return fork_join_async(policy, [&a, &has_shard, &lists, k, q0, q1, slot](auto& ctx, std::size_t dev) {
+  return fork_join_async(policy, [&a, &has_shard, &lists, k, q0, q1, slot, observer, b = q0 / batch](
+                                     auto& ctx, std::size_t dev) {
     if (!has_shard[dev]) return;
+    observe_batch(observer, batch_event::device_started, b, dev);
     auto const rows = static_cast<std::size_t>(q1 - q0);
     auto& l = lists[dev];
+    sharded_detail::task_deferral const deferral;
     a.search(ctx, dev, slot, q0, q1, std::span<scored<T, Index>>(l.out.data(), rows * k),
              std::span<std::int32_t>(l.counts.data(), rows));
+    observe_batch(observer, batch_event::device_finished, b, dev);
   });
 }
 
 /// Runs the batched, sharded top-k of `queries` queries over the devices whose
 /// `has_shard[d]` is set (see the file comment); `batch` >= 1 queries per batch, `k`
-/// >= 1 entries per list. Rethrows a device's error (the batch in flight is joined
-/// first). O(queries x devices x k log k) host work for the merges.
+/// >= 1 entries per list; `options`: the join and the observer (file comment), by
+/// default the calling thread's sharded_options_scope. Rethrows a device's error (the
+/// batch in flight is joined first). O(queries x devices x k log k) host work for the
+/// merges.
 template <class T, class Index, class Kind, class Adapter>
 void sharded_topk(execution_policy<Kind> const& policy, std::vector<bool> const& has_shard, std::int64_t queries,
-                  std::int64_t batch, std::size_t k, Adapter& a) {
+                  std::int64_t batch, std::size_t k, Adapter& a,
+                  sharded_options const& options = current_sharded_options()) {
   using entry = scored<T, Index>;
   std::size_t const n_devices = policy.device_count();
+  bool const overlapped = options.join == batch_join::overlapped;
+  batch_observer const* const observer = options.observer ? &options.observer : nullptr;
   std::vector<topk_lists<T, Index>> slots[2];
   for (auto& slot : slots) {
     slot.resize(n_devices);
@@ -124,12 +250,16 @@ void sharded_topk(execution_policy<Kind> const& policy, std::vector<bool> const&
   // Declared after the buffers: a handle's destructor joins before they die.
   fork_join_handle<Kind> current;
   fork_join_handle<Kind> next;
-  if (queries > 0) current = submit_topk_batch<T, Index>(policy, has_shard, slots[0], queries, batch, k, 0, 0, a);
+  auto const submit = [&](std::int64_t q0, int into) {
+    return submit_topk_batch<T, Index>(policy, has_shard, slots[into], queries, batch, k, q0, into, a, observer);
+  };
+  if (queries > 0) current = submit(0, 0);
   int slot = 0;
   for (std::int64_t q0 = 0; q0 < queries; q0 += batch) {
     auto const q1 = std::min(queries, q0 + batch);
-    if (q1 < queries) next = submit_topk_batch<T, Index>(policy, has_shard, slots[1 - slot], queries, batch, k, q1, 1 - slot, a);
+    if (overlapped && q1 < queries) next = submit(q1, 1 - slot);
     current.wait();
+    observe_batch(observer, batch_event::merge_started, q0 / batch, n_devices);
 
     auto const rows = static_cast<std::int64_t>(q1 - q0);
     auto const& lists_now = slots[slot];
@@ -148,6 +278,8 @@ void sharded_topk(execution_policy<Kind> const& policy, std::vector<bool> const&
         });
     a.emit(q0, std::span<entry const>(merged.data(), static_cast<std::size_t>(rows) * k),
            std::span<std::int32_t const>(merged_counts.data(), static_cast<std::size_t>(rows)));
+    observe_batch(observer, batch_event::merge_finished, q0 / batch, n_devices);
+    if (!overlapped && q1 < queries) next = submit(q1, 1 - slot);
     current = std::move(next);
     slot = 1 - slot;
   }
@@ -166,24 +298,33 @@ struct match_lists {
 template <class T, class Index, class Kind, class Adapter>
 fork_join_handle<Kind> submit_match_batch(execution_policy<Kind> const& policy, std::vector<bool> const& has_shard,
                                           std::vector<match_lists<T, Index>>& lists, std::int64_t queries,
-                                          std::int64_t batch, std::int64_t q0, int slot, Adapter& a) {
+                                          std::int64_t batch, std::int64_t q0, int slot, Adapter& a,
+                                          batch_observer const* observer) {
   auto const q1 = std::min(queries, q0 + batch);
   a.prepare(slot, q0, q1);
-  return fork_join_async(policy, [&a, &has_shard, &lists, q0, q1, slot](auto& ctx, std::size_t dev) {
+  return fork_join_async(policy, [&a, &has_shard, &lists, q0, q1, slot, observer, b = q0 / batch](
+                                     auto& ctx, std::size_t dev) {
     if (!has_shard[dev]) return;
+    observe_batch(observer, batch_event::device_started, b, dev);
+    sharded_detail::task_deferral const deferral;
     a.search_all(ctx, dev, slot, q0, q1, lists[dev]);
+    observe_batch(observer, batch_event::device_finished, b, dev);
   });
 }
 
 /// The unbounded form of sharded_topk (file comment): every device lists all its matches
 /// per query, the host merges them exactly, batch i+1 runs on the devices while batch i
-/// is merged. `batch` >= 1. Rethrows a device's error (the batch in flight is joined
-/// first). O(matches x log devices) host work for the merges.
+/// is merged. `batch` >= 1; `options` as for sharded_topk. Rethrows a device's error
+/// (the batch in flight is joined first). O(matches x log devices) host work for the
+/// merges.
 template <class T, class Index, class Kind, class Adapter>
 void sharded_matches(execution_policy<Kind> const& policy, std::vector<bool> const& has_shard,
-                     std::int64_t queries, std::int64_t batch, Adapter& a) {
+                     std::int64_t queries, std::int64_t batch, Adapter& a,
+                     sharded_options const& options = current_sharded_options()) {
   using entry = scored<T, Index>;
   std::size_t const n_devices = policy.device_count();
+  bool const overlapped = options.join == batch_join::overlapped;
+  batch_observer const* const observer = options.observer ? &options.observer : nullptr;
   std::vector<match_lists<T, Index>> slots[2];
   for (auto& slot : slots) slot.resize(n_devices);
   std::vector<std::int64_t> merged_offsets;
@@ -192,12 +333,16 @@ void sharded_matches(execution_policy<Kind> const& policy, std::vector<bool> con
   // Declared after the buffers: a handle's destructor joins before they die.
   fork_join_handle<Kind> current;
   fork_join_handle<Kind> next;
-  if (queries > 0) current = submit_match_batch<T, Index>(policy, has_shard, slots[0], queries, batch, 0, 0, a);
+  auto const submit = [&](std::int64_t q0, int into) {
+    return submit_match_batch<T, Index>(policy, has_shard, slots[into], queries, batch, q0, into, a, observer);
+  };
+  if (queries > 0) current = submit(0, 0);
   int slot = 0;
   for (std::int64_t q0 = 0; q0 < queries; q0 += batch) {
     auto const q1 = std::min(queries, q0 + batch);
-    if (q1 < queries) next = submit_match_batch<T, Index>(policy, has_shard, slots[1 - slot], queries, batch, q1, 1 - slot, a);
+    if (overlapped && q1 < queries) next = submit(q1, 1 - slot);
     current.wait();
+    observe_batch(observer, batch_event::merge_started, q0 / batch, n_devices);
 
     auto const rows = static_cast<std::int64_t>(q1 - q0);
     auto const& lists_now = slots[slot];
@@ -226,6 +371,8 @@ void sharded_matches(execution_policy<Kind> const& policy, std::vector<bool> con
         },
         {.chunk = 64});
     a.emit_all(q0, std::span<std::int64_t const>(merged_offsets), std::span<entry const>(merged));
+    observe_batch(observer, batch_event::merge_finished, q0 / batch, n_devices);
+    if (!overlapped && q1 < queries) next = submit(q1, 1 - slot);
     current = std::move(next);
     slot = 1 - slot;
   }
