@@ -56,6 +56,13 @@
 // weight on the policy's devices through detail::fork_join, over row blocks balanced
 // by nnz. Results do not depend on the number of threads or devices.
 //
+// Memory: fit_transform, transform and count hold the result, the vocabulary (its term
+// table and document frequencies) and 8 bytes per (document, term) entry counted but not
+// yet in the result: counting keeps the entries in generations of about 32 MiB, and
+// assembling frees each once its rows are written (backend/cpu/text/counter.hpp,
+// assemble.hpp), so the peak is about the result plus one generation; a single-pass or
+// streamed corpus adds one batch of its text (corpus_batches.hpp). fit keeps no entries.
+//
 // Thread safety: const member functions (transform, weight, accessors) may run
 // concurrently; fit, fit_transform and count need exclusive access. A failed fit
 // leaves the vectorizer as it was.
@@ -434,7 +441,7 @@ class tfidf_vectorizer {
     fitted_flag_ = true;
   }
 
-  csr_matrix<cpu, T, I> weighted(detail::corpus_counter const& counter, detail::vocabulary_columns const* columns,
+  csr_matrix<cpu, T, I> weighted(detail::corpus_counter& counter, detail::vocabulary_columns const* columns,
                                  std::span<double const> idf) const {
     auto m = detail::assemble<I, T>(counter, columns, detail::row_values::weighted, idf);
     return csr_matrix<cpu, T, I>::adopt_canonical(m.rows, m.cols, std::move(m.row_offsets),

@@ -9,8 +9,10 @@
 //
 // Memory: at most `depth` filled batches wait in the queue, one is being read and one is
 // being consumed, each of about corpus_options::batch_bytes (plus the reader's own
-// buffers, corpus.hpp); batch buffers are recycled, not reallocated. The texts of
-// documents already consumed are not kept (the ids are, when asked for).
+// buffers, corpus.hpp); batch buffers are recycled, not reallocated, and freed once
+// the corpus has been read to its end (so that what follows reading, e.g. assembling a
+// TF-IDF matrix, does not share the memory with them). The texts of documents already
+// consumed are not kept (the ids are, when asked for).
 //
 // Errors: anything the reader throws (parse_error naming the file and line, a gzip
 // error naming the compressed byte, bad_alloc) is raised by the consumer's next() (or the
@@ -66,7 +68,8 @@ class corpus_prefetcher {
   }
 
   /// Replaces `batch` with the next batch in file order (its old buffers go back to the
-  /// reader for reuse). @returns false, with `batch` empty, after the last batch.
+  /// reader for reuse). @returns false, with `batch` empty and its buffers and the
+  /// reader's spare ones freed, after the last batch.
   /// @throws whatever reading the file threw (see the file comment), once every document
   ///         before the failure has been returned.
   bool next(corpus_text_batch& batch) {
@@ -74,7 +77,11 @@ class corpus_prefetcher {
     auto filled = filled_.pop();
     batch.clear();
     if (!filled) {
+      // The reader thread has closed filled_: it touches the spare queue no more.
       finished_ = true;
+      batch = corpus_text_batch{};
+      while (spare_.try_pop()) {
+      }
       if (failure_) std::rethrow_exception(failure_);
       return false;
     }
@@ -111,6 +118,7 @@ class corpus_prefetcher {
     if (!more) {
       finished_ = true;
       bytes_read_ = reader_.bytes_read();
+      batch = corpus_text_batch{};
     }
     return more;
   }

@@ -3,6 +3,12 @@
 // `binary`), on the calling thread's OpenMP threads. With row_values::weighted each row
 // is weighted and normalised as it is written (the weight stage's row kernel, fused here
 // because the row is in cache), and the values are T.
+//
+// Memory: the rows are read one entry generation of the counter at a time (counter.hpp),
+// and each generation is freed once its rows are written; the matrix's arrays are
+// allocated once, at their exact size, and their pages are first touched as the rows
+// are written. So the counts and the matrix are never both held whole: the peak is the
+// matrix plus one generation (plus 8 bytes per document for the row offsets).
 #pragma once
 
 #include <algorithm>
@@ -60,9 +66,12 @@ count_matrix<I, V> empty_counts(std::size_t documents, std::size_t cols) {
 /// table ids to columns (after build_vocabulary), or null when the counter looked up a
 /// fitted vocabulary (its entries are columns already). `idf`: one entry per column, read
 /// with row_values::weighted and use_idf. O(nnz) plus the row sorts.
-/// @throws index_overflow when the documents, columns or nnz exceed I.
+/// Consumes the counter's rows and its threads' counting state (corpus_counter::
+/// release_workers, release_rows): call once, after the vocabulary stage.
+/// @throws index_overflow when the documents, columns or nnz exceed I (the counter is
+///         then left as it was); out_of_memory when the matrix cannot be allocated.
 template <class I, class V = std::uint32_t>
-count_matrix<I, V> assemble(corpus_counter const& counter, vocabulary_columns const* columns,
+count_matrix<I, V> assemble(corpus_counter& counter, vocabulary_columns const* columns,
                             row_values what = row_values::counts, std::span<double const> idf = {}) {
   tfidf_options const& options = counter.options();
   std::size_t const documents = counter.documents();
@@ -70,23 +79,28 @@ count_matrix<I, V> assemble(corpus_counter const& counter, vocabulary_columns co
   if (!counter.keeps_rows()) return empty_counts<I, V>(documents, cols);
   check_fits_index<I>(static_cast<std::int64_t>(documents), "documents");
   check_fits_index<I>(static_cast<std::int64_t>(cols), "vocabulary size");
-  auto const n = static_cast<std::int64_t>(documents);
-  auto const& workers = counter.workers();
+  counter.seal_rows();
+  std::size_t const generations = counter.generations();
   // Entries hold table ids in a fit (-> column, npos for pruned terms), columns in a
   // transform.
   std::uint32_t const* const column = counter.fitted() == nullptr ? columns->column.data() : nullptr;
   bool const pruned = column != nullptr && cols < columns->terms;
   std::vector<std::size_t> offsets(documents + 1, 0);
-#pragma omp parallel for schedule(static)
-  for (std::int64_t d = 0; d < n; ++d) {
-    auto const& row = counter.row(static_cast<std::size_t>(d));
-    std::size_t kept = row.length;
-    if (pruned) {
-      term_count const* const e = workers[row.worker]->entries.data() + row.begin;
-      kept = 0;
-      for (std::size_t p = 0; p < row.length; ++p) kept += column[e[p].term] != term_table::npos ? 1 : 0;
+#pragma omp parallel
+  for (std::size_t g = 0; g < generations; ++g) {
+    auto const first = static_cast<std::int64_t>(counter.generation(g).first_document);
+    auto const last = static_cast<std::int64_t>(counter.generation_end(g));
+#pragma omp for schedule(static)
+    for (std::int64_t d = first; d < last; ++d) {
+      auto const& row = counter.row(static_cast<std::size_t>(d));
+      std::size_t kept = row.length;
+      if (pruned) {
+        term_count const* const e = counter.entries(g, row);
+        kept = 0;
+        for (std::size_t p = 0; p < row.length; ++p) kept += column[e[p].term] != term_table::npos ? 1 : 0;
+      }
+      offsets[static_cast<std::size_t>(d) + 1] = kept;
     }
-    offsets[static_cast<std::size_t>(d) + 1] = kept;
   }
   std::partial_sum(offsets.begin(), offsets.end(), offsets.begin());
   std::size_t const nnz = offsets.back();
@@ -98,6 +112,10 @@ count_matrix<I, V> assemble(corpus_counter const& counter, vocabulary_columns co
   m.row_offsets = buffer<I, cpu>(documents + 1);
   m.col_indices = buffer<I, cpu>(nnz);
   m.counts = buffer<V, cpu>(nnz);
+  for (std::size_t d = 0; d <= documents; ++d) m.row_offsets[d] = static_cast<I>(offsets[d]);
+  offsets = {};
+  // The threads' per-term counters are not needed any more.
+  counter.release_workers();
   bool const binary = options.binary;
   bool const weighted = what == row_values::weighted;
   auto const digits = row_sort_digits::for_columns(cols);
@@ -107,58 +125,64 @@ count_matrix<I, V> assemble(corpus_counter const& counter, vocabulary_columns co
     std::vector<term_count> scratch;
     std::vector<std::uint32_t> row_counts;
     std::vector<std::uint32_t> bucket(std::size_t{1} << digits.digit_bits);
+    for (std::size_t g = 0; g < generations; ++g) {
+      auto const first = static_cast<std::int64_t>(counter.generation(g).first_document);
+      auto const last = static_cast<std::int64_t>(counter.generation_end(g));
 #pragma omp for schedule(dynamic, 256)
-    for (std::int64_t d = 0; d < n; ++d) {
-      auto const di = static_cast<std::size_t>(d);
-      auto const& row = counter.row(di);
-      term_count const* const e = workers[row.worker]->entries.data() + row.begin;
-      // The next row's column lookups miss cache (the map is vocabulary-sized and the
-      // entries and output stream through): start them while this row is sorted, and
-      // its idf lookups while this row is weighted.
-      term_count const* next = nullptr;
-      std::size_t next_length = 0;
-      if (column != nullptr && d + 1 < n) {
-        auto const& r = counter.row(di + 1);
-        next = workers[r.worker]->entries.data() + r.begin;
-        next_length = r.length;
-        for (std::size_t p = 0; p < next_length; ++p) __builtin_prefetch(column + next[p].term);
-      }
-      row_entries.clear();
-      if (column == nullptr) {
-        row_entries.assign(e, e + row.length);
-      } else {
-        for (std::size_t p = 0; p < row.length; ++p) {
-          std::uint32_t const c = column[e[p].term];
-          if (c != term_table::npos) row_entries.push_back({c, e[p].count});
+      for (std::int64_t d = first; d < last; ++d) {
+        auto const di = static_cast<std::size_t>(d);
+        auto const& row = counter.row(di);
+        term_count const* const e = counter.entries(g, row);
+        // The next row's column lookups miss cache (the map is vocabulary-sized and the
+        // entries and output stream through): start them while this row is sorted, and
+        // its idf lookups while this row is weighted.
+        term_count const* next = nullptr;
+        std::size_t next_length = 0;
+        if (column != nullptr && d + 1 < last) {
+          auto const& r = counter.row(di + 1);
+          next = counter.entries(g, r);
+          next_length = r.length;
+          for (std::size_t p = 0; p < next_length; ++p) __builtin_prefetch(column + next[p].term);
         }
-      }
-      sort_row(row_entries, scratch, bucket, digits);
-      std::size_t const begin = offsets[di];
-      std::size_t const length = row_entries.size();
-      m.row_offsets[di] = static_cast<I>(begin);
-      I* const out_cols = m.col_indices.data() + begin;
-      for (std::size_t p = 0; p < length; ++p) out_cols[p] = static_cast<I>(row_entries[p].term);
-      if (weighted) {
-        if (options.use_idf) {
-          for (std::size_t p = 0; p < next_length; ++p) {
-            std::uint32_t const c = column[next[p].term];
-            __builtin_prefetch(idf.data() + (c != term_table::npos ? c : 0));
+        row_entries.clear();
+        if (column == nullptr) {
+          row_entries.assign(e, e + row.length);
+        } else {
+          for (std::size_t p = 0; p < row.length; ++p) {
+            std::uint32_t const c = column[e[p].term];
+            if (c != term_table::npos) row_entries.push_back({c, e[p].count});
           }
         }
-        row_counts.resize(length);
-        for (std::size_t p = 0; p < length; ++p) row_counts[p] = binary ? 1u : row_entries[p].count;
-        I const bounds[2] = {I{0}, static_cast<I>(length)};
-        tfidf_row_weighting<std::uint32_t, V, I> const weigh{bounds, out_cols, row_counts.data(), idf.data(),
-                                                             options.sublinear_tf, options.use_idf,
-                                                             options.norm, m.counts.data() + begin};
-        weigh(I{0});
-      } else {
-        V* const out = m.counts.data() + begin;
-        for (std::size_t p = 0; p < length; ++p) out[p] = static_cast<V>(binary ? 1u : row_entries[p].count);
+        sort_row(row_entries, scratch, bucket, digits);
+        auto const begin = static_cast<std::size_t>(m.row_offsets[di]);
+        std::size_t const length = row_entries.size();
+        I* const out_cols = m.col_indices.data() + begin;
+        for (std::size_t p = 0; p < length; ++p) out_cols[p] = static_cast<I>(row_entries[p].term);
+        if (weighted) {
+          if (options.use_idf) {
+            for (std::size_t p = 0; p < next_length; ++p) {
+              std::uint32_t const c = column[next[p].term];
+              __builtin_prefetch(idf.data() + (c != term_table::npos ? c : 0));
+            }
+          }
+          row_counts.resize(length);
+          for (std::size_t p = 0; p < length; ++p) row_counts[p] = binary ? 1u : row_entries[p].count;
+          I const bounds[2] = {I{0}, static_cast<I>(length)};
+          tfidf_row_weighting<std::uint32_t, V, I> const weigh{bounds, out_cols, row_counts.data(), idf.data(),
+                                                               options.sublinear_tf, options.use_idf,
+                                                               options.norm, m.counts.data() + begin};
+          weigh(I{0});
+        } else {
+          V* const out = m.counts.data() + begin;
+          for (std::size_t p = 0; p < length; ++p) out[p] = static_cast<V>(binary ? 1u : row_entries[p].count);
+        }
       }
+      // Every row of generation g is written (the loop's barrier): its entries go.
+#pragma omp single
+      counter.release_generation(g);
     }
   }
-  m.row_offsets[documents] = static_cast<I>(nnz);
+  counter.release_rows();
   return m;
 }
 

@@ -11,6 +11,13 @@
 // is read by the vocabulary stage (vocabulary.hpp: document frequencies, totals) and the
 // assemble stage (assemble.hpp: the entries of every document).
 //
+// Memory of the kept rows: the threads' entry lists are cut into generations. Once the
+// lists of the current generation hold generation_entries entries or more (checked after
+// each batch), they are sealed: shrunk to their size and put aside with the documents
+// they cover, and the threads start new lists. Assembling reads a generation at a time
+// and frees it as soon as its rows are in the matrix, so the counts and the matrix are
+// never both held whole: the peak is the matrix plus one generation.
+//
 // Thread safety: one counter per call; add_batch needs exclusive access.
 #pragma once
 
@@ -71,20 +78,33 @@ struct fitted_vocabulary {
   term_table table;
 };
 
+/// Entries per generation of kept rows (file comment): 4 Mi entries, 32 MiB.
+inline constexpr std::size_t generation_entries = std::size_t{4} << 20;
+
+/// Sealed entry lists: documents [first_document, the next generation's first) have their
+/// entries in `lists` (one list per counting thread, document_entries::worker).
+struct entry_generation {
+  std::size_t first_document = 0;
+  std::vector<entry_array> lists;
+};
+
 class corpus_counter {
  public:
   /// `fitted`: the vocabulary to look terms up in (transform, or a fit with a fixed
   /// vocabulary), or none to build one. `keep_rows`: whether to keep the per-document
   /// entries (not needed by a plain fit). `count_df`: whether to count the documents
   /// holding each term when looking terms up in `fitted` (a fixed vocabulary's fit).
+  /// `seal_entries`: the size at which a generation of kept entries is sealed (file
+  /// comment); 0 seals one after every batch. Results do not depend on it.
   /// @throws invalid_argument for a token_pattern that does not compile (text_analysis).
   corpus_counter(tfidf_options const& options, bool keep_rows, fitted_vocabulary const* fitted = nullptr,
-                 bool count_df = false)
+                 bool count_df = false, std::size_t seal_entries = generation_entries)
       : options_(options),
         analysis_(std::make_unique<text_analysis>(options_)),
         keep_rows_(keep_rows),
         count_df_(fitted == nullptr || count_df),
-        fitted_(fitted) {}
+        fitted_(fitted),
+        seal_entries_(seal_entries) {}
 
   /// Counts the documents of one batch, numbered from documents().
   /// @throws invalid_argument for a document the analyzer rejects (the first such one of
@@ -142,6 +162,59 @@ class corpus_counter {
     }
     if (error.exception) std::rethrow_exception(error.exception);
     documents_ += docs.size();
+    if (keep_rows_) {
+      std::size_t held = 0;
+      for (auto const& w : workers_) held += w->entries.size();
+      if (held >= seal_entries_) seal_rows();
+    }
+  }
+
+  /// Seals the current generation of kept entries (file comment), if it covers any
+  /// document. Never throws.
+  void seal_rows() noexcept {
+    if (!keep_rows_ || documents_ == generation_first_) return;
+    entry_generation g;
+    g.first_document = generation_first_;
+    try {
+      g.lists.reserve(workers_.size());
+      generations_.reserve(generations_.size() + 1);
+    } catch (...) {
+      return;  // no room for the bookkeeping: the generation stays open, still valid
+    }
+    for (auto& w : workers_) {
+      w->entries.shrink_to_fit();
+      g.lists.push_back(std::exchange(w->entries, entry_array{}));
+    }
+    generations_.push_back(std::move(g));
+    generation_first_ = documents_;
+  }
+
+  /// Sealed generations (call seal_rows() first to include the last documents).
+  [[nodiscard]] std::size_t generations() const noexcept { return generations_.size(); }
+  [[nodiscard]] entry_generation const& generation(std::size_t g) const noexcept { return generations_[g]; }
+  /// The documents of generation g: [first, last).
+  [[nodiscard]] std::size_t generation_end(std::size_t g) const noexcept {
+    return g + 1 < generations_.size() ? generations_[g + 1].first_document : generation_first_;
+  }
+  /// Document d of generation g: its entries. Valid until release_generation(g).
+  [[nodiscard]] term_count const* entries(std::size_t g, document_entries const& r) const noexcept {
+    return generations_[g].lists[r.worker].data() + r.begin;
+  }
+  /// Frees generation g's entries (its documents' rows are then empty). Never throws.
+  void release_generation(std::size_t g) noexcept {
+    for (auto& list : generations_[g].lists) list = entry_array{};
+  }
+  /// Frees the per-document records and every generation (after assembling).
+  void release_rows() noexcept {
+    std::vector<entry_generation>().swap(generations_);
+    rows_ = growable_array<document_entries>{};
+  }
+  /// Frees the threads' counting state (per-term counters, totals, caches, analyzers),
+  /// once the vocabulary stage has read the document frequencies and totals: after this,
+  /// document_frequency, total_count and add_batch may not be called. Seals first.
+  void release_workers() noexcept {
+    seal_rows();
+    workers_.clear();
   }
 
   [[nodiscard]] std::size_t documents() const noexcept { return documents_; }
@@ -153,7 +226,8 @@ class corpus_counter {
   [[nodiscard]] term_table& table() noexcept { return table_; }
   [[nodiscard]] std::vector<std::unique_ptr<count_worker>>& workers() noexcept { return workers_; }
   [[nodiscard]] std::vector<std::unique_ptr<count_worker>> const& workers() const noexcept { return workers_; }
-  /// Document d's entries: in workers()[worker].entries, [begin, begin + length).
+  /// Where document d's entries are: in its generation's list `worker` (entries()), or,
+  /// before sealing, in workers()[worker].entries; [begin, begin + length).
   [[nodiscard]] document_entries const& row(std::size_t d) const noexcept { return rows_[d]; }
 
   /// Documents holding term `id` in the fit: the threads' counts plus the folded carry.
@@ -355,7 +429,10 @@ class corpus_counter {
   std::size_t since_fold_ = 0;           // documents counted since the last fold
   std::size_t documents_ = 0;
   std::vector<std::unique_ptr<count_worker>> workers_;
-  std::vector<document_entries, large_page_allocator<document_entries>> rows_;
+  growable_array<document_entries> rows_;     // per document (keep_rows)
+  std::size_t seal_entries_;                  // see the constructor
+  std::vector<entry_generation> generations_;  // sealed entry lists, in document order
+  std::size_t generation_first_ = 0;           // first document of the open generation
 };
 
 }  // namespace mgpu::detail

@@ -1,11 +1,13 @@
 // mgpu/backend/cpu/text/entry_array.hpp — the memory of counting: per-document
-// (term, count) entries, appended by each counting thread.
+// (term, count) entries, appended by each counting thread, and the per-document records
+// that find them.
 //
-// An entry_array grows without touching the capacity it reserves ahead and without
+// A growable_array grows without touching the capacity it reserves ahead and without
 // copying what it holds: a std::vector's doubling copies touch twice the final size, and
 // faulting fresh pages in is a large part of counting a corpus. Large arrays are
 // mappings onto transparent huge pages (detail/large_pages.hpp) that grow by mremap;
-// small ones grow by realloc.
+// small ones grow by realloc. shrink_to_fit gives back the reserved tail (a mapping is
+// then its size rounded up to 2 MiB), and the destructor everything, at once (munmap).
 #pragma once
 
 #include <algorithm>
@@ -15,6 +17,7 @@
 #include <cstring>
 #include <limits>
 #include <new>
+#include <type_traits>
 #include <utility>
 
 #include "mgpu/detail/large_pages.hpp"
@@ -27,25 +30,44 @@ struct term_count {
   std::uint32_t count;
 };
 
-/// A growable array of term_count (file comment). Not copyable.
-class entry_array {
+/// A growable array of trivially copyable T (file comment). Movable, not copyable.
+template <class T>
+class growable_array {
+  static_assert(std::is_trivially_copyable_v<T> && alignof(T) <= alignof(std::max_align_t));
+
  public:
-  entry_array() = default;
-  entry_array(entry_array const&) = delete;
-  entry_array& operator=(entry_array const&) = delete;
-  ~entry_array() { release(); }
+  growable_array() = default;
+  growable_array(growable_array const&) = delete;
+  growable_array& operator=(growable_array const&) = delete;
+  growable_array(growable_array&& other) noexcept
+      : data_(std::exchange(other.data_, nullptr)),
+        size_(std::exchange(other.size_, 0)),
+        capacity_(std::exchange(other.capacity_, 0)) {}
+  growable_array& operator=(growable_array&& other) noexcept {
+    if (this != &other) {
+      release();
+      data_ = std::exchange(other.data_, nullptr);
+      size_ = std::exchange(other.size_, 0);
+      capacity_ = std::exchange(other.capacity_, 0);
+    }
+    return *this;
+  }
+  ~growable_array() { release(); }
 
   [[nodiscard]] std::size_t size() const noexcept { return size_; }
-  [[nodiscard]] term_count* data() noexcept { return data_; }
-  [[nodiscard]] term_count const* data() const noexcept { return data_; }
+  [[nodiscard]] std::size_t capacity() const noexcept { return capacity_; }
+  [[nodiscard]] T* data() noexcept { return data_; }
+  [[nodiscard]] T const* data() const noexcept { return data_; }
+  T& operator[](std::size_t i) noexcept { return data_[i]; }
+  T const& operator[](std::size_t i) const noexcept { return data_[i]; }
 
-  /// Room for `n` entries in all; the pages beyond size() are not touched.
+  /// Room for `n` elements in all; the pages beyond size() are not touched.
   /// @throws std::bad_alloc.
   void reserve(std::size_t n) {
     if (n <= capacity_) return;
-    if (n > std::numeric_limits<std::size_t>::max() / sizeof(term_count)) throw std::bad_alloc();
-    std::size_t const bytes = n * sizeof(term_count);
-    std::size_t const old_bytes = capacity_ * sizeof(term_count);
+    if (n > std::numeric_limits<std::size_t>::max() / sizeof(T)) throw std::bad_alloc();
+    std::size_t const bytes = n * sizeof(T);
+    std::size_t const old_bytes = capacity_ * sizeof(T);
     void* grown = nullptr;
     if (!is_large_allocation(bytes)) {
       grown = std::realloc(data_, bytes);  // the old block is small too
@@ -57,24 +79,66 @@ class entry_array {
     } else {
       grown = large_allocate(bytes);
       if (grown != nullptr) {
-        if (size_ > 0) std::memcpy(grown, data_, size_ * sizeof(term_count));
+        if (size_ > 0) std::memcpy(grown, data_, size_ * sizeof(T));
         std::free(data_);
       }
     }
     if (grown == nullptr) throw std::bad_alloc();
-    data_ = static_cast<term_count*>(grown);
+    data_ = static_cast<T*>(grown);
     capacity_ = n;
   }
 
-  /// Appends `n` uninitialised entries and returns the first. @throws std::bad_alloc.
-  term_count* extend(std::size_t n) {
+  /// Appends `n` uninitialised elements and returns the first. @throws std::bad_alloc.
+  T* extend(std::size_t n) {
     if (size_ + n > capacity_) reserve(std::max(size_ + n, 2 * capacity_));
     return data_ + std::exchange(size_, size_ + n);
   }
 
+  /// size() elements, uninitialised beyond the old size. @throws std::bad_alloc.
+  void resize(std::size_t n) {
+    if (n > capacity_) reserve(std::max(n, 2 * capacity_));
+    size_ = n;
+  }
+
+  /// Gives back the capacity beyond size(): a mapping shrinks in place (to whole 2 MiB
+  /// pages), or moves to the heap when what is left is small. Never throws: when the
+  /// heap has no room for a small copy, the capacity stays.
+  void shrink_to_fit() noexcept {
+    if (size_ == capacity_) return;
+    std::size_t const bytes = size_ * sizeof(T);
+    std::size_t const old_bytes = capacity_ * sizeof(T);
+    if (size_ == 0) {
+      release();
+      data_ = nullptr;
+      capacity_ = 0;
+      return;
+    }
+    if (is_large_allocation(old_bytes)) {
+      if (is_large_allocation(bytes)) {
+#if defined(__linux__)
+        if (mapped_bytes(bytes) < mapped_bytes(old_bytes)) {
+          // Shrinking a mapping never moves it.
+          if (::mremap(data_, mapped_bytes(old_bytes), mapped_bytes(bytes), 0) == MAP_FAILED) return;
+        }
+#endif
+      } else {
+        void* const small = std::malloc(bytes);
+        if (small == nullptr) return;
+        std::memcpy(small, data_, bytes);
+        large_free(data_, old_bytes);
+        data_ = static_cast<T*>(small);
+      }
+    } else {
+      void* const smaller = std::realloc(data_, bytes);
+      if (smaller == nullptr) return;
+      data_ = static_cast<T*>(smaller);
+    }
+    capacity_ = size_;
+  }
+
  private:
   void release() noexcept {
-    std::size_t const bytes = capacity_ * sizeof(term_count);
+    std::size_t const bytes = capacity_ * sizeof(T);
     if (is_large_allocation(bytes)) {
       large_free(data_, bytes);
     } else {
@@ -82,12 +146,16 @@ class entry_array {
     }
   }
 
-  term_count* data_ = nullptr;
+  T* data_ = nullptr;
   std::size_t size_ = 0;
   std::size_t capacity_ = 0;
 };
 
-/// Where a document's (term, count) entries are: in worker `worker`'s entry_array.
+/// A counting thread's (term, count) entries, documents end to end.
+using entry_array = growable_array<term_count>;
+
+/// Where a document's (term, count) entries are: in list `worker` of its entry
+/// generation (corpus_counter::generation), [begin, begin + length).
 struct document_entries {
   std::uint32_t worker = 0;
   std::uint32_t length = 0;

@@ -1,0 +1,263 @@
+// TF-IDF of a corpus counted batch by batch, its entries kept in sealed generations and
+// assembled a generation at a time (backend/cpu/text/counter.hpp, assemble.hpp): the
+// result must not depend on where batches and generations end.
+//
+// Expected values: the hand-counted matrix of a seven-document fixture, and otherwise
+// the vectorizer's result on the whole corpus in memory (one batch, one generation),
+// which test_tfidf.cpp checks against scikit-learn.
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <numeric>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <omp.h>
+
+#include "mgpu/algorithms/tfidf.hpp"
+
+namespace {
+
+using mgpu::tfidf_options;
+using mgpu::tfidf_vectorizer;
+using matrix = mgpu::csr_matrix<mgpu::cpu, float, std::int32_t>;
+
+// Sets the OpenMP threads of the calling thread for a scope.
+class omp_threads {
+ public:
+  explicit omp_threads(int n) : saved_(omp_get_max_threads()) { omp_set_num_threads(n); }
+  ~omp_threads() { omp_set_num_threads(saved_); }
+  omp_threads(omp_threads const&) = delete;
+  omp_threads& operator=(omp_threads const&) = delete;
+
+ private:
+  int saved_;
+};
+
+// Counts `docs` through the detail stages, `batch` documents at a time, sealing a
+// generation whenever `seal` entries are held (0: after every batch). `fitted`: a
+// vocabulary to look terms up in (a fixed vocabulary's fit), else one is built.
+struct staged_count {
+  std::vector<std::string> vocabulary;
+  std::vector<std::uint64_t> df;
+  std::size_t generations = 0;  // sealed before assembling
+  std::size_t generations_after = 0;
+  mgpu::detail::count_matrix<std::int32_t, float> m;
+};
+
+staged_count count_in_stages(std::vector<std::string> const& docs, std::size_t batch, std::size_t seal,
+                             tfidf_options const& options, mgpu::detail::row_values what,
+                             std::span<double const> idf = {},
+                             mgpu::detail::fitted_vocabulary const* fitted = nullptr) {
+  mgpu::detail::corpus_counter counter(options, true, fitted, fitted != nullptr, seal);
+  std::vector<std::string_view> views;
+  for (std::size_t first = 0; first < docs.size(); first += batch) {
+    views.assign(docs.begin() + static_cast<std::ptrdiff_t>(first),
+                 docs.begin() + static_cast<std::ptrdiff_t>(std::min(docs.size(), first + batch)));
+    counter.add_batch(views);
+  }
+  staged_count out;
+  mgpu::detail::vocabulary_columns columns;
+  mgpu::detail::fitted_vocabulary built;
+  mgpu::detail::fitted_vocabulary const* vocabulary = fitted;
+  if (fitted == nullptr) {
+    built = mgpu::detail::build_vocabulary(counter, columns);
+    vocabulary = &built;
+  } else {
+    out.df.resize(fitted->terms.size());
+    for (std::size_t c = 0; c < out.df.size(); ++c) out.df[c] = counter.document_frequency(c);
+  }
+  for (auto const term : vocabulary->terms) out.vocabulary.emplace_back(term);
+  if (fitted == nullptr) out.df.assign(built.df.begin(), built.df.end());
+  counter.seal_rows();
+  out.generations = counter.generations();
+  out.m = mgpu::detail::assemble<std::int32_t, float>(counter, fitted == nullptr ? &columns : nullptr, what, idf);
+  out.generations_after = counter.generations();
+  return out;
+}
+
+template <class A, class B>
+bool same(A const& a, B const& b) {
+  return std::ranges::equal(a, b);
+}
+
+// Bitwise equality of an assembled matrix and a vectorizer's.
+void require_identical(mgpu::detail::count_matrix<std::int32_t, float> const& a, matrix const& b) {
+  REQUIRE(a.rows == b.rows());
+  REQUIRE(a.cols == b.cols());
+  REQUIRE(same(a.row_offsets.span(), b.row_offsets()));
+  REQUIRE(same(a.col_indices.span(), b.col_indices()));
+  REQUIRE(same(a.counts.span(), b.values()));
+}
+
+std::vector<std::string> synthetic_corpus(std::size_t n) {
+  std::vector<std::string> docs;
+  std::uint64_t state = 987654321;
+  auto next = [&] {
+    state = state * 6364136223846793005ull + 1442695040888963407ull;
+    return state >> 33;
+  };
+  for (std::size_t i = 0; i < n; ++i) {
+    std::string d;
+    auto const words = next() % 40;
+    for (std::uint64_t w = 0; w < words; ++w) d += "t" + std::to_string(next() % (1 + next() % 900)) + " ";
+    docs.push_back(std::move(d));
+  }
+  return docs;
+}
+
+}  // namespace
+
+TEST_CASE("growable_array keeps its elements through growth, shrink_to_fit and moves", "[tfidf]") {
+  // 300,000 entries (2.4 MB) are a mapping of their own; 100 stay on the heap.
+  for (std::size_t const n : {std::size_t{0}, std::size_t{100}, std::size_t{300000}}) {
+    INFO("n = " << n);
+    mgpu::detail::entry_array a;
+    a.reserve(16);
+    for (std::size_t i = 0; i < n; ++i) *a.extend(1) = {static_cast<std::uint32_t>(i), static_cast<std::uint32_t>(3 * i)};
+    a.reserve(2 * n + 1000000);  // grows past the large-allocation size
+    REQUIRE(a.size() == n);
+    a.shrink_to_fit();
+    REQUIRE(a.capacity() == n);
+    mgpu::detail::entry_array b(std::move(a));
+    REQUIRE(a.size() == 0);
+    REQUIRE(b.size() == n);
+    mgpu::detail::entry_array c;
+    c.resize(7);
+    c = std::move(b);
+    REQUIRE(c.size() == n);
+    bool all = true;
+    for (std::size_t i = 0; i < n; ++i) all = all && c[i].term == i && c[i].count == 3 * i;
+    CHECK(all);
+  }
+  mgpu::detail::entry_array large;  // a mapping shrunk to a heap block
+  large.resize(200000);
+  for (std::size_t i = 0; i < 200000; ++i) large[i] = {static_cast<std::uint32_t>(i), 1u};
+  large.resize(10);
+  large.shrink_to_fit();
+  REQUIRE(large.capacity() == 10);
+  for (std::uint32_t i = 0; i < 10; ++i) CHECK(large[i].term == i);
+}
+
+TEST_CASE("counts streamed in batches of every size, a generation per batch, equal the hand-counted matrix",
+          "[tfidf]") {
+  // Tokens: words of two or more word characters, lowercased.
+  std::vector<std::string> const docs{
+      "Apple banana apple",             // apple 2, banana 1
+      "",                               // nothing
+      "cherry banana banana, banana!",  // banana 3, cherry 1
+      "a apple x cherry date",          // apple, cherry, date (a and x are too short)
+      "date DATE date date",            // date 4
+      "zz",                             // zz
+      "banana zz apple",                // apple, banana, zz
+  };
+  std::vector<std::string> const vocabulary{"apple", "banana", "cherry", "date", "zz"};
+  std::vector<std::uint64_t> const df{3, 3, 2, 2, 2};
+  std::vector<std::int32_t> const offsets{0, 2, 2, 4, 7, 8, 9, 12};
+  std::vector<std::int32_t> const columns{0, 1, 1, 2, 0, 2, 3, 3, 4, 0, 1, 4};
+  std::vector<float> const counts{2, 1, 3, 1, 1, 1, 1, 4, 1, 1, 1, 1};
+  for (int const threads : {1, 2, 3}) {
+    omp_threads const scope(threads);
+    for (std::size_t batch = 1; batch <= docs.size(); ++batch) {
+      for (std::size_t const seal : {std::size_t{0}, std::size_t{1}, std::size_t{4}, mgpu::detail::generation_entries}) {
+        INFO(threads << " threads, batches of " << batch << ", sealed at " << seal << " entries");
+        auto const r = count_in_stages(docs, batch, seal, {}, mgpu::detail::row_values::counts);
+        std::size_t const batches = (docs.size() + batch - 1) / batch;
+        // Sealed after every batch (seal 0): one generation per batch.
+        if (seal == 0) CHECK(r.generations == batches);
+        if (seal == mgpu::detail::generation_entries) CHECK(r.generations == 1);
+        CHECK(r.generations_after == 0);  // assembling freed them
+        CHECK(r.vocabulary == vocabulary);
+        CHECK(r.df == df);
+        REQUIRE(r.m.rows == 7);
+        REQUIRE(r.m.cols == 5);
+        CHECK(same(r.m.row_offsets.span(), offsets));
+        CHECK(same(r.m.col_indices.span(), columns));
+        CHECK(same(r.m.counts.span(), counts));
+      }
+    }
+  }
+}
+
+TEST_CASE("tf-idf assembled a generation at a time equals the in-memory fit_transform bitwise", "[tfidf]") {
+  auto const docs = synthetic_corpus(400);
+  std::vector<tfidf_options> variants(5);
+  variants[1].sublinear_tf = true;
+  variants[1].norm = mgpu::tfidf_norm::l1;
+  variants[2].min_df = std::int64_t{3};  // pruned terms dropped from the kept entries
+  variants[2].max_df = 0.1;
+  variants[3].max_features = 50;
+  variants[4].binary = true;
+  variants[4].ngram_range = {1, 2};
+  for (std::size_t k = 0; k < variants.size(); ++k) {
+    auto const& options = variants[k];
+    tfidf_vectorizer<float> whole(options);
+    auto const expected = whole.fit_transform(docs);
+    auto const expected_counts = tfidf_vectorizer<float>(options).count(docs);
+    for (int const threads : {1, 2}) {
+      omp_threads const scope(threads);
+      for (std::size_t const batch : {std::size_t{1}, std::size_t{3}, std::size_t{64}, std::size_t{400}}) {
+        for (std::size_t const seal : {std::size_t{0}, std::size_t{500}, mgpu::detail::generation_entries}) {
+          INFO("options " << k << ", " << threads << " threads, batches of " << batch << ", sealed at " << seal);
+          auto const r = count_in_stages(docs, batch, seal, options, mgpu::detail::row_values::weighted, whole.idf());
+          REQUIRE(r.vocabulary == std::vector<std::string>(whole.vocabulary().begin(), whole.vocabulary().end()));
+          REQUIRE(same(r.df, whole.document_frequency()));
+          require_identical(r.m, expected);
+          auto const c = count_in_stages(docs, batch, seal, options, mgpu::detail::row_values::counts);
+          require_identical(c.m, expected_counts);
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("terms looked up in a given vocabulary, assembled a generation at a time, equal transform bitwise",
+          "[tfidf]") {
+  auto const docs = synthetic_corpus(300);
+  auto const fit_docs = synthetic_corpus(120);  // a smaller vocabulary: some terms are unknown
+  tfidf_vectorizer<float> fitted;
+  fitted.fit(fit_docs);
+  auto const expected = fitted.transform(docs);
+  std::vector<std::string> terms(fitted.vocabulary().begin(), fitted.vocabulary().end());
+  auto const lookup = mgpu::detail::lookup_vocabulary(terms);
+  for (std::size_t const batch : {std::size_t{1}, std::size_t{5}, std::size_t{300}}) {
+    for (std::size_t const seal : {std::size_t{0}, std::size_t{200}}) {
+      INFO("batches of " << batch << ", sealed at " << seal);
+      auto const r =
+          count_in_stages(docs, batch, seal, {}, mgpu::detail::row_values::weighted, fitted.idf(), &lookup);
+      CHECK(r.vocabulary == terms);
+      require_identical(r.m, expected);
+    }
+  }
+}
+
+TEST_CASE("a batch source of one document per batch gives the in-memory result", "[tfidf]") {
+  auto const docs = synthetic_corpus(500);
+  for (std::size_t const batch : {std::size_t{1}, std::size_t{2}, std::size_t{37}}) {
+    INFO("batches of " << batch);
+    auto source = [&] {
+      return mgpu::tfidf_batch_source([&docs, batch, next = std::size_t{0}](std::vector<std::string>& out) mutable {
+        for (std::size_t i = 0; i < batch && next < docs.size(); ++i) out.push_back(docs[next++]);
+        return next < docs.size();
+      });
+    };
+    tfidf_vectorizer<float> streamed;
+    tfidf_vectorizer<float> whole;
+    auto const a = streamed.fit_transform(source());
+    auto const b = whole.fit_transform(docs);
+    REQUIRE(streamed.vocabulary() == whole.vocabulary());
+    REQUIRE(same(a.row_offsets(), b.row_offsets()));
+    REQUIRE(same(a.col_indices(), b.col_indices()));
+    REQUIRE(same(a.values(), b.values()));
+    auto const c = tfidf_vectorizer<float>().count(source());
+    auto const d = tfidf_vectorizer<float>().count(docs);
+    REQUIRE(same(c.col_indices(), d.col_indices()));
+    REQUIRE(same(c.values(), d.values()));
+    auto const t = whole.transform(source());
+    REQUIRE(same(t.values(), b.values()));
+  }
+}
