@@ -747,9 +747,10 @@ void all_gather(distributed_dense<gpu, T> const& y, distributed_dense<gpu, T>& x
             if (block_rows(e) == 0) continue;
             auto const count = detail::nccl_bytes<T>(block_rows(e), cols);
             for (std::size_t d = 0; d < n; ++d) {
-              T const* send = first + d == e ? from.view(d).data : nullptr;
-              MGPU_NCCL_TRY(ncclBroadcast(send, to.view(d).data + bounds[e] * cols, count, ncclUint8,
-                                          static_cast<int>(e), comms[d], set[d].work.handle()));
+              T* const recv = to.view(d).data + bounds[e] * cols;
+              T const* const send = first + d == e ? from.view(d).data : recv;  // read on the root only
+              MGPU_NCCL_TRY(
+                  ncclBroadcast(send, recv, count, ncclUint8, static_cast<int>(e), comms[d], set[d].work.handle()));
             }
           }
         });
