@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <new>
 #include <span>
 #include <type_traits>
 
@@ -93,29 +94,64 @@ void gemm_tn(cublasHandle_t handle, int m, int n, int kdim, T const* a, int lda,
   }
 }
 
+/// The tile's results as its stream leaves them in pinned memory, and where they go:
+/// run() (a CUDA host function, queued after the copies) writes out / counts. Lives at
+/// the start of the staging set's pinned result slot, so it exists as long as the set
+/// is not reused (the caller waits for the set's previous tile before reusing it).
+template <class T>
+struct knn_tile_unpack {
+  T const* scores;              // pinned, rows x k
+  std::int32_t const* columns;  // pinned, rows x k, shard-local from b_begin
+  mgpu::detail::scored<T, std::int64_t>* out;
+  std::int32_t* counts;
+  std::int64_t rows;
+  std::int64_t k;
+  std::int64_t kept;
+  std::int64_t first;  // global index of column 0
+
+  static void CUDART_CB run(void* self) noexcept {
+    auto const& u = *static_cast<knn_tile_unpack const*>(self);
+    for (std::int64_t r = 0; r < u.rows; ++r) {
+      u.counts[r] = static_cast<std::int32_t>(u.kept);
+      for (std::int64_t j = 0; j < u.kept; ++j) {
+        auto const at = r * u.k + j;
+        u.out[at] = {u.scores[at], u.first + u.columns[at]};
+      }
+    }
+  }
+};
+
+/// Rounds a byte offset up to a multiple of `align`.
+constexpr std::size_t knn_align(std::size_t bytes, std::size_t align) { return (bytes + align - 1) / align * align; }
+
 template <class T, class Score>
 void knn_search_tile(device_context<gpu>& ctx, knn_shard<T> const& shard, dense_view<T const> queries,
                      std::span<T const> query_terms, Score const& score, std::int64_t k,
                      std::int64_t b_begin, std::int64_t b_end,
-                     std::span<mgpu::detail::scored<T, std::int64_t>> out, std::span<std::int32_t> counts) {
+                     std::span<mgpu::detail::scored<T, std::int64_t>> out, std::span<std::int32_t> counts,
+                     std::size_t staging) {
   auto& s = ctx.work;
   std::int64_t const rows = queries.rows;
   std::int64_t const cols = b_end - b_begin;
   std::int64_t const dim = shard.dim;
   std::int64_t const kept = std::min(k, cols);
   auto const entries = static_cast<std::size_t>(rows * cols);
+  MGPU_EXPECTS(staging < knn_staging_sets, "knn_search_tile: staging set ", staging, " of ", knn_staging_sets);
 
-  // The queries, packed to ld = d in the device's reusable pinned scratch (it outlives
-  // this call, so an exception cannot free it under a pending copy), and their terms.
-  auto const h_queries = ctx.scratch.get<T>(0, static_cast<std::size_t>(rows * dim));
+  // The queries, packed to ld = d, then their terms, in the staging set's pinned input
+  // slot (the device's scratch outlives this call, so an exception cannot free it under
+  // a pending copy; pinned, so the copy is asynchronous).
+  auto const in_size = static_cast<std::size_t>(rows * dim + rows);
+  auto const h_in = ctx.scratch.get<T>(2 * staging, in_size);
   for (std::int64_t r = 0; r < rows; ++r) {
     auto const row = queries.row(r);
-    std::copy(row.begin(), row.end(), h_queries.data() + r * dim);
+    std::copy(row.begin(), row.end(), h_in.data() + r * dim);
   }
-  buffer<T, gpu> d_queries(h_queries.size(), s);
-  buffer<T, gpu> d_terms(static_cast<std::size_t>(rows), s);
-  copy(d_queries, std::span<T const>(h_queries), s);
-  copy(d_terms, query_terms.first(static_cast<std::size_t>(rows)), s);
+  std::copy_n(query_terms.data(), rows, h_in.data() + rows * dim);
+  buffer<T, gpu> d_in(in_size, s);
+  copy(d_in, std::span<T const>(h_in), s);
+  T const* const d_queries = d_in.data();
+  T const* const d_terms = d_in.data() + rows * dim;
 
   // Dot products: the row-major rows x cols tile is the column-major cols x rows matrix
   // B_chunk · Q^T, with B_chunk and Q row-major (column-major d x n, ld = d).
@@ -124,14 +160,14 @@ void knn_search_tile(device_context<gpu>& ctx, knn_shard<T> const& shard, dense_
     MGPU_CUDA_TRY(cudaMemsetAsync(values.data(), 0, entries * sizeof(T), s.handle()));
   } else {
     gemm_tn<T>(ctx.libraries.cublas(), static_cast<int>(cols), static_cast<int>(rows), static_cast<int>(dim),
-               shard.data + b_begin * shard.ld, static_cast<int>(shard.ld), d_queries.data(),
+               shard.data + b_begin * shard.ld, static_cast<int>(shard.ld), d_queries,
                static_cast<int>(dim), values.data(), static_cast<int>(cols));
   }
   bool const select = k <= knn_select_max_k;
   buffer<std::int32_t, gpu> columns(select ? 0 : entries, s);
   MGPU_CUDA_TRY(cub::DeviceFor::Bulk(static_cast<std::int64_t>(entries),
                                      knn_score_tile<T, Score>{values.data(), select ? nullptr : columns.data(),
-                                                              d_terms.data(), shard.terms + b_begin, cols,
+                                                              d_terms, shard.terms + b_begin, cols,
                                                               score},
                                      s.handle()));
 
@@ -178,19 +214,19 @@ void knn_search_tile(device_context<gpu>& ctx, knn_shard<T> const& shard, dense_
                                        s.handle()));
   }
 
-  auto const h_scores = ctx.scratch.get<T>(1, out_size);
-  auto const h_columns = ctx.scratch.get<std::int32_t>(2, out_size);
-  copy(h_scores, top_scores, s);
-  copy(h_columns, top_columns, s);
-  s.synchronize();
-  std::int64_t const first = shard.first + b_begin;
-  for (std::int64_t r = 0; r < rows; ++r) {
-    counts[static_cast<std::size_t>(r)] = static_cast<std::int32_t>(kept);
-    for (std::int64_t j = 0; j < kept; ++j) {
-      auto const at = static_cast<std::size_t>(r * k + j);
-      out[at] = {h_scores[at], first + h_columns[at]};
-    }
-  }
+  // The results into the staging set's pinned result slot: [unpack | scores | columns];
+  // a host function queued after the copies unpacks them into out / counts. Nothing
+  // here waits: the caller completes the tile by its stream (knn.hpp).
+  std::size_t const scores_at = knn_align(sizeof(knn_tile_unpack<T>), 64);
+  std::size_t const columns_at = knn_align(scores_at + out_size * sizeof(T), 64);
+  auto const h_out = ctx.scratch.get<std::byte>(2 * staging + 1, columns_at + out_size * sizeof(std::int32_t));
+  auto* const h_scores = reinterpret_cast<T*>(h_out.data() + scores_at);
+  auto* const h_columns = reinterpret_cast<std::int32_t*>(h_out.data() + columns_at);
+  copy(std::span<T>(h_scores, out_size), top_scores, s);
+  copy(std::span<std::int32_t>(h_columns, out_size), top_columns, s);
+  auto* const unpack = ::new (static_cast<void*>(h_out.data())) knn_tile_unpack<T>{
+      h_scores, h_columns, out.data(), counts.data(), rows, k, kept, shard.first + b_begin};
+  MGPU_CUDA_TRY(cudaLaunchHostFunc(s.handle(), &knn_tile_unpack<T>::run, unpack));
 }
 
 }  // namespace mgpu::backend::cuda::detail
@@ -202,14 +238,14 @@ void knn_search_tile(device_context<gpu>& ctx, knn_shard<T> const& shard, dense_
       ::mgpu::device_context<::mgpu::gpu>&, ::mgpu::backend::cuda::knn_shard<T> const&,                 \
       ::mgpu::dense_view<T const>, std::span<T const>, ::mgpu::detail::knn_l2_score<T> const&,          \
       std::int64_t, std::int64_t, std::int64_t, std::span<::mgpu::detail::scored<T, std::int64_t>>,    \
-      std::span<std::int32_t>);                                                                         \
+      std::span<std::int32_t>, std::size_t);                                                            \
   template void ::mgpu::backend::cuda::detail::knn_search_tile<T, ::mgpu::detail::knn_ip_score<T>>(     \
       ::mgpu::device_context<::mgpu::gpu>&, ::mgpu::backend::cuda::knn_shard<T> const&,                 \
       ::mgpu::dense_view<T const>, std::span<T const>, ::mgpu::detail::knn_ip_score<T> const&,          \
       std::int64_t, std::int64_t, std::int64_t, std::span<::mgpu::detail::scored<T, std::int64_t>>,    \
-      std::span<std::int32_t>);                                                                         \
+      std::span<std::int32_t>, std::size_t);                                                            \
   template void ::mgpu::backend::cuda::detail::knn_search_tile<T, ::mgpu::detail::knn_cosine_score<T>>( \
       ::mgpu::device_context<::mgpu::gpu>&, ::mgpu::backend::cuda::knn_shard<T> const&,                 \
       ::mgpu::dense_view<T const>, std::span<T const>, ::mgpu::detail::knn_cosine_score<T> const&,      \
       std::int64_t, std::int64_t, std::int64_t, std::span<::mgpu::detail::scored<T, std::int64_t>>,    \
-      std::span<std::int32_t>)
+      std::span<std::int32_t>, std::size_t)

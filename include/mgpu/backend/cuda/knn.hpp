@@ -17,7 +17,20 @@
 //           knn.hpp) then merges the devices' lists.
 // Only one tile's scores exist at a time on the device, never the whole q x n matrix.
 // If a tile fails for lack of room (an allocation, or a library status that means it),
-// the tile is halved and retried. Host staging uses the device's reusable pinned scratch.
+// the tile is halved and retried.
+//
+// Asynchronous: a search enqueues its tiles and returns without waiting for its stream.
+// Each tile stages its queries and results through one of two staging sets of the
+// device's pinned scratch (slots 2s and 2s + 1 of ctx.scratch), alternating, so tile t + 1
+// is packed while tile t's copies run; a set is reused only after an event says its
+// previous tile is done. A tile's results reach `out` / `counts` by a host function
+// queued on the stream after its copies (knn.cuh), so they are complete when the stream
+// reaches the end of the search: the fork_join task's completion event, which the join
+// waits on (execution/fork_join.hpp, device_worker<gpu>). This holds for the first leaf
+// call of a sharded_topk task (detail::take_deferred_results); any other call (a device
+// holding several shards, whose lists the adapter merges on the host inside the task)
+// waits for its stream before returning, as does the chunked path below, whose host merge
+// of the chunks needs each chunk's lists.
 //
 // Scores are the host's up to round-off (cuBLAS sums the dot products in another
 // order, and nvcc contracts a·b + c into FMAs), so rows whose distances differ by
@@ -29,12 +42,14 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <limits>
 #include <span>
 #include <vector>
 
+#include "mgpu/algorithms/detail/sharded_topk.hpp"
 #include "mgpu/algorithms/knn.hpp"
 #include "mgpu/backend/cuda/batching.hpp"
 #include "mgpu/backend/cuda/buffer.hpp"
@@ -64,13 +79,22 @@ namespace detail {
 /// Searches shard rows [b_begin, b_end) for the queries (host, row q of `queries`, with
 /// their metric terms) and writes each query's best min(k, b_end - b_begin) scores, best
 /// first, to out[q * k ...] with global base indices and their number to counts[q].
-/// The tile must fit the device (the caller sizes it). Defined in knn.cuh (nvcc).
+/// The tile must fit the device (the caller sizes it). Asynchronous: it only enqueues
+/// work on ctx.work, staged through pinned staging set `staging` (< knn_staging_sets),
+/// which must be idle; out / counts are written by the stream (a host function) and must
+/// live until it gets there. Defined in knn.cuh (nvcc).
 /// @throws out_of_memory when an allocation fails, cuda_error / cublas_error.
 template <class T, class Score>
 void knn_search_tile(device_context<gpu>& ctx, knn_shard<T> const& shard, dense_view<T const> queries,
                      std::span<T const> query_terms, Score const& score, std::int64_t k,
                      std::int64_t b_begin, std::int64_t b_end,
-                     std::span<mgpu::detail::scored<T, std::int64_t>> out, std::span<std::int32_t> counts);
+                     std::span<mgpu::detail::scored<T, std::int64_t>> out, std::span<std::int32_t> counts,
+                     std::size_t staging);
+
+/// Pinned staging sets of the tile search (double buffering): set s uses the device's
+/// pinned scratch slots 2s (queries, terms) and 2s + 1 (results).
+inline constexpr std::size_t knn_staging_sets = 2;
+static_assert(2 * knn_staging_sets <= pinned_scratch::slots);
 
 /// Device bytes per score of a tile: the dot/score, its sorted copy, the column index
 /// and its sorted copy, and as much again for the sort's temporary storage.
@@ -123,6 +147,15 @@ struct knn_leaf<gpu> {
     rows = std::max<std::int64_t>(rows, 1);
 
     bool const chunked = cols < sh.rows;
+    // The first call of a skeleton task leaves its results to the task's event; any
+    // other waits for its stream (file comment). Taken in every case, so that a later
+    // call of the same task never gets it.
+    bool const deferred = take_deferred_results() && !chunked;
+    // A call that completes before returning first lets an earlier call's deferred
+    // tiles finish: they may still use the staging sets.
+    if (!deferred) ctx.work.synchronize();
+    std::array<event<gpu>, bc::detail::knn_staging_sets> staged;  // each set's latest tile
+    std::size_t next_set = 0;
     std::vector<scored<T, std::int64_t>> chunk_out;
     std::vector<std::int32_t> chunk_counts;
     topk_heap<T, std::int64_t> heap(k);
@@ -137,8 +170,13 @@ struct knn_leaf<gpu> {
           auto const block_counts = counts.subspan(static_cast<std::size_t>(q), static_cast<std::size_t>(n));
           bc::drain_on_error(ctx.work, [&] {
             if (!chunked) {
+              // Double buffering: wait only for the tile that last used this set.
+              auto const set = next_set;
+              staged[set].synchronize();
               bc::detail::knn_search_tile(ctx, sh, block, terms, score, static_cast<std::int64_t>(k), 0, sh.rows,
-                                          block_out, block_counts);
+                                          block_out, block_counts, set);
+              staged[set].record(ctx.work);
+              next_set = (set + 1) % bc::detail::knn_staging_sets;
               return;
             }
             // Chunks in index order; each one's lists are merged into the running best.
@@ -147,7 +185,9 @@ struct knn_leaf<gpu> {
             chunk_counts.resize(static_cast<std::size_t>(n));
             for (std::int64_t b0 = 0; b0 < sh.rows; b0 += cols) {
               bc::detail::knn_search_tile(ctx, sh, block, terms, score, static_cast<std::int64_t>(k), b0,
-                                          std::min(sh.rows, b0 + cols), std::span(chunk_out), std::span(chunk_counts));
+                                          std::min(sh.rows, b0 + cols), std::span(chunk_out), std::span(chunk_counts),
+                                          0);
+              ctx.work.synchronize();  // the chunk's lists, for the host merge
               for (std::int64_t i = 0; i < n; ++i) {
                 auto& list = best[static_cast<std::size_t>(i)];
                 for (auto const& c : list) heap.push(c);
@@ -164,6 +204,7 @@ struct knn_leaf<gpu> {
             }
           });
         });
+    if (!deferred) ctx.work.synchronize();
   }
 };
 
