@@ -2,8 +2,9 @@
 // (mgpu/mpi/collectives.hpp) on the same data: every result downloaded from the GPUs must
 // equal the host version's bit for bit (the sum too: both add in global device order), and
 // the bytes counted must follow the file comment of nccl.hpp. Run under mpirun with 1-4
-// ranks (tests/mpi/CMakeLists.txt). Without a CUDA device on every rank the GPU cases report
-// "skipped"; the cases on NCCL's error mapping and its agreement over ranks need no GPU.
+// ranks (tests/mpi/CMakeLists.txt). Without a CUDA device on every rank the GPU case reports
+// "skipped" (and the run exits 77); the cases on NCCL's error mapping, its agreement over
+// ranks and the bytes each collective counts need no GPU (run alone with "~[gpu]").
 #include <catch2/catch.hpp>
 
 #include <mpi.h>
@@ -18,6 +19,10 @@
 #include "mgpu/mpi/collectives.hpp"
 #include "mgpu/mpi/nccl.hpp"
 #include "mpi_test_support.hpp"
+
+namespace mgpu_mpi_test {
+extern bool nccl_gpu_case_skipped;  // test_mpi_nccl_main.cpp: makes the run exit 77 (skipped)
+}  // namespace mgpu_mpi_test
 
 namespace {
 
@@ -158,10 +163,76 @@ TEST_CASE("mpi nccl: an NCCL error on the last rank is thrown on every rank", "[
   MPI_Comm_free(&comm);
 }
 
+namespace {
+
+using moves = std::vector<mgpu::mpi::detail::planned_move>;
+using plan = mgpu::mpi::detail::transfer_plan;
+
+/// The moves as a pair map, to compare with one written out by hand.
+mgpu::mpi::transfer_counts::pair_map as_pairs(moves const& m) {
+  mgpu::mpi::transfer_counts::pair_map out;
+  for (auto const& x : m) out[{x.from, x.to}] += x.bytes;
+  return out;
+}
+
+}  // namespace
+
+// What the GPU collectives count, worked out by hand from the rules of nccl.hpp's file
+// comment for one layout: 3 ranks holding 2, 1 and 2 GPUs (global devices 0-1 | 2 | 3-4),
+// 10 rows of 3 floats (12 bytes a row, b = 120) in row blocks 0, 3, 2, 3, 2 (device 0
+// empty). Host endpoints: rank r's host is -1 - r. Needs no GPU.
+TEST_CASE("mpi nccl: the bytes each GPU collective counts, worked out by hand", "[mpi][nccl]") {
+  std::vector<std::size_t> const first{0, 2, 3, 5};
+  std::vector<std::int64_t> const bounds{0, 0, 3, 5, 8, 10};
+  std::uint64_t const row = 12;
+  std::uint64_t const b = 120;
+  using pairs = mgpu::mpi::transfer_counts::pair_map;
+
+  // broadcast from rank 2 (its first GPU is 3): its host -> 3, then 3 -> every other GPU.
+  CHECK(as_pairs(plan::broadcast(first, 2, b)) == pairs{{{-3, 3}, 120}, {{3, 0}, 120}, {{3, 1}, 120},
+                                                        {{3, 2}, 120}, {{3, 4}, 120}});
+  // scatter from rank 0: its own GPUs' blocks straight from its host (device 0's is empty),
+  // the other ranks' 24 + 36 + 24 bytes uploaded to GPU 0 at once, then sent on.
+  CHECK(as_pairs(plan::scatter(first, bounds, 0, row)) ==
+        pairs{{{-1, 0}, 84}, {{-1, 1}, 36}, {{0, 2}, 24}, {{0, 3}, 36}, {{0, 4}, 24}});
+  // gather to rank 2: GPUs 1 and 2 send to GPU 3, which downloads their 60 bytes with its
+  // own 36; GPU 4 downloads its own 24.
+  CHECK(as_pairs(plan::gather(first, bounds, 2, row)) ==
+        pairs{{{1, 3}, 36}, {{2, 3}, 24}, {{3, -3}, 96}, {{4, -3}, 24}});
+  // all_gather: every non-empty block to every other GPU; 4 x 120 in all.
+  auto const all = plan::all_gather(first, bounds, row);
+  pairs expected;
+  std::uint64_t const block[] = {0, 36, 24, 36, 24};
+  for (int d = 0; d < 5; ++d) {
+    for (int e = 0; e < 5; ++e) {
+      if (e != d && block[e] > 0) expected[{e, d}] = block[e];
+    }
+  }
+  CHECK(as_pairs(all) == expected);
+  CHECK(as_pairs(all).size() == 16);  // 4 non-empty blocks x 4 other GPUs
+  // reduce_sum: the chain 0 -> 1 -> 2 -> 3 -> 4, then the total from GPU 4 (rank 2) to rank
+  // 0's host through its first GPU, or straight down to rank 2's host, or to GPU 1.
+  pairs const chain{{{0, 1}, 120}, {{1, 2}, 120}, {{2, 3}, 120}, {{3, 4}, 120}};
+  auto with = [&](pairs extra) {
+    for (auto const& [k, v] : chain) extra[k] += v;
+    return extra;
+  };
+  CHECK(as_pairs(plan::reduce_to_host(first, 0, b)) == with({{{4, 0}, 120}, {{0, -1}, 120}}));
+  CHECK(as_pairs(plan::reduce_to_host(first, 2, b)) == with({{{4, -3}, 120}}));
+  CHECK(as_pairs(plan::reduce_to_device(first, 1, b)) == with({{{4, 1}, 120}}));
+  CHECK(as_pairs(plan::reduce_to_device(first, 4, b)) == chain);
+  // One rank with one GPU: a broadcast is one upload, a sum one download.
+  std::vector<std::size_t> const one{0, 1};
+  CHECK(as_pairs(plan::broadcast(one, 0, b)) == pairs{{{-1, 0}, 120}});
+  CHECK(as_pairs(plan::reduce_to_host(one, 0, b)) == pairs{{{0, -1}, 120}});
+  CHECK(plan::reduce_to_device(one, 0, b).empty());
+}
+
 TEST_CASE("mpi nccl: every collective on GPUs equals the host version, bytes as documented", "[mpi][nccl][gpu]") {
   int const visible = fewest_visible_devices();
   if (visible == 0) {
     WARN("skipped: no CUDA device visible on every rank (compiled, not run on a GPU)");
+    mgpu_mpi_test::nccl_gpu_case_skipped = true;
     return;
   }
   auto const [on_node, node_ranks] = node_rank();
@@ -180,6 +251,7 @@ TEST_CASE("mpi nccl: every collective on GPUs equals the host version, bytes as 
     CHECK(contains(what, "are the same GPU"));
     WARN("skipped: " << node_ranks << " ranks on this node share " << visible
                      << " GPUs; NCCL needs one GPU per NCCL rank, so the comparison needs a GPU per rank");
+    mgpu_mpi_test::nccl_gpu_case_skipped = true;
     return;
   }
   for (int n : per_rank) {

@@ -77,7 +77,9 @@
 //               Network: the hops between ranks, R-1 of them, plus the final one if the
 //               destination is on another rank than G-1's.
 // NCCL's own routing (rings, trees, proxies) is not seen; counts are from the logical
-// source to the logical destination.
+// source to the logical destination. These rules are written once, as
+// detail::transfer_plan (every rank's moves of a call; each rank counts those arriving
+// at its endpoints once its part is complete).
 //
 // Errors. Shapes, roots and whether the communicators exist are agreed first (as on host
 // devices: a difference is reported by name on every rank). NCCL calls go through
@@ -102,6 +104,7 @@
 #include <mpi.h>
 #include <nccl.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -379,18 +382,136 @@ inline void wait_streams(nccl_communicators const& comms, device_set<gpu> const&
   }
 }
 
+/// One move of a GPU collective as policy.transfers() counts it: `bytes` from endpoint
+/// `from` to endpoint `to` (global devices, or host_of(rank)).
+struct planned_move {
+  int from = 0;
+  int to = 0;
+  std::uint64_t bytes = 0;
+};
+
+/// The moves of each GPU collective, every rank's (the rules of the file comment, in one
+/// place: the collectives count these, and the tests check them by hand without a GPU).
+/// `first`: ranks + 1 entries, rank r holding global devices [first[r], first[r + 1]);
+/// `bounds`: device_count() + 1 row bounds; `row_bytes`: cols·sizeof(T); `b`: a whole
+/// matrix's bytes. Moves of 0 bytes are left out. O(G) (all_gather: O(G²)).
+struct transfer_plan {
+  static int rank_of(std::span<std::size_t const> first, std::size_t g) {
+    return static_cast<int>(std::upper_bound(first.begin(), first.end(), g) - first.begin()) - 1;
+  }
+
+  static std::vector<planned_move> broadcast(std::span<std::size_t const> first, int root, std::uint64_t b) {
+    auto const f = first[static_cast<std::size_t>(root)];
+    std::vector<planned_move> moves{{host_of(root), static_cast<int>(f), b}};
+    for (std::size_t g = 0; g < first.back(); ++g) {
+      if (g != f) moves.push_back({static_cast<int>(f), static_cast<int>(g), b});
+    }
+    return prune(std::move(moves));
+  }
+
+  static std::vector<planned_move> scatter(std::span<std::size_t const> first, std::span<std::int64_t const> bounds,
+                                           int root, std::uint64_t row_bytes) {
+    auto const f = first[static_cast<std::size_t>(root)];
+    std::vector<planned_move> moves{{host_of(root), static_cast<int>(f), remote_bytes(first, bounds, root, row_bytes)}};
+    for (std::size_t g = 0; g < first.back(); ++g) {
+      auto const bytes = block_bytes(bounds, g, row_bytes);
+      moves.push_back({rank_of(first, g) == root ? host_of(root) : static_cast<int>(f), static_cast<int>(g), bytes});
+    }
+    return prune(std::move(moves));
+  }
+
+  static std::vector<planned_move> gather(std::span<std::size_t const> first, std::span<std::int64_t const> bounds,
+                                          int root, std::uint64_t row_bytes) {
+    auto const f = first[static_cast<std::size_t>(root)];
+    std::vector<planned_move> moves;
+    for (std::size_t g = 0; g < first.back(); ++g) {
+      auto const bytes = block_bytes(bounds, g, row_bytes);
+      moves.push_back({static_cast<int>(g), rank_of(first, g) == root ? host_of(root) : static_cast<int>(f), bytes});
+    }
+    moves.push_back({static_cast<int>(f), host_of(root), remote_bytes(first, bounds, root, row_bytes)});
+    return prune(std::move(moves));
+  }
+
+  static std::vector<planned_move> all_gather(std::span<std::size_t const> first,
+                                              std::span<std::int64_t const> bounds, std::uint64_t row_bytes) {
+    std::vector<planned_move> moves;
+    for (std::size_t d = 0; d < first.back(); ++d) {
+      for (std::size_t e = 0; e < first.back(); ++e) {
+        if (e != d) moves.push_back({static_cast<int>(e), static_cast<int>(d), block_bytes(bounds, e, row_bytes)});
+      }
+    }
+    return prune(std::move(moves));
+  }
+
+  /// reduce_sum to rank root's host.
+  static std::vector<planned_move> reduce_to_host(std::span<std::size_t const> first, int root, std::uint64_t b) {
+    auto moves = chain(first, b);
+    auto const last = first.back() - 1;
+    auto const f = first[static_cast<std::size_t>(root)];
+    if (rank_of(first, last) == root) {
+      moves.push_back({static_cast<int>(last), host_of(root), b});
+    } else {
+      moves.push_back({static_cast<int>(last), static_cast<int>(f), b});
+      moves.push_back({static_cast<int>(f), host_of(root), b});
+    }
+    return prune(std::move(moves));
+  }
+
+  /// reduce_sum to global device `device`.
+  static std::vector<planned_move> reduce_to_device(std::span<std::size_t const> first, std::size_t device,
+                                                    std::uint64_t b) {
+    auto moves = chain(first, b);
+    auto const last = first.back() - 1;
+    if (device != last) moves.push_back({static_cast<int>(last), static_cast<int>(device), b});
+    return prune(std::move(moves));
+  }
+
+ private:
+  static std::uint64_t block_bytes(std::span<std::int64_t const> bounds, std::size_t g, std::uint64_t row_bytes) {
+    return static_cast<std::uint64_t>(bounds[g + 1] - bounds[g]) * row_bytes;
+  }
+  /// The bytes of the blocks of devices on other ranks than root.
+  static std::uint64_t remote_bytes(std::span<std::size_t const> first, std::span<std::int64_t const> bounds,
+                                    int root, std::uint64_t row_bytes) {
+    std::uint64_t sum = 0;
+    for (std::size_t g = 0; g < first.back(); ++g) {
+      if (rank_of(first, g) != root) sum += block_bytes(bounds, g, row_bytes);
+    }
+    return sum;
+  }
+  static std::vector<planned_move> chain(std::span<std::size_t const> first, std::uint64_t b) {
+    std::vector<planned_move> moves;
+    for (std::size_t g = 1; g < first.back(); ++g) moves.push_back({static_cast<int>(g - 1), static_cast<int>(g), b});
+    return moves;
+  }
+  static std::vector<planned_move> prune(std::vector<planned_move> moves) {
+    std::erase_if(moves, [](planned_move const& m) { return m.bytes == 0; });
+    return moves;
+  }
+};
+
+/// Counts the moves of `plan` that arrive at this rank's endpoints.
+inline void count_plan(distributed_policy<gpu> const& policy, std::vector<planned_move> const& plan) {
+  for (auto const& m : plan) {
+    auto const to_rank =
+        m.to < 0 ? -1 - m.to : transfer_plan::rank_of(policy.first_devices(), static_cast<std::size_t>(m.to));
+    if (to_rank == policy.rank()) policy.transfers().add(m.from, m.to, m.bytes);
+  }
+}
+
 /// The NCCL part of a collective: `issue(comms)` queues this rank's work on its devices'
-/// streams (and counts its bytes once it is complete: `count()` runs after the wait);
+/// streams; once it is complete the moves of `plan` arriving at this rank are counted;
 /// then the outcome is agreed. On any error the communicators are aborted, the streams
 /// drained, and every rank releases its communicators before throwing.
-template <class Issue, class Count>
-void run_nccl(distributed_policy<gpu> const& policy, char const* what, Issue&& issue, Count&& count) {
+template <class Issue>
+void run_nccl(distributed_policy<gpu> const& policy, char const* what, Issue&& issue,
+              std::vector<planned_move> const& plan) {
   auto const& set = policy.local().devices();
   auto& comms = nccl_of(policy);
   auto error = capture([&] {
     issue(comms);
     wait_streams(comms, set);
-    count();
+    count_plan(policy, plan);
   });
   if (error) {
     comms.abort();
@@ -538,16 +659,7 @@ void broadcast(dense_view<std::type_identity_t<T> const> host, distributed_dense
           }
         });
       },
-      [&] {
-        for (std::size_t d = 0; d < n; ++d) {
-          auto const g = policy.first_device() + d;
-          if (g == f) {
-            policy.transfers().add(host_of(root), static_cast<int>(g), b);
-          } else {
-            policy.transfers().add(static_cast<int>(f), static_cast<int>(g), b);
-          }
-        }
-      });
+      detail::transfer_plan::broadcast(policy.first_devices(), root, b));
 }
 
 /// Rank root's host rows -> the row blocks of `y` (global device g gets rows
@@ -570,6 +682,7 @@ void scatter(dense_view<std::type_identity_t<T> const> host, distributed_dense<g
   if (y.rows() == 0 || y.cols() == 0) return;
   auto const& set = policy.local().devices();
   auto const cols = y.cols();
+  auto const row_bytes = static_cast<std::uint64_t>(cols) * sizeof(T);
   auto const bounds = y.row_bounds();
   auto const first = policy.first_device();
   auto const n = policy.local_device_count();
@@ -619,16 +732,7 @@ void scatter(dense_view<std::type_identity_t<T> const> host, distributed_dense<g
           }
         });
       },
-      [&] {
-        auto const bytes = [&](std::int64_t rows) { return ::mgpu::detail::dense_bytes<T>(rows, cols); };
-        if (rank == root) policy.transfers().add(host_of(root), static_cast<int>(f), bytes(remote_rows));
-        for (std::size_t d = 0; d < n; ++d) {
-          auto const g = first + d;
-          if (block_rows(g) == 0) continue;
-          policy.transfers().add(rank == root ? host_of(root) : static_cast<int>(f), static_cast<int>(g),
-                                 bytes(block_rows(g)));
-        }
-      });
+      detail::transfer_plan::scatter(policy.first_devices(), bounds, root, row_bytes));
 }
 
 /// The row blocks of `y` -> rank root's host rows (the inverse of scatter); `host`
@@ -650,6 +754,7 @@ void gather(distributed_dense<gpu, T> const& y, dense_view<std::type_identity_t<
   if (y.rows() == 0 || y.cols() == 0) return;
   auto const& set = policy.local().devices();
   auto const cols = y.cols();
+  auto const row_bytes = static_cast<std::uint64_t>(cols) * sizeof(T);
   auto const bounds = y.row_bounds();
   auto const first = policy.first_device();
   auto const n = policy.local_device_count();
@@ -698,16 +803,7 @@ void gather(distributed_dense<gpu, T> const& y, dense_view<std::type_identity_t<
                                  cols, y.rows() - bounds[root_end], cols, set[0].work);
         }
       },
-      [&] {
-        auto const bytes = [&](std::int64_t rows) { return ::mgpu::detail::dense_bytes<T>(rows, cols); };
-        if (rank != root) return;
-        for (std::size_t g = 0; g < policy.device_count(); ++g) {
-          if (block_rows(g) == 0) continue;
-          policy.transfers().add(static_cast<int>(g), remote(g) ? static_cast<int>(f) : host_of(root),
-                                 bytes(block_rows(g)));
-        }
-        policy.transfers().add(static_cast<int>(f), host_of(root), bytes(remote_rows));
-      });
+      detail::transfer_plan::gather(policy.first_devices(), bounds, root, row_bytes));
 }
 
 /// The row blocks of `y` -> every GPU's full copy `x` (same shape, same policy).
@@ -733,6 +829,7 @@ void all_gather(distributed_dense<gpu, T> const& y, distributed_dense<gpu, T>& x
   if (x.rows() == 0 || x.cols() == 0) return;
   auto const& set = policy.local().devices();
   auto const cols = x.cols();
+  auto const row_bytes = static_cast<std::uint64_t>(cols) * sizeof(T);
   auto const bounds = y.row_bounds();
   auto const first = policy.first_device();
   auto const n = policy.local_device_count();
@@ -755,15 +852,7 @@ void all_gather(distributed_dense<gpu, T> const& y, distributed_dense<gpu, T>& x
           }
         });
       },
-      [&] {
-        for (std::size_t d = 0; d < n; ++d) {
-          for (std::size_t e = 0; e < policy.device_count(); ++e) {
-            if (e == first + d || block_rows(e) == 0) continue;
-            policy.transfers().add(static_cast<int>(e), static_cast<int>(first + d),
-                                   ::mgpu::detail::dense_bytes<T>(block_rows(e), cols));
-          }
-        }
-      });
+      detail::transfer_plan::all_gather(policy.first_devices(), bounds, row_bytes));
 }
 
 /// Rank root's host = the element-wise sum of every GPU's copy in `partials`
@@ -824,19 +913,7 @@ void reduce_sum(distributed_dense<gpu, T> const& partials, dense_view<std::type_
           bd::copy_rows_async<T>(host.data, host.ld, sums[0].data(), cols, partials.rows(), cols, set[0].work);
         }
       },
-      [&] {
-        for (std::size_t d = 0; d < n; ++d) {
-          auto const g = first + d;
-          if (g > 0) policy.transfers().add(static_cast<int>(g - 1), static_cast<int>(g), b);
-        }
-        if (rank != root) return;
-        if (last_rank == root) {
-          policy.transfers().add(static_cast<int>(last), host_of(root), b);
-        } else {
-          policy.transfers().add(static_cast<int>(last), static_cast<int>(f), b);
-          policy.transfers().add(static_cast<int>(f), host_of(root), b);
-        }
-      });
+      detail::transfer_plan::reduce_to_host(policy.first_devices(), root, b));
 }
 
 /// Global device `device`'s copy in `partials` = the element-wise sum of every GPU's copy
@@ -894,13 +971,7 @@ void reduce_sum(distributed_dense<gpu, T>& partials, std::size_t device) {
           }
         });
       },
-      [&] {
-        for (std::size_t d = 0; d < n; ++d) {
-          auto const g = first + d;
-          if (g > 0) policy.transfers().add(static_cast<int>(g - 1), static_cast<int>(g), b);
-        }
-        if (device != last && mine(device)) policy.transfers().add(static_cast<int>(last), static_cast<int>(device), b);
-      });
+      detail::transfer_plan::reduce_to_device(policy.first_devices(), device, b));
 }
 
 /// Vector overloads: a host span as an n x 1 matrix (read or written on root only).
