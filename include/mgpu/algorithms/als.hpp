@@ -40,6 +40,9 @@
 // broadcast) once, and the blocks gathered into user_factors()/item_factors() once at
 // the end. Each row's solve and every Gram matrix are independent of the partition, so
 // the factors for `cpu:3` are bitwise those for `cpu`.
+// `solve_rows` is that half-step for any block of rows against a given fixed side, on host
+// devices, warm-starting conjugate gradient from the factors passed in: the public piece
+// mpi/als.hpp composes the fit over MPI ranks from, bitwise equal to fit.
 //
 // Initial factors: uniform in [0, 0.01) from a hash of (seed, side, row, column), as
 // `implicit` scales its random start, except that users and items without any entry
@@ -135,6 +138,14 @@ struct als_options {
   /// on the calling thread, after on_iteration; when early stopping ends the fit at
   /// iteration i, the last call is (i, i). Not called when iterations is 0.
   progress_callback progress{};
+};
+
+/// The side whose rows als::solve_rows solves (names the rows in its errors).
+enum class als_side {
+  /// Rows of R (users), solved against the item factors.
+  users,
+  /// Rows of Rᵀ (items), solved against the user factors.
+  items,
 };
 
 /// Options of als::recommend.
@@ -526,6 +537,88 @@ class als {
       backend::cpu::als_solve_cg(interactions, I{0}, interactions.rows, const_view(items_), base, out.view(), step);
     }
     return out;
+  }
+
+  /// One half-step of fit for a block of rows, with this model's options (the model need
+  /// not be fitted; its factors are neither read nor changed): row u of `factors` becomes
+  /// the solution for row u of `interactions` against the fixed side F = `fixed`,
+  ///   (w0·FᵀF + λI + Σ_{i∈obs(u)} (w_ui − w0) f_i f_iᵀ) x_u = Σ_{i∈obs(u)} w_ui t_ui f_i,
+  /// by the operations fit applies to that row in a half-step on host devices: the rows
+  /// split over the policy's devices by nnz, each device forming B = w0·FᵀF + λI in double
+  /// from F (as fit does from its replica) and solving its rows by the options' solver:
+  /// Cholesky (exact; the entry values of `factors` are not read), or cg_steps
+  /// conjugate-gradient steps in float started from the entry values of the row of
+  /// `factors`, as fit starts each row from its factors of the previous iteration (the
+  /// initial factors in the first). Rows without entries get zero factors. Each row's
+  /// result depends only on its row of R, its row of `factors`, F and the options — not
+  /// on the other rows or the partition — so, from the factors of a fit's iteration,
+  ///   solve_rows(policy, R, Y, X, als_side::users); solve_rows(policy, Rᵀ, X, Y, als_side::items);
+  /// gives bitwise the X and Y of fit's next iteration on host devices, whichever blocks
+  /// of rows are solved by whichever call (mpi/als.hpp solves each rank's rows so).
+  ///
+  /// @param policy        host devices (cpu, cpu:N).
+  /// @param interactions  rows x n, host CSR, any value type: the rows to solve (rows of R
+  ///                      for users, rows of Rᵀ for items).
+  /// @param fixed         n x f (f = options().factors): the other side's factors. Must
+  ///                      not overlap `factors`.
+  /// @param factors       rows x f: read (conjugate gradient's starting point), then
+  ///                      overwritten with the solution.
+  /// @param side          which side the rows are, for the errors ("user 7", "item 7"; the
+  ///                      row is the row of `interactions`).
+  /// @throws dimension_mismatch (shapes other than the above), invalid_argument (NaN/Inf in
+  ///         the interactions, an observed weight 1 + α·r < 0), numerical_error (a system
+  ///         that is not SPD or a solution that is not finite, naming the smallest such
+  ///         row), out_of_memory before allocating when the devices' systems and the
+  ///         solver threads' workspaces (below) exceed what the process can get.
+  /// Cost: B on each device with rows, O(n f²); Cholesky O(nnz f² + rows f³/3), CG
+  /// O(cg_steps (nnz f + rows f²)). Memory: 20 f² bytes per device (B in double and
+  /// float, its Gram matrix), per solver thread 8 f² + 4104 f (Cholesky) or 12 f + 16 MiB
+  /// (CG). Moves nothing between devices (every device reads the host's F and writes
+  /// its rows of `factors` in place).
+  template <class T, class I>
+  void solve_rows(execution_policy<cpu> const& policy, csr_view<T, I> interactions, dense_view<float const> fixed,
+                  dense_view<float> factors, als_side side = als_side::users) const {
+    auto const f = options_.factors;
+    if (static_cast<std::int64_t>(interactions.cols) != fixed.rows || fixed.cols != f ||
+        factors.rows != static_cast<std::int64_t>(interactions.rows) || factors.cols != f) {
+      throw dimension_mismatch(detail::message(
+          "als::solve_rows: the interactions are ", static_cast<std::int64_t>(interactions.rows), " x ",
+          static_cast<std::int64_t>(interactions.cols), ", the fixed side ", fixed.rows, " x ", fixed.cols,
+          " and the factors ", factors.rows, " x ", factors.cols, "; expected rows x n, n x ", f, " and rows x ", f));
+    }
+    validate(interactions);
+    using detail::als_add;
+    using detail::als_mul;
+    auto const n_dev = policy.device_count();
+    auto const square = als_mul(als_mul(static_cast<std::uint64_t>(f), static_cast<std::uint64_t>(f)), sizeof(double));
+    auto const uf = static_cast<std::uint64_t>(f);
+    auto const per_thread = options_.solver == als_solver::cholesky
+                                ? als_add(square, als_mul(uf, (1 + 2 * 256) * sizeof(double)))
+                                : als_add(als_mul(uf, 3 * sizeof(float)), std::uint64_t{16} << 20);
+    auto const total = als_add(als_mul(n_dev, als_add(als_mul(2, square), square / 2)),
+                               als_mul(static_cast<std::uint64_t>(backend::cpu::host_threads()), per_thread));
+    detail::require_host_memory(static_cast<std::size_t>(std::min<std::uint64_t>(total, SIZE_MAX)),
+                                detail::message("als::solve_rows with ", f, " factors needs ", total,
+                                                " bytes for the devices' f x f systems and the solver threads' "
+                                                "workspaces; use fewer factors"));
+    using leaf = detail::als_leaf<cpu>;
+    auto const bounds = partition_rows_by_nnz(interactions, n_dev);
+    auto const step = solve_step(side == als_side::users ? "user" : "item", policy.memory_budget());
+    std::vector<leaf::system> systems(n_dev);
+    detail::fork_join(policy, [&](device_context<cpu>& ctx, std::size_t d) {
+      if (bounds[d] == bounds[d + 1]) return;
+      auto const block = leaf::make_block(ctx, interactions, bounds[d], bounds[d + 1]);
+      auto const first = static_cast<std::int64_t>(bounds[d]);
+      dense_view<float> const out{static_cast<std::int64_t>(bounds[d + 1]) - first, f, factors.ld,
+                                  factors.data + first * factors.ld};
+      leaf::prepare(ctx, systems[d], fixed, options_.unobserved_weight, options_.regularization);
+      leaf::solve(ctx, block, fixed, std::as_const(systems[d]), out, step);
+    });
+  }
+  template <class T, class I>
+  void solve_rows(execution_policy<cpu> const& policy, csr_matrix<cpu, T, I> const& interactions,
+                  dense_view<float const> fixed, dense_view<float> factors, als_side side = als_side::users) const {
+    solve_rows(policy, interactions.view(), fixed, factors, side);
   }
 
   /// The kind and version of the files save() writes.

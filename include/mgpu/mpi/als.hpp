@@ -7,22 +7,27 @@
 //
 // Every rank holds the interaction rows of its users (users_r x items, rows of R) and of
 // its items (items_r x users, rows of Rᵀ); ranks' users (and items) follow each other in
-// rank order. An iteration, as mgpu::als::fit's (users solved with Y fixed, then items
-// with the new X fixed), with no new solver code:
-//   1. every rank solves its users' normal equations against the whole Y it holds, with
-//      the public als::recalculate_users of a model whose item factors are Y (built by
-//      als::fit with 0 iterations and 0 users: w0·YᵀY + λI formed once per half-step, in
-//      double, from the rank's whole copy of Y — the Gram matrix is computed redundantly
-//      on every rank, as every device of one process computes it from its replica, so
-//      nothing is reduced and nothing but the solved rows moves);
+// rank order. Both solvers of mgpu::als (Cholesky and conjugate gradient). An iteration,
+// as mgpu::als::fit's (users solved with Y fixed, then items with the new X fixed), with
+// no new solver code:
+//   1. every rank solves its users' rows of X in place against the whole Y it holds, with
+//      the public als::solve_rows on its local devices (policy.local(), host devices):
+//      w0·YᵀY + λI formed in double from the rank's whole copy of Y on each local device
+//      with rows — computed redundantly, as every device of one process computes it from
+//      its replica, so nothing is reduced and nothing but the solved rows moves — then
+//      each row solved by the single-process kernel (backend/cpu als_solve_cholesky, or
+//      cg_steps steps of als_solve_cg warm-started from the row's factors of the previous
+//      iteration, which the rank holds: its rows of the whole X);
 //   2. the ranks' solved rows are gathered on every rank (MPI_Allgatherv): the whole X;
 //   3. the same for the items against X, then the whole Y is gathered.
-// The initial item factors are mgpu::als's (hash of seed, side, row and column; zero for
-// items without entries), computed on every rank from the items' emptiness, which is
-// gathered once (one byte per item). Each row's solve is the single-process kernel
-// (backend/cpu als_solve_cholesky) on the same system and the same fixed side, so the
-// factors equal the single-process fit's on host devices (the tests check 1e-5 relative,
-// as issue 20 asks, and also find them bitwise equal).
+// The initial factors are mgpu::als's (hash of seed, side, row and column; zero for rows
+// without entries), computed whole on every rank from the users' and items' emptiness,
+// which is gathered once (one byte per user and per item). Each row's solve is the
+// single-process kernel on the same system, from the same starting factors (CG), against
+// the same fixed side, and does not depend on which rank or device solves it, so the
+// factors are bitwise the single-process fit's on host devices, for both solvers (the
+// tests check 1e-5 relative, as issue 20 asks, and bitwise equality, over 1–4 ranks with
+// cpu and cpu:2 local devices and ranks holding no rows).
 //
 // The loss (compute_loss, loss_tolerance): w0·Σ (XᵀX)∘(YᵀY) + λ (tr XᵀX + tr YᵀY) from
 // the whole copies, plus the observed corrections Σ_{(u,i) observed} w_ui (t_ui − x_u·y_i)²
@@ -30,15 +35,15 @@
 // in rank order: the same value on every rank, equal to the single-process loss up to
 // round-off (the observed sum is added in another order).
 //
-// Solver: Cholesky only. The conjugate-gradient solver starts each row from its previous
-// factors inside als::fit, while als::recalculate_users starts from zero, so a CG fit over
-// ranks would not be the single-process one; it throws invalid_argument.
-//
 // What crosses between ranks per iteration: the two all-gathers, (ranks − 1)·(users +
 // items)·f·4 bytes arriving at each rank (counted in policy.transfers() as host_of(s) ->
-// host_of(r)); with the loss, one double per rank; once: the items' emptiness (1 byte per
-// item) and the agreements. Memory per rank: the whole X and Y (4 (users + items) f bytes,
-// as each device of one process holds a replica) plus its interaction rows.
+// host_of(r)); with the loss, one double per rank; once: the users' and items' emptiness
+// (1 byte per user and per item) and the agreements. The CG warm start moves nothing
+// more: a rank's previous rows are already in its whole copy. Memory per rank: the whole
+// X and Y (4 (users + items) f bytes, as each device of one process holds a replica)
+// plus its interaction rows; per local device with rows, 20 f² bytes of system; per
+// solver thread, als::solve_rows's workspace (8 f² + 4104 f bytes Cholesky, 12 f + 16 MiB
+// CG).
 #pragma once
 
 #include <mpi.h>
@@ -50,7 +55,9 @@
 #include <cstdint>
 #include <exception>
 #include <limits>
+#include <optional>
 #include <span>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -94,29 +101,18 @@ namespace detail {
 /// The whole matrix of every rank's rows (rows x f each, in rank order), on every rank.
 template <class Kind>
 dense_matrix<cpu, float> all_gather_factor_rows(distributed_policy<Kind> const& policy,
-                                                dense_matrix<cpu, float> const& mine, std::int64_t f,
-                                                char const* what) {
+                                                dense_view<float const> mine, std::int64_t f, char const* what) {
   std::vector<std::int64_t> displs;
-  auto all = all_gather_values<float>(policy, std::span<float const>(mine.data(), static_cast<std::size_t>(mine.rows() * f)),
+  auto all = all_gather_values<float>(policy, std::span<float const>(mine.data, static_cast<std::size_t>(mine.rows * f)),
                                       displs, what);
   dense_matrix<cpu, float> out(static_cast<std::int64_t>(all.size()) / std::max<std::int64_t>(f, 1), f);
   std::copy(all.begin(), all.end(), out.data());
   return out;
 }
 
-/// A model whose item factors are `fixed`: its recalculate_users solves rows against it.
-template <class Kind>
-als fixed_side_model(execution_policy<Kind> const& local, als_options options, dense_matrix<cpu, float> fixed) {
-  options.iterations = 0;
-  options.compute_loss = false;
-  options.loss_tolerance = 0;
-  options.on_iteration = {};
-  options.progress = {};
-  als model(options);
-  auto const n = fixed.rows();
-  csr_matrix<cpu, float, std::int64_t> const none(0, n);
-  model.fit(local, none.view(), dense_matrix<cpu, float>(0, options.factors), std::move(fixed));
-  return model;
+/// Rows [first, first + rows) of a host matrix, as a writable view (in place).
+inline dense_view<float> row_block(dense_matrix<cpu, float>& m, std::int64_t first, std::int64_t rows) {
+  return {rows, m.cols(), m.cols(), m.data() + first * m.cols()};
 }
 
 /// Σ over observed (u, i) of rows [0, r.rows) of w (t − x·y)² − w0 (x·y)², in double.
@@ -164,35 +160,39 @@ inline std::vector<double> gram(dense_view<float const> a) {
 ///                  item count, equal on every rank).
 /// @param my_items  this rank's items' rows of Rᵀ: items_r x users (the whole user count).
 /// @param options   als_options, the same on every rank (checked: f, iterations, λ, α, w0,
-///                  model, solver, seed); solver must be cholesky. on_iteration and
-///                  progress are called on every rank, after each iteration.
+///                  model, solver, cg_steps for conjugate_gradient, seed, whether and how
+///                  the loss is tracked); either solver. on_iteration and progress are
+///                  called on every rank, after each iteration.
 /// @returns the whole X and Y on every rank, the loss history, this rank's first rows.
-/// @throws on every rank alike: invalid_argument (the conjugate-gradient solver; ranks
+/// @throws on every rank alike: invalid_argument (options outside their domains; ranks
 ///         disagreeing on an option; the halves' shapes not adding up: Σ users_r must be
 ///         the columns of my_items, Σ items_r the columns of my_users, and the nnz of both
-///         halves equal), and what als::fit / recalculate_users throw on any rank (NaN,
-///         negative weights, numerical_error), prefixed "rank R of N: "; mpi_error.
-/// Cost per iteration and rank: the solves of its rows, O(nnz_r f² + (users_r + items_r)
-/// f³/3), two Gram matrices O((users + items) f²), and the two all-gathers.
+///         halves equal), and what als::solve_rows throws on any rank (NaN, negative
+///         weights; numerical_error naming the rank's own row), prefixed "rank R of N: ";
+///         mpi_error.
+/// Cost per iteration and rank: the solves of its rows, Cholesky O(nnz_r f² + (users_r +
+/// items_r) f³/3) or CG O(cg_steps (nnz_r f + (users_r + items_r) f²)), two Gram matrices
+/// O((users + items) f²) per local device with rows, and the two all-gathers.
 template <class Kind, class T, class I>
 als_fit_result als_fit(distributed_policy<Kind> const& policy, csr_view<T, I> my_users, csr_view<T, I> my_items,
                        als_options const& options = {}) {
   constexpr char const* what = "mpi::als_fit";
+  static_assert(std::is_same_v<Kind, cpu>, "mpi::als_fit: every rank solves on host devices (cpu, cpu:N)");
   auto const comm = policy.comm();
-  auto error = detail::capture([&] {
-    (void)als(options);  // the options' own checks
-    MGPU_EXPECTS(options.solver == als_solver::cholesky, what,
-                 ": only the cholesky solver runs over ranks (conjugate_gradient starts each row from its previous "
-                 "factors inside als::fit, which a rank cannot reproduce)");
-  });
+  std::optional<als> solver;
+  auto error = detail::capture([&] { solver.emplace(options); });  // the options' own checks
+  bool const cg = options.solver == als_solver::conjugate_gradient;
   detail::agree(comm, what,
                 {{"the option factors", options.factors},
                  {"the option iterations", options.iterations},
                  detail::floating_value("the option regularization", options.regularization),
                  detail::floating_value("the option alpha", options.alpha),
                  detail::floating_value("the option unobserved_weight", options.unobserved_weight),
-                 {"the options model and solver", static_cast<std::int64_t>(options.model) * 2 +
-                                                      static_cast<std::int64_t>(options.solver)},
+                 // One value (an agreement holds at most 8): cg_steps counts for CG only.
+                 {"the options model, solver and cg_steps (conjugate_gradient only), encoded as "
+                  "model + 2·solver + 4·cg_steps",
+                  static_cast<std::int64_t>(options.model) + 2 * static_cast<std::int64_t>(options.solver) +
+                      4 * (cg ? static_cast<std::int64_t>(options.cg_steps) : 0)},
                  {"the option seed", static_cast<std::int64_t>(options.seed)},
                  detail::floating_value("the option loss_tolerance (loss computed if set, or compute_loss)",
                                         options.loss_tolerance > 0 || options.compute_loss ? options.loss_tolerance
@@ -221,35 +221,31 @@ als_fit_result als_fit(distributed_policy<Kind> const& policy, csr_view<T, I> my
   auto const rank = static_cast<std::size_t>(policy.rank());
   result.first_user = user_starts[rank];
   result.first_item = item_starts[rank];
+  auto const my_user_rows = static_cast<std::int64_t>(my_users.rows);
+  auto const my_item_rows = static_cast<std::int64_t>(my_items.rows);
 
-  // The initial items, from every item's emptiness.
-  std::vector<char> my_empty(static_cast<std::size_t>(my_items.rows));
-  for (I i = 0; i < my_items.rows; ++i) my_empty[static_cast<std::size_t>(i)] = my_items.row_nnz(i) == 0 ? 1 : 0;
-  std::vector<std::int64_t> displs;
-  auto const empty_items = detail::all_gather_values<char>(policy, my_empty, displs, what);
-  auto y = ::mgpu::detail::als_initial_factors(empty_items, f, options.seed, 1);
-  dense_matrix<cpu, float> x(users, f, 0.0f);
+  // The initial factors of both sides, from every user's and item's emptiness.
+  auto const empty_of = [&](csr_view<T, I> rows) {
+    std::vector<char> mine(static_cast<std::size_t>(rows.rows));
+    for (I i = 0; i < rows.rows; ++i) mine[static_cast<std::size_t>(i)] = rows.row_nnz(i) == 0 ? 1 : 0;
+    std::vector<std::int64_t> displs;
+    return detail::all_gather_values<char>(policy, mine, displs, what);
+  };
+  auto x = ::mgpu::detail::als_initial_factors(empty_of(my_users), f, options.seed, 0);
+  auto y = ::mgpu::detail::als_initial_factors(empty_of(my_items), f, options.seed, 1);
 
   bool const track_loss = options.compute_loss || options.loss_tolerance > 0;
   for (int it = 1; it <= options.iterations; ++it) {
     auto const start = std::chrono::steady_clock::now();
-    dense_matrix<cpu, float> mine;
-    error = detail::capture([&] {
-      auto const by_items = detail::fixed_side_model(policy.local(), options, std::move(y));
-      mine = by_items.recalculate_users(my_users);
-      y = dense_matrix<cpu, float>(by_items.item_factors().rows(), f);
-      std::copy_n(by_items.item_factors().data(), y.rows() * f, y.data());
-    });
+    // This rank's rows of X, solved in place (CG starts from them) against the whole Y.
+    auto const mine_x = detail::row_block(x, result.first_user, my_user_rows);
+    error = detail::capture([&] { solver->solve_rows(policy.local(), my_users, const_view(y), mine_x, als_side::users); });
     detail::agree(comm, "mpi::als_fit (users)", {}, error);
-    x = detail::all_gather_factor_rows(policy, mine, f, what);
-    error = detail::capture([&] {
-      auto const by_users = detail::fixed_side_model(policy.local(), options, std::move(x));
-      mine = by_users.recalculate_users(my_items);
-      x = dense_matrix<cpu, float>(by_users.item_factors().rows(), f);
-      std::copy_n(by_users.item_factors().data(), x.rows() * f, x.data());
-    });
+    x = detail::all_gather_factor_rows(policy, const_view(mine_x), f, what);
+    auto const mine_y = detail::row_block(y, result.first_item, my_item_rows);
+    error = detail::capture([&] { solver->solve_rows(policy.local(), my_items, const_view(x), mine_y, als_side::items); });
     detail::agree(comm, "mpi::als_fit (items)", {}, error);
-    y = detail::all_gather_factor_rows(policy, mine, f, what);
+    y = detail::all_gather_factor_rows(policy, const_view(mine_y), f, what);
     double const seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     result.iterations = it;
     double loss = std::numeric_limits<double>::quiet_NaN();
