@@ -42,11 +42,11 @@
 // nnz-balanced share of the users' rows and of the items' rows (mpi::als_halves) and
 // mpi::als_fit solves them on its own --devices (host devices), the solved factor rows
 // all-gathered after each half-step; rank 0 then holds the whole factors, which are the
-// single-process fit's (Cholesky), and does everything after the fit as the single
-// process does (--recommend, --recommend-all, --save-factors: the same bytes). The
-// conjugate-gradient solver, --save-model and --load-model are refused there (a model
-// file records the fit's loss history, which is only equal to round-off). Started
-// without a launcher, the program is the single-process one.
+// single-process fit's with either --solver, and does everything after the fit as the
+// single process does (--recommend, --recommend-all, --save-factors: the same bytes).
+// --save-model and --load-model are refused there (a model file records the fit's loss
+// history, which is only equal to round-off). Started without a launcher, the program is
+// the single-process one.
 #include <algorithm>
 #include <charconv>
 #include <cmath>
@@ -244,10 +244,9 @@ void print_matches(mgpu::topk_result<float> const& found, std::vector<std::strin
 
 int run(settings& s) {
   auto const format = mgpu::parse_text_format(s.output_format);
-  if (distributed && (!s.save_model.empty() || !s.load_model.empty() || s.solver == "cg")) {
+  if (distributed && (!s.save_model.empty() || !s.load_model.empty())) {
     throw std::runtime_error(
-        "under MPI, the fit runs over the ranks with the cholesky solver, without --save-model or --load-model "
-        "(docs/distributed.md)");
+        "under MPI, the fit runs over the ranks without --save-model or --load-model (docs/distributed.md)");
   }
   if (!root) {  // the other ranks take part in the fit only
     s.save_factors.clear();

@@ -117,7 +117,8 @@ PY
     ;;
   als_recommend)
     # tests/data/als/dpkg-status.mtx (820 users x 1111 items): the fit over the ranks, then
-    # rank 0's --recommend-all and --save-factors, against the single-process run.
+    # rank 0's --recommend-all and --save-factors, against the single-process run; with
+    # the Cholesky and the conjugate-gradient solver.
     input="$data/als/dpkg-status.mtx"
     args=(--input "$input" --factors 8 --iterations 4 --regularization 0.1 --recommend-all --top-k 5)
     single ref "${args[@]}" --devices cpu --output ref.tsv --save-factors ref
@@ -134,10 +135,28 @@ PY
         [ "$(grep -c '^iteration 4:' "$name.out")" -eq 1 ] || fail "$name: expected one rank's iteration lines"
       done
     done
+    # The conjugate-gradient solver (each row warm-started from its previous factors):
+    # the same bytes as its single-process run too.
+    cg_args=("${args[@]}" --solver cg --cg-steps 2)
+    single ref_cg "${cg_args[@]}" --devices cpu --output ref_cg.tsv --save-factors ref_cg
+    expect_rc ref_cg 0
+    [ "$(wc -l <ref_cg.tsv)" -eq 4100 ] || fail "ref_cg: expected 4100 rows"
+    cmp -s ref.tsv ref_cg.tsv && fail "ref_cg: the CG fit recommends exactly as the Cholesky fit (is --solver read?)"
+    for ranks in 1 2 3 4; do
+      for devices in cpu cpu:2; do
+        name="cg_np${ranks}_${devices/:/}"
+        mpi "$name" "$ranks" "${cg_args[@]}" --devices "$devices" --output "$name.tsv" --save-factors "$name"
+        expect_rc "$name" 0
+        same ref_cg.tsv "$name.tsv"
+        same ref_cg.users.mtx "$name.users.mtx"
+        same ref_cg.items.mtx "$name.items.mtx"
+      done
+    done
     # What the fit over ranks refuses, on every rank alike.
-    mpi cg 2 --input "$input" --solver cg --iterations 1
-    expect_rc cg 1
-    grep -qF "the fit runs over the ranks with the cholesky solver" cg.err || fail "cg: stderr lacks the message: $(head -c 600 cg.err)"
+    mpi save_model 2 --input "$input" --iterations 1 --save-model model
+    expect_rc save_model 1
+    grep -qF "under MPI, the fit runs over the ranks without --save-model or --load-model" save_model.err ||
+      fail "save_model: stderr lacks the message: $(head -c 600 save_model.err)"
     ;;
   document_similarity)
     # 40 documents of 3 to 12 words over 19 terms (a seeded generator: the same file every
