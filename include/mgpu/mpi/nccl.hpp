@@ -500,17 +500,21 @@ inline void count_plan(distributed_policy<gpu> const& policy, std::vector<planne
 }
 
 /// The NCCL part of a collective: `issue(comms)` queues this rank's work on its devices'
-/// streams; once it is complete the moves of `plan` arriving at this rank are counted;
-/// then the outcome is agreed. On any error the communicators are aborted, the streams
-/// drained, and every rank releases its communicators before throwing.
-template <class Issue>
+/// streams; once it is complete (waited for while polling NCCL's asynchronous errors),
+/// `finish()` runs the steps that block the host (downloads into the caller's pageable
+/// memory, which would otherwise wait inside the CUDA runtime for the NCCL operations
+/// before them, out of reach of the polling), and the moves of `plan` arriving at this
+/// rank are counted; then the outcome is agreed. On any error the communicators are
+/// aborted, the streams drained, and every rank releases its communicators before throwing.
+template <class Issue, class Finish>
 void run_nccl(distributed_policy<gpu> const& policy, char const* what, Issue&& issue,
-              std::vector<planned_move> const& plan) {
+              std::vector<planned_move> const& plan, Finish&& finish) {
   auto const& set = policy.local().devices();
   auto& comms = nccl_of(policy);
   auto error = capture([&] {
     issue(comms);
     wait_streams(comms, set);
+    finish();
     count_plan(policy, plan);
   });
   if (error) {
@@ -526,6 +530,12 @@ void run_nccl(distributed_policy<gpu> const& policy, char const* what, Issue&& i
     drop_nccl(policy);
     throw;
   }
+}
+
+template <class Issue>
+void run_nccl(distributed_policy<gpu> const& policy, char const* what, Issue&& issue,
+              std::vector<planned_move> const& plan) {
+  run_nccl(policy, what, std::forward<Issue>(issue), plan, [] {});
 }
 
 /// Bytes of `rows` rows of `cols` elements of T, as NCCL's count of ncclUint8.
@@ -797,13 +807,16 @@ void gather(distributed_dense<gpu, T> const& y, dense_view<std::type_identity_t<
             }
           }
         });
-        if (rank == root) {
-          bd::copy_rows_async<T>(host.data, host.ld, stage->data(), cols, bounds[f], cols, set[0].work);
-          bd::copy_rows_async<T>(host.data + bounds[root_end] * host.ld, host.ld, stage->data() + bounds[f] * cols,
-                                 cols, y.rows() - bounds[root_end], cols, set[0].work);
-        }
       },
-      detail::transfer_plan::gather(policy.first_devices(), bounds, root, row_bytes));
+      detail::transfer_plan::gather(policy.first_devices(), bounds, root, row_bytes),
+      [&] {
+        if (rank != root || remote_rows == 0) return;
+        namespace bd = backend::cuda::detail;
+        bd::copy_rows_async<T>(host.data, host.ld, stage->data(), cols, bounds[f], cols, set[0].work);
+        bd::copy_rows_async<T>(host.data + bounds[root_end] * host.ld, host.ld, stage->data() + bounds[f] * cols,
+                               cols, y.rows() - bounds[root_end], cols, set[0].work);
+        set[0].work.synchronize();
+      });
 }
 
 /// The row blocks of `y` -> every GPU's full copy `x` (same shape, same policy).
@@ -892,13 +905,7 @@ void reduce_sum(distributed_dense<gpu, T> const& partials, dense_view<std::type_
         sums.reserve(n);
         for (std::size_t d = 0; d < n; ++d) sums.emplace_back(partials.rows(), cols, set[d].work);
         detail::queue_reduce_chain(policy, comms, partials, sums);
-        if (last_rank == root) {
-          if (rank == root) {
-            bd::copy_rows_async<T>(host.data, host.ld, sums[last - first].data(), cols, partials.rows(), cols,
-                                   set[last - first].work);
-          }
-          return;
-        }
+        if (last_rank == root) return;
         detail::nccl_group([&] {
           if (rank == last_rank) {
             MGPU_NCCL_TRY(ncclSend(sums[last - first].data(), bytes, ncclUint8, static_cast<int>(f),
@@ -909,11 +916,16 @@ void reduce_sum(distributed_dense<gpu, T> const& partials, dense_view<std::type_
                                    set[0].work.handle()));
           }
         });
-        if (rank == root) {
-          bd::copy_rows_async<T>(host.data, host.ld, sums[0].data(), cols, partials.rows(), cols, set[0].work);
-        }
       },
-      detail::transfer_plan::reduce_to_host(policy.first_devices(), root, b));
+      detail::transfer_plan::reduce_to_host(policy.first_devices(), root, b),
+      [&] {
+        if (rank != root) return;
+        // The total: on G - 1 when root holds it, else received on root's first GPU.
+        auto const d = last_rank == root ? last - first : std::size_t{0};
+        backend::cuda::detail::copy_rows_async<T>(host.data, host.ld, sums[d].data(), cols, partials.rows(), cols,
+                                                  set[d].work);
+        set[d].work.synchronize();
+      });
 }
 
 /// Global device `device`'s copy in `partials` = the element-wise sum of every GPU's copy
