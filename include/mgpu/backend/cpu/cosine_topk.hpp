@@ -39,6 +39,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <bit>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -46,6 +47,7 @@
 #include <limits>
 #include <memory>
 #include <span>
+#include <type_traits>
 #include <vector>
 
 #include <omp.h>
@@ -56,6 +58,17 @@
 #include "mgpu/sparse/transpose.hpp"
 
 namespace mgpu::backend::cpu {
+
+namespace detail {
+/// True when every bit of x is zero (+0 only; -0 is not zero here).
+template <class T>
+[[nodiscard]] inline bool zero_bits(T x) noexcept {
+  using bits = std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint64_t>;
+  static_assert(sizeof(T) == sizeof(bits));
+  return std::bit_cast<bits>(x) == 0;
+}
+}  // namespace detail
+
 
 namespace detail {
 // Posting lists shorter than this keep one impact tier; longer ones are cut at the
@@ -586,7 +599,21 @@ void score_shard(shard_search<T, I> const& c, cosine_shard<T, I> const& shard,
         T* const acc = s.acc.data();
         I* const touched = s.touched.data();
         std::size_t n = s.n_touched;
-        if (non_negative) {
+        if (non_negative && !(prune && bounded)) {
+          // The plain walk (no tracker): the same sums as below, in a loop with no call
+          // and no spill. acc never holds -0 (it starts at +0 and +0 + -0 is +0), so a
+          // zero test on the bits is the `== 0` test, without the unordered compare.
+          T const w = term.weight;
+          for (I p = term.begin; p < term.end; ++p) {
+            I const d = cols[p];
+            auto const i = static_cast<std::size_t>(d);
+            T const old = acc[i];
+            T const partial = old + w * vals[p];
+            acc[i] = partial;
+            touched[n] = d;
+            n += static_cast<std::size_t>(zero_bits(old) & !zero_bits(partial));
+          }
+        } else if (non_negative) {
           // Partial scores only grow, so acc == 0 means "not touched yet" and the
           // touched list is appended without a branch.
           T tracker_min = prune && bounded ? s.tracker_min : std::numeric_limits<T>::infinity();
