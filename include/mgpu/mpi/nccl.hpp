@@ -76,6 +76,10 @@
 //               root, else G-1 -> f: b and f -> host_of(root): b.
 //               Network: the hops between ranks, R-1 of them, plus the final one if the
 //               destination is on another rank than G-1's.
+// Memory: scatter and gather hold the remote blocks in one temporary on root's first
+// GPU; reduce_sum holds one rows x cols temporary per local GPU. Calls: O(G) NCCL
+// operations per collective and rank (all_gather: one broadcast per block and local GPU).
+//
 // NCCL's own routing (rings, trees, proxies) is not seen; counts are from the logical
 // source to the logical destination. These rules are written once, as
 // detail::transfer_plan (every rank's moves of a call; each rank counts those arriving
@@ -89,8 +93,8 @@
 // failures); on any error it aborts its communicators (ncclCommAbort: its queued NCCL
 // kernels end, and its peers see a remote error instead of waiting for ever), drains its
 // streams, and the outcome is agreed over MPI: every rank throws the first failing
-// rank's exception, prefixed "rank R of N: " (other ranks get it as device_error), and
-// releases its communicators. Not caught: a rank that fails inside ncclCommInitRank
+// rank's error, prefixed "rank R of N: " (rebuilt by the agreement: an nccl_error or
+// cuda_error arrives as device_error with its message), and releases its communicators. Not caught: a rank that fails inside ncclCommInitRank
 // while the others wait in NCCL's bootstrap (blocking communicators are used), and a
 // peer whose NCCL never reports the remote failure: both can hang, as NCCL does.
 //
