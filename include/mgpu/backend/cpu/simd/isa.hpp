@@ -2,7 +2,7 @@
 // use, chosen once per process at run time (as simdjson does), not by compiler flags.
 //
 // Every kernel with intrinsics (the tokenizer's byte classification, the SpMV gathers,
-// TF-IDF's row sort) is compiled once per instruction set, each copy in a namespace of
+// TF-IDF's row sort, the cosine kernel's posting walk) is compiled once per instruction set, each copy in a namespace of
 // its own (`scalar`, `avx2`, `avx512`, `avx512vbmi2`) inside a target region
 // (MGPU_SIMD_BEGIN_AVX2 ... MGPU_SIMD_END below: GCC's `#pragma GCC target`, Clang's
 // `#pragma clang attribute`), so the code is the same in every translation unit whatever
