@@ -219,18 +219,12 @@ void write_names(std::ostream& out, std::vector<std::string> const& names) {
 /// --recommend-all's rows: user, item, score; names when there are names, else rows.
 void write_recommendations(std::ostream& out, mgpu::text_format format, mgpu::topk_result<float> const& recs,
                            std::vector<std::string> const& user_names, std::vector<std::string> const& item_names) {
-  mgpu::neighbor_writer rows(out, format, {"user", "item", "score"});
-  for (std::int64_t u = 0; u < recs.rows(); ++u) {
-    auto const items = recs.neighbors(u);
-    auto const scores = recs.scores_of(u);
-    for (std::size_t j = 0; j < items.size(); ++j) {
-      auto const score = static_cast<double>(scores[j]);
-      if (user_names.empty() || item_names.empty()) {
-        rows.write(u, items[j], score);
-      } else {
-        rows.write(user_names[static_cast<std::size_t>(u)], item_names[static_cast<std::size_t>(items[j])], score);
-      }
-    }
+  // Formatted on the host's threads, written in order (mgpu/io/text_output.hpp).
+  mgpu::neighbor_fields const names{"user", "item", "score"};
+  if (user_names.empty() || item_names.empty()) {
+    mgpu::write_neighbor_rows(out, format, recs, names);
+  } else {
+    mgpu::write_neighbor_rows(out, format, recs, user_names, item_names, names);
   }
 }
 

@@ -13,7 +13,7 @@
 //                       --output neighbors.tsv
 //
 // Output (--output): one line per (query, neighbour), best first. --output-format tsv:
-//   query_id <TAB> neighbor_id <TAB> cosine score (9 significant digits)
+//   query_id <TAB> neighbor_id <TAB> cosine score (the float's shortest round-trip form)
 // with backslash escapes in the ids (`\\` for a backslash, `\t` tab, `\n` line feed,
 // `\r` carriage return; mgpu/io/text_output.hpp), so every row has exactly three fields.
 // --output-format ndjson: {"query":"...","neighbor":"...","score":0.5} per line (JSON
@@ -212,18 +212,29 @@ CLI::Validator integer_in(long long lo, long long hi) {
       "INT in " + range);
 }
 
+// --output's rows: formatted on the host's threads, written in order (text_output.hpp).
 template <class T>
 void write_neighbors(std::ostream& out, mgpu::text_format format, std::vector<std::string> const& query_ids,
                      std::vector<std::string> const& ids, mgpu::topk_result<T> const& top) {
-  mgpu::neighbor_writer rows(out, format);
-  for (std::int64_t q = 0; q < top.rows(); ++q) {
-    auto const nb = top.neighbors(q);
-    auto const sc = top.scores_of(q);
-    for (std::size_t j = 0; j < nb.size(); ++j) {
-      rows.write(query_ids[static_cast<std::size_t>(q)], ids[static_cast<std::size_t>(nb[j])],
-                 static_cast<double>(sc[j]));
-    }
-  }
+  mgpu::write_neighbor_rows(out, format, top, query_ids, ids);
+}
+
+// --save-vocabulary: one term per line, in column order, as they are (no escaping);
+// formatted in chunks of terms on the host's threads and written in order.
+template <class Terms>
+void write_vocabulary(std::ostream& out, Terms const& terms) {
+  constexpr std::size_t terms_per_chunk = 16384;
+  auto const n = terms.size();
+  mgpu::write_in_order(
+      out, static_cast<std::int64_t>((n + terms_per_chunk - 1) / terms_per_chunk),
+      [&](mgpu::text_buffer& text, std::int64_t chunk) {
+        auto const first = static_cast<std::size_t>(chunk) * terms_per_chunk;
+        for (std::size_t i = first; i < std::min(n, first + terms_per_chunk); ++i) {
+          text.append(std::string_view(terms[i]));
+          text += '\n';
+        }
+      },
+      {}, "writing the vocabulary");
 }
 
 // Batches of the corpus read ahead of the counting, and their size. Counting takes each
@@ -499,9 +510,7 @@ int run_distributed(settings const& s) {
   // 5. Rank 0 writes.
   if (tfidf_out) outs.set_writer(*tfidf_out, [&](std::ostream& out) { mgpu::write_matrix_market(out, *whole); });
   if (vocabulary_out) {
-    outs.set_writer(*vocabulary_out, [&](std::ostream& out) {
-      for (std::string_view const term : part.vocabulary) out << term << '\n';
-    });
+    outs.set_writer(*vocabulary_out, [&](std::ostream& out) { write_vocabulary(out, part.vocabulary); });
   }
   if (neighbors_out) outs.set_writer(*neighbors_out, [&](std::ostream& out) { write_neighbors(out, format, ids, ids, *top); });
   stage = "writing the outputs";
@@ -569,9 +578,7 @@ int run(settings const& s) {
       outs.set_writer(*tfidf_out, [&](std::ostream& out) { mgpu::write_matrix_market(out, tfidf); });
     }
     if (vocabulary_out) {
-      outs.set_writer(*vocabulary_out, [&](std::ostream& out) {
-        for (auto const& term : vectorizer.vocabulary()) out << term << '\n';
-      });
+      outs.set_writer(*vocabulary_out, [&](std::ostream& out) { write_vocabulary(out, vectorizer.vocabulary()); });
     }
     std::optional<index_t<kind>> index;
     if (search || vectorizer_out) {

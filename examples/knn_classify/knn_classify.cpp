@@ -16,7 +16,7 @@
 // stderr is a file or a pipe.
 // --output: one line per (query, neighbour), best first. --output-format tsv:
 //   query_index <TAB> train_index <TAB> value (0-based indices; squared L2 distance for
-//   l2, inner product for ip, cosine similarity for cosine; 9 significant digits);
+//   l2, inner product for ip, cosine similarity for cosine; the float's shortest round-trip form);
 // --output-format ndjson: {"query":0,"train":17,"distance":1.5} per line, the value
 // named distance (l2), inner_product (ip) or cosine.
 // --output is checked, and --devices parsed, before the data are read; the file is
@@ -123,12 +123,9 @@ CLI::Validator integer_in(long long lo, long long hi) {
 
 void write_neighbors(std::ostream& out, mgpu::text_format format, std::string_view value_name,
                      mgpu::topk_result<float> const& r) {
-  mgpu::neighbor_writer rows(out, format, {"query", "train", value_name});
-  for (std::int64_t q = 0; q < r.rows(); ++q) {
-    auto const ids = r.neighbors(q);  // fewer than k when there are fewer training images
-    auto const scores = r.scores_of(q);
-    for (std::size_t j = 0; j < ids.size(); ++j) rows.write(q, ids[j], static_cast<double>(scores[j]));
-  }
+  // Fewer than k per query when there are fewer training images; formatted on the
+  // host's threads, written in order (mgpu/io/text_output.hpp).
+  mgpu::write_neighbor_rows(out, format, r, {"query", "train", value_name});
 }
 
 // What both runs print and write once the neighbours are found: the majority vote's

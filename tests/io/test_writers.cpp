@@ -1,17 +1,19 @@
 // Writers at memory speed (issue 21): the numbers they write read back bit-identical, the
-// neighbour scores are printf's "%.9g" bytes, and output_set's double-buffered file
-// writer (a writer thread) keeps every byte in order and reports a failed write(2) on
-// the caller's thread.
+// neighbour scores are the shortest string that does (no shorter printf "%e" or "%f"
+// form reads back to the same float), and output_set's double-buffered file writer (a writer thread)
+// keeps every byte in order and reports a failed write(2) on the caller's thread.
 #include <catch2/catch.hpp>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/types.h>
 
 #include <bit>
+#include <charconv>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -19,6 +21,8 @@
 #include <random>
 #include <sstream>
 #include <string>
+#include <system_error>
+#include <utility>
 #include <vector>
 
 #include "../test_support.hpp"
@@ -69,43 +73,98 @@ std::string slurp(fs::path const& p) {
   return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 
+// True if `text` is the shortest string reading back to f: it reads back to f, and no
+// printf form with fewer characters does, of either style to_chars chooses from: "%.*e"
+// with 1 to 9 significant digits and "%.*f" with 0 to 60 decimals (printf rounds
+// correctly, so a shorter decimal of a style reading back to f would show up there).
+bool is_shortest_round_trip(std::string const& text, float f) {
+  auto const same = [f](char const* s) {
+    return std::bit_cast<std::uint32_t>(std::strtof(s, nullptr)) == std::bit_cast<std::uint32_t>(f);
+  };
+  if (!same(text.c_str())) return false;
+  char shorter[128];
+  for (int d = 1; d <= 9; ++d) {
+    std::snprintf(shorter, sizeof shorter, "%.*e", d - 1, static_cast<double>(f));
+    if (std::strlen(shorter) < text.size() && same(shorter)) return false;
+  }
+  for (int p = 0; p <= 60; ++p) {
+    std::snprintf(shorter, sizeof shorter, "%.*f", p, static_cast<double>(f));
+    if (std::strlen(shorter) < text.size() && same(shorter)) return false;
+  }
+  return true;
+}
+
 }  // namespace
 
-TEST_CASE("neighbour scores are printf's %.9g and read back to the same float bits", "[io][text_output]") {
-  auto const values = awkward_floats(20000);
+TEST_CASE("neighbour scores are the shortest text reading back to the same float bits", "[io][text_output]") {
+  auto values = awkward_floats(20000);
+  // Near 1 from below (cosine scores of near-duplicates) and near the float edges.
+  for (float f = 1.0f; f > 0.9999f; f = std::nextafter(f, 0.0f)) values.push_back(f);
   std::ostringstream out;
   mgpu::neighbor_writer rows(out, mgpu::text_format::tsv);
-  for (float const f : values) rows.write("q", "n", static_cast<double>(f));
+  for (float const f : values) rows.write("q", "n", f);
   std::istringstream in(out.str());
   std::string line;
   std::size_t i = 0;
-  std::size_t mismatched_printf = 0, mismatched_bits = 0;
+  std::size_t not_shortest = 0, mismatched_bits = 0;
   while (std::getline(in, line)) {
     REQUIRE(i < values.size());
     REQUIRE(line.rfind("q\tn\t", 0) == 0);
     std::string const field = line.substr(4);
-    char expected[64];
-    std::snprintf(expected, sizeof expected, "%.9g", static_cast<double>(values[i]));
-    if (field != expected) ++mismatched_printf;
-    float const back = std::strtof(field.c_str(), nullptr);
-    if (std::bit_cast<std::uint32_t>(back) != std::bit_cast<std::uint32_t>(values[i])) ++mismatched_bits;
+    float back = 0;
+    auto const [end, ec] = std::from_chars(field.data(), field.data() + field.size(), back);
+    if (ec != std::errc() || end != field.data() + field.size() ||
+        std::bit_cast<std::uint32_t>(back) != std::bit_cast<std::uint32_t>(values[i])) {
+      ++mismatched_bits;
+    }
+    if (!is_shortest_round_trip(field, values[i])) ++not_shortest;
     ++i;
   }
   CHECK(i == values.size());
-  CHECK(mismatched_printf == 0);
   CHECK(mismatched_bits == 0);
+  CHECK(not_shortest == 0);
 }
 
-TEST_CASE("NDJSON neighbour rows carry the same %.9g scores, integer ids in decimal", "[io][text_output]") {
+TEST_CASE("neighbour scores: worked examples of the shortest form", "[io][text_output]") {
+  // Worked out by hand: the float nearest 1/3 is 0.3333333432674408, and 0.3333333 lies
+  // closer to its lower neighbour (floats there are 2.98e-8 apart); the float below 1 is
+  // 1 - 2^-24 = 0.99999994039535522.
+  std::vector<std::pair<float, std::string>> const cases = {
+      {0.0f, "0"},           {-0.0f, "-0"},           {1.0f, "1"},
+      {-1.0f, "-1"},         {0.1f, "0.1"},           {0.5f, "0.5"},
+      {1.0f / 3.0f, "0.33333334"},                    {std::nextafter(1.0f, 0.0f), "0.99999994"},
+      {1e-5f, "1e-05"},      {1e9f, "1e+09"},         {123000.0f, "123000"},
+      {2147483648.0f, "2147483648"},  // 2^31: 10 characters, fewer than 2.1474836e+09
+      {std::numeric_limits<float>::denorm_min(), "1e-45"},
+      {-std::numeric_limits<float>::denorm_min(), "-1e-45"},
+      {std::numeric_limits<float>::max(), "3.4028235e+38"},
+      {std::numeric_limits<float>::infinity(), "inf"}};
+  for (auto const& [value, text] : cases) {
+    std::ostringstream out;
+    mgpu::neighbor_writer rows(out, mgpu::text_format::tsv);
+    rows.write("a", "b", value);
+    CHECK(out.str() == "a\tb\t" + text + "\n");
+  }
+  // A double is written as a double: 0.1 stays 0.1, the float 0.1f widened to double
+  // needs all 17 digits (0.100000001490116119384765625 exactly).
+  std::ostringstream out;
+  mgpu::neighbor_writer rows(out, mgpu::text_format::tsv);
+  rows.write("a", "b", 0.1);
+  rows.write("a", "b", static_cast<double>(0.1f));
+  CHECK(out.str() == "a\tb\t0.1\na\tb\t0.10000000149011612\n");
+}
+
+TEST_CASE("NDJSON neighbour rows carry the same shortest scores, integer ids in decimal", "[io][text_output]") {
   std::ostringstream out;
   mgpu::neighbor_writer rows(out, mgpu::text_format::ndjson);
   rows.write(std::int64_t{-9223372036854775807LL - 1}, std::int64_t{9223372036854775807LL},
-             static_cast<double>(std::numeric_limits<float>::denorm_min()));
-  rows.write(std::int64_t{0}, std::int64_t{42}, -0.0);
-  char expected[64];
-  std::snprintf(expected, sizeof expected, "%.9g", static_cast<double>(std::numeric_limits<float>::denorm_min()));
-  CHECK(out.str() == std::string("{\"query\":-9223372036854775808,\"neighbor\":9223372036854775807,\"score\":") +
-                         expected + "}\n{\"query\":0,\"neighbor\":42,\"score\":-0}\n");
+             std::numeric_limits<float>::denorm_min());
+  rows.write(std::int64_t{0}, std::int64_t{42}, -0.0f);
+  rows.write(std::int64_t{1}, std::int64_t{2}, std::numeric_limits<float>::quiet_NaN());
+  CHECK(out.str() ==
+        "{\"query\":-9223372036854775808,\"neighbor\":9223372036854775807,\"score\":1e-45}\n"
+        "{\"query\":0,\"neighbor\":42,\"score\":-0}\n"
+        "{\"query\":1,\"neighbor\":2,\"score\":null}\n");
 }
 
 TEST_CASE("Matrix Market coordinate values written and read back are bit-identical", "[io][matrix_market]") {

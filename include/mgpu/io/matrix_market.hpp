@@ -30,7 +30,9 @@
 //
 // Performance: a reader loads the whole input into memory once and parses it with
 // std::from_chars: O(bytes + nnz log(row length)) time, about bytes + 3 copies of the
-// entries in memory at the peak.
+// entries in memory at the peak. The coordinate writer formats chunks of rows on the
+// host's threads with std::to_chars (shortest round-trip values) into large buffers and
+// writes them in row order (mgpu/io/output_file.hpp's write_in_order).
 //
 // Memory from untrusted headers (RELIABILITY.md row 23): what a reader allocates follows
 // what the file holds, never what its header declares. Entry arrays grow with the
@@ -53,11 +55,13 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <istream>
 #include <limits>
 #include <ostream>
+#include <span>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -685,41 +689,67 @@ constexpr char const* field_name() noexcept {
   return std::is_integral_v<T> ? "integer" : "real";
 }
 
+// Entries of a coordinate file per chunk formatted by one thread.
+inline constexpr std::int64_t coordinate_entries_per_chunk = 32768;
+
 template <class T, class I>
-void write_coordinate(std::ostream& out, csr_view<T, I> const& a) {
+void write_coordinate(std::ostream& out, csr_view<T, I> const& a, parallel_write_options const& options) {
   static_assert(!std::is_same_v<T, bool>, "bool values cannot be written; convert them first");
-  output_buffer buf(out);
-  buf.put("%%MatrixMarket matrix coordinate ");
-  buf.put(field_name<T>());
-  buf.put(" general\n");
-  buf.put_number(static_cast<std::int64_t>(a.rows));
-  buf.put(" ");
-  buf.put_number(static_cast<std::int64_t>(a.cols));
-  buf.put(" ");
-  buf.put_number(static_cast<std::int64_t>(a.nnz()));
-  buf.put("\n");
-  // A view is unchecked, so it is checked here rather than written out malformed.
+  // A view is unchecked, so it is checked here rather than written out malformed: the
+  // offsets before anything is written, the columns chunk by chunk (the first bad one
+  // in row order is reported, after the rows before it).
   for (I r = 0; r < a.rows; ++r) {
     if (a.row_end(r) < a.row_begin(r)) {
       throw format_error(message("row_offsets decrease at row ", static_cast<std::int64_t>(r)));
     }
-    for (I p = a.row_begin(r); p < a.row_end(r); ++p) {
-      auto const c = static_cast<std::int64_t>(a.col_indices[p]);
-      if (c < 0 || c >= static_cast<std::int64_t>(a.cols)) {
-        throw format_error(message("column index ", c, " at position ",
-                                   static_cast<std::int64_t>(p), " (row ",
-                                   static_cast<std::int64_t>(r), ") is outside [0, ",
-                                   static_cast<std::int64_t>(a.cols), ")"));
-      }
-      buf.put_number(static_cast<std::int64_t>(r) + 1);
-      buf.put(" ");
-      buf.put_number(c + 1);
-      buf.put(" ");
-      buf.put_number(a.values[p]);
-      buf.put("\n");
-    }
   }
-  buf.flush();
+  {
+    output_buffer head(out);
+    head.put("%%MatrixMarket matrix coordinate ");
+    head.put(field_name<T>());
+    head.put(" general\n");
+    head.put_number(static_cast<std::int64_t>(a.rows));
+    head.put(" ");
+    head.put_number(static_cast<std::int64_t>(a.cols));
+    head.put(" ");
+    head.put_number(static_cast<std::int64_t>(a.nnz()));
+    head.put("\n");
+    head.flush();
+  }
+  if (a.rows <= 0) return;
+  auto const bounds = split_rows_by_entries(
+      std::span<I const>(a.row_offsets, static_cast<std::size_t>(a.rows) + 1),
+      options.entries_per_chunk > 0 ? options.entries_per_chunk : coordinate_entries_per_chunk);
+  auto const cols = static_cast<std::int64_t>(a.cols);
+  write_in_order(
+      out, static_cast<std::int64_t>(bounds.size()) - 1,
+      [&](text_buffer& text, std::int64_t chunk) {
+        auto const r0 = static_cast<I>(bounds[static_cast<std::size_t>(chunk)]);
+        auto const r1 = static_cast<I>(bounds[static_cast<std::size_t>(chunk) + 1]);
+        text.reserve(static_cast<std::size_t>(a.row_offsets[r1] - a.row_offsets[r0]) * 24);
+        char row[24];  // "<r + 1> "
+        for (I r = r0; r < r1; ++r) {
+          auto const row_end = std::to_chars(row, row + sizeof row - 1, static_cast<std::int64_t>(r) + 1).ptr;
+          *row_end = ' ';
+          auto const row_bytes = static_cast<std::size_t>(row_end + 1 - row);
+          for (I p = a.row_begin(r); p < a.row_end(r); ++p) {
+            auto const c = static_cast<std::int64_t>(a.col_indices[p]);
+            if (c < 0 || c >= cols) {
+              throw format_error(message("column index ", c, " at position ", static_cast<std::int64_t>(p), " (row ",
+                                         static_cast<std::int64_t>(r), ") is outside [0, ", cols, ")"));
+            }
+            // row, column and value: at most 20 + 1 + 20 + 1 + 64 + 1 bytes
+            char* q = text.room(row_bytes + 128);
+            std::memcpy(q, row, row_bytes);
+            q = std::to_chars(q + row_bytes, q + row_bytes + 24, c + 1).ptr;
+            *q++ = ' ';
+            q = std::to_chars(q, q + 64, a.values[p]).ptr;
+            *q++ = '\n';
+            text.advance(q);
+          }
+        }
+      },
+      options, "writing a Matrix Market file");
 }
 
 template <class T>
@@ -812,18 +842,23 @@ dense_matrix<cpu, T> read_matrix_market_dense(std::filesystem::path const& path)
 /// integral T): the size line, then one 1-based `row col value` entry per line in row
 /// order. Floating-point values are written in the shortest form that reads back to
 /// the same value (std::to_chars; never more than max_digits10 digits), as `nan`,
-/// `inf` or `-inf` when not finite. O(nnz).
-/// @throws format_error when the view's offsets decrease or a column lies outside
-///         [0, cols); mgpu::error when the stream fails.
+/// `inf` or `-inf` when not finite. O(nnz). The entries are formatted on the host's
+/// threads in chunks of `options.entries_per_chunk` (default 32768) and written in row
+/// order (write_in_order, mgpu/io/output_file.hpp): the bytes do not depend on the
+/// threads or the chunks.
+/// @throws format_error when the view's offsets decrease (before writing anything) or a
+///         column lies outside [0, cols) (after the entries before it); mgpu::error when
+///         the stream fails.
 template <class T, class I>
-void write_matrix_market(std::ostream& out, csr_view<T, I> const& a) {
-  detail::mm::write_coordinate(out, a);
+void write_matrix_market(std::ostream& out, csr_view<T, I> const& a, parallel_write_options const& options = {}) {
+  detail::mm::write_coordinate(out, a, options);
 }
 
 /// The same for an owning CSR matrix (which is always valid, so only the stream can fail).
 template <class T, class I>
-void write_matrix_market(std::ostream& out, csr_matrix<cpu, T, I> const& a) {
-  detail::mm::write_coordinate(out, a.view());
+void write_matrix_market(std::ostream& out, csr_matrix<cpu, T, I> const& a,
+                         parallel_write_options const& options = {}) {
+  detail::mm::write_coordinate(out, a.view(), options);
 }
 
 /// As above, to the file at `path`, replaced atomically: the text goes to a temporary
@@ -833,7 +868,7 @@ void write_matrix_market(std::ostream& out, csr_matrix<cpu, T, I> const& a) {
 template <class T, class I>
 void write_matrix_market(std::filesystem::path const& path, csr_view<T, I> const& a) {
   detail::mm::write_file_atomically(
-      path, [&](std::ostream& out) { detail::mm::write_coordinate(out, a); });
+      path, [&](std::ostream& out) { detail::mm::write_coordinate(out, a, parallel_write_options{}); });
 }
 
 /// The same for an owning CSR matrix. @throws mgpu::error when the file cannot be written.

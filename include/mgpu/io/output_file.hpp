@@ -52,6 +52,15 @@
 //
 // Thread safety: an output_set is used by one thread at a time. Different output_sets
 // may commit concurrently (temporary names are unique per process and commit).
+//
+// Formatting on several threads: `write_in_order(out, chunks, format)` has the host's
+// threads (backend/cpu/parallel.hpp) format chunks of an output into large buffers
+// (`text_buffer`), a round of several chunks per thread at a time, while one of them
+// writes the previous round to `out` in chunk order; through an output_set the stream's
+// own writer thread then hands the bytes to write(2). The bytes written are those of a
+// serial run whatever the number of threads, chunks and rounds (see write_in_order).
+// The text writers (mgpu/io/text_output.hpp's write_neighbor_rows, Matrix Market's
+// coordinate writer) use it.
 #pragma once
 
 #include <fcntl.h>
@@ -65,19 +74,25 @@
 #include <cerrno>
 #include <condition_variable>
 #include <cstddef>
+#include <cstdint>
 #include <cstring>
+#include <exception>
 #include <filesystem>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <ostream>
 #include <streambuf>
+#include <span>
 #include <string>
+#include <string_view>
 #include <system_error>
 #include <thread>
 #include <utility>
 #include <vector>
 
+#include "mgpu/backend/cpu/parallel.hpp"
 #include "mgpu/core/error.hpp"
 
 namespace mgpu {
@@ -96,11 +111,18 @@ inline std::string reason(int code) { return std::error_code(code, std::generic_
 /// in error()) and makes the next overflow, xsputn or sync fail on the caller's thread, so
 /// the stream goes bad there; after a failure no further output is written. sync() returns
 /// only once everything put so far is written.
+/// With `start_writeback` (a regular file written from offset 0), the writer thread asks
+/// the kernel to start writing each further `writeback_bytes` to the disk
+/// (sync_file_range(SYNC_FILE_RANGE_WRITE), which does not wait for it), so that the
+/// fsync(2) at the end of a large file waits only for its last part; a failure there is
+/// ignored (fsync reports the real errors).
 class fd_streambuf : public std::streambuf {
  public:
   static constexpr std::size_t buffer_bytes = std::size_t{1} << 20;
+  static constexpr std::size_t writeback_bytes = std::size_t{8} << 20;
 
-  explicit fd_streambuf(int fd) : fd_(fd), front_(buffer_bytes), back_(buffer_bytes) {
+  explicit fd_streambuf(int fd, bool start_writeback = false)
+      : fd_(fd), start_writeback_(start_writeback), front_(buffer_bytes), back_(buffer_bytes) {
     setp(front_.data(), front_.data() + front_.size());
   }
   fd_streambuf(fd_streambuf const&) = delete;
@@ -203,7 +225,14 @@ class fd_streambuf : public std::streambuf {
       if (pending_ == 0) return;
       auto const size = pending_;
       lock.unlock();
-      write_all(back_.data(), size);
+      if (write_all(back_.data(), size) && start_writeback_) {
+        written_ += size;
+        if (written_ - started_ >= writeback_bytes) {
+          ::sync_file_range(fd_, static_cast<off_t>(started_), static_cast<off_t>(written_ - started_),
+                            SYNC_FILE_RANGE_WRITE);
+          started_ = written_;
+        }
+      }
       lock.lock();
       pending_ = 0;
       idle_.notify_all();
@@ -211,6 +240,9 @@ class fd_streambuf : public std::streambuf {
   }
 
   int fd_;
+  bool start_writeback_;
+  std::size_t written_ = 0;  // bytes written (writer thread only)
+  std::size_t started_ = 0;  // bytes whose writeback was started (writer thread only)
   // The caller fills front_; the writer thread writes back_[0, pending_) while pending_ > 0.
   std::vector<char> front_;
   std::vector<char> back_;
@@ -259,6 +291,10 @@ inline void unregister_name(int& slot) noexcept {
 /// Test hook: true makes commits create named temporaries up front, as on a file
 /// system without O_TMPFILE.
 inline std::atomic<bool> force_named_temporaries{false};
+
+/// Benchmark hook: false makes commits write temporaries without starting their
+/// writeback early (fd_streambuf's start_writeback), as before issue 21.
+inline std::atomic<bool> early_writeback{true};
 
 inline std::atomic<unsigned long long> name_counter{0};
 
@@ -533,8 +569,8 @@ class output_set {
   }
 
   /// Runs output i's writer into `fd`; a failed write(2) becomes mgpu::error with its errno.
-  void run_writer(std::size_t i, int fd) const {
-    detail::out::fd_streambuf buffer(fd);
+  void run_writer(std::size_t i, int fd, bool start_writeback) const {
+    detail::out::fd_streambuf buffer(fd, start_writeback);
     std::ostream stream(&buffer);
     try {
       outputs_[i].write(stream);
@@ -569,7 +605,7 @@ class output_set {
       if (code != EEXIST) fail(i, "cannot create a temporary in '" + t.dir.string() + "': ", code);
     }
     if (p.fd < 0) fail(i, "cannot create a temporary in '" + t.dir.string() + "': ", EEXIST);
-    run_writer(i, p.fd);
+    run_writer(i, p.fd, early_writeback.load());
     if (t.kind == target_kind::regular && ::fchmod(p.fd, t.st.st_mode & 07777) != 0) {
       fail(i, "cannot copy the permissions of the file it replaces: ", errno);
     }
@@ -580,7 +616,7 @@ class output_set {
     int fd = ::open(t.path.c_str(), O_WRONLY | O_NOCTTY | O_CLOEXEC);
     if (fd < 0) fail(i, "", errno);
     try {
-      run_writer(i, fd);
+      run_writer(i, fd, false);
     } catch (...) {
       detail::out::close_fd(fd);
       throw;
@@ -654,5 +690,178 @@ class output_set {
 
   std::vector<output> outputs_;
 };
+
+/// A growable byte buffer that text formatters write into directly: room(n) gives at
+/// least n writable bytes after the current end (the pointer stays valid until the next
+/// call that may grow the buffer), advance(end) keeps what was written up to `end`.
+/// Unlike std::string, growing does not zero the new bytes. Amortised O(1) per byte.
+/// @throws std::bad_alloc when it cannot grow.
+class text_buffer {
+ public:
+  text_buffer() = default;
+  explicit text_buffer(std::size_t capacity) { reserve(capacity); }
+
+  [[nodiscard]] std::size_t size() const noexcept { return size_; }
+  [[nodiscard]] std::size_t capacity() const noexcept { return capacity_; }
+  [[nodiscard]] bool empty() const noexcept { return size_ == 0; }
+  [[nodiscard]] char const* data() const noexcept { return data_.get(); }
+  [[nodiscard]] std::string_view view() const noexcept { return {data_.get(), size_}; }
+  void clear() noexcept { size_ = 0; }
+  void reserve(std::size_t n) {
+    if (n > capacity_) grow_to(n);
+  }
+
+  /// At least `n` writable bytes at the end of the text.
+  [[nodiscard]] char* room(std::size_t n) {
+    if (capacity_ - size_ < n) grow_to(std::max(size_ + n, capacity_ * 2));
+    return data_.get() + size_;
+  }
+  /// Keeps the bytes written from the end of the text up to `end` (a pointer given by room()).
+  void advance(char* end) noexcept { size_ = static_cast<std::size_t>(end - data_.get()); }
+
+  void append(char const* s, std::size_t n) {
+    if (n == 0) return;
+    std::memcpy(room(n), s, n);
+    size_ += n;
+  }
+  void append(std::string_view s) { append(s.data(), s.size()); }
+  text_buffer& operator+=(std::string_view s) {
+    append(s);
+    return *this;
+  }
+  text_buffer& operator+=(char c) {
+    *room(1) = c;
+    ++size_;
+    return *this;
+  }
+
+ private:
+  void grow_to(std::size_t n) {
+    n = std::max<std::size_t>(n, 256);
+    auto bigger = std::make_unique_for_overwrite<char[]>(n);
+    if (size_ > 0) std::memcpy(bigger.get(), data_.get(), size_);
+    data_ = std::move(bigger);
+    capacity_ = n;
+  }
+
+  std::unique_ptr<char[]> data_;
+  std::size_t size_ = 0;
+  std::size_t capacity_ = 0;
+};
+
+/// How the parallel text writers cut their work (0 = the writer's default).
+struct parallel_write_options {
+  /// Entries (rows of a neighbour file, nonzeros of a matrix) per chunk of text.
+  std::int64_t entries_per_chunk = 0;
+  /// Chunks formatted per round; 0: 4 per host thread (backend::cpu::host_threads()).
+  /// Memory: two rounds of chunk buffers.
+  std::int64_t chunks_per_round = 0;
+};
+
+namespace detail::out {
+
+struct formatted_chunk {
+  text_buffer text;
+  std::exception_ptr error;
+};
+
+}  // namespace detail::out
+
+/// Writes chunks [0, chunks) of an output to `out` in order, formatting them on the host's
+/// threads: `format(text_buffer& text, std::int64_t chunk)` appends chunk `chunk`'s text
+/// to an empty `text` and is called concurrently from several threads for different
+/// chunks (it must be safe to call so: it should read shared data only). A round of
+/// `options.chunks_per_round` chunks is formatted while one thread of the same loop
+/// writes the round before (backend::cpu::parallel_for, dynamic schedule).
+///
+/// The bytes written are those of calling format for chunks 0, 1, ... in order into one
+/// stream, whatever the threads and the round size, as long as a chunk's text depends
+/// on the chunk alone. If format throws for chunk c, the text of chunks [0, c) and what
+/// chunk c appended before throwing are written, nothing after, and that exception is
+/// rethrown on the calling thread: the first one in chunk order, as in a serial run.
+/// No round starts after a round with a failed chunk.
+///
+/// O(total bytes) work spread over the threads; memory: the text of two rounds.
+/// @throws what format throws (see above); mgpu::error "<what> failed: the output stream
+///         is in a failed state" when `out` fails.
+template <class Format>
+void write_in_order(std::ostream& out, std::int64_t chunks, Format&& format,
+                    parallel_write_options const& options = {}, std::string_view what = "writing text") {
+  if (chunks <= 0) return;
+  std::int64_t const per_round = std::min(
+      chunks, options.chunks_per_round > 0 ? options.chunks_per_round
+                                           : std::int64_t{4} * backend::cpu::host_threads());
+  std::vector<detail::out::formatted_chunk> rounds[2];
+  rounds[0].resize(static_cast<std::size_t>(per_round));
+  rounds[1].resize(static_cast<std::size_t>(per_round));
+  // Writes the first `count` chunks of `round` in order; the first failed one ends it.
+  auto const write_round = [&](std::vector<detail::out::formatted_chunk>& round, std::int64_t count) {
+    for (std::int64_t i = 0; i < count; ++i) {
+      auto& c = round[static_cast<std::size_t>(i)];
+      if (!c.text.empty()) out.write(c.text.data(), static_cast<std::streamsize>(c.text.size()));
+      if (!out) throw error(std::string(what) + " failed: the output stream is in a failed state");
+      if (c.error) std::rethrow_exception(c.error);
+    }
+  };
+  std::int64_t previous_count = 0;
+  int current = 0;
+  for (std::int64_t first = 0; first < chunks; first += per_round) {
+    std::int64_t const count = std::min(per_round, chunks - first);
+    auto& now = rounds[current];
+    auto& before = rounds[1 - current];
+    // Task 0 writes the previous round; tasks 1..count format this one.
+    backend::cpu::parallel_for(
+        count + 1,
+        [&](std::int64_t t) {
+          if (t == 0) {
+            write_round(before, previous_count);
+            return;
+          }
+          auto& c = now[static_cast<std::size_t>(t - 1)];
+          c.text.clear();
+          c.error = nullptr;
+          try {
+            format(c.text, first + t - 1);
+          } catch (...) {
+            c.error = std::current_exception();
+          }
+        },
+        backend::cpu::loop_schedule{1, 2});
+    previous_count = count;
+    current = 1 - current;
+    bool const failed = std::any_of(now.begin(), now.begin() + count, [](auto const& c) { return c.error != nullptr; });
+    if (failed) break;
+  }
+  write_round(rounds[1 - current], previous_count);
+}
+
+/// Cuts rows [0, rows) into consecutive ranges of about `entries` entries each by CSR
+/// row offsets (`offsets`: rows + 1 non-decreasing values; a row's entries are
+/// [offsets[r], offsets[r + 1])): returns the boundaries b_0 = 0 < b_1 < ... < b_m = rows,
+/// range i being rows [b_i, b_{i+1}). Every range but the last holds at least `entries`
+/// entries and at most `entries - 1` more than its last row's. O(m log rows).
+/// @throws invalid_argument when entries < 1.
+template <class Offset>
+[[nodiscard]] std::vector<std::int64_t> split_rows_by_entries(std::span<Offset const> offsets, std::int64_t entries) {
+  MGPU_EXPECTS(entries >= 1, "split_rows_by_entries: entries per range must be >= 1, got ", entries);
+  std::vector<std::int64_t> bounds{0};
+  if (offsets.size() < 2) return bounds;
+  auto const rows = static_cast<std::int64_t>(offsets.size()) - 1;
+  auto const last = static_cast<std::int64_t>(offsets.back());
+  std::int64_t r = 0;
+  while (r < rows) {
+    // The first row boundary at or past `entries` entries from row r's start.
+    auto const want = static_cast<std::int64_t>(offsets[static_cast<std::size_t>(r)]) + entries;
+    std::int64_t next = rows;
+    if (want < last) {
+      auto const it = std::lower_bound(offsets.begin() + r + 1, offsets.end(), want,
+                                       [](Offset a, std::int64_t b) { return static_cast<std::int64_t>(a) < b; });
+      next = std::min(rows, static_cast<std::int64_t>(it - offsets.begin()));
+    }
+    bounds.push_back(next);
+    r = next;
+  }
+  return bounds;
+}
 
 }  // namespace mgpu

@@ -15,13 +15,26 @@
 // up are copied, so UTF-8 passes through (ids are expected to be valid UTF-8, as the
 // corpus readers guarantee). Scores that are not finite are written as null.
 //
-// Numbers: scores with 9 significant digits, the bytes of printf's `%.9g` (enough to
-// round-trip a float; written with std::to_chars(first, last, value,
-// std::chars_format::general, 9), which the C++ standard defines as printf's `%.9g`).
+// Numbers: a score is written in the shortest form that reads back to the same value of
+// its own type — `std::to_chars(first, last, value)` without a format or precision
+// (C++17 [charconv.to.chars]: the fewest characters that round-trip, in printf's `%f` or
+// `%e` style, `%f` on a tie). A float score is formatted as a float, so std::from_chars,
+// strtof, Python's float() then numpy.float32, or any correctly rounding reader gives
+// back its exact bits: 0.1f is `0.1`, 1 is `1`, 1e-05f is `1e-05`, 1e9f is `1e+09`,
+// 123000 is `123000`, 2^31 is `2147483648` (fewer characters than `2.1474836e+09`), the
+// smallest subnormal `1e-45`, -0 is `-0`; a non-integral float never needs more than 9
+// significant digits (a double 17). In TSV a value that is not finite is `inf`, `-inf`
+// or `nan`. (Until 2026-12 scores were printf's `%.9g`: the same values, sometimes with
+// more digits, e.g. `0.100000001` for 0.1f.)
+//
+// write_neighbor_rows() writes a whole topk_result: rows are formatted in chunks on the
+// host's threads into large buffers and written in order (mgpu/io/output_file.hpp's
+// write_in_order), with the bytes of neighbor_writer writing the rows one by one.
 //
 // Thread safety: the functions are pure; a neighbor_writer is used by one thread.
 #pragma once
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstddef>
@@ -31,86 +44,15 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <unordered_set>
+#include <vector>
 
+#include "mgpu/algorithms/topk_result.hpp"
 #include "mgpu/core/error.hpp"
+#include "mgpu/io/output_file.hpp"
 
 namespace mgpu {
-
-/// Appends `field` to `out` with TSV's backslash escapes (see the file comment). O(size).
-inline void append_tsv_field(std::string& out, std::string_view field) {
-  std::size_t run = 0;  // start of the bytes not yet appended
-  for (std::size_t i = 0; i < field.size(); ++i) {
-    char const c = field[i];
-    char const* escape = c == '\\' ? "\\\\" : c == '\t' ? "\\t" : c == '\n' ? "\\n" : c == '\r' ? "\\r" : nullptr;
-    if (escape == nullptr) continue;
-    out.append(field.data() + run, i - run);
-    out.append(escape, 2);
-    run = i + 1;
-  }
-  out.append(field.data() + run, field.size() - run);
-}
-
-/// `field` with TSV's backslash escapes.
-[[nodiscard]] inline std::string escape_tsv_field(std::string_view field) {
-  std::string out;
-  out.reserve(field.size());
-  append_tsv_field(out, field);
-  return out;
-}
-
-/// The inverse of escape_tsv_field().
-/// @throws invalid_argument for a backslash at the end or before any other character
-///         than `\`, `t`, `n`, `r` (naming the position).
-[[nodiscard]] inline std::string unescape_tsv_field(std::string_view field) {
-  std::string out;
-  out.reserve(field.size());
-  for (std::size_t i = 0; i < field.size(); ++i) {
-    if (field[i] != '\\') {
-      out += field[i];
-      continue;
-    }
-    char const next = i + 1 < field.size() ? field[i + 1] : '\0';
-    switch (next) {
-      case '\\': out += '\\'; break;
-      case 't': out += '\t'; break;
-      case 'n': out += '\n'; break;
-      case 'r': out += '\r'; break;
-      default:
-        throw invalid_argument(detail::message("TSV field: invalid escape at byte ", i,
-                                               " (a backslash must be followed by \\, t, n or r)"));
-    }
-    ++i;
-  }
-  return out;
-}
-
-/// Appends `s` to `out` as a JSON string, quotes included (see the file comment). O(size).
-inline void append_json_string(std::string& out, std::string_view s) {
-  static constexpr char hex[] = "0123456789abcdef";
-  out += '"';
-  for (char const c : s) {
-    auto const u = static_cast<unsigned char>(c);
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (u < 0x20) {
-          out += "\\u00";
-          out += hex[u >> 4];
-          out += hex[u & 0xf];
-        } else {
-          out += c;
-        }
-    }
-  }
-  out += '"';
-}
 
 /// The layouts of a text result file.
 enum class text_format { tsv, ndjson };
@@ -147,82 +89,301 @@ struct neighbor_fields {
   std::string_view value = "score";
 };
 
-/// Writes (query, neighbour, value) rows in TSV or NDJSON:
+namespace detail::text {
+
+// The escape of a TSV byte, or nullptr when it is written as it is.
+inline char const* tsv_escape(char c) noexcept {
+  return c == '\\' ? "\\\\" : c == '\t' ? "\\t" : c == '\n' ? "\\n" : c == '\r' ? "\\r" : nullptr;
+}
+
+// Appends `field` with TSV's escapes to `out` (std::string or text_buffer).
+template <class Out>
+void append_tsv(Out& out, std::string_view field) {
+  std::size_t run = 0;  // start of the bytes not yet appended
+  for (std::size_t i = 0; i < field.size(); ++i) {
+    char const* escape = tsv_escape(field[i]);
+    if (escape == nullptr) continue;
+    out.append(field.data() + run, i - run);
+    out.append(escape, 2);
+    run = i + 1;
+  }
+  out.append(field.data() + run, field.size() - run);
+}
+
+// Appends `s` as a JSON string, quotes included.
+template <class Out>
+void append_json(Out& out, std::string_view s) {
+  static constexpr char hex[] = "0123456789abcdef";
+  out += '"';
+  std::size_t run = 0;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    char const c = s[i];
+    auto const u = static_cast<unsigned char>(c);
+    if (u >= 0x20 && c != '"' && c != '\\') continue;
+    out.append(s.data() + run, i - run);
+    run = i + 1;
+    switch (c) {
+      case '"': out.append("\\\"", 2); break;
+      case '\\': out.append("\\\\", 2); break;
+      case '\b': out.append("\\b", 2); break;
+      case '\f': out.append("\\f", 2); break;
+      case '\n': out.append("\\n", 2); break;
+      case '\r': out.append("\\r", 2); break;
+      case '\t': out.append("\\t", 2); break;
+      default: {
+        char const code[6] = {'\\', 'u', '0', '0', hex[u >> 4], hex[u & 0xf]};
+        out.append(code, 6);
+      }
+    }
+  }
+  out.append(s.data() + run, s.size() - run);
+  out += '"';
+}
+
+// Appends std::to_chars(v): the shortest round-trip form of a floating-point v, the
+// decimal form of an integer.
+template <class V>
+void append_number(std::string& out, V v) {
+  char digits[64];
+  auto const end = std::to_chars(digits, digits + sizeof digits, v).ptr;
+  out.append(digits, static_cast<std::size_t>(end - digits));
+}
+template <class V>
+void append_number(text_buffer& out, V v) {
+  char* const p = out.room(64);  // the longest double is 24 characters, int64 20
+  out.advance(std::to_chars(p, p + 64, v).ptr);
+}
+
+// One id of a row: escaped text, or an integer in decimal.
+template <class Out>
+void append_id(Out& out, text_format format, std::string_view id) {
+  if (format == text_format::tsv) {
+    append_tsv(out, id);
+  } else {
+    append_json(out, id);
+  }
+}
+template <class Out>
+void append_id(Out& out, text_format, std::int64_t id) {
+  append_number(out, id);
+}
+
+// The parts of a neighbour row that do not depend on its ids and value:
+//   tsv:    <query> TAB <neighbor> TAB <value> LF
+//   ndjson: {"q":<query>,"n":<neighbor>,"v":<value>} LF
+struct row_layout {
+  text_format format = text_format::tsv;
+  std::string open;    // before the query
+  std::string middle;  // between the query and the neighbour
+  std::string before_value;
+  std::string close;   // after the value
+
+  row_layout(text_format f, std::string_view query, std::string_view neighbor, std::string_view value) : format(f) {
+    if (format == text_format::tsv) {
+      middle = "\t";
+      before_value = "\t";
+      close = "\n";
+    } else {
+      open = "{";
+      append_json(open, query);
+      open += ':';
+      middle = ",";
+      append_json(middle, neighbor);
+      middle += ':';
+      before_value = ",";
+      append_json(before_value, value);
+      before_value += ':';
+      close = "}\n";
+    }
+  }
+
+  // Appends "open query middle" (a row's start up to its neighbour).
+  template <class Out, class Id>
+  void start(Out& out, Id query) const {
+    out.append(open);
+    append_id(out, format, query);
+    out.append(middle);
+  }
+
+  // Appends "neighbor before_value value close" (the rest of a row).
+  template <class Out, class Id, class V>
+  void finish(Out& out, Id neighbor, V value) const {
+    if (format == text_format::tsv) {  // the common case, without the layout's strings
+      append_id(out, format, neighbor);
+      out += '\t';
+      append_number(out, value);
+      out += '\n';
+      return;
+    }
+    append_id(out, format, neighbor);
+    out.append(before_value);
+    if (format == text_format::ndjson && !std::isfinite(value)) {
+      out.append("null", 4);
+    } else {
+      append_number(out, value);
+    }
+    out.append(close);
+  }
+};
+
+}  // namespace detail::text
+
+/// Appends `field` to `out` with TSV's backslash escapes (see the file comment). O(size).
+inline void append_tsv_field(std::string& out, std::string_view field) { detail::text::append_tsv(out, field); }
+
+/// `field` with TSV's backslash escapes.
+[[nodiscard]] inline std::string escape_tsv_field(std::string_view field) {
+  std::string out;
+  out.reserve(field.size());
+  append_tsv_field(out, field);
+  return out;
+}
+
+/// The inverse of escape_tsv_field().
+/// @throws invalid_argument for a backslash at the end or before any other character
+///         than `\`, `t`, `n`, `r` (naming the position).
+[[nodiscard]] inline std::string unescape_tsv_field(std::string_view field) {
+  std::string out;
+  out.reserve(field.size());
+  for (std::size_t i = 0; i < field.size(); ++i) {
+    if (field[i] != '\\') {
+      out += field[i];
+      continue;
+    }
+    char const next = i + 1 < field.size() ? field[i + 1] : '\0';
+    switch (next) {
+      case '\\': out += '\\'; break;
+      case 't': out += '\t'; break;
+      case 'n': out += '\n'; break;
+      case 'r': out += '\r'; break;
+      default:
+        throw invalid_argument(detail::message("TSV field: invalid escape at byte ", i,
+                                               " (a backslash must be followed by \\, t, n or r)"));
+    }
+    ++i;
+  }
+  return out;
+}
+
+/// Appends `s` to `out` as a JSON string, quotes included (see the file comment). O(size).
+inline void append_json_string(std::string& out, std::string_view s) { detail::text::append_json(out, s); }
+
+/// Writes (query, neighbour, value) rows in TSV or NDJSON, one at a time:
 ///   tsv:    query <TAB> neighbor <TAB> value            (ids escaped, see above)
 ///   ndjson: {"query":...,"neighbor":...,"score":...}   (key names configurable)
-/// String ids are escaped for the format; integer ids are written as decimal numbers.
-/// Rows are appended to the stream one at a time (the stream should be buffered).
+/// String ids are escaped for the format; integer ids are written as decimal numbers;
+/// values in their type's shortest round-trip form (a float as a float; see the file
+/// comment). Rows are appended to the stream one at a time (the stream should be
+/// buffered); for a whole topk_result, write_neighbor_rows() is faster.
 /// @throws mgpu::error as soon as the stream is in a failed state.
 class neighbor_writer {
  public:
   neighbor_writer(std::ostream& out, text_format format, neighbor_fields names = {})
-      : out_(out), format_(format), names_(names) {}
+      : out_(out), layout_(format, names.query, names.neighbor, names.value) {}
 
-  void write(std::string_view query, std::string_view neighbor, double value) {
-    line_.clear();
-    if (format_ == text_format::tsv) {
-      append_tsv_field(line_, query);
-      line_ += '\t';
-      append_tsv_field(line_, neighbor);
-      line_ += '\t';
-    } else {
-      key(names_.query, true);
-      append_json_string(line_, query);
-      key(names_.neighbor, false);
-      append_json_string(line_, neighbor);
-      key(names_.value, false);
-    }
-    finish(value);
-  }
-
-  void write(std::int64_t query, std::int64_t neighbor, double value) {
-    line_.clear();
-    if (format_ == text_format::tsv) {
-      integer(query);
-      line_ += '\t';
-      integer(neighbor);
-      line_ += '\t';
-    } else {
-      key(names_.query, true);
-      integer(query);
-      key(names_.neighbor, false);
-      integer(neighbor);
-      key(names_.value, false);
-    }
-    finish(value);
-  }
+  void write(std::string_view query, std::string_view neighbor, float value) { row(query, neighbor, value); }
+  void write(std::string_view query, std::string_view neighbor, double value) { row(query, neighbor, value); }
+  void write(std::int64_t query, std::int64_t neighbor, float value) { row(query, neighbor, value); }
+  void write(std::int64_t query, std::int64_t neighbor, double value) { row(query, neighbor, value); }
 
  private:
-  void integer(std::int64_t v) {
-    char digits[24];
-    auto const end = std::to_chars(digits, digits + sizeof digits, v).ptr;
-    line_.append(digits, static_cast<std::size_t>(end - digits));
-  }
-
-  void key(std::string_view name, bool first) {
-    line_ += first ? '{' : ',';
-    append_json_string(line_, name);
-    line_ += ':';
-  }
-
-  void finish(double value) {
-    if (format_ == text_format::ndjson && !std::isfinite(value)) {
-      line_ += "null";
-    } else {
-      char digits[32];
-      auto const end = std::to_chars(digits, digits + sizeof digits, value, std::chars_format::general, 9).ptr;
-      line_.append(digits, static_cast<std::size_t>(end - digits));
-    }
-    if (format_ == text_format::ndjson) line_ += '}';
-    line_ += '\n';
+  template <class Id, class V>
+  void row(Id query, Id neighbor, V value) {
+    line_.clear();
+    layout_.start(line_, query);
+    layout_.finish(line_, neighbor, value);
     out_.write(line_.data(), static_cast<std::streamsize>(line_.size()));
     if (!out_) throw error("writing neighbour rows failed: the output stream is in a failed state");
   }
 
   std::ostream& out_;
-  text_format format_;
-  neighbor_fields names_;
+  detail::text::row_layout layout_;
   std::string line_;
 };
+
+namespace detail::text {
+
+// (query, neighbour) pairs per chunk of write_neighbor_rows.
+inline constexpr std::int64_t neighbor_pairs_per_chunk = 8192;
+
+template <class T, class QueryId, class NeighborId>
+void write_neighbor_rows(std::ostream& out, text_format format, topk_result<T> const& top, QueryId const& query_id,
+                         NeighborId const& neighbor_id, neighbor_fields names, parallel_write_options const& options) {
+  row_layout const layout(format, names.query, names.neighbor, names.value);
+  MGPU_EXPECTS(!top.row_offsets.empty() && top.row_offsets.front() == 0 &&
+                   top.row_offsets.back() == static_cast<std::int64_t>(top.ids.size()) &&
+                   top.ids.size() == top.scores.size() &&
+                   std::is_sorted(top.row_offsets.begin(), top.row_offsets.end()),
+               "write_neighbor_rows: malformed topk_result (", top.row_offsets.size(), " row offsets, ",
+               top.ids.size(), " ids, ", top.scores.size(), " scores)");
+  auto const bounds = split_rows_by_entries(std::span<std::int64_t const>(top.row_offsets),
+                                            options.entries_per_chunk > 0 ? options.entries_per_chunk
+                                                                          : neighbor_pairs_per_chunk);
+  write_in_order(
+      out, static_cast<std::int64_t>(bounds.size()) - 1,
+      [&](text_buffer& text, std::int64_t chunk) {
+        auto const q0 = bounds[static_cast<std::size_t>(chunk)];
+        auto const q1 = bounds[static_cast<std::size_t>(chunk) + 1];
+        text.reserve(static_cast<std::size_t>(top.row_offsets[static_cast<std::size_t>(q1)] -
+                                              top.row_offsets[static_cast<std::size_t>(q0)]) * 48);
+        std::string start;  // the query's part, the same for all its rows
+        for (auto q = q0; q < q1; ++q) {
+          auto const b = static_cast<std::size_t>(top.row_offsets[static_cast<std::size_t>(q)]);
+          auto const e = static_cast<std::size_t>(top.row_offsets[static_cast<std::size_t>(q) + 1]);
+          if (b == e) continue;
+          start.clear();
+          layout.start(start, query_id(q));
+          for (auto p = b; p < e; ++p) {
+            auto const neighbor = neighbor_id(q, top.ids[p]);  // may throw: before the row starts
+            text.append(start);
+            layout.finish(text, neighbor, top.scores[p]);
+          }
+        }
+      },
+      options, "writing neighbour rows");
+}
+
+}  // namespace detail::text
+
+/// Writes every (query, neighbour, score) pair of `top` as one row (the layouts of
+/// neighbor_writer), query by query in row order and each query's pairs in their order
+/// in `top` (best first): query q's id is query_ids[q], a neighbour j's neighbor_ids[j].
+/// The rows are formatted on the host's threads in chunks of `options.entries_per_chunk`
+/// pairs (default 8192) and written in order (write_in_order in mgpu/io/output_file.hpp):
+/// the bytes are those of neighbor_writer writing the rows one by one. Scores in their
+/// type's shortest round-trip form (see the file comment). O(pairs + rows) work spread
+/// over the threads; memory: two rounds of chunks of text.
+/// @throws invalid_argument, before writing anything, when `top` is malformed (row
+///         offsets not starting at 0, decreasing or not ending at ids.size(), scores and
+///         ids of different lengths) or query_ids has fewer than top.rows() ids; when a
+///         neighbour id is outside [0, neighbor_ids.size()) (the rows before it are
+///         written, as by a serial writer); mgpu::error when the stream fails.
+template <class T>
+void write_neighbor_rows(std::ostream& out, text_format format, topk_result<T> const& top,
+                         std::span<std::string const> query_ids, std::span<std::string const> neighbor_ids,
+                         neighbor_fields names = {}, parallel_write_options const& options = {}) {
+  MGPU_EXPECTS(static_cast<std::int64_t>(query_ids.size()) >= top.rows(), "write_neighbor_rows: ", top.rows(),
+               " rows but ", query_ids.size(), " query ids");
+  auto const n = static_cast<std::int64_t>(neighbor_ids.size());
+  detail::text::write_neighbor_rows(
+      out, format, top, [&](std::int64_t q) { return std::string_view(query_ids[static_cast<std::size_t>(q)]); },
+      [&](std::int64_t q, std::int64_t j) {
+        MGPU_EXPECTS(j >= 0 && j < n, "write_neighbor_rows: neighbour id ", j, " of query ", q, " is outside [0, ", n,
+                     ")");
+        return std::string_view(neighbor_ids[static_cast<std::size_t>(j)]);
+      },
+      names, options);
+}
+
+/// The same with integer ids: query q is written as q, a neighbour as its id in `top`.
+/// @throws invalid_argument when `top` is malformed (before writing anything);
+///         mgpu::error when the stream fails.
+template <class T>
+void write_neighbor_rows(std::ostream& out, text_format format, topk_result<T> const& top, neighbor_fields names = {},
+                         parallel_write_options const& options = {}) {
+  detail::text::write_neighbor_rows(
+      out, format, top, [](std::int64_t q) { return q; }, [](std::int64_t, std::int64_t j) { return j; }, names,
+      options);
+}
 
 }  // namespace mgpu
