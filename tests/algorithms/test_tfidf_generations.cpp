@@ -25,6 +25,7 @@ namespace {
 using mgpu::tfidf_options;
 using mgpu::tfidf_vectorizer;
 using matrix = mgpu::csr_matrix<mgpu::cpu, float, std::int32_t>;
+using array = mgpu::detail::growable_array<mgpu::detail::term_count>;
 
 // Sets the OpenMP threads of the calling thread for a scope.
 class omp_threads {
@@ -39,7 +40,7 @@ class omp_threads {
 };
 
 // Counts `docs` through the detail stages, `batch` documents at a time, sealing a
-// generation whenever `seal` entries are held (0: after every batch). `fitted`: a
+// generation whenever `seal` bytes of entries are held (0: after every batch). `fitted`: a
 // vocabulary to look terms up in (a fixed vocabulary's fit), else one is built.
 struct staged_count {
   std::vector<std::string> vocabulary;
@@ -116,17 +117,17 @@ TEST_CASE("growable_array keeps its elements through growth, shrink_to_fit and m
   // 300,000 entries (2.4 MB) are a mapping of their own; 100 stay on the heap.
   for (std::size_t const n : {std::size_t{0}, std::size_t{100}, std::size_t{300000}}) {
     INFO("n = " << n);
-    mgpu::detail::entry_array a;
+    array a;
     a.reserve(16);
     for (std::size_t i = 0; i < n; ++i) *a.extend(1) = {static_cast<std::uint32_t>(i), static_cast<std::uint32_t>(3 * i)};
     a.reserve(2 * n + 1000000);  // grows past the large-allocation size
     REQUIRE(a.size() == n);
     a.shrink_to_fit();
     REQUIRE(a.capacity() == n);
-    mgpu::detail::entry_array b(std::move(a));
+    array b(std::move(a));
     REQUIRE(a.size() == 0);
     REQUIRE(b.size() == n);
-    mgpu::detail::entry_array c;
+    array c;
     c.resize(7);
     c = std::move(b);
     REQUIRE(c.size() == n);
@@ -134,7 +135,7 @@ TEST_CASE("growable_array keeps its elements through growth, shrink_to_fit and m
     for (std::size_t i = 0; i < n; ++i) all = all && c[i].term == i && c[i].count == 3 * i;
     CHECK(all);
   }
-  mgpu::detail::entry_array large;  // a mapping shrunk to a heap block
+  array large;  // a mapping shrunk to a heap block
   large.resize(200000);
   for (std::size_t i = 0; i < 200000; ++i) large[i] = {static_cast<std::uint32_t>(i), 1u};
   large.resize(10);
@@ -163,13 +164,13 @@ TEST_CASE("counts streamed in batches of every size, a generation per batch, equ
   for (int const threads : {1, 2, 3}) {
     omp_threads const scope(threads);
     for (std::size_t batch = 1; batch <= docs.size(); ++batch) {
-      for (std::size_t const seal : {std::size_t{0}, std::size_t{1}, std::size_t{4}, mgpu::detail::generation_entries}) {
-        INFO(threads << " threads, batches of " << batch << ", sealed at " << seal << " entries");
+      for (std::size_t const seal : {std::size_t{0}, std::size_t{1}, std::size_t{9}, mgpu::detail::generation_bytes}) {
+        INFO(threads << " threads, batches of " << batch << ", sealed at " << seal << " bytes");
         auto const r = count_in_stages(docs, batch, seal, {}, mgpu::detail::row_values::counts);
         std::size_t const batches = (docs.size() + batch - 1) / batch;
         // Sealed after every batch (seal 0): one generation per batch.
         if (seal == 0) CHECK(r.generations == batches);
-        if (seal == mgpu::detail::generation_entries) CHECK(r.generations == 1);
+        if (seal == mgpu::detail::generation_bytes) CHECK(r.generations == 1);
         CHECK(r.generations_after == 0);  // assembling freed them
         CHECK(r.vocabulary == vocabulary);
         CHECK(r.df == df);
@@ -201,7 +202,7 @@ TEST_CASE("tf-idf assembled a generation at a time equals the in-memory fit_tran
     for (int const threads : {1, 2}) {
       omp_threads const scope(threads);
       for (std::size_t const batch : {std::size_t{1}, std::size_t{3}, std::size_t{64}, std::size_t{400}}) {
-        for (std::size_t const seal : {std::size_t{0}, std::size_t{500}, mgpu::detail::generation_entries}) {
+        for (std::size_t const seal : {std::size_t{0}, std::size_t{500}, mgpu::detail::generation_bytes}) {
           INFO("options " << k << ", " << threads << " threads, batches of " << batch << ", sealed at " << seal);
           auto const r = count_in_stages(docs, batch, seal, options, mgpu::detail::row_values::weighted, whole.idf());
           REQUIRE(r.vocabulary == std::vector<std::string>(whole.vocabulary().begin(), whole.vocabulary().end()));
@@ -259,5 +260,69 @@ TEST_CASE("a batch source of one document per batch gives the in-memory result",
     REQUIRE(same(c.values(), d.values()));
     auto const t = whole.transform(source());
     REQUIRE(same(t.values(), b.values()));
+  }
+}
+
+TEST_CASE("packed entries round-trip at every width", "[tfidf]") {
+  std::vector<std::uint32_t> const values{0, 1, 255, 256, 65535, 65536, 16777215, 16777216, 4294967295u, 77};
+  for (unsigned width = 1; width <= 4; ++width) {
+    INFO("width " << width);
+    std::vector<std::uint32_t> fits;
+    for (auto const v : values) {
+      if (mgpu::detail::packed_bytes(v) <= width) fits.push_back(v);
+    }
+    std::vector<unsigned char> bytes(fits.size() * width + 1, 0xAB);  // + 1: width 3 writes a byte past
+    mgpu::detail::pack_values(bytes.data(), fits.data(), fits.size(), width);
+    for (std::size_t i = 0; i < fits.size(); ++i) CHECK(mgpu::detail::unpack_value(bytes.data(), i, width) == fits[i]);
+  }
+  CHECK(mgpu::detail::packed_bytes(255) == 1);
+  CHECK(mgpu::detail::packed_bytes(256) == 2);
+  CHECK(mgpu::detail::packed_bytes(65536) == 3);
+  CHECK(mgpu::detail::packed_bytes(16777216) == 4);
+}
+
+TEST_CASE("counts of 256 and 65,536 and term ids beyond 2^16 survive packing", "[tfidf]") {
+  // Document 0: "aa" 70,000 times and "bb" 300 times (counts of 3 and 2 bytes); then
+  // 70,000 documents of one distinct term each, so that ids need 3 bytes; last, bb and u7
+  // 300 times each (a largest count of 2 bytes).
+  std::vector<std::string> docs;
+  std::string first;
+  for (int i = 0; i < 70000; ++i) first += "aa ";
+  for (int i = 0; i < 300; ++i) first += "bb ";
+  docs.push_back(first);
+  for (int i = 0; i < 70000; ++i) docs.push_back("u" + std::to_string(i) + " bb");
+  std::string last;  // a largest count of 2 bytes
+  for (int i = 0; i < 300; ++i) last += "bb u7 ";
+  docs.push_back(last);
+  for (std::size_t const seal : {std::size_t{0}, std::size_t{1} << 16, mgpu::detail::generation_bytes}) {
+    INFO("sealed at " << seal);
+    auto const r = count_in_stages(docs, 4096, seal, {}, mgpu::detail::row_values::counts);
+    REQUIRE(r.vocabulary.size() == 70002);
+    REQUIRE(r.vocabulary[0] == "aa");
+    REQUIRE(r.vocabulary[1] == "bb");
+    REQUIRE(r.m.row_offsets[1] == 2);
+    CHECK(r.m.col_indices[0] == 0);
+    CHECK(r.m.counts[0] == 70000.0f);
+    CHECK(r.m.col_indices[1] == 1);
+    CHECK(r.m.counts[1] == 300.0f);
+    // Document 1 + i holds bb and u<i> once each.
+    bool all = true;
+    for (std::size_t d = 1; d + 1 < docs.size(); ++d) {
+      auto const p = static_cast<std::size_t>(r.m.row_offsets[d]);
+      all = all && r.m.row_offsets[d + 1] - r.m.row_offsets[d] == 2 && r.m.col_indices[p] == 1 &&
+            r.m.counts[p] == 1.0f && r.m.counts[p + 1] == 1.0f &&
+            r.vocabulary[static_cast<std::size_t>(r.m.col_indices[p + 1])] == "u" + std::to_string(d - 1);
+    }
+    CHECK(all);
+    auto const p = static_cast<std::size_t>(r.m.row_offsets[docs.size() - 1]);
+    REQUIRE(r.m.row_offsets[docs.size()] - r.m.row_offsets[docs.size() - 1] == 2);
+    CHECK(r.m.col_indices[p] == 1);
+    CHECK(r.m.counts[p] == 300.0f);
+    CHECK(r.vocabulary[static_cast<std::size_t>(r.m.col_indices[p + 1])] == "u7");
+    CHECK(r.m.counts[p + 1] == 300.0f);
+    tfidf_vectorizer<float> whole;
+    auto const expected = whole.fit_transform(docs);
+    auto const w = count_in_stages(docs, 4096, seal, {}, mgpu::detail::row_values::weighted, whole.idf());
+    require_identical(w.m, expected);
   }
 }

@@ -95,9 +95,9 @@ count_matrix<I, V> assemble(corpus_counter& counter, vocabulary_columns const* c
       auto const& row = counter.row(static_cast<std::size_t>(d));
       std::size_t kept = row.length;
       if (pruned) {
-        term_count const* const e = counter.entries(g, row);
+        unsigned char const* const e = counter.entries(g, row);
         kept = 0;
-        for (std::size_t p = 0; p < row.length; ++p) kept += column[e[p].term] != term_table::npos ? 1 : 0;
+        for (std::size_t p = 0; p < row.length; ++p) kept += column[packed_term(e, row, p)] != term_table::npos ? 1 : 0;
       }
       offsets[static_cast<std::size_t>(d) + 1] = kept;
     }
@@ -132,27 +132,28 @@ count_matrix<I, V> assemble(corpus_counter& counter, vocabulary_columns const* c
       for (std::int64_t d = first; d < last; ++d) {
         auto const di = static_cast<std::size_t>(d);
         auto const& row = counter.row(di);
-        term_count const* const e = counter.entries(g, row);
+        unsigned char const* const e = counter.entries(g, row);
         // The next row's column lookups miss cache (the map is vocabulary-sized and the
         // entries and output stream through): start them while this row is sorted, and
         // its idf lookups while this row is weighted.
-        term_count const* next = nullptr;
+        unsigned char const* next = nullptr;
+        document_entries const* next_row = nullptr;
         std::size_t next_length = 0;
         if (column != nullptr && d + 1 < last) {
-          auto const& r = counter.row(di + 1);
-          next = counter.entries(g, r);
-          next_length = r.length;
-          for (std::size_t p = 0; p < next_length; ++p) __builtin_prefetch(column + next[p].term);
+          next_row = &counter.row(di + 1);
+          next = counter.entries(g, *next_row);
+          next_length = next_row->length;
+          for (std::size_t p = 0; p < next_length; ++p) __builtin_prefetch(column + packed_term(next, *next_row, p));
         }
-        row_entries.clear();
-        if (column == nullptr) {
-          row_entries.assign(e, e + row.length);
-        } else {
-          for (std::size_t p = 0; p < row.length; ++p) {
-            std::uint32_t const c = column[e[p].term];
-            if (c != term_table::npos) row_entries.push_back({c, e[p].count});
-          }
+        row_entries.resize(row.length);
+        std::size_t kept = 0;
+        for (std::size_t p = 0; p < row.length; ++p) {
+          std::uint32_t const t = packed_term(e, row, p);
+          std::uint32_t const c = column == nullptr ? t : column[t];
+          row_entries[kept] = {c, packed_count(e, row, p)};
+          kept += c != term_table::npos ? 1 : 0;
         }
+        row_entries.resize(kept);
         sort_row(row_entries, scratch, bucket, digits);
         auto const begin = static_cast<std::size_t>(m.row_offsets[di]);
         std::size_t const length = row_entries.size();
@@ -161,7 +162,7 @@ count_matrix<I, V> assemble(corpus_counter& counter, vocabulary_columns const* c
         if (weighted) {
           if (options.use_idf) {
             for (std::size_t p = 0; p < next_length; ++p) {
-              std::uint32_t const c = column[next[p].term];
+              std::uint32_t const c = column[packed_term(next, *next_row, p)];
               __builtin_prefetch(idf.data() + (c != term_table::npos ? c : 0));
             }
           }

@@ -4,16 +4,16 @@
 //
 // Each thread keeps, per term id, its count in the current document and the number of
 // documents that held the term, and appends each document's distinct (term, count)
-// entries to its own entry_array. A document that meets the shared table full is counted
-// again after the table grows (between rounds, on one thread). With char_wb, whose
+// entries, packed, to its own entry list (entry_array.hpp). A document that meets the
+// shared table full is counted again after the table grows (between rounds, on one thread). With char_wb, whose
 // n-grams depend on their word alone, each thread remembers the ids of the words it has
 // met (word_cache.hpp) and looks up only the n-grams of new words. What the counter leaves
 // is read by the vocabulary stage (vocabulary.hpp: document frequencies, totals) and the
 // assemble stage (assemble.hpp: the entries of every document).
 //
 // Memory of the kept rows: the threads' entry lists are cut into generations. Once the
-// lists of the current generation hold generation_entries entries or more (checked after
-// each batch), they are sealed: shrunk to their size and put aside with the documents
+// lists of the current generation hold generation_bytes or more (checked after each
+// batch), they are sealed: shrunk to their size and put aside with the documents
 // they cover, and the threads start new lists. Assembling reads a generation at a time
 // and frees it as soon as its rows are in the matrix, so the counts and the matrix are
 // never both held whole: the peak is the matrix plus one generation.
@@ -62,7 +62,10 @@ struct count_worker {
   std::vector<term_counters, large_page_allocator<term_counters>> counters;  // per term
   std::vector<std::uint32_t> touched;                                       // terms of the current document
   std::vector<std::uint64_t, large_page_allocator<std::uint64_t>> total;    // per term: occurrences (max_features)
-  entry_array entries;                                                      // rows of the count matrix
+  entry_list entries;                                                       // rows of the count matrix (packed)
+  std::vector<std::uint32_t> row_counts;                                    // the current document's counts
+  std::uint8_t id_bytes = 1;                                                // its packed widths
+  std::uint8_t count_bytes = 1;
   word_cache words;                                                         // char_wb: ids per word
   std::vector<std::uint32_t> word_ids;                                      // a new word's ids ...
   std::vector<std::string_view> word_features;                              // ... n-grams ...
@@ -78,14 +81,14 @@ struct fitted_vocabulary {
   term_table table;
 };
 
-/// Entries per generation of kept rows (file comment): 4 Mi entries, 32 MiB.
-inline constexpr std::size_t generation_entries = std::size_t{4} << 20;
+/// Bytes of packed entries per generation of kept rows (file comment): 32 MiB.
+inline constexpr std::size_t generation_bytes = std::size_t{32} << 20;
 
 /// Sealed entry lists: documents [first_document, the next generation's first) have their
 /// entries in `lists` (one list per counting thread, document_entries::worker).
 struct entry_generation {
   std::size_t first_document = 0;
-  std::vector<entry_array> lists;
+  std::vector<entry_list> lists;
 };
 
 class corpus_counter {
@@ -94,23 +97,24 @@ class corpus_counter {
   /// vocabulary), or none to build one. `keep_rows`: whether to keep the per-document
   /// entries (not needed by a plain fit). `count_df`: whether to count the documents
   /// holding each term when looking terms up in `fitted` (a fixed vocabulary's fit).
-  /// `seal_entries`: the size at which a generation of kept entries is sealed (file
+  /// `seal_bytes`: the size at which a generation of kept entries is sealed (file
   /// comment); 0 seals one after every batch. Results do not depend on it.
   /// @throws invalid_argument for a token_pattern that does not compile (text_analysis).
   corpus_counter(tfidf_options const& options, bool keep_rows, fitted_vocabulary const* fitted = nullptr,
-                 bool count_df = false, std::size_t seal_entries = generation_entries)
+                 bool count_df = false, std::size_t seal_bytes = generation_bytes)
       : options_(options),
         analysis_(std::make_unique<text_analysis>(options_)),
         keep_rows_(keep_rows),
         count_df_(fitted == nullptr || count_df),
         fitted_(fitted),
-        seal_entries_(seal_entries) {}
+        seal_bytes_(seal_bytes) {}
 
   /// Counts the documents of one batch, numbered from documents().
   /// @throws invalid_argument for a document the analyzer rejects (the first such one of
   ///         the batch); std::bad_alloc.
   void add_batch(std::span<std::string_view const> docs) {
-    auto const threads = static_cast<std::size_t>(std::max(1, omp_get_max_threads()));
+    // document_entries::worker is 16 bits.
+    auto const threads = std::min<std::size_t>(static_cast<std::size_t>(std::max(1, omp_get_max_threads())), 65535);
     while (workers_.size() < threads) workers_.push_back(std::make_unique<count_worker>(*analysis_));
     std::size_t const base = documents_;
     std::size_t bytes = 0;
@@ -125,7 +129,7 @@ class corpus_counter {
           static_cast<std::size_t>(options_.ngram_range.second - options_.ngram_range.first + 1);
       std::size_t const most = options_.analyzer == tfidf_analyzer::word ? (bytes + docs.size()) / 3 * lengths
                                                                          : (bytes + docs.size()) / 2 * lengths;
-      for (auto& w : workers_) w->entries.reserve(w->entries.size() + most);
+      for (auto& w : workers_) w->entries.reserve(w->entries.size() + packed_size(most, 4, 4));
     }
     // A thread's document counts are 32-bit: fold them into df_carry_ before a thread
     // could have counted 2^32 documents.
@@ -165,7 +169,7 @@ class corpus_counter {
     if (keep_rows_) {
       std::size_t held = 0;
       for (auto const& w : workers_) held += w->entries.size();
-      if (held >= seal_entries_) seal_rows();
+      if (held >= seal_bytes_) seal_rows();
     }
   }
 
@@ -183,7 +187,7 @@ class corpus_counter {
     }
     for (auto& w : workers_) {
       w->entries.shrink_to_fit();
-      g.lists.push_back(std::exchange(w->entries, entry_array{}));
+      g.lists.push_back(std::exchange(w->entries, entry_list{}));
     }
     generations_.push_back(std::move(g));
     generation_first_ = documents_;
@@ -196,13 +200,14 @@ class corpus_counter {
   [[nodiscard]] std::size_t generation_end(std::size_t g) const noexcept {
     return g + 1 < generations_.size() ? generations_[g + 1].first_document : generation_first_;
   }
-  /// Document d of generation g: its entries. Valid until release_generation(g).
-  [[nodiscard]] term_count const* entries(std::size_t g, document_entries const& r) const noexcept {
+  /// Document d of generation g: its packed entries (entry_array.hpp: packed_term,
+  /// packed_count). Valid until release_generation(g).
+  [[nodiscard]] unsigned char const* entries(std::size_t g, document_entries const& r) const noexcept {
     return generations_[g].lists[r.worker].data() + r.begin;
   }
   /// Frees generation g's entries (its documents' rows are then empty). Never throws.
   void release_generation(std::size_t g) noexcept {
-    for (auto& list : generations_[g].lists) list = entry_array{};
+    for (auto& list : generations_[g].lists) list = entry_list{};
   }
   /// Frees the per-document records and every generation (after assembling).
   void release_rows() noexcept {
@@ -226,8 +231,8 @@ class corpus_counter {
   [[nodiscard]] term_table& table() noexcept { return table_; }
   [[nodiscard]] std::vector<std::unique_ptr<count_worker>>& workers() noexcept { return workers_; }
   [[nodiscard]] std::vector<std::unique_ptr<count_worker>> const& workers() const noexcept { return workers_; }
-  /// Where document d's entries are: in its generation's list `worker` (entries()), or,
-  /// before sealing, in workers()[worker].entries; [begin, begin + length).
+  /// Where document d's packed entries are: in its generation's list `worker`
+  /// (entries()), or, before sealing, in workers()[worker].entries.
   [[nodiscard]] document_entries const& row(std::size_t d) const noexcept { return rows_[d]; }
 
   /// Documents holding term `id` in the fit: the threads' counts plus the folded carry.
@@ -301,7 +306,9 @@ class corpus_counter {
             worker.deferred.push_back(i);
             __atomic_store_n(&full, 1, __ATOMIC_RELAXED);
           } else if (keep_rows_) {
-            rows_[index] = {worker_index, static_cast<std::uint32_t>(length), worker.entries.size() - length};
+            rows_[index] = {worker.entries.size() - packed_size(length, worker.id_bytes, worker.count_bytes),
+                            static_cast<std::uint32_t>(length), static_cast<std::uint16_t>(worker_index),
+                            worker.id_bytes, worker.count_bytes};
           }
         } catch (...) {
 #pragma omp critical(mgpu_tfidf_count_error)
@@ -402,20 +409,42 @@ class corpus_counter {
     return finish_document(w, distinct);
   }
 
-  // Writes the document's entries (the `distinct` terms in w.touched) and resets their
-  // in-document counts; returns `distinct`.
+  // Writes the document's entries (the `distinct` terms in w.touched), packed, and resets
+  // their in-document counts; returns `distinct`. The widths go to w.id_bytes and
+  // w.count_bytes.
   std::size_t finish_document(count_worker& w, std::size_t distinct) {
     term_counters* const counters = w.counters.data();
     std::uint32_t const* const touched = w.touched.data();
-    term_count* const out = keep_rows_ ? w.entries.extend(distinct) : nullptr;
     bool const totals = fitted_ == nullptr && options_.max_features.has_value();
+    if (!keep_rows_) {
+      for (std::size_t t = 0; t < distinct; ++t) {
+        std::uint32_t const id = touched[t];
+        std::uint32_t const c = std::exchange(counters[id].in_document, 0);
+        if (count_df_) ++counters[id].documents;
+        if (totals) w.total[id] += c;
+      }
+      return distinct;
+    }
+    if (w.row_counts.size() < distinct) w.row_counts.resize(std::max(distinct, 2 * w.row_counts.size()));
+    std::uint32_t* const counts = w.row_counts.data();
+    std::uint32_t largest_id = 0;
+    std::uint32_t largest_count = 0;
     for (std::size_t t = 0; t < distinct; ++t) {
       std::uint32_t const id = touched[t];
       std::uint32_t const c = std::exchange(counters[id].in_document, 0);
-      if (out != nullptr) out[t] = {id, c};
+      counts[t] = c;
+      largest_id = std::max(largest_id, id);
+      largest_count = std::max(largest_count, c);
       if (count_df_) ++counters[id].documents;
       if (totals) w.total[id] += c;
     }
+    unsigned const id_bytes = packed_bytes(largest_id);
+    unsigned const count_bytes = packed_bytes(largest_count) == 3 ? 4u : packed_bytes(largest_count);
+    unsigned char* const out = w.entries.extend(packed_size(distinct, id_bytes, count_bytes));
+    pack_values(out, touched, distinct, id_bytes);
+    pack_values(out + distinct * id_bytes, counts, distinct, count_bytes);
+    w.id_bytes = static_cast<std::uint8_t>(id_bytes);
+    w.count_bytes = static_cast<std::uint8_t>(count_bytes);
     return distinct;
   }
 
@@ -430,7 +459,7 @@ class corpus_counter {
   std::size_t documents_ = 0;
   std::vector<std::unique_ptr<count_worker>> workers_;
   growable_array<document_entries> rows_;     // per document (keep_rows)
-  std::size_t seal_entries_;                  // see the constructor
+  std::size_t seal_bytes_;                    // see the constructor
   std::vector<entry_generation> generations_;  // sealed entry lists, in document order
   std::size_t generation_first_ = 0;           // first document of the open generation
 };

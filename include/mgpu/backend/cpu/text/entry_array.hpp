@@ -2,6 +2,12 @@
 // (term, count) entries, appended by each counting thread, and the per-document records
 // that find them.
 //
+// A document's entries are packed (entry_list): its n term ids, id_bytes each, then its n
+// counts, count_bytes each, little-endian, the widths the fewest bytes (1 to 4) that hold
+// the document's largest id and count. Vocabularies below 2^24 terms and counts below
+// 256 take 4 bytes per entry instead of 8, which halves both the memory the entries hold
+// until the matrix is assembled and the fresh pages counting has to fault in.
+//
 // A growable_array grows without touching the capacity it reserves ahead and without
 // copying what it holds: a std::vector's doubling copies touch twice the final size, and
 // faulting fresh pages in is a large part of counting a corpus. Large arrays are
@@ -11,6 +17,7 @@
 #pragma once
 
 #include <algorithm>
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -151,15 +158,95 @@ class growable_array {
   std::size_t capacity_ = 0;
 };
 
-/// A counting thread's (term, count) entries, documents end to end.
-using entry_array = growable_array<term_count>;
+/// A counting thread's packed entries (file comment), documents end to end.
+using entry_list = growable_array<unsigned char>;
 
-/// Where a document's (term, count) entries are: in list `worker` of its entry
-/// generation (corpus_counter::generation), [begin, begin + length).
+/// Where a document's entries are: `length` entries packed at byte `begin` of list
+/// `worker` of its entry generation (corpus_counter::generation).
 struct document_entries {
-  std::uint32_t worker = 0;
-  std::uint32_t length = 0;
   std::size_t begin = 0;
+  std::uint32_t length = 0;
+  std::uint16_t worker = 0;
+  std::uint8_t id_bytes = 1;
+  std::uint8_t count_bytes = 1;
 };
+
+/// The fewest bytes (1 to 4) that hold `v`.
+[[nodiscard]] constexpr unsigned packed_bytes(std::uint32_t v) noexcept {
+  return v < (1u << 8) ? 1u : v < (1u << 16) ? 2u : v < (1u << 24) ? 3u : 4u;
+}
+
+/// Bytes of `n` packed entries of the given widths.
+[[nodiscard]] constexpr std::size_t packed_size(std::size_t n, unsigned id_bytes, unsigned count_bytes) noexcept {
+  return n * (id_bytes + count_bytes);
+}
+
+/// Writes values[0, n) at `out`, `width` bytes each (little-endian). With width 3 the
+/// byte after the last value is overwritten too (it must be writable: the counts follow
+/// the ids).
+inline void pack_values(unsigned char* out, std::uint32_t const* values, std::size_t n, unsigned width) noexcept {
+  if constexpr (std::endian::native == std::endian::little) {
+    switch (width) {
+      case 1:
+        for (std::size_t i = 0; i < n; ++i) out[i] = static_cast<unsigned char>(values[i]);
+        return;
+      case 2:
+        for (std::size_t i = 0; i < n; ++i) {
+          auto const v = static_cast<std::uint16_t>(values[i]);
+          std::memcpy(out + 2 * i, &v, 2);
+        }
+        return;
+      case 3:
+        for (std::size_t i = 0; i < n; ++i) std::memcpy(out + 3 * i, values + i, 4);
+        return;
+      default:
+        std::memcpy(out, values, 4 * n);
+        return;
+    }
+  } else {
+    for (std::size_t i = 0; i < n; ++i) {
+      for (unsigned b = 0; b < width; ++b) out[width * i + b] = static_cast<unsigned char>(values[i] >> (8 * b));
+    }
+  }
+}
+
+/// Value i of those pack_values wrote with `width`. With width 3 it reads the byte after
+/// the value too (the counts follow the ids; a count is never read with width 3 unless
+/// its byte after is in the list: see unpack_count).
+[[nodiscard]] inline std::uint32_t unpack_value(unsigned char const* in, std::size_t i, unsigned width) noexcept {
+  if constexpr (std::endian::native == std::endian::little) {
+    switch (width) {
+      case 1: return in[i];
+      case 2: {
+        std::uint16_t v;
+        std::memcpy(&v, in + 2 * i, 2);
+        return v;
+      }
+      case 3: {
+        std::uint32_t v;
+        std::memcpy(&v, in + 3 * i, 4);
+        return v & 0xFFFFFFu;
+      }
+      default: {
+        std::uint32_t v;
+        std::memcpy(&v, in + 4 * i, 4);
+        return v;
+      }
+    }
+  } else {
+    std::uint32_t v = 0;
+    for (unsigned b = 0; b < width; ++b) v |= std::uint32_t{in[width * i + b]} << (8 * b);
+    return v;
+  }
+}
+
+/// Entry p of a document's packed entries (`row` = its first byte): its term ...
+[[nodiscard]] inline std::uint32_t packed_term(unsigned char const* row, document_entries const& r, std::size_t p) noexcept {
+  return unpack_value(row, p, r.id_bytes);
+}
+/// ... and its count (counts are packed with widths 1, 2 or 4 only).
+[[nodiscard]] inline std::uint32_t packed_count(unsigned char const* row, document_entries const& r, std::size_t p) noexcept {
+  return unpack_value(row + std::size_t{r.length} * r.id_bytes, p, r.count_bytes);
+}
 
 }  // namespace mgpu::detail
