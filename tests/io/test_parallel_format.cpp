@@ -1,7 +1,7 @@
 // Formatting text outputs on several threads (issue 21): write_in_order, and the writers
 // built on it (write_neighbor_rows, the Matrix Market coordinate writer), give the bytes
 // of a simple serial writer written here, whatever the number of threads, the chunk size
-// and the chunks per round; errors are those of the first failing chunk in order.
+// and the chunks in flight; errors are those of the first failing chunk in order.
 #include <catch2/catch.hpp>
 #include <omp.h>
 
@@ -173,18 +173,18 @@ TEST_CASE("split_rows_by_entries cuts CSR rows into ranges of about n entries", 
   CHECK_THROWS_AS(mgpu::split_rows_by_entries(std::span<std::int64_t const>(offsets), 0), mgpu::invalid_argument);
 }
 
-TEST_CASE("write_in_order writes the chunks in order whatever the threads and rounds", "[io][parallel_format]") {
+TEST_CASE("write_in_order writes the chunks in order whatever the threads and buffers", "[io][parallel_format]") {
   std::int64_t const chunks = 103;
   std::string expected;
   for (std::int64_t c = 0; c < chunks; ++c) expected += chunk_text(c);
   for (int threads : {1, 2, 3, 5}) {
     thread_count const team(threads);
-    for (std::int64_t per_round : {0, 1, 2, 7, 200}) {
+    for (std::int64_t in_flight : {0, 1, 2, 7, 200}) {
       std::ostringstream out;
       mgpu::write_in_order(
           out, chunks, [](mgpu::text_buffer& text, std::int64_t c) { text += chunk_text(c); },
-          {.entries_per_chunk = 0, .chunks_per_round = per_round});
-      INFO("threads " << threads << ", chunks per round " << per_round);
+          {.entries_per_chunk = 0, .chunks_in_flight = in_flight});
+      INFO("threads " << threads << ", chunks in flight " << in_flight);
       CHECK(out.str() == expected);
     }
   }
@@ -202,7 +202,7 @@ TEST_CASE("write_in_order: the first failing chunk in order is reported, after t
   expected += "partial";
   for (int threads : {1, 2, 4}) {
     thread_count const team(threads);
-    for (std::int64_t per_round : {1, 2, 3, 6, 20}) {
+    for (std::int64_t in_flight : {1, 2, 3, 6, 20}) {
       std::ostringstream out;
       auto const format = [](mgpu::text_buffer& text, std::int64_t c) {
         if (c == 5 || c == 9) {
@@ -211,8 +211,8 @@ TEST_CASE("write_in_order: the first failing chunk in order is reported, after t
         }
         text += chunk_text(c);
       };
-      INFO("threads " << threads << ", chunks per round " << per_round);
-      CHECK_THROWS_WITH(mgpu::write_in_order(out, 30, format, {.entries_per_chunk = 0, .chunks_per_round = per_round}),
+      INFO("threads " << threads << ", chunks in flight " << in_flight);
+      CHECK_THROWS_WITH(mgpu::write_in_order(out, 30, format, {.entries_per_chunk = 0, .chunks_in_flight = in_flight}),
                         "chunk 5");
       CHECK(out.str() == expected);
     }
@@ -225,7 +225,7 @@ TEST_CASE("write_in_order reports a failed stream naming what was written", "[io
   std::ostream out(&buffer);
   CHECK_THROWS_WITH(mgpu::write_in_order(
                         out, 50, [](mgpu::text_buffer& text, std::int64_t c) { text += chunk_text(c); },
-                        {.entries_per_chunk = 0, .chunks_per_round = 4}, "writing the test rows"),
+                        {.entries_per_chunk = 0, .chunks_in_flight = 4}, "writing the test rows"),
                     "writing the test rows failed: the output stream is in a failed state");
   CHECK(buffer.text.size() == 100);
 }
@@ -257,10 +257,10 @@ TEST_CASE("write_neighbor_rows gives the serial writer's bytes for any threads a
     for (int threads : {1, 2, 4}) {
       thread_count const team(threads);
       for (std::int64_t per_chunk : {0, 1, 3, 64, 100000}) {
-        for (std::int64_t per_round : {0, 1, 5}) {
+        for (std::int64_t in_flight : {0, 1, 5}) {
           std::ostringstream out;
-          mgpu::write_neighbor_rows(out, format, top, qids, ids, {}, {per_chunk, per_round});
-          INFO("threads " << threads << ", entries per chunk " << per_chunk << ", chunks per round " << per_round);
+          mgpu::write_neighbor_rows(out, format, top, qids, ids, {}, {per_chunk, in_flight});
+          INFO("threads " << threads << ", entries per chunk " << per_chunk << ", chunks in flight " << in_flight);
           CHECK(out.str() == expected);
         }
       }
@@ -352,10 +352,10 @@ TEMPLATE_TEST_CASE("Matrix Market coordinate writer: the same bytes for any thre
   for (int threads : {1, 2, 4}) {
     thread_count const team(threads);
     for (std::int64_t per_chunk : {0, 7, 1000}) {
-      for (std::int64_t per_round : {0, 1, 3}) {
+      for (std::int64_t in_flight : {0, 1, 3}) {
         std::ostringstream out;
-        mgpu::write_matrix_market(out, view, {per_chunk, per_round});
-        INFO("threads " << threads << ", entries per chunk " << per_chunk << ", chunks per round " << per_round);
+        mgpu::write_matrix_market(out, view, {per_chunk, in_flight});
+        INFO("threads " << threads << ", entries per chunk " << per_chunk << ", chunks in flight " << in_flight);
         CHECK(out.str() == expected);
       }
     }
@@ -376,9 +376,9 @@ TEST_CASE("Matrix Market coordinate writer reports the first bad column in row o
   std::string const head = "%%MatrixMarket matrix coordinate real general\n10 10 10\n1 1 0.5\n2 2 0.5\n3 3 0.5\n4 4 0.5\n";
   for (int threads : {1, 3}) {
     thread_count const team(threads);
-    for (std::int64_t per_round : {1, 2, 10}) {
+    for (std::int64_t in_flight : {1, 2, 10}) {
       std::ostringstream out;
-      CHECK_THROWS_WITH(mgpu::write_matrix_market(out, view, {1, per_round}),
+      CHECK_THROWS_WITH(mgpu::write_matrix_market(out, view, {1, in_flight}),
                         Contains("column index 10 at position 4 (row 4) is outside [0, 10)"));
       CHECK(out.str() == head);
     }
@@ -393,7 +393,7 @@ TEST_CASE("Matrix Market coordinate writer reports the first bad column in row o
 TEST_CASE("parallel writers through output_set's writer thread: a many-buffer file, byte for byte",
           "[io][parallel_format][output]") {
   mgpu_test::temp_dir dir;
-  // About 8 MB of rows: several of the file writer's 1 MiB buffers and many rounds.
+  // About 8 MB of rows: several of the file writer's 1 MiB buffers, many chunks.
   auto const top = random_topk(120000, 50000, 9);
   std::vector<std::string> ids;
   for (int i = 0; i < 120000; ++i) ids.push_back("document-" + std::to_string(i * 7919 % 1000003));

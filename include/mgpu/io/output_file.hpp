@@ -55,10 +55,11 @@
 //
 // Formatting on several threads: `write_in_order(out, chunks, format)` has the host's
 // threads (backend/cpu/parallel.hpp) format chunks of an output into large buffers
-// (`text_buffer`), a round of several chunks per thread at a time, while one of them
-// writes the previous round to `out` in chunk order; through an output_set the stream's
-// own writer thread then hands the bytes to write(2). The bytes written are those of a
-// serial run whatever the number of threads, chunks and rounds (see write_in_order).
+// (`text_buffer`), a few chunks per thread in flight, while the thread that completes
+// the lowest unwritten chunk writes the ready ones to `out` in chunk order; through an
+// output_set the stream's own writer thread then hands the bytes to write(2). The bytes
+// written are those of a serial run whatever the number of threads and chunks (see
+// write_in_order).
 // The text writers (mgpu/io/text_output.hpp's write_neighbor_rows, Matrix Market's
 // coordinate writer) use it.
 #pragma once
@@ -753,16 +754,19 @@ class text_buffer {
 struct parallel_write_options {
   /// Entries (rows of a neighbour file, nonzeros of a matrix) per chunk of text.
   std::int64_t entries_per_chunk = 0;
-  /// Chunks formatted per round; 0: 4 per host thread (backend::cpu::host_threads()).
-  /// Memory: two rounds of chunk buffers.
-  std::int64_t chunks_per_round = 0;
+  /// Chunks formatted or waiting to be written at a time (the chunk buffers); 0: 4 per
+  /// host thread (backend::cpu::host_threads()).
+  std::int64_t chunks_in_flight = 0;
 };
 
 namespace detail::out {
 
-struct formatted_chunk {
+/// A chunk buffer of write_in_order: it holds chunk `chunk` once `ready`.
+struct chunk_slot {
   text_buffer text;
   std::exception_ptr error;
+  std::int64_t chunk = 0;  // the chunk this buffer is for (now or next)
+  bool ready = false;      // formatted, not yet written
 };
 
 }  // namespace detail::out
@@ -770,69 +774,88 @@ struct formatted_chunk {
 /// Writes chunks [0, chunks) of an output to `out` in order, formatting them on the host's
 /// threads: `format(text_buffer& text, std::int64_t chunk)` appends chunk `chunk`'s text
 /// to an empty `text` and is called concurrently from several threads for different
-/// chunks (it must be safe to call so: it should read shared data only). A round of
-/// `options.chunks_per_round` chunks is formatted while one thread of the same loop
-/// writes the round before (backend::cpu::parallel_for, dynamic schedule).
+/// chunks (it must be safe to call so: it should only read shared data).
+///
+/// How: every thread of a backend::cpu::parallel_for claims the next chunk (in increasing
+/// order), formats it into one of `options.chunks_in_flight` buffers (chunk c uses buffer
+/// c mod that number, once chunk c - that number is written; a thread waits on a
+/// condition variable, without spinning, until then), and the thread that completes the
+/// lowest chunk not yet written writes it and every chunk after it that is ready, in
+/// order, while the others go on formatting. Through an output_set, those writes go to
+/// the stream's own writer thread (fd_streambuf), which calls write(2).
 ///
 /// The bytes written are those of calling format for chunks 0, 1, ... in order into one
-/// stream, whatever the threads and the round size, as long as a chunk's text depends
-/// on the chunk alone. If format throws for chunk c, the text of chunks [0, c) and what
-/// chunk c appended before throwing are written, nothing after, and that exception is
-/// rethrown on the calling thread: the first one in chunk order, as in a serial run.
-/// No round starts after a round with a failed chunk.
+/// stream, whatever the threads and buffers, as long as a chunk's text depends on the
+/// chunk alone. If format throws for chunk c, the text of chunks [0, c) and what chunk c
+/// appended before throwing are written, nothing after, and that exception is rethrown on
+/// the calling thread: the first one in chunk order, as in a serial run.
 ///
-/// O(total bytes) work spread over the threads; memory: the text of two rounds.
+/// O(total bytes) work spread over the threads; memory: the text of chunks_in_flight chunks.
 /// @throws what format throws (see above); mgpu::error "<what> failed: the output stream
 ///         is in a failed state" when `out` fails.
 template <class Format>
 void write_in_order(std::ostream& out, std::int64_t chunks, Format&& format,
                     parallel_write_options const& options = {}, std::string_view what = "writing text") {
   if (chunks <= 0) return;
-  std::int64_t const per_round = std::min(
-      chunks, options.chunks_per_round > 0 ? options.chunks_per_round
-                                           : std::int64_t{4} * backend::cpu::host_threads());
-  std::vector<detail::out::formatted_chunk> rounds[2];
-  rounds[0].resize(static_cast<std::size_t>(per_round));
-  rounds[1].resize(static_cast<std::size_t>(per_round));
-  // Writes the first `count` chunks of `round` in order; the first failed one ends it.
-  auto const write_round = [&](std::vector<detail::out::formatted_chunk>& round, std::int64_t count) {
-    for (std::int64_t i = 0; i < count; ++i) {
-      auto& c = round[static_cast<std::size_t>(i)];
-      if (!c.text.empty()) out.write(c.text.data(), static_cast<std::streamsize>(c.text.size()));
-      if (!out) throw error(std::string(what) + " failed: the output stream is in a failed state");
-      if (c.error) std::rethrow_exception(c.error);
-    }
+  std::int64_t const threads = backend::cpu::host_threads();
+  std::int64_t const slots =
+      std::min(chunks, options.chunks_in_flight > 0 ? options.chunks_in_flight : 4 * threads);
+  std::vector<detail::out::chunk_slot> slot(static_cast<std::size_t>(slots));
+  for (std::int64_t i = 0; i < slots; ++i) slot[static_cast<std::size_t>(i)].chunk = i;
+  std::atomic<std::int64_t> next_claim{0};
+  std::mutex mutex;
+  std::condition_variable freed;
+  std::int64_t next_write = 0;  // the lowest chunk not yet written (under `mutex`)
+  bool writing = false;         // a thread is writing (under `mutex`)
+  bool failed = false;          // a write or a chunk failed: stop (under `mutex`)
+  auto const slot_of = [&](std::int64_t c) -> detail::out::chunk_slot& {
+    return slot[static_cast<std::size_t>(c % slots)];
   };
-  std::int64_t previous_count = 0;
-  int current = 0;
-  for (std::int64_t first = 0; first < chunks; first += per_round) {
-    std::int64_t const count = std::min(per_round, chunks - first);
-    auto& now = rounds[current];
-    auto& before = rounds[1 - current];
-    // Task 0 writes the previous round; tasks 1..count format this one.
-    backend::cpu::parallel_for(
-        count + 1,
-        [&](std::int64_t t) {
-          if (t == 0) {
-            write_round(before, previous_count);
-            return;
-          }
-          auto& c = now[static_cast<std::size_t>(t - 1)];
-          c.text.clear();
-          c.error = nullptr;
-          try {
-            format(c.text, first + t - 1);
-          } catch (...) {
-            c.error = std::current_exception();
-          }
-        },
-        backend::cpu::loop_schedule{1, 2});
-    previous_count = count;
-    current = 1 - current;
-    bool const failed = std::any_of(now.begin(), now.begin() + count, [](auto const& c) { return c.error != nullptr; });
-    if (failed) break;
-  }
-  write_round(rounds[1 - current], previous_count);
+
+  backend::cpu::parallel_for(std::min(threads, chunks), [&](std::int64_t) {
+    for (;;) {
+      std::int64_t const c = next_claim.fetch_add(1);
+      if (c >= chunks) return;
+      auto& mine = slot_of(c);
+      {
+        std::unique_lock lock(mutex);
+        freed.wait(lock, [&] { return mine.chunk == c || failed; });
+        if (failed) return;
+      }
+      mine.text.clear();
+      mine.error = nullptr;
+      try {
+        format(mine.text, c);
+      } catch (...) {
+        mine.error = std::current_exception();
+      }
+      std::unique_lock lock(mutex);
+      mine.ready = true;
+      if (writing || failed) continue;  // the thread writing takes it, in its turn
+      writing = true;
+      while (!failed && next_write < chunks && slot_of(next_write).ready) {
+        auto& w = slot_of(next_write);
+        lock.unlock();
+        try {
+          if (!w.text.empty()) out.write(w.text.data(), static_cast<std::streamsize>(w.text.size()));
+          if (!out) throw error(std::string(what) + " failed: the output stream is in a failed state");
+          if (w.error) std::rethrow_exception(w.error);
+        } catch (...) {
+          lock.lock();
+          failed = true;
+          writing = false;
+          freed.notify_all();
+          throw;
+        }
+        lock.lock();
+        w.ready = false;
+        w.chunk = next_write + slots;
+        ++next_write;
+        freed.notify_all();
+      }
+      writing = false;
+    }
+  });
 }
 
 /// Cuts rows [0, rows) into consecutive ranges of about `entries` entries each by CSR

@@ -352,7 +352,7 @@ void write_neighbor_rows(std::ostream& out, text_format format, topk_result<T> c
 /// pairs (default 8192) and written in order (write_in_order in mgpu/io/output_file.hpp):
 /// the bytes are those of neighbor_writer writing the rows one by one. Scores in their
 /// type's shortest round-trip form (see the file comment). O(pairs + rows) work spread
-/// over the threads; memory: two rounds of chunks of text.
+/// over the threads; memory: options.chunks_in_flight chunks of text.
 /// @throws invalid_argument, before writing anything, when `top` is malformed (row
 ///         offsets not starting at 0, decreasing or not ending at ids.size(), scores and
 ///         ids of different lengths) or query_ids has fewer than top.rows() ids; when a
