@@ -1,5 +1,5 @@
 # Script mode: install mgpu from the build tree into a scratch prefix, build the consumer
-# with find_package(mgpu COMPONENTS mpi) and again with `pkg-config mgpu-mpi`, and run both
+# with find_package(mgpu COMPONENTS mpi) (and the NCCL one, where the package has it) and again with `pkg-config mgpu-mpi`, and run both
 # under mpiexec with 2 ranks.
 # Needs: MGPU_BINARY_DIR, CONSUMER_SOURCE_DIR, WORK_DIR, GENERATOR, CXX, PKG_CONFIG,
 # MPIEXEC (a ;-list: the launcher, its rank-count flag and options before the program).
@@ -17,6 +17,11 @@ run(${CMAKE_COMMAND} -S "${CONSUMER_SOURCE_DIR}" -B "${WORK_DIR}/build" -G "${GE
     "-DCMAKE_PREFIX_PATH=${prefix}" -DCMAKE_BUILD_TYPE=Release "-DCMAKE_CXX_FLAGS=-Wall -Wextra -Werror")
 run(${CMAKE_COMMAND} --build "${WORK_DIR}/build")
 run(${MPIEXEC} "${WORK_DIR}/build/consumer")
+# Built where the installed package has the NCCL component (CUDA Toolkit and NCCL found);
+# without a GPU per rank it only says so.
+if(EXISTS "${WORK_DIR}/build/consumer_nccl")
+  run(${MPIEXEC} "${WORK_DIR}/build/consumer_nccl")
+endif()
 
 set(ENV{PKG_CONFIG_PATH} "${prefix}/share/pkgconfig")
 execute_process(COMMAND "${PKG_CONFIG}" --cflags --libs mgpu-mpi RESULT_VARIABLE rc OUTPUT_VARIABLE flags
