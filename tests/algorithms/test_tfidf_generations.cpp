@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <fstream>
 #include <numeric>
 #include <span>
 #include <string>
@@ -19,6 +20,8 @@
 #include <omp.h>
 
 #include "mgpu/algorithms/tfidf.hpp"
+#include "mgpu/io/pipeline.hpp"
+#include "../test_support.hpp"
 
 namespace {
 
@@ -324,5 +327,42 @@ TEST_CASE("counts of 256 and 65,536 and term ids beyond 2^16 survive packing", "
     auto const expected = whole.fit_transform(docs);
     auto const w = count_in_stages(docs, 4096, seal, {}, mgpu::detail::row_values::weighted, whole.idf());
     require_identical(w.m, expected);
+  }
+}
+
+TEST_CASE("a corpus file streamed through the prefetcher in small batches gives the in-memory result",
+          "[tfidf][io]") {
+  auto const docs = synthetic_corpus(300);
+  mgpu_test::temp_dir dir;
+  auto const path = dir / "corpus.ndjson";
+  {
+    std::ofstream out(path);
+    for (std::size_t i = 0; i < docs.size(); ++i) out << R"({"id": "d)" << i << R"(", "text": ")" << docs[i] << "\"}\n";
+  }
+  tfidf_vectorizer<float> whole;
+  auto const expected = whole.fit_transform(docs);
+  for (std::size_t const depth : {std::size_t{0}, std::size_t{2}}) {
+    for (std::size_t const bytes : {std::size_t{1}, std::size_t{100}, std::size_t{1} << 20}) {
+      INFO("depth " << depth << ", batches of " << bytes << " bytes");
+      mgpu::corpus_options options;
+      options.batch_bytes = bytes;
+      mgpu::corpus_prefetcher reader(path, options, depth);
+      std::vector<std::string> ids;
+      mgpu::corpus_text_range texts(reader, &ids);
+      tfidf_vectorizer<float> streamed;
+      auto const a = streamed.fit_transform(texts);
+      REQUIRE(ids.size() == docs.size());
+      CHECK(ids.back() == "d299");
+      REQUIRE(streamed.vocabulary() == whole.vocabulary());
+      REQUIRE(same(a.row_offsets(), expected.row_offsets()));
+      REQUIRE(same(a.col_indices(), expected.col_indices()));
+      REQUIRE(same(a.values(), expected.values()));
+      // At the end of the stream the batch's buffers are given back.
+      mgpu::corpus_text_batch batch;
+      batch.text_ends.reserve(1000);
+      CHECK_FALSE(reader.next(batch));
+      CHECK(batch.text_ends.capacity() == 0);
+      CHECK(batch.id_ends.capacity() == 0);
+    }
   }
 }

@@ -100,7 +100,7 @@ class corpus_prefetcher {
   // Depth 0: reads on the caller's thread.
   bool next_here(corpus_text_batch& batch) {
     if (finished_) {
-      batch.clear();
+      batch = corpus_text_batch{};
       if (failure_) std::rethrow_exception(failure_);
       return false;
     }
