@@ -5,9 +5,10 @@
 // Each thread keeps, per term id, its count in the current document and the number of
 // documents that held the term, and appends each document's distinct (term, count)
 // entries, packed, to its own entry list (entry_array.hpp). A document that meets the
-// shared table full is counted again after the table grows (between rounds, on one thread). With char_wb, whose
-// n-grams depend on their word alone, each thread remembers the ids of the words it has
-// met (word_cache.hpp) and looks up only the n-grams of new words. What the counter leaves
+// shared table full is counted again after the table grows (between rounds, on one
+// thread). With char_wb, whose n-grams depend on their word alone, each thread remembers
+// the ids of the words it has met (word_cache.hpp) and looks up only the n-grams of new
+// words. What the counter leaves
 // is read by the vocabulary stage (vocabulary.hpp: document frequencies, totals) and the
 // assemble stage (assemble.hpp: the entries of every document).
 //
