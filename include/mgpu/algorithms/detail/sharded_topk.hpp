@@ -194,6 +194,17 @@ std::vector<bool> shard_presence(std::vector<std::optional<Shard>> const& shards
 }
 
 /// One device's lists for one batch: out (rows x k), counts (rows).
+/// A batch's host merge starts a team of the calling thread's threads only from this many
+/// entries: below it the team costs more than the merge (measured 10-30x slower than one
+/// thread, docs/performance.md), and on cpu:N it competes with the devices' workers for
+/// the same cores.
+inline constexpr std::int64_t parallel_merge_entries = std::int64_t{1} << 20;
+
+/// Rows per batch from which the bounded merge (entries_per_row = k x devices) is parallel.
+[[nodiscard]] inline std::int64_t parallel_merge_rows(std::int64_t entries_per_row) noexcept {
+  return std::max<std::int64_t>(64, parallel_merge_entries / std::max<std::int64_t>(1, entries_per_row));
+}
+
 template <class T, class Index>
 struct topk_lists {
   std::vector<scored<T, Index>> out;
@@ -263,9 +274,8 @@ void sharded_topk(execution_policy<Kind> const& policy, std::vector<bool> const&
 
     auto const rows = static_cast<std::int64_t>(q1 - q0);
     auto const& lists_now = slots[slot];
-    // A team costs more than merging a few rows: from 64 rows per batch on.
     backend::cpu::parallel_for_with_state(
-        rows, {.chunk = 0, .min_parallel = 64}, [k] { return topk_heap<T, Index>(k); },
+        rows, {.chunk = 0, .min_parallel = parallel_merge_rows(k * static_cast<std::int64_t>(n_devices))}, [k] { return topk_heap<T, Index>(k); },
         [&](topk_heap<T, Index>& heap, std::int64_t i) {
           auto const r = static_cast<std::size_t>(i);
           for (std::size_t dev = 0; dev < n_devices; ++dev) {
@@ -369,7 +379,7 @@ void sharded_matches(execution_policy<Kind> const& policy, std::vector<bool> con
             at = end;
           }
         },
-        {.chunk = 64});
+        {.chunk = 64, .min_parallel = std::ssize(merged) >= parallel_merge_entries ? 1 : rows + 1});
     a.emit_all(q0, std::span<std::int64_t const>(merged_offsets), std::span<entry const>(merged));
     observe_batch(observer, batch_event::merge_finished, q0 / batch, n_devices);
     if (!overlapped && q1 < queries) next = submit(q1, 1 - slot);
