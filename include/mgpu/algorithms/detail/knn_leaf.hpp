@@ -17,7 +17,10 @@
 //       writes query q's (row q of the batch `queries`, host memory) best
 //       min(k, shard rows) scores, ranked by ranks_before, to out[q * k ...] with global
 //       base indices, and their number to counts[q] (host memory). Score is
-//       knn_l2_score<T>, knn_ip_score<T> or knn_cosine_score<T>.
+//       knn_l2_score<T>, knn_ip_score<T> or knn_cosine_score<T>. The results are
+//       written when search returns, or, on a GPU leaf whose call was granted a
+//       deferral (detail::take_deferred_results(), sharded_topk.hpp), when the task's
+//       completion event fires: the skeleton reads them only after its join.
 //   host_memory                           constexpr bool: the device reads host memory, so
 //                                         a shard may view the caller's rows in place
 //                                         (what the one-shot knn() does on host devices)
