@@ -615,6 +615,32 @@ void queue_reduce_chain(distributed_policy<gpu> const& policy, nccl_communicator
   }
 }
 
+/// The row blocks of a scatter from (or gather to) rank `root`: global device g holds
+/// rows [bounds[g], bounds[g + 1]); the blocks of devices on other ranks than root are
+/// "remote" and travel through root's staging matrix, in global order (the rows before
+/// root's first device, then those after its last): block g at stage_row[g].
+struct root_blocks {
+  std::span<std::int64_t const> bounds;  // the matrix's, which outlives this
+  std::size_t root_first = 0;             // root's first global device
+  std::size_t root_end = 0;    // one past root's last
+  std::vector<std::int64_t> stage_row;
+  std::int64_t remote_rows = 0;  // rows in root's staging matrix
+
+  template <class Policy>
+  root_blocks(Policy const& policy, std::span<std::int64_t const> row_bounds, int root)
+      : bounds(row_bounds),
+        root_first(policy.first_device(root)),
+        root_end(policy.first_device(root + 1)),
+        stage_row(policy.device_count() + 1, 0) {
+    for (std::size_t g = 0; g < policy.device_count(); ++g) {
+      stage_row[g + 1] = stage_row[g] + (remote(g) ? rows(g) : 0);
+    }
+    remote_rows = stage_row.back();
+  }
+  [[nodiscard]] bool remote(std::size_t g) const noexcept { return g < root_first || g >= root_end; }
+  [[nodiscard]] std::int64_t rows(std::size_t g) const noexcept { return bounds[g + 1] - bounds[g]; }
+};
+
 }  // namespace detail
 
 /// The NCCL communicator of this rank's local device `local_device` (NCCL rank: its
@@ -697,21 +723,19 @@ void scatter(dense_view<std::type_identity_t<T> const> host, distributed_dense<g
   auto const& set = policy.local().devices();
   auto const cols = y.cols();
   auto const row_bytes = static_cast<std::uint64_t>(cols) * sizeof(T);
-  auto const bounds = y.row_bounds();
+  detail::root_blocks const blocks(policy, y.row_bounds(), root);
+  auto const& bounds = blocks.bounds;
+  auto const& stage_row = blocks.stage_row;
   auto const first = policy.first_device();
   auto const n = policy.local_device_count();
-  auto const f = policy.first_device(root);
-  auto const root_end = policy.first_device(root + 1);
-  auto const remote = [&](std::size_t g) { return g < f || g >= root_end; };
-  auto const block_rows = [&](std::size_t g) { return bounds[g + 1] - bounds[g]; };
+  auto const f = blocks.root_first;
+  auto const root_end = blocks.root_end;
+  auto const remote = [&](std::size_t g) { return blocks.remote(g); };
+  auto const block_rows = [&](std::size_t g) { return blocks.rows(g); };
+  auto const remote_rows = blocks.remote_rows;
   auto& local = y.local();
   // Root's temporary: the remote blocks, in global order (rows before f, then after).
   std::optional<dense_matrix<gpu, T>> stage;
-  std::vector<std::int64_t> stage_row(policy.device_count() + 1, 0);
-  for (std::size_t g = 0; g < policy.device_count(); ++g) {
-    stage_row[g + 1] = stage_row[g] + (remote(g) ? block_rows(g) : 0);
-  }
-  auto const remote_rows = stage_row.back();
   detail::run_nccl(
       policy, "mpi::scatter",
       [&](detail::nccl_communicators const& comms) {
@@ -769,20 +793,18 @@ void gather(distributed_dense<gpu, T> const& y, dense_view<std::type_identity_t<
   auto const& set = policy.local().devices();
   auto const cols = y.cols();
   auto const row_bytes = static_cast<std::uint64_t>(cols) * sizeof(T);
-  auto const bounds = y.row_bounds();
+  detail::root_blocks const blocks(policy, y.row_bounds(), root);
+  auto const& bounds = blocks.bounds;
+  auto const& stage_row = blocks.stage_row;
   auto const first = policy.first_device();
   auto const n = policy.local_device_count();
-  auto const f = policy.first_device(root);
-  auto const root_end = policy.first_device(root + 1);
-  auto const remote = [&](std::size_t g) { return g < f || g >= root_end; };
-  auto const block_rows = [&](std::size_t g) { return bounds[g + 1] - bounds[g]; };
+  auto const f = blocks.root_first;
+  auto const root_end = blocks.root_end;
+  auto const remote = [&](std::size_t g) { return blocks.remote(g); };
+  auto const block_rows = [&](std::size_t g) { return blocks.rows(g); };
+  auto const remote_rows = blocks.remote_rows;
   auto const& local = y.local();
   std::optional<dense_matrix<gpu, T>> stage;
-  std::vector<std::int64_t> stage_row(policy.device_count() + 1, 0);
-  for (std::size_t g = 0; g < policy.device_count(); ++g) {
-    stage_row[g + 1] = stage_row[g] + (remote(g) ? block_rows(g) : 0);
-  }
-  auto const remote_rows = stage_row.back();
   detail::run_nccl(
       policy, "mpi::gather",
       [&](detail::nccl_communicators const& comms) {
