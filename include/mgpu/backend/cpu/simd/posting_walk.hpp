@@ -52,7 +52,7 @@ inline std::size_t walk_postings(T* acc, I* touched, std::size_t n, I const* doc
     T const partial = old + w * values[p];
     acc[i] = partial;
     touched[n] = d;
-    n += static_cast<std::size_t>(zero_bits(old) & !zero_bits(partial));
+    n += static_cast<std::size_t>(zero_bits(old)) & static_cast<std::size_t>(!zero_bits(partial));
   }
   return n;
 }
