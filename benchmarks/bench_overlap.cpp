@@ -45,6 +45,8 @@
 #include <mgpu/algorithms/detail/sharded_topk.hpp>
 #include <mgpu/algorithms/knn.hpp>
 #include <mgpu/io/idx.hpp>
+
+#include "zipf_corpus.hpp"
 #include <mgpu/sparse/coo.hpp>
 
 namespace {
@@ -148,25 +150,7 @@ figures timed_run(mgpu::detail::batch_join join, std::function<void()> const& se
   return analyse(rec.records, start, stop);
 }
 
-// rows documents of `terms_per_row` terms drawn from a Zipf(1) vocabulary (as bench_cosine).
-mgpu::csr_matrix<mgpu::cpu, float, std::int32_t> zipf_corpus(std::int32_t rows, std::int32_t vocabulary,
-                                                            int terms_per_row) {
-  std::mt19937 rng(42);
-  std::vector<double> weights(static_cast<std::size_t>(vocabulary));
-  for (std::size_t t = 0; t < weights.size(); ++t) weights[t] = 1.0 / static_cast<double>(t + 1);
-  std::discrete_distribution<std::int32_t> term(weights.begin(), weights.end());
-  std::uniform_real_distribution<float> value(0.1f, 1.0f);
-  std::vector<std::int32_t> r, c;
-  std::vector<float> v;
-  for (std::int32_t i = 0; i < rows; ++i) {
-    for (int j = 0; j < terms_per_row; ++j) {
-      r.push_back(i);
-      c.push_back(term(rng));
-      v.push_back(value(rng));
-    }
-  }
-  return mgpu::csr_from_coo<float, std::int32_t>(rows, vocabulary, r, c, v);
-}
+using mgpu_bench::zipf_corpus;
 
 mgpu::dense_matrix<mgpu::cpu, float> random_matrix(std::int64_t rows, std::int64_t cols, unsigned seed, float scale) {
   std::mt19937 gen(seed);

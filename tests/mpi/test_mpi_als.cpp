@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "../als/als_test_support.hpp"
 #include "../test_support.hpp"
 #include "mgpu/algorithms/als.hpp"
 #include "mgpu/mpi/als.hpp"
@@ -115,30 +116,7 @@ void normal_equations(csr const& r, int u, factors_t const& fixed, mgpu::als_opt
   for (std::size_t j = 0; j < f; ++j) a[j][j] += o.regularization;
 }
 
-/// Gaussian elimination with partial pivoting, in double.
-std::vector<double> gauss_solve(dense a, std::vector<double> b) {
-  auto const n = b.size();
-  for (std::size_t k = 0; k < n; ++k) {
-    std::size_t piv = k;
-    for (std::size_t i = k + 1; i < n; ++i) {
-      if (std::abs(a[i][k]) > std::abs(a[piv][k])) piv = i;
-    }
-    std::swap(a[k], a[piv]);
-    std::swap(b[k], b[piv]);
-    for (std::size_t i = k + 1; i < n; ++i) {
-      double const m = a[i][k] / a[k][k];
-      for (std::size_t j = k; j < n; ++j) a[i][j] -= m * a[k][j];
-      b[i] -= m * b[k];
-    }
-  }
-  std::vector<double> x(n);
-  for (std::size_t k = n; k-- > 0;) {
-    double s = b[k];
-    for (std::size_t j = k + 1; j < n; ++j) s -= a[k][j] * x[j];
-    x[k] = s / a[k][k];
-  }
-  return x;
-}
+using als_test::gauss_solve;  // Gaussian elimination with partial pivoting, in double
 
 /// One conjugate-gradient step on A x = b from x0, in double: r = b − A x0, x0 + (rᵀr / rᵀAr) r.
 std::vector<double> one_cg_step(dense const& a, std::vector<double> const& b, std::vector<double> x) {

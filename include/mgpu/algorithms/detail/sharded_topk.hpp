@@ -195,9 +195,8 @@ std::vector<bool> shard_presence(std::vector<std::optional<Shard>> const& shards
 
 /// One device's lists for one batch: out (rows x k), counts (rows).
 /// A batch's host merge starts a team of the calling thread's threads only from this many
-/// entries: below it the team costs more than the merge (measured 10-30x slower than one
-/// thread, docs/performance.md), and on cpu:N it competes with the devices' workers for
-/// the same cores.
+/// entries: below it the team costs more than the merge (docs/performance.md, issue 14),
+/// and on cpu:N it competes with the devices' workers for the same cores.
 inline constexpr std::int64_t parallel_merge_entries = std::int64_t{1} << 20;
 
 /// Rows per batch from which the bounded merge (entries_per_row = k x devices) is parallel.
