@@ -761,8 +761,10 @@ struct parallel_write_options {
 
 namespace detail::out {
 
-/// A chunk buffer of write_in_order: it holds chunk `chunk` once `ready`.
-struct chunk_slot {
+/// A chunk buffer of write_in_order: it holds chunk `chunk` once `ready`. One cache line
+/// (or more) each: a thread formatting into its slot updates the text's size at every
+/// append, which must not invalidate the line another thread's slot is on.
+struct alignas(64) chunk_slot {
   text_buffer text;
   std::exception_ptr error;
   std::int64_t chunk = 0;  // the chunk this buffer is for (now or next)
