@@ -15,10 +15,10 @@ else()
   set(MGPU_PC_INCLUDEDIR "\${prefix}/${CMAKE_INSTALL_INCLUDEDIR}")
 endif()
 
-# Dependencies with a pkg-config file of their own (Debian ships these five; libpcre2-8
-# is PCRE2, the TF-IDF token_pattern) are Required; BLAS/LAPACK is OpenBLAS's module
+# Dependencies with a pkg-config file of their own (Debian ships these six; libpcre2-8
+# is PCRE2, the TF-IDF token_pattern; fmt gives the writers Dragonbox) are Required; BLAS/LAPACK is OpenBLAS's module
 # when that is what CMake found.
-set(_mgpu_pc_requires "simdjson libutf8proc libpcre2-8 zlib")
+set(_mgpu_pc_requires "simdjson libutf8proc libpcre2-8 zlib fmt")
 set(_mgpu_pc_libs "")
 if("${BLAS_LIBRARIES};${LAPACK_LIBRARIES}" MATCHES "openblas")
   string(APPEND _mgpu_pc_requires " openblas")
@@ -30,6 +30,10 @@ set(MGPU_PKGCONFIG_REQUIRES "${_mgpu_pc_requires}" CACHE STRING
 # Build trees configured before PCRE2 was a dependency cached the default without it.
 string(REPLACE "simdjson libutf8proc zlib" "simdjson libutf8proc libpcre2-8 zlib" _mgpu_pc_migrated
                "${MGPU_PKGCONFIG_REQUIRES}")
+# ... and before fmt was.
+if(NOT _mgpu_pc_migrated MATCHES "(^| )fmt( |$)")
+  string(REPLACE "libpcre2-8 zlib" "libpcre2-8 zlib fmt" _mgpu_pc_migrated "${_mgpu_pc_migrated}")
+endif()
 if(NOT _mgpu_pc_migrated STREQUAL MGPU_PKGCONFIG_REQUIRES)
   set_property(CACHE MGPU_PKGCONFIG_REQUIRES PROPERTY VALUE "${_mgpu_pc_migrated}")
 endif()

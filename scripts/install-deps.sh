@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(
   cmake ninja-build g++ pkg-config
-  catch2 libbenchmark-dev libsimdjson-dev libutf8proc-dev libpcre2-dev libcli11-dev libopenblas-dev
+  catch2 libbenchmark-dev libsimdjson-dev libutf8proc-dev libpcre2-dev libfmt-dev libcli11-dev libopenblas-dev
   zlib1g-dev python3 linux-doc dataset-fashion-mnist
   clang libomp-dev libclang-rt-14-dev
   libopenmpi-dev openmpi-bin

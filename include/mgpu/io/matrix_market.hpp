@@ -31,7 +31,8 @@
 // Performance: a reader loads the whole input into memory once and parses it with
 // std::from_chars: O(bytes + nnz log(row length)) time, about bytes + 3 copies of the
 // entries in memory at the peak. The coordinate writer formats chunks of rows on the
-// host's threads with std::to_chars (shortest round-trip values) into large buffers and
+// host's threads with std::to_chars's shortest round-trip bytes (floats through
+// backend::cpu::to_chars_shortest, the same bytes faster) into large buffers and
 // writes them in row order (mgpu/io/output_file.hpp's write_in_order).
 //
 // Memory from untrusted headers (RELIABILITY.md row 23): what a reader allocates follows
@@ -71,6 +72,7 @@
 
 #include <unistd.h>
 
+#include "mgpu/backend/cpu/format/shortest_float.hpp"
 #include "mgpu/core/buffer.hpp"
 #include "mgpu/core/error.hpp"
 #include "mgpu/dense/dense_matrix.hpp"
@@ -667,7 +669,7 @@ class output_buffer {
   void put_number(V v) {
     auto const size = text_.size();
     text_.resize(size + 64);
-    auto const end = std::to_chars(text_.data() + size, text_.data() + text_.size(), v).ptr;
+    auto const end = backend::cpu::to_chars_shortest(text_.data() + size, text_.data() + text_.size(), v).ptr;
     text_.resize(static_cast<std::size_t>(end - text_.data()));
     if (text_.size() >= capacity) flush();
   }
@@ -743,7 +745,7 @@ void write_coordinate(std::ostream& out, csr_view<T, I> const& a, parallel_write
             std::memcpy(q, row, row_bytes);
             q = std::to_chars(q + row_bytes, q + row_bytes + 24, c + 1).ptr;
             *q++ = ' ';
-            q = std::to_chars(q, q + 64, a.values[p]).ptr;
+            q = backend::cpu::to_chars_shortest(q, q + 64, a.values[p]).ptr;
             *q++ = '\n';
             text.advance(q);
           }
