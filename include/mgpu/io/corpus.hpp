@@ -77,7 +77,6 @@
 #include <vector>
 
 #include "mgpu/core/error.hpp"
-#include "mgpu/detail/large_pages.hpp"
 #include "mgpu/io/bounded_queue.hpp"
 
 namespace mgpu {
@@ -129,9 +128,7 @@ struct corpus_batch {
 /// `corpus_batch` read with the same options.
 struct corpus_text_batch {
   /// The texts end to end; text i is [text_ends[i - 1], text_ends[i]) (from 0 for i = 0).
-  /// A large arena is mapped onto huge pages (mgpu/detail/large_pages.hpp): filling a
-  /// fresh 32 MiB batch then costs 16 page faults, not 8,192.
-  std::basic_string<char, std::char_traits<char>, detail::large_page_allocator<char>> text_bytes;
+  std::string text_bytes;
   std::vector<std::size_t> text_ends;
   /// The ids end to end, delimited by id_ends likewise.
   std::string id_bytes;
@@ -815,7 +812,7 @@ class corpus_reader {
   std::uint64_t remaining_ = 0;
   bool from_offset_0_ = true;  // the first line read starts at offset 0 (a byte order mark may open it)
   // Unconsumed input is [begin_, end_); [begin_, scanned_) is known to hold no "\n".
-  std::vector<char, detail::large_page_allocator<char>> buffer_;  // huge pages when large
+  std::vector<char> buffer_;
   std::size_t begin_ = 0;
   std::size_t scanned_ = 0;
   std::size_t end_ = 0;

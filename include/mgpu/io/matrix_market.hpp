@@ -728,7 +728,7 @@ void write_coordinate(std::ostream& out, csr_view<T, I> const& a, parallel_write
       [&](text_buffer& text, std::int64_t chunk) {
         auto const r0 = static_cast<I>(bounds[static_cast<std::size_t>(chunk)]);
         auto const r1 = static_cast<I>(bounds[static_cast<std::size_t>(chunk) + 1]);
-        text.reserve(static_cast<std::size_t>(a.row_offsets[r1] - a.row_offsets[r0]) * 32 + 256);
+        text.reserve(static_cast<std::size_t>(a.row_offsets[r1] - a.row_offsets[r0]) * 24);
         char row[24];  // "<r + 1> "
         for (I r = r0; r < r1; ++r) {
           auto const row_end = std::to_chars(row, row + sizeof row - 1, static_cast<std::int64_t>(r) + 1).ptr;

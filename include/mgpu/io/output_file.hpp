@@ -95,7 +95,6 @@
 
 #include "mgpu/backend/cpu/parallel.hpp"
 #include "mgpu/core/error.hpp"
-#include "mgpu/detail/large_pages.hpp"
 
 namespace mgpu {
 
@@ -738,19 +737,15 @@ class text_buffer {
   }
 
  private:
-  // Large buffers (1 MiB and more) are mapped onto huge pages (mgpu/detail/large_pages.hpp):
-  // the chunk buffers of write_in_order are fresh memory written once per chunk.
   void grow_to(std::size_t n) {
     n = std::max<std::size_t>(n, 256);
-    std::unique_ptr<char[], detail::host_delete> bigger(static_cast<char*>(detail::host_allocate(n)),
-                                                       detail::host_delete{n});
-    if (!bigger) throw std::bad_alloc();
+    auto bigger = std::make_unique_for_overwrite<char[]>(n);
     if (size_ > 0) std::memcpy(bigger.get(), data_.get(), size_);
     data_ = std::move(bigger);
     capacity_ = n;
   }
 
-  std::unique_ptr<char[], detail::host_delete> data_;
+  std::unique_ptr<char[]> data_;
   std::size_t size_ = 0;
   std::size_t capacity_ = 0;
 };
