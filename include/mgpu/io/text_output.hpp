@@ -52,6 +52,7 @@
 #include <vector>
 
 #include "mgpu/algorithms/topk_result.hpp"
+#include "mgpu/backend/cpu/format/prefetch.hpp"
 #include "mgpu/backend/cpu/format/shortest_float.hpp"
 #include "mgpu/core/error.hpp"
 #include "mgpu/io/output_file.hpp"
@@ -202,6 +203,14 @@ struct escaped_ids {
 
   [[nodiscard]] escaped_id operator[](std::size_t j) const {
     return {std::string_view(text).substr(offsets[j], offsets[j + 1] - offsets[j])};
+  }
+
+  // Cache hints for a row ahead: id `far`'s offsets (read by then), id `near`'s text
+  // (its offset read, prefetched earlier). Out-of-range ids are skipped.
+  void prefetch(std::int64_t far, std::int64_t near) const noexcept {
+    auto const n = static_cast<std::int64_t>(offsets.size()) - 1;
+    if (far >= 0 && far < n) backend::cpu::prefetch_read(offsets.data() + far);
+    if (near >= 0 && near < n) backend::cpu::prefetch_read(text.data() + offsets[static_cast<std::size_t>(near)]);
   }
 };
 
@@ -387,9 +396,20 @@ namespace detail::text {
 // (query, neighbour) pairs per chunk of write_neighbor_rows.
 inline constexpr std::int64_t neighbor_pairs_per_chunk = 8192;
 
-template <class T, class QueryId, class NeighborId>
+// How many rows ahead write_neighbor_rows asks for a neighbour's id table entry, and its
+// text.
+inline constexpr std::size_t prefetch_offsets_ahead = 16;
+inline constexpr std::size_t prefetch_text_ahead = 8;
+
+// No cache hints (integer ids).
+struct no_prefetch {
+  void prefetch(std::int64_t, std::int64_t) const noexcept {}
+};
+
+template <class T, class QueryId, class NeighborId, class Ahead = no_prefetch>
 void write_neighbor_rows(std::ostream& out, text_format format, topk_result<T> const& top, QueryId const& query_id,
-                         NeighborId const& neighbor_id, neighbor_fields names, parallel_write_options const& options) {
+                         NeighborId const& neighbor_id, neighbor_fields names, parallel_write_options const& options,
+                         Ahead const& ahead = {}) {
   row_layout const layout(format, names.query, names.neighbor, names.value);
   MGPU_EXPECTS(!top.row_offsets.empty() && top.row_offsets.front() == 0 &&
                    top.row_offsets.back() == static_cast<std::int64_t>(top.ids.size()) &&
@@ -415,6 +435,9 @@ void write_neighbor_rows(std::ostream& out, text_format format, topk_result<T> c
           start.clear();
           layout.start(start, query_id(q));
           for (auto p = b; p < e; ++p) {
+            auto const far = p + prefetch_offsets_ahead;
+            auto const near = p + prefetch_text_ahead;
+            ahead.prefetch(far < top.ids.size() ? top.ids[far] : -1, near < top.ids.size() ? top.ids[near] : -1);
             auto const neighbor = neighbor_id(q, top.ids[p]);  // may throw: before the row starts
             char* const o = text.room(start.size() + layout.finish_bound(neighbor));
             text.advance(layout.row_into(o, start, neighbor, top.scores[p]));
@@ -454,7 +477,7 @@ void write_neighbor_rows(std::ostream& out, text_format format, topk_result<T> c
                      ")");
         return escaped[static_cast<std::size_t>(j)];
       },
-      names, options);
+      names, options, escaped);
 }
 
 /// The same with integer ids: query q is written as q, a neighbour as its id in `top`.
