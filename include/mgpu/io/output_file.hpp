@@ -111,7 +111,9 @@ inline std::string reason(int code) { return std::error_code(code, std::generic_
 /// and retried on EINTR and short writes. A failure in the writer thread is kept (its errno
 /// in error()) and makes the next overflow, xsputn or sync fail on the caller's thread, so
 /// the stream goes bad there; after a failure no further output is written. sync() returns
-/// only once everything put so far is written.
+/// only once everything put so far is written. A block of direct_bytes or more given to
+/// xsputn (write_in_order's chunks) is written from the caller's memory on the caller's
+/// thread, after the buffered text and without a copy.
 /// With `start_writeback` (a regular file written from offset 0), the writer thread asks
 /// the kernel to start writing each further `writeback_bytes` to the disk
 /// (sync_file_range(SYNC_FILE_RANGE_WRITE), which does not wait for it), so that the
@@ -121,6 +123,8 @@ class fd_streambuf : public std::streambuf {
  public:
   static constexpr std::size_t buffer_bytes = std::size_t{1} << 20;
   static constexpr std::size_t writeback_bytes = std::size_t{8} << 20;
+  /// Blocks from this size up are written straight from the caller's memory (xsputn).
+  static constexpr std::size_t direct_bytes = std::size_t{64} << 10;
 
   explicit fd_streambuf(int fd, bool start_writeback = false)
       : fd_(fd), start_writeback_(start_writeback), front_(buffer_bytes), back_(buffer_bytes) {
@@ -154,6 +158,15 @@ class fd_streambuf : public std::streambuf {
 
   std::streamsize xsputn(char const* s, std::streamsize n) override {
     if (n <= 0) return 0;  // an empty write may pass a null pointer
+    if (static_cast<std::size_t>(n) >= direct_bytes) {
+      // A large block (write_in_order's chunks): the buffered text goes first, then the
+      // block is written from the caller's memory on the caller's thread, without a copy.
+      if (!drain()) return 0;
+      wait_idle();
+      if (!write_all(s, static_cast<std::size_t>(n))) return 0;
+      started_writeback(static_cast<std::size_t>(n));
+      return n;
+    }
     auto left = static_cast<std::size_t>(n);
     while (left > 0) {
       auto const room = static_cast<std::size_t>(epptr() - pptr());
@@ -196,6 +209,19 @@ class fd_streambuf : public std::streambuf {
     return true;
   }
 
+  // Counts `size` bytes written and starts the writeback of each further writeback_bytes
+  // (with start_writeback). Called by one thread at a time: the writer thread, or the
+  // caller's once the writer is idle.
+  void started_writeback(std::size_t size) noexcept {
+    if (!start_writeback_) return;
+    written_ += size;
+    if (written_ - started_ >= writeback_bytes) {
+      ::sync_file_range(fd_, static_cast<off_t>(started_), static_cast<off_t>(written_ - started_),
+                        SYNC_FILE_RANGE_WRITE);
+      started_ = written_;
+    }
+  }
+
   void wait_idle() {
     std::unique_lock lock(mutex_);
     idle_.wait(lock, [&] { return pending_ == 0; });
@@ -226,14 +252,7 @@ class fd_streambuf : public std::streambuf {
       if (pending_ == 0) return;
       auto const size = pending_;
       lock.unlock();
-      if (write_all(back_.data(), size) && start_writeback_) {
-        written_ += size;
-        if (written_ - started_ >= writeback_bytes) {
-          ::sync_file_range(fd_, static_cast<off_t>(started_), static_cast<off_t>(written_ - started_),
-                            SYNC_FILE_RANGE_WRITE);
-          started_ = written_;
-        }
-      }
+      if (write_all(back_.data(), size)) started_writeback(size);
       lock.lock();
       pending_ = 0;
       idle_.notify_all();
@@ -242,8 +261,8 @@ class fd_streambuf : public std::streambuf {
 
   int fd_;
   bool start_writeback_;
-  std::size_t written_ = 0;  // bytes written (writer thread only)
-  std::size_t started_ = 0;  // bytes whose writeback was started (writer thread only)
+  std::size_t written_ = 0;  // bytes written (started_writeback's thread only)
+  std::size_t started_ = 0;  // bytes whose writeback was started (likewise)
   // The caller fills front_; the writer thread writes back_[0, pending_) while pending_ > 0.
   std::vector<char> front_;
   std::vector<char> back_;
