@@ -231,17 +231,23 @@ TEST_CASE("a write(2) failing in output_set's writer thread is reported by commi
     WARN("skipped: mknod of a character device is not permitted here");
     return;
   }
-  std::string const block(std::size_t{1} << 16, 'x');
-  std::size_t written_blocks = 0;
-  mgpu::output_set outs;
-  outs.add(dir / "full", [&](std::ostream& out) {
-    // 64 MiB: many buffers, so the failure happens on the writer thread; the stream goes
-    // bad on this thread soon after and the writer stops early.
-    for (int i = 0; i < 1024 && out; ++i) {
-      out.write(block.data(), static_cast<std::streamsize>(block.size()));
-      ++written_blocks;
-    }
-  }, "--output");
-  CHECK_THROWS_WITH(outs.commit(), Contains("--output: cannot write") && Contains("No space left on device"));
-  CHECK(written_blocks < 1024);
+  // Blocks below fd_streambuf::direct_bytes go through the buffers and the writer thread;
+  // larger ones are written on this thread.
+  for (std::size_t const block_bytes : {std::size_t{1} << 12, mgpu::detail::out::fd_streambuf::direct_bytes}) {
+    INFO("blocks of " << block_bytes << " bytes");
+    std::string const block(block_bytes, 'x');
+    int const blocks = static_cast<int>((std::size_t{64} << 20) / block_bytes);
+    int written_blocks = 0;
+    mgpu::output_set outs;
+    outs.add(dir / "full", [&](std::ostream& out) {
+      // 64 MiB: many buffers, so the failure happens on the writer thread; the stream goes
+      // bad on this thread soon after and the writer stops early.
+      for (int i = 0; i < blocks && out; ++i) {
+        out.write(block.data(), static_cast<std::streamsize>(block.size()));
+        ++written_blocks;
+      }
+    }, "--output");
+    CHECK_THROWS_WITH(outs.commit(), Contains("--output: cannot write") && Contains("No space left on device"));
+    CHECK(written_blocks < blocks);
+  }
 }
