@@ -429,3 +429,71 @@ TEST_CASE("bounded_queue: first in first out, at most capacity items, close drai
   CHECK(in_order);
   CHECK(expected == 10000);
 }
+
+TEST_CASE("pipeline: a file of up to two batches, read by two threads, gives one reader's documents, ids and errors",
+          "[io][pipeline][reliability]") {
+  // make_corpus(6000): about 4.5 MB with four documents of over 1 MiB, documents without an
+  // id (whose id is their line number, so the second half must count the lines before
+  // it), blank lines and CRLF; within [split_min_bytes, 2 batches] it is read in halves.
+  mgpu_test::temp_dir dir;
+  std::vector<document> docs;
+  auto const bytes = make_corpus(6000, docs);
+  REQUIRE(bytes.size() >= mgpu::corpus_prefetcher::split_min_bytes);
+  mgpu::corpus_options o;  // 32 MiB batches
+  REQUIRE(bytes.size() <= 2 * o.batch_bytes);
+  auto const read_all = [&](fs::path const& p, std::string* error) {
+    mgpu::corpus_prefetcher reader(p, o, 2);
+    std::vector<document> got;
+    mgpu::corpus_text_batch batch;
+    try {
+      while (reader.next(batch)) {
+        for (std::size_t i = 0; i < batch.size(); ++i) {
+          got.push_back({std::string(batch.id(i)), std::string(batch.text(i)), i == 0 ? batch.first_line : 0});
+        }
+      }
+    } catch (mgpu::parse_error const& e) {
+      if (error == nullptr) throw;
+      *error = e.what();
+    }
+    if (mgpu::backend::cpu::host_threads() >= 2) CHECK(reader.readers() == 2);
+    return got;
+  };
+
+  write_bytes(dir / "c.ndjson", bytes);
+  auto const got = read_all(dir / "c.ndjson", nullptr);
+  CHECK(got == without_lines_but_first(docs, got));
+
+  // A bad line in the second half: every document before it, then the error one reader
+  // raises (its line number counts the first half's lines).
+  auto const bad_second = bytes + "{\"text\": }\n" + "{\"text\":\"after\"}\n";
+  write_bytes(dir / "bad2.ndjson", bad_second);
+  std::string error;
+  auto const before_error = read_all(dir / "bad2.ndjson", &error);
+  std::string expected_error;
+  auto const one_reader = [&](fs::path const& p) {
+    std::vector<document> out;
+    try {
+      out = read_text_batches(p, o);
+    } catch (mgpu::parse_error const& e) {
+      expected_error = e.what();
+    }
+    return out;
+  };
+  (void)one_reader(dir / "bad2.ndjson");
+  CHECK(error == expected_error);
+  CHECK_THAT(error, Catch::Matchers::Contains(":" + std::to_string(docs.back().line + 1) + ": invalid JSON"));
+  REQUIRE(before_error.size() == docs.size());
+  CHECK(before_error == without_lines_but_first(docs, before_error));
+
+  // A bad line near the start: the documents before it, none of the second half's.
+  auto const first_newline = bytes.find('\n');
+  auto const bad_first = bytes.substr(0, first_newline + 1) + "not json\n" + bytes.substr(first_newline + 1);
+  write_bytes(dir / "bad1.ndjson", bad_first);
+  error.clear();
+  expected_error.clear();
+  auto const got_first = read_all(dir / "bad1.ndjson", &error);
+  (void)one_reader(dir / "bad1.ndjson");
+  CHECK_FALSE(error.empty());
+  CHECK(error == expected_error);
+  CHECK(got_first.size() <= 1);
+}
