@@ -30,7 +30,7 @@
 //   - a directory, a block device or a socket, an empty path, a path ending in '/': refused.
 // Two outputs naming the same file (after links) are refused, except character devices.
 //
-// commit() writes every temporary (each fsync'ed) and every device output, then renames
+// commit() writes every temporary (all fsync'ed once written) and every device output, then renames
 // the temporaries over their targets in the order they were added, then fsyncs the
 // directories. Before the renames, every existing regular target gets a hard-link
 // backup (`.<name>.bak-<pid>-<n>`); if a rename fails part-way the earlier ones are
@@ -548,6 +548,11 @@ class output_set {
     for (std::size_t i = 0; i < outputs_.size(); ++i) {
       if (targets[i].kind != target_kind::in_place) write_temporary(i, targets[i], work[i]);
     }
+    // Each temporary's writeback was started when it was written (write_temporary): the
+    // disk writes of one output overlap the formatting of the next; now wait for all.
+    for (std::size_t i = 0; i < outputs_.size(); ++i) {
+      if (targets[i].kind != target_kind::in_place && ::fsync(work[i].fd) != 0) fail(i, "", errno);
+    }
     for (std::size_t i = 0; i < outputs_.size(); ++i) {
       if (targets[i].kind == target_kind::in_place) write_in_place(i, targets[i]);
     }
@@ -629,7 +634,9 @@ class output_set {
     if (t.kind == target_kind::regular && ::fchmod(p.fd, t.st.st_mode & 07777) != 0) {
       fail(i, "cannot copy the permissions of the file it replaces: ", errno);
     }
-    if (::fsync(p.fd) != 0) fail(i, "", errno);
+    // Start the writeback of what is left (commit fsyncs every temporary once all are
+    // written); a failure here is ignored: the fsync reports the real errors.
+    if (early_writeback.load()) ::sync_file_range(p.fd, 0, 0, SYNC_FILE_RANGE_WRITE);
   }
 
   void write_in_place(std::size_t i, detail::out::resolved const& t) const {
