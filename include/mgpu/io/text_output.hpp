@@ -145,18 +145,11 @@ void append_json(Out& out, std::string_view s) {
   out += '"';
 }
 
-// Appends std::to_chars(v): the shortest round-trip form of a floating-point v, the
-// decimal form of an integer.
-template <class V>
-void append_number(std::string& out, V v) {
-  char digits[64];
-  auto const end = backend::cpu::to_chars_shortest(digits, digits + sizeof digits, v).ptr;
+// Appends an integer in decimal (std::to_chars).
+inline void append_number(std::string& out, std::int64_t v) {
+  char digits[24];
+  auto const end = std::to_chars(digits, digits + sizeof digits, v).ptr;
   out.append(digits, static_cast<std::size_t>(end - digits));
-}
-template <class V>
-void append_number(text_buffer& out, V v) {
-  char* const p = out.room(64);  // the longest double is 24 characters, int64 20
-  out.advance(backend::cpu::to_chars_shortest(p, p + 64, v).ptr);
 }
 
 // One id of a row: escaped text, or an integer in decimal.
@@ -173,14 +166,10 @@ void append_id(Out& out, text_format, std::int64_t id) {
   append_number(out, id);
 }
 
-// An id already escaped (and quoted, for NDJSON) for the format: appended as it is.
+// An id already escaped (and quoted, for NDJSON) for the format: copied as it is.
 struct escaped_id {
   std::string_view text;
 };
-template <class Out>
-void append_id(Out& out, text_format, escaped_id id) {
-  out.append(id.text.data(), id.text.size());
-}
 
 // Every id of `ids` escaped once for `format`, back to back: id j is
 // text[offsets[j], offsets[j + 1]). A neighbour id recurs in many rows, so escaping it
@@ -255,29 +244,20 @@ struct row_layout {
   // (`-1.17549435e-38`), a double 24, an int64 20.
   static constexpr std::size_t number_bytes = 32;
 
-  // The most bytes finish() appends for `neighbor`.
-  [[nodiscard]] std::size_t finish_bound(escaped_id neighbor) const noexcept {
-    return neighbor.text.size() + before_value.size() + close.size() + number_bytes;
-  }
-  [[nodiscard]] std::size_t finish_bound(std::int64_t) const noexcept {
-    return number_bytes + before_value.size() + close.size() + number_bytes;
-  }
+  // The most bytes value_into() writes.
+  [[nodiscard]] std::size_t value_bound() const noexcept { return before_value.size() + number_bytes + close.size(); }
 
-  // Writes "start neighbor before_value value close" (a whole row, `start` from start())
-  // at `o`, which has room for start.size() + finish_bound(neighbor) bytes; returns the
-  // end. The bytes of start() then finish(), one bounds check per row instead of one per
-  // part (the hot loop of write_neighbor_rows).
-  template <class Id, class V>
-  char* row_into(char* o, std::string_view start, Id neighbor, V value) const {
-    std::memcpy(o, start.data(), start.size());
-    o += start.size();
-    if constexpr (std::is_same_v<Id, escaped_id>) {
-      std::memcpy(o, neighbor.text.data(), neighbor.text.size());
-      o += neighbor.text.size();
-    } else {
-      o = std::to_chars(o, o + number_bytes, neighbor).ptr;
-    }
-    if (format == text_format::tsv) {
+  // The most bytes a row takes after `start` (from start()) for `neighbor`.
+  [[nodiscard]] std::size_t finish_bound(escaped_id neighbor) const noexcept {
+    return neighbor.text.size() + value_bound();
+  }
+  [[nodiscard]] std::size_t finish_bound(std::int64_t) const noexcept { return number_bytes + value_bound(); }
+
+  // Writes "before_value value close" (a row's end) at `o`, which has room for
+  // value_bound() bytes; returns the end. A value that is not finite is `null` in NDJSON.
+  template <class V>
+  char* value_into(char* o, V value) const {
+    if (format == text_format::tsv) {  // the common case, without the layout's strings
       *o++ = '\t';
       o = backend::cpu::to_chars_shortest(o, o + number_bytes, value).ptr;
       *o++ = '\n';
@@ -295,24 +275,21 @@ struct row_layout {
     return o + close.size();
   }
 
-  // Appends "neighbor before_value value close" (the rest of a row).
-  template <class Out, class Id, class V>
-  void finish(Out& out, Id neighbor, V value) const {
-    if (format == text_format::tsv) {  // the common case, without the layout's strings
-      append_id(out, format, neighbor);
-      out += '\t';
-      append_number(out, value);
-      out += '\n';
-      return;
-    }
-    append_id(out, format, neighbor);
-    out.append(before_value);
-    if (format == text_format::ndjson && !std::isfinite(value)) {
-      out.append("null", 4);
+  // Writes "start neighbor before_value value close" (a whole row, `start` from start())
+  // at `o`, which has room for start.size() + finish_bound(neighbor) bytes; returns the
+  // end. One bounds check per row instead of one per part (the hot loop of
+  // write_neighbor_rows).
+  template <class Id, class V>
+  char* row_into(char* o, std::string_view start, Id neighbor, V value) const {
+    std::memcpy(o, start.data(), start.size());
+    o += start.size();
+    if constexpr (std::is_same_v<Id, escaped_id>) {
+      std::memcpy(o, neighbor.text.data(), neighbor.text.size());
+      o += neighbor.text.size();
     } else {
-      append_number(out, value);
+      o = std::to_chars(o, o + number_bytes, neighbor).ptr;
     }
-    out.append(close);
+    return value_into(o, value);
   }
 };
 
@@ -381,7 +358,10 @@ class neighbor_writer {
   void row(Id query, Id neighbor, V value) {
     line_.clear();
     layout_.start(line_, query);
-    layout_.finish(line_, neighbor, value);
+    detail::text::append_id(line_, layout_.format, neighbor);
+    auto const size = line_.size();
+    line_.resize(size + layout_.value_bound());
+    line_.resize(static_cast<std::size_t>(layout_.value_into(line_.data() + size, value) - line_.data()));
     out_.write(line_.data(), static_cast<std::streamsize>(line_.size()));
     if (!out_) throw error("writing neighbour rows failed: the output stream is in a failed state");
   }

@@ -35,15 +35,6 @@
 
 namespace mgpu::backend::cpu {
 
-namespace detail::shortest {
-
-// Writes the decimal digits of s (1 <= s < 10^10) at `out`; returns their count.
-inline int write_digits(char* out, std::uint32_t s) noexcept {
-  return static_cast<int>(std::to_chars(out, out + 10, s).ptr - out);
-}
-
-}  // namespace detail::shortest
-
 /// std::to_chars(first, last, v) for a float (see the file comment); the same result:
 /// {end, errc{}} or {last, errc::value_too_large} when the text does not fit.
 inline std::to_chars_result to_chars_shortest(char* first, char* last, float v) noexcept {
@@ -64,7 +55,7 @@ inline std::to_chars_result to_chars_shortest(char* first, char* last, float v) 
   char* o = first;
   if (std::signbit(v)) *o++ = '-';
   char digits[12];
-  int const n = detail::shortest::write_digits(digits, s);
+  int const n = static_cast<int>(std::to_chars(digits, digits + sizeof digits, s).ptr - digits);
   int const x = e + n - 1;  // the exponent of the scientific form d.ddd x 10^x
   // Lengths without the sign: scientific d[.ddd]e(+|-)XX (float exponents have 2 digits);
   // fixed: ddd.ddd when x >= 0 (e <= 0 here), 0.000ddd when x < 0.
